@@ -1,0 +1,35 @@
+"""Every exception the project raises on purpose.
+
+The command-line entry points turn these into one line on stderr and an exit code; anything else is a bug
+and keeps its traceback.
+"""
+
+
+class DigitReaderError(Exception):
+    """Base class: a problem the user can fix, described in one line."""
+
+    exit_code = 1
+
+
+class ConfigError(DigitReaderError, ValueError):
+    """A bad command-line argument or config value (names the key, the value and the rule)."""
+
+    exit_code = 2
+
+
+class DataError(DigitReaderError, ValueError):
+    """A dataset file or folder that is missing, truncated or not what it claims to be."""
+
+    exit_code = 2
+
+
+class ModelError(DigitReaderError, RuntimeError):
+    """A model file that is missing, corrupt, does not match its card, or cannot be run."""
+
+    exit_code = 3
+
+
+class SourceError(DigitReaderError, RuntimeError):
+    """A frame source (camera, video, image, folder) that cannot be opened or read."""
+
+    exit_code = 4

@@ -1,0 +1,64 @@
+"""Box crop -> 28x28 digit, exactly the way MNIST was built.
+
+This module is the single definition of "what the model sees": the device uses it on camera crops and the
+host uses it on custom training images, so training and serving see the same pixels.
+
+MNIST recipe (LeCun et al.): the digit's bounding box is scaled so its longer side is 20 px, keeping the
+aspect ratio, with anti-aliased grey levels; it is placed in a 28x28 field and translated so that its
+centre of mass lies at the centre of the field. Digits are white (255) on black (0).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+SIZE = 28
+FIT = 20
+
+
+def center_of_mass(image: np.ndarray) -> tuple[float, float]:
+    """(x, y) centre of mass of a grey image's intensities; the geometric centre when it is all zero."""
+    moments = cv2.moments(image.astype(np.float32), binaryImage=False)
+    if moments["m00"] <= 0:
+        h, w = image.shape[:2]
+        return (w - 1) / 2.0, (h - 1) / 2.0
+    return moments["m10"] / moments["m00"], moments["m01"] / moments["m00"]
+
+
+def normalize_digit(ink: np.ndarray) -> np.ndarray:
+    """Turn an ink image of one digit into a 28x28 uint8 MNIST-style image.
+
+    ``ink`` is a 2-D array where larger values mean more ink (white-on-black), cropped more or less
+    tightly around one digit; it is cropped again to its non-zero box here, so any padding is harmless.
+    Returns an all-zero image for an empty crop.
+    """
+    if ink.ndim != 2 or ink.size == 0:
+        raise ValueError(f"normalize_digit needs a non-empty 2-D ink image, got shape {ink.shape}")
+    ink = np.clip(ink, 0, 255).astype(np.uint8) if ink.dtype != np.uint8 else ink
+    points = cv2.findNonZero(ink)
+    if points is None:
+        return np.zeros((SIZE, SIZE), np.uint8)
+    x, y, w, h = cv2.boundingRect(points)
+    crop = ink[y : y + h, x : x + w]
+
+    scale = FIT / max(w, h)
+    new_w = max(1, round(w * scale))
+    new_h = max(1, round(h * scale))
+    # INTER_AREA averages source pixels when shrinking (anti-aliasing); tiny crops are enlarged smoothly.
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    fitted = cv2.resize(crop, (new_w, new_h), interpolation=interpolation)
+
+    cx, cy = center_of_mass(fitted)
+    # Translate so the centre of mass lands on the field's centre (pixel centres at 0..27 -> 13.5).
+    # Sub-pixel shifts keep the grey levels honest; the 4 px margin absorbs the shift.
+    shift = np.float32([[1, 0, (SIZE - 1) / 2.0 - cx], [0, 1, (SIZE - 1) / 2.0 - cy]])
+    return cv2.warpAffine(
+        fitted, shift, (SIZE, SIZE), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0
+    )
+
+
+def to_model_input(digits: list[np.ndarray] | np.ndarray) -> np.ndarray:
+    """Stack 28x28 uint8 digits into the float32 batch (N, 28, 28, 1) in [0, 1] the models are trained on."""
+    batch = np.asarray(digits, dtype=np.float32).reshape(-1, SIZE, SIZE, 1)
+    return batch / 255.0

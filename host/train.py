@@ -1,0 +1,248 @@
+"""host-train: train the compact CNN on MNIST (plus optional custom digits) with camera-matched augmentation.
+
+Writes the float model (``models/digits.keras``), its training history and settings as JSON
+(``models/digits.history.json``, read by host-export for the model card) and a training-curves PNG.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from device.errors import DigitReaderError
+from host.data import Dataset, load_folder, load_mnist, split_validation
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Everything that decides the trained weights, recorded in the model card."""
+
+    epochs: int = 30
+    batch_size: int = 128
+    learning_rate: float = 3e-3
+    weight_decay: float = 1e-4
+    validation_fraction: float = 0.05
+    patience: int = 6
+    seed: int = 1234
+    augment: bool = True
+    extra_weight: float = 5.0  # how much one custom image counts relative to one MNIST image
+    finetune_from: str | None = None
+    stage_widths: tuple[int, ...] = (32, 48, 96)
+    convs_per_stage: tuple[int, ...] = (1, 2, 1)
+    notes: dict = field(default_factory=dict)
+
+
+def set_seeds(seed: int) -> None:
+    """Seed Python, numpy and TensorFlow so a run can be repeated."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+
+
+def make_dataset(data: Dataset, batch_size: int, augment, shuffle_seed: int | None, weights=None):
+    """A tf.data pipeline of float batches (B, 28, 28, 1) in [0, 1]; augmentation runs per batch."""
+    import tensorflow as tf
+
+    x = data.images[..., None]
+    parts = (x, data.labels.astype(np.int32)) if weights is None else (x, data.labels.astype(np.int32), weights)
+    ds = tf.data.Dataset.from_tensor_slices(parts)
+    if shuffle_seed is not None:
+        ds = ds.shuffle(len(data), seed=shuffle_seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size)
+
+    def prepare(image, *rest):
+        image = tf.cast(image, tf.float32) / 255.0
+        if augment is not None:
+            image = augment(image)
+        return (image, *rest)
+
+    # One augmentation call at a time: the Keras random layers keep state and are cheap on a whole batch.
+    return ds.map(prepare, num_parallel_calls=1).prefetch(tf.data.AUTOTUNE)
+
+
+def train(
+    train_data: Dataset,
+    val_data: Dataset,
+    settings: TrainSettings,
+    extra: Dataset | None = None,
+    verbose: int = 1,
+):
+    """Train a model (or fine-tune ``settings.finetune_from``); return (model, history dict)."""
+    import keras
+
+    from host.augment import AugmentSettings, build_augmenter
+    from host.model import ModelSpec, build_model
+
+    set_seeds(settings.seed)
+    weights = None
+    if extra is not None and len(extra):
+        weights = np.concatenate(
+            [np.ones(len(train_data), np.float32), np.full(len(extra), settings.extra_weight, np.float32)]
+        )
+        train_data = Dataset(
+            np.concatenate([train_data.images, extra.images]), np.concatenate([train_data.labels, extra.labels])
+        )
+    if settings.finetune_from:
+        model = keras.models.load_model(settings.finetune_from)
+    else:
+        model = build_model(ModelSpec(settings.stage_widths, settings.convs_per_stage))
+    steps = int(np.ceil(len(train_data) / settings.batch_size)) * settings.epochs
+    schedule = keras.optimizers.schedules.CosineDecay(
+        0.0, steps, warmup_target=settings.learning_rate, warmup_steps=min(500, steps // 10)
+    )
+    model.compile(
+        optimizer=keras.optimizers.AdamW(schedule, weight_decay=settings.weight_decay),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+        weighted_metrics=[],
+    )
+    augment = build_augmenter(AugmentSettings(), settings.seed) if settings.augment else None
+    train_ds = make_dataset(train_data, settings.batch_size, augment, settings.seed, weights)
+    val_ds = make_dataset(val_data, 512, None, None)
+    stop = keras.callbacks.EarlyStopping(
+        monitor="val_loss", patience=settings.patience, restore_best_weights=True, verbose=verbose
+    )
+    started = time.monotonic()
+    history = model.fit(train_ds, validation_data=val_ds, epochs=settings.epochs, callbacks=[stop], verbose=verbose)
+    record = {key: [float(v) for v in values] for key, values in history.history.items()}
+    record["seconds"] = round(time.monotonic() - started, 1)
+    record["best_epoch"] = int(np.argmin(record["val_loss"])) + 1
+    return model, record
+
+
+def plot_history(history: dict, path: Path) -> None:
+    """Loss and accuracy curves, train vs validation, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    epochs = range(1, len(history["loss"]) + 1)
+    for ax, key, title in ((ax_loss, "loss", "loss"), (ax_acc, "accuracy", "accuracy")):
+        ax.plot(epochs, history[key], label="train (augmented)")
+        ax.plot(epochs, history[f"val_{key}"], label="validation")
+        ax.set_xlabel("epoch")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def history_path(model_path: Path) -> Path:
+    """Where the history/settings JSON of a model lives (``digits.keras`` -> ``digits.history.json``)."""
+    return model_path.with_suffix(".history.json")
+
+
+def save_atomically(path: Path, write) -> None:
+    """Call ``write(tmp_path)`` then rename over ``path``, so a crash never leaves a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="host-train", description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", help="folder with the four MNIST IDX files (default: $MNIST_DIR, else download)")
+    parser.add_argument("--epochs", type=int, default=TrainSettings.epochs)
+    parser.add_argument("--batch-size", type=int, default=TrainSettings.batch_size)
+    parser.add_argument("--learning-rate", type=float, default=TrainSettings.learning_rate)
+    parser.add_argument("--seed", type=int, default=TrainSettings.seed)
+    parser.add_argument("--no-augment", action="store_true", help="train on the plain digits")
+    parser.add_argument("--limit", type=int, help="use only the first N training digits (quick experiments)")
+    parser.add_argument("--extra-data", help="custom digits in DIR/<digit>/*.png, added to MNIST with more weight")
+    parser.add_argument("--extra-weight", type=float, default=TrainSettings.extra_weight)
+    parser.add_argument("--finetune", metavar="MODEL", help="start from this .keras model instead of from scratch")
+    parser.add_argument("--out", default="models/digits.keras", help="where to write the float model")
+    args = parser.parse_args(argv)
+    for name in ("epochs", "batch_size"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    return args
+
+
+def run(args: argparse.Namespace) -> dict:
+    """host-train's work, separated from argument parsing so tests can call it."""
+    out = Path(args.out)
+    if out.suffix != ".keras":
+        raise DigitReaderError(f"--out {out}: the model file must end in .keras")
+    settings = TrainSettings(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        seed=args.seed,
+        augment=not args.no_augment,
+        extra_weight=args.extra_weight,
+        finetune_from=args.finetune,
+    )
+    train_full, test = load_mnist(args.data_dir)
+    if args.limit:
+        train_full = Dataset(train_full.images[: args.limit], train_full.labels[: args.limit])
+    train_data, val_data = split_validation(train_full, settings.validation_fraction, settings.seed)
+    extra = None
+    if args.extra_data:
+        custom_train, custom_val = split_validation(load_folder(args.extra_data), 0.2, settings.seed)
+        extra = custom_train
+        # The custom hold-out joins validation, so early stopping also watches the user's own digits.
+        val_data = Dataset(
+            np.concatenate([val_data.images, custom_val.images]), np.concatenate([val_data.labels, custom_val.labels])
+        )
+        log.info("custom data: %d for training (weight %.1f), %d held out", len(custom_train), settings.extra_weight,
+                 len(custom_val))
+
+    from host.model import count_macs
+
+    model, history = train(train_data, val_data, settings, extra)
+    params, macs = model.count_params(), count_macs(model)
+    test_loss, test_acc = model.evaluate(test.images[..., None] / 255.0, test.labels, verbose=0)
+    log.info("model: %d parameters, %.2f M MACs per digit; MNIST test accuracy %.4f", params, macs / 1e6, test_acc)
+
+    command = " ".join(["host-train", *sys.argv[1:]]) if sys.argv and "host-train" in sys.argv[0] else None
+    record = {
+        "settings": dataclasses.asdict(settings),
+        "command": command,
+        "train_size": len(train_data) + (len(extra) if extra is not None else 0),
+        "validation_size": len(val_data),
+        "params": params,
+        "macs": macs,
+        "test_accuracy": float(test_acc),
+        "history": history,
+    }
+    save_atomically(out, model.save)
+    save_atomically(history_path(out), lambda p: p.write_text(json.dumps(record, indent=2)))
+    save_atomically(out.with_suffix(".curves.png"), lambda p: plot_history(history, p))
+    log.info("wrote %s, %s and %s", out, history_path(out), out.with_suffix(".curves.png"))
+    return record
+
+
+def main(argv=None) -> int:
+    """Console entry point."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = parse_args(argv)
+    try:
+        run(args)
+    except DigitReaderError as exc:
+        print(f"host-train: {exc}", file=sys.stderr)
+        return exc.exit_code or 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
