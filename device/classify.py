@@ -1,0 +1,187 @@
+"""Classifier: one TFLite interpreter, built once, that classifies every digit of a frame in one invoke.
+
+The runtime is chosen at run time: ``ai_edge_litert`` (LiteRT, the maintained one) -> ``tflite_runtime``
+(its predecessor; Python <= 3.11 and numpy < 2 only) -> ``tensorflow.lite`` (last resort, with a warning).
+Quantization parameters are read from the model's tensors, so int8, uint8 and float32 models all work.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from device.errors import ModelError
+from device.normalize import SIZE
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "digits_int8.tflite"
+LABELS = tuple(str(d) for d in range(10))
+
+
+def load_interpreter_class():
+    """Return (Interpreter class, backend name) for the best runtime that imports here."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+
+        return Interpreter, "ai_edge_litert"
+    except ImportError:
+        pass
+    try:
+        from tflite_runtime.interpreter import Interpreter
+
+        return Interpreter, "tflite_runtime"
+    except ImportError:
+        pass
+    try:
+        import tensorflow as tf
+
+        log.warning("using tensorflow.lite: install ai-edge-litert, TensorFlow is far too heavy for a Pi")
+        return tf.lite.Interpreter, "tensorflow.lite"
+    except ImportError:
+        raise ModelError("no TFLite runtime: pip install ai-edge-litert (or tflite-runtime)") from None
+
+
+def card_path_for(model_path: Path) -> Path:
+    """The model card sits beside the model: ``digits_int8.tflite`` -> ``digits_int8.json``."""
+    return model_path.with_suffix(".json")
+
+
+def sha256_of(data: bytes) -> str:
+    """Hex sha256 of bytes."""
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True)
+class Quantization:
+    """How a tensor maps to real numbers: real = (q - zero_point) * scale; scale 0 means float."""
+
+    dtype: np.dtype
+    scale: float
+    zero_point: int
+
+    @classmethod
+    def of(cls, detail: dict) -> Quantization:
+        scale, zero_point = detail["quantization"]
+        return cls(np.dtype(detail["dtype"]), float(scale), int(zero_point))
+
+    def quantize(self, real: np.ndarray) -> np.ndarray:
+        if self.scale == 0:
+            return real.astype(self.dtype)
+        info = np.iinfo(self.dtype)
+        return np.clip(np.round(real / self.scale + self.zero_point), info.min, info.max).astype(self.dtype)
+
+    def dequantize(self, values: np.ndarray) -> np.ndarray:
+        if self.scale == 0:
+            return values.astype(np.float32)
+        return (values.astype(np.float32) - self.zero_point) * self.scale
+
+
+class Classifier:
+    """Digit classifier over a .tflite model: ``probabilities(digits)`` and ``classify(digits)``.
+
+    ``digits`` are 28x28 uint8 MNIST-style images (white on black), as made by
+    :func:`device.normalize.normalize_digit`.
+    """
+
+    def __init__(self, model_path: str | Path = DEFAULT_MODEL, threads: int = 1, verify: bool = True):
+        self.model_path = Path(model_path)
+        try:
+            content = self.model_path.read_bytes()
+        except OSError as exc:
+            raise ModelError(f"model {self.model_path}: cannot read ({exc.strerror or exc})") from None
+        self.sha256 = sha256_of(content)
+        self.card = self._load_card(verify)
+        interpreter_class, self.backend = load_interpreter_class()
+        try:
+            self._interpreter = interpreter_class(model_content=content, num_threads=threads)
+            self._interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"model {self.model_path}: not a valid TFLite model ({first_line})") from None
+        inputs, outputs = self._interpreter.get_input_details(), self._interpreter.get_output_details()
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise ModelError(f"model {self.model_path}: needs one input and one output tensor")
+        self._input, self._output = inputs[0], outputs[0]
+        if tuple(self._input["shape"][1:3]) != (SIZE, SIZE) or int(self._output["shape"][-1]) != len(LABELS):
+            raise ModelError(
+                f"model {self.model_path}: input {list(self._input['shape'])} / output "
+                f"{list(self._output['shape'])}, expected (N, 28, 28, 1) -> (N, 10)"
+            )
+        self.input_quantization = Quantization.of(self._input)
+        self.output_quantization = Quantization.of(self._output)
+        self._batch = int(self._input["shape"][0])
+        log.info(
+            "model %s (%s input, sha256 %s...) on %s, %d thread(s)",
+            self.model_path.name, self.input_quantization.dtype, self.sha256[:12], self.backend, threads,
+        )
+
+    def _load_card(self, verify: bool) -> dict:
+        card_path = card_path_for(self.model_path)
+        if not card_path.exists():
+            if verify:
+                log.warning("model %s has no card %s: sha256 not verified", self.model_path, card_path.name)
+            return {}
+        try:
+            card = json.loads(card_path.read_text())
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"model card {card_path}: not readable JSON ({exc})") from None
+        expected = card.get("sha256")
+        if verify and expected and expected != self.sha256:
+            raise ModelError(
+                f"model {self.model_path}: sha256 {self.sha256[:12]}... does not match its card "
+                f"{card_path.name} ({str(expected)[:12]}...); the file is corrupt or the card is stale"
+            )
+        return card
+
+    def _ensure_batch(self, n: int) -> None:
+        # Batch sizes grow in powers of two so a changing digit count rarely re-allocates tensors.
+        if n <= self._batch and self._batch <= max(8, 4 * n):
+            return
+        size = 1
+        while size < n:
+            size *= 2
+        self._interpreter.resize_tensor_input(self._input["index"], [size, SIZE, SIZE, 1])
+        self._interpreter.allocate_tensors()
+        self._input = self._interpreter.get_input_details()[0]
+        self._output = self._interpreter.get_output_details()[0]
+        self._batch = size
+
+    def probabilities(self, digits: np.ndarray | list[np.ndarray], max_batch: int = 256) -> np.ndarray:
+        """Class probabilities (N, 10) float32 for N 28x28 uint8 digits, in as few invokes as possible."""
+        digits = np.asarray(digits, dtype=np.uint8).reshape(-1, SIZE, SIZE)
+        n = len(digits)
+        if n == 0:
+            return np.zeros((0, len(LABELS)), np.float32)
+        out = np.empty((n, len(LABELS)), np.float32)
+        for start in range(0, n, max_batch):
+            chunk = digits[start : start + max_batch]
+            self._ensure_batch(len(chunk))
+            batch = np.zeros((self._batch, SIZE, SIZE, 1), np.float32)
+            batch[: len(chunk), ..., 0] = chunk / np.float32(255.0)
+            self._interpreter.set_tensor(self._input["index"], self.input_quantization.quantize(batch))
+            self._interpreter.invoke()
+            raw = self._interpreter.get_tensor(self._output["index"])[: len(chunk)]
+            out[start : start + len(chunk)] = self.output_quantization.dequantize(raw)
+        return out
+
+    def classify(self, digits) -> list[tuple[int, float]]:
+        """(digit, confidence) for each 28x28 digit."""
+        probs = self.probabilities(digits)
+        best = probs.argmax(axis=1)
+        return [(int(d), float(probs[i, d])) for i, d in enumerate(best)]
+
+    def close(self) -> None:
+        """Release the interpreter (idempotent)."""
+        self._interpreter = None
+
+    def __enter__(self) -> Classifier:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

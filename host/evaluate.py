@@ -1,0 +1,178 @@
+"""host-eval: accuracy, per-class precision/recall, a confusion-matrix PNG and a grid of the misclassified
+digits, for a .keras or .tflite model on MNIST test or on a folder dataset ``DIR/<digit>/*.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from device.errors import DigitReaderError, ModelError
+from host.data import Dataset, load_folder, load_mnist
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Predictions of a model on a dataset and the numbers derived from them."""
+
+    labels: np.ndarray
+    predictions: np.ndarray
+    confidences: np.ndarray
+
+    @property
+    def accuracy(self) -> float:
+        return float(np.mean(self.labels == self.predictions)) if len(self.labels) else 0.0
+
+    @property
+    def confusion(self) -> np.ndarray:
+        """10x10 counts, rows = true digit, columns = predicted digit."""
+        matrix = np.zeros((10, 10), np.int64)
+        np.add.at(matrix, (self.labels.astype(int), self.predictions.astype(int)), 1)
+        return matrix
+
+    def precision_recall(self) -> list[tuple[int, float, float, int]]:
+        """(digit, precision, recall, support) per class; NaN where undefined."""
+        m = self.confusion
+        rows = []
+        for d in range(10):
+            predicted, actual = m[:, d].sum(), m[d].sum()
+            rows.append((d, m[d, d] / predicted if predicted else float("nan"),
+                         m[d, d] / actual if actual else float("nan"), int(actual)))
+        return rows
+
+
+def predict(model_path: Path, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(predicted digits, confidences) of a .keras or .tflite model on uint8 images (N, 28, 28)."""
+    if model_path.suffix == ".tflite":
+        from device.classify import Classifier
+
+        with Classifier(model_path) as classifier:
+            probs = classifier.probabilities(images)
+    elif model_path.suffix == ".keras":
+        import keras
+
+        try:
+            model = keras.models.load_model(model_path)
+        except Exception as exc:  # Keras raises many types for a bad file
+            raise ModelError(f"model {model_path}: cannot load ({type(exc).__name__})") from None
+        probs = model.predict(images[..., None].astype(np.float32) / 255.0, batch_size=1000, verbose=0)
+    else:
+        raise ModelError(f"model {model_path}: expected a .keras or .tflite file")
+    return probs.argmax(axis=1), probs.max(axis=1)
+
+
+def evaluate(model_path: Path, data: Dataset) -> Evaluation:
+    """Run the model over the dataset."""
+    predictions, confidences = predict(model_path, data.images)
+    return Evaluation(data.labels, predictions, confidences)
+
+
+def plot_confusion(evaluation: Evaluation, path: Path, title: str) -> None:
+    """Confusion matrix PNG, counts written in the cells."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    m = evaluation.confusion
+    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    # Log colour scale: the diagonal is thousands, the errors are a handful.
+    image = ax.imshow(np.log1p(m), cmap="Blues")
+    for (i, j), count in np.ndenumerate(m):
+        if count:
+            ax.text(j, i, str(count), ha="center", va="center", fontsize=7,
+                    color="white" if m[i, j] > m.max() / 4 else "black")
+    ax.set_xticks(range(10))
+    ax.set_yticks(range(10))
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(f"{title}: accuracy {evaluation.accuracy:.2%}")
+    fig.colorbar(image, ax=ax, label="log(1 + count)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_misclassified(evaluation: Evaluation, images: np.ndarray, path: Path, limit: int = 100) -> int:
+    """Grid of misclassified digits titled "true->predicted (confidence)"; most confident errors first."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    wrong = np.flatnonzero(evaluation.labels != evaluation.predictions)
+    wrong = wrong[np.argsort(-evaluation.confidences[wrong])][:limit]
+    cols = 10
+    rows = max(1, int(np.ceil(len(wrong) / cols)))
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.1, rows * 1.3), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, i in zip(axes.flat, wrong, strict=False):
+        ax.imshow(images[i], cmap="gray", vmin=0, vmax=255)
+        ax.set_title(f"{evaluation.labels[i]}->{evaluation.predictions[i]} ({evaluation.confidences[i]:.2f})",
+                     fontsize=7)
+    if not len(wrong):
+        axes.flat[0].set_title("no errors")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return len(wrong)
+
+
+def report(evaluation: Evaluation, name: str) -> str:
+    """Plain-text report: accuracy and the per-class table."""
+    lines = [f"{name}: accuracy {evaluation.accuracy:.4f} on {len(evaluation.labels)} digits "
+             f"({int(np.sum(evaluation.labels != evaluation.predictions))} wrong)",
+             "digit  precision  recall  support"]
+    for d, p, r, n in evaluation.precision_recall():
+        lines.append(f"{d:>5}  {p:>9.4f}  {r:>6.4f}  {n:>7}")
+    return "\n".join(lines)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="host-eval", description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="models/digits_int8.tflite", help=".keras or .tflite model")
+    parser.add_argument("--data", help="folder dataset DIR/<digit>/*.png (default: MNIST test)")
+    parser.add_argument("--data-dir", help="MNIST IDX folder (default: $MNIST_DIR, else download)")
+    parser.add_argument("--report-dir", default="reports", help="where the PNGs go (default: reports/)")
+    return parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> Evaluation:
+    """host-eval's work; returns the evaluation."""
+    model_path = Path(args.model)
+    if args.data:
+        data, name = load_folder(args.data), Path(args.data).name
+    else:
+        data, name = load_mnist(args.data_dir)[1], "MNIST test"
+    evaluation = evaluate(model_path, data)
+    print(report(evaluation, f"{model_path.name} on {name}"))
+    out = Path(args.report_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"{model_path.stem}_{'mnist' if not args.data else Path(args.data).name}"
+    plot_confusion(evaluation, out / f"{stem}_confusion.png", f"{model_path.name} on {name}")
+    count = plot_misclassified(evaluation, data.images, out / f"{stem}_misclassified.png")
+    print(f"wrote {out / (stem + '_confusion.png')} and {out / (stem + '_misclassified.png')} ({count} shown)")
+    return evaluation
+
+
+def main(argv=None) -> int:
+    """Console entry point."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        run(parse_args(argv))
+    except DigitReaderError as exc:
+        print(f"host-eval: {exc}", file=sys.stderr)
+        return exc.exit_code or 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

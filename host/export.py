@@ -1,0 +1,206 @@
+"""host-export: convert the float Keras model to TFLite (full-integer int8, float16 or float32), evaluate the
+exported file with the LiteRT interpreter the Pi uses, and write its model card beside it.
+
+The int8 export is refused (exit 1, nothing written) when it loses more than ``--max-drop`` points of
+accuracy against the float model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import shlex
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from device.classify import Classifier, LABELS, card_path_for, sha256_of
+from device.errors import DigitReaderError, ModelError
+from host.data import load_mnist
+from host.train import history_path, save_atomically
+
+log = logging.getLogger(__name__)
+
+KINDS = ("int8", "float16", "float32")
+
+
+def representative_images(images: np.ndarray, count: int, seed: int) -> np.ndarray:
+    """A fixed random sample of training images (float, (N, 28, 28, 1)) for calibrating int8 ranges."""
+    pick = np.random.default_rng(seed).choice(len(images), size=min(count, len(images)), replace=False)
+    return images[pick, ..., None].astype(np.float32) / 255.0
+
+
+def export_tflite(model, kind: str, calibration: np.ndarray | None = None) -> bytes:
+    """Convert a Keras model to TFLite bytes: ``int8`` (int8 in and out), ``float16`` weights or ``float32``."""
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if kind == "int8":
+        if calibration is None:
+            raise ValueError("int8 export needs calibration images")
+
+        def representative_dataset():
+            for image in calibration:
+                yield [image[None]]
+
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = representative_dataset
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
+    elif kind == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif kind != "float32":
+        raise ValueError(f"unknown export kind {kind!r}, expected one of {KINDS}")
+    return converter.convert()
+
+
+def accuracy(predictions: np.ndarray, labels: np.ndarray) -> float:
+    """Top-1 accuracy of predicted digits against labels."""
+    return float(np.mean(predictions == labels))
+
+
+def keras_predictions(model, images: np.ndarray) -> np.ndarray:
+    """Predicted digits of the float Keras model for uint8 images (N, 28, 28)."""
+    probs = model.predict(images[..., None].astype(np.float32) / 255.0, batch_size=1000, verbose=0)
+    return probs.argmax(axis=1)
+
+
+def tflite_predictions(path: Path, images: np.ndarray) -> np.ndarray:
+    """Predicted digits of a .tflite file, run by the device's Classifier (LiteRT)."""
+    with Classifier(path, verify=False) as classifier:
+        return classifier.probabilities(images).argmax(axis=1)
+
+
+def tensor_record(detail: dict) -> dict:
+    scale, zero_point = detail["quantization"]
+    return {
+        "shape": [int(v) for v in detail["shape"]],
+        "dtype": np.dtype(detail["dtype"]).name,
+        "scale": float(scale),
+        "zero_point": int(zero_point),
+    }
+
+
+def build_card(tflite_path: Path, content: bytes, kind: str, keras_path: Path, float_acc: float,
+               tflite_acc: float, test_size: int, command: str) -> dict:
+    """The model card: everything a user or the device needs to know about one exported file."""
+    import tensorflow as tf
+
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=content)
+    train_record = {}
+    if history_path(keras_path).exists():
+        train_record = json.loads(history_path(keras_path).read_text())
+    return {
+        "name": tflite_path.stem,
+        "file": tflite_path.name,
+        "kind": kind,
+        "sha256": sha256_of(content),
+        "size_bytes": len(content),
+        "input": tensor_record(interpreter.get_input_details()[0]),
+        "output": tensor_record(interpreter.get_output_details()[0]),
+        "input_format": "28x28 grey, white digit on black, MNIST-style (device.normalize.normalize_digit), "
+        "real value = pixel / 255",
+        "labels": list(LABELS),
+        "float_accuracy": round(float_acc, 5),
+        "tflite_accuracy": round(tflite_acc, 5),
+        "accuracy_dataset": f"MNIST test ({test_size} digits)",
+        "params": train_record.get("params"),
+        "macs": train_record.get("macs"),
+        "tensorflow_version": tf.__version__,
+        "training_settings": train_record.get("settings"),
+        "training_command": train_record.get("command"),
+        "training_seconds": train_record.get("history", {}).get("seconds"),
+        "export_command": command,
+        "source_model": keras_path.name,
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="host-export", description=__doc__.splitlines()[0])
+    kind = parser.add_mutually_exclusive_group()
+    kind.add_argument("--int8", dest="kind", action="store_const", const="int8", help="full-integer int8 (default)")
+    kind.add_argument("--float16", dest="kind", action="store_const", const="float16", help="float16 weights")
+    kind.add_argument("--float32", dest="kind", action="store_const", const="float32", help="plain float32")
+    parser.add_argument("--model", default="models/digits.keras", help="the float Keras model")
+    parser.add_argument("--out", help="output .tflite (default: models/digits_<kind>.tflite beside --model)")
+    parser.add_argument("--data-dir", help="MNIST IDX folder (default: $MNIST_DIR, else download)")
+    parser.add_argument("--max-drop", type=float, default=0.3,
+                        help="refuse when int8 accuracy is more than this many points below float (default 0.3)")
+    parser.add_argument("--calibration-size", type=int, default=500, help="representative images for int8")
+    parser.add_argument("--limit-test", type=int, help="evaluate on only the first N test digits")
+    args = parser.parse_args(argv)
+    args.kind = args.kind or "int8"
+    return args
+
+
+def run(args: argparse.Namespace) -> dict:
+    """host-export's work: convert, evaluate, refuse or write model + card atomically. Returns the card."""
+    import keras
+
+    keras_path = Path(args.model)
+    out = Path(args.out) if args.out else keras_path.with_name(f"{keras_path.stem}_{args.kind}.tflite")
+    if out.suffix != ".tflite":
+        raise DigitReaderError(f"--out {out}: the exported file must end in .tflite")
+    if not keras_path.is_file():
+        raise ModelError(f"model {keras_path}: not found (train one with host-train)")
+    try:
+        model = keras.models.load_model(keras_path)
+    except Exception as exc:  # Keras raises many types for a bad file; all mean the same to the user
+        raise ModelError(f"model {keras_path}: cannot load ({type(exc).__name__})") from None
+    train, test = load_mnist(args.data_dir)
+    if args.limit_test:
+        test = type(test)(test.images[: args.limit_test], test.labels[: args.limit_test])
+
+    calibration = representative_images(train.images, args.calibration_size, seed=0) if args.kind == "int8" else None
+    content = export_tflite(model, args.kind, calibration)
+    float_acc = accuracy(keras_predictions(model, test.images), test.labels)
+
+    tmp = out.with_name(f".{out.stem}.tmp.tflite")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        tmp.write_bytes(content)
+        tflite_acc = accuracy(tflite_predictions(tmp, test.images), test.labels)
+    finally:
+        tmp.unlink(missing_ok=True)
+    drop = (float_acc - tflite_acc) * 100
+    log.info("%s: float %.4f, %s TFLite %.4f (drop %.2f points), %d bytes",
+             out.name, float_acc, args.kind, tflite_acc, drop, len(content))
+    if drop > args.max_drop:
+        raise ModelError(
+            f"{args.kind} export loses {drop:.2f} accuracy points (float {float_acc:.4f} -> {tflite_acc:.4f}), "
+            f"more than --max-drop {args.max_drop}; nothing written"
+        )
+    command = shlex.join(["host-export", *(argv_tail() or [f"--{args.kind}"])])
+    card = build_card(out, content, args.kind, keras_path, float_acc, tflite_acc, len(test), command)
+    save_atomically(out, lambda p: p.write_bytes(content))
+    save_atomically(card_path_for(out), lambda p: p.write_text(json.dumps(card, indent=2) + "\n"))
+    log.info("wrote %s and %s", out, card_path_for(out))
+    return card
+
+
+def argv_tail() -> list[str]:
+    return sys.argv[1:] if sys.argv and sys.argv[0].endswith("host-export") else []
+
+
+def main(argv=None) -> int:
+    """Console entry point."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = parse_args(argv)
+    try:
+        run(args)
+    except DigitReaderError as exc:
+        print(f"host-export: {exc}", file=sys.stderr)
+        return exc.exit_code or 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
