@@ -1,0 +1,119 @@
+"""A real, small training run on the shipped MNIST sample, then int8 export, evaluation and refusal."""
+
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import needs_tf
+
+pytestmark = [needs_tf, pytest.mark.host]
+
+
+@pytest.fixture(scope="module")
+def trained(mnist_sample, tmp_path_factory):
+    from host.data import Dataset, split_validation
+    from host.train import TrainSettings, history_path, train
+
+    data = Dataset(mnist_sample["train_images"], mnist_sample["train_labels"])
+    train_part, val_part = split_validation(data, 0.1, seed=1)
+    settings = TrainSettings(epochs=2, batch_size=64, seed=7)
+    model, history = train(train_part, val_part, settings, verbose=0)
+    out = tmp_path_factory.mktemp("model") / "digits.keras"
+    model.save(out)
+    history_path(out).write_text(json.dumps({"settings": {"epochs": 2}, "params": model.count_params(),
+                                             "macs": 1, "history": history}))
+    return model, out, history
+
+
+def test_training_learns_on_held_apart_digits(trained, mnist_sample):
+    from host.export import keras_predictions
+
+    model, _, history = trained
+    predictions = keras_predictions(model, mnist_sample["test_images"])
+    accuracy = np.mean(predictions == mnist_sample["test_labels"])
+    assert accuracy > 0.90, accuracy
+    assert len(history["loss"]) == 2 and history["loss"][1] < history["loss"][0]
+
+
+def test_model_is_compact_and_macs_counted(trained):
+    from host.model import count_macs
+
+    model, _, _ = trained
+    assert model.count_params() < 100_000
+    # conv1 alone: 28*28*9*1*32 = 225,792 MACs; the whole model is a few million.
+    assert 1_000_000 < count_macs(model) < 20_000_000
+
+
+def test_int8_export_agrees_with_keras(trained, mnist_sample):
+    from ai_edge_litert.interpreter import Interpreter
+
+    from device.classify import Classifier
+    from host.export import export_tflite, keras_predictions, representative_images
+
+    model, _, _ = trained
+    content = export_tflite(model, "int8", representative_images(mnist_sample["train_images"], 200, seed=0))
+    interpreter = Interpreter(model_content=content)
+    assert interpreter.get_input_details()[0]["dtype"] == np.int8
+    assert interpreter.get_output_details()[0]["dtype"] == np.int8
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "m.tflite"
+        path.write_bytes(content)
+        with Classifier(path, verify=False) as classifier:
+            int8_pred = classifier.probabilities(mnist_sample["test_images"]).argmax(axis=1)
+    keras_pred = keras_predictions(model, mnist_sample["test_images"])
+    assert np.mean(int8_pred == keras_pred) >= 0.98
+
+
+def test_export_cli_writes_card_and_refuses_big_drop(trained, tmp_path, monkeypatch, mnist_sample):
+    import host.export as export
+    from host.data import Dataset
+
+    _, keras_path, _ = trained
+    sample = (Dataset(mnist_sample["train_images"], mnist_sample["train_labels"]),
+              Dataset(mnist_sample["test_images"], mnist_sample["test_labels"]))
+    monkeypatch.setattr(export, "load_mnist", lambda _dir: sample)  # the data seam: the shipped sample
+
+    out = tmp_path / "m_int8.tflite"
+    # A negative margin demands int8 be *better* than float by 5 points: it must refuse and write nothing.
+    args = export.parse_args(["--int8", "--model", str(keras_path), "--out", str(out), "--max-drop", "-5"])
+    with pytest.raises(export.ModelError, match=r"int8 export loses .* more than --max-drop -5.0; nothing written"):
+        export.run(args)
+    assert list(tmp_path.iterdir()) == []
+
+    args = export.parse_args(["--int8", "--model", str(keras_path), "--out", str(out)])
+    card = export.run(args)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m_int8.json", "m_int8.tflite"]
+    on_disk = json.loads((tmp_path / "m_int8.json").read_text())
+    assert on_disk == card
+    assert card["input"]["dtype"] == "int8" and card["output"]["dtype"] == "int8"
+    assert card["input"]["shape"] == [1, 28, 28, 1] and card["labels"] == [str(d) for d in range(10)]
+    assert abs(card["float_accuracy"] - card["tflite_accuracy"]) <= 0.01
+    assert card["size_bytes"] == out.stat().st_size
+    import hashlib
+
+    assert card["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
+
+
+def test_eval_on_folder_dataset(trained, tmp_path, mnist_sample, capsys):
+    import cv2
+
+    from host.evaluate import parse_args, run
+
+    _, keras_path, _ = trained
+    for i in range(50):
+        digit = int(mnist_sample["test_labels"][i])
+        (tmp_path / "data" / str(digit)).mkdir(parents=True, exist_ok=True)
+        # Saved as dark ink on white paper: the loader must invert and re-normalize them.
+        cv2.imwrite(str(tmp_path / "data" / str(digit) / f"{i}.png"), 255 - mnist_sample["test_images"][i])
+    evaluation = run(parse_args(["--model", str(keras_path), "--data", str(tmp_path / "data"),
+                                 "--report-dir", str(tmp_path / "rep")]))
+    assert len(evaluation.labels) == 50
+    assert evaluation.accuracy > 0.85
+    assert evaluation.confusion.sum() == 50
+    assert (tmp_path / "rep" / "digits_data_confusion.png").stat().st_size > 1000
+    assert (tmp_path / "rep" / "digits_data_misclassified.png").stat().st_size > 1000
+    assert "accuracy" in capsys.readouterr().out
