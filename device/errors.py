@@ -33,3 +33,7 @@ class SourceError(DigitReaderError, RuntimeError):
     """A frame source (camera, video, image, folder) that cannot be opened or read."""
 
     exit_code = 4
+
+
+class FrameError(DigitReaderError, ValueError):
+    """A frame that cannot be processed (None, empty, wrong dtype/shape); the loop skips it and goes on."""
