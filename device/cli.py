@@ -1,0 +1,238 @@
+"""``device-run``: the digit reader on a camera, a video, an image or a folder.
+
+Exit codes: 0 ok, 2 bad arguments or config, 3 model problem, 4 source problem; each failure is one line
+on stderr. JSON results go to stdout, logs to stderr (plain lines: journald adds the time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from device.classify import DEFAULT_MODEL, Classifier
+from device.config import OUTPUT_KINDS, Config, load_config, replace
+from device.decide import Decider
+from device.errors import ConfigError, DigitReaderError
+from device.pipeline import FramePipeline
+from device.reading import Reading
+from device.segment import SegmentSettings
+from device.sources import open_source
+
+log = logging.getLogger("device")
+
+DEMO_DIR = Path(__file__).resolve().parent / "demo"
+DEMO_VIDEO = DEMO_DIR / "demo.mp4"
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="device-run",
+        description="Read handwritten digits from a camera, video, image or folder.",
+        epilog="Sources: picamera2, webcam:N, /dev/videoN, VIDEO, IMAGE, FOLDER. Outputs: " + ", ".join(OUTPUT_KINDS),
+    )
+    parser.add_argument("--config", help="TOML config file (default: built-in defaults)")
+    parser.add_argument("--check-config", metavar="FILE", help="validate a config file and exit")
+    parser.add_argument("--source", help="frame source (overrides camera.source)")
+    parser.add_argument("--demo", action="store_true",
+                        help="run on the bundled demo video (window if a display is present, else log)")
+    parser.add_argument("--output", help="comma-separated outputs, e.g. log,gpio-7seg,window")
+    parser.add_argument("--pin-factory", help="gpiozero pin factory: lgpio (Pi 5), mock (desktop), ...")
+    parser.add_argument("--model", help="TFLite model (default: the shipped models/digits_int8.tflite)")
+    parser.add_argument("--threads", type=int, help="inference threads")
+    parser.add_argument("--max-frames", type=int, help="stop after N processed frames")
+    parser.add_argument("--once", action="store_true", help="process one frame and print its reading")
+    parser.add_argument("--json", action="store_true", help="with --once: print one JSON object")
+    parser.add_argument("--realtime", action="store_true", help="pace a video at its own frame rate")
+    parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+    return parser.parse_args(argv)
+
+
+def effective_config(args: argparse.Namespace) -> Config:
+    """The config file (or defaults) with command-line overrides applied and checked."""
+    config = load_config(args.config)
+    if args.demo:
+        config = replace(config, "camera", source=str(DEMO_VIDEO))
+        outputs = ["window"] if os.environ.get("DISPLAY") and _has_gui() else ["log"]
+        config = replace(config, "output", enabled=outputs)
+    if args.source:
+        config = replace(config, "camera", source=args.source)
+    if args.realtime:
+        config = replace(config, "camera", realtime=True)
+    if args.output is not None:
+        kinds = [k.strip() for k in args.output.split(",") if k.strip()]
+        for kind in kinds:
+            if kind not in OUTPUT_KINDS:
+                raise ConfigError(f"--output {kind}: unknown output, must be one of {', '.join(OUTPUT_KINDS)}")
+        config = replace(config, "output", enabled=kinds)
+    if args.pin_factory:
+        from device.config import PIN_FACTORIES
+
+        if args.pin_factory not in PIN_FACTORIES:
+            raise ConfigError(f"--pin-factory {args.pin_factory}: must be one of {', '.join(PIN_FACTORIES)}")
+        config = replace(config, "output", pin_factory=args.pin_factory)
+    if args.model:
+        config = replace(config, "model", path=args.model)
+    if args.threads is not None:
+        if not 1 <= args.threads <= 16:
+            raise ConfigError(f"--threads {args.threads}: must be between 1 and 16")
+        config = replace(config, "model", threads=args.threads)
+    if args.max_frames is not None:
+        if args.max_frames < 1:
+            raise ConfigError(f"--max-frames {args.max_frames}: must be at least 1")
+        config = replace(config, "service", max_frames=args.max_frames)
+    if args.log_level:
+        config = replace(config, "service", log_level=args.log_level)
+    return config
+
+
+def _has_gui() -> bool:
+    from device.outputs.window import has_gui
+
+    return has_gui()
+
+
+def segment_settings(config: Config) -> SegmentSettings:
+    s = config.segmentation
+    return SegmentSettings(
+        polarity=s.polarity, work_size=s.work_size, min_contrast=s.min_contrast, min_height=s.min_height,
+        max_aspect=s.max_aspect, roi=tuple(s.roi) if s.roi else None,
+    )
+
+
+def build_outputs(config: Config, skip_log: bool = False) -> list:
+    """Create the enabled outputs; on failure, close the ones already made."""
+    from device.outputs.gpio import BcdLeds, SevenSegment, make_pin_factory
+
+    outputs = []
+    factory = None
+    try:
+        for kind in config.output.enabled:
+            if kind == "log":
+                if not skip_log:
+                    from device.outputs.log import JsonLinesOutput
+
+                    outputs.append(JsonLinesOutput())
+            elif kind in ("gpio-bcd", "gpio-7seg"):
+                if factory is None:
+                    factory = make_pin_factory(config.output.pin_factory)
+                try:
+                    if kind == "gpio-bcd":
+                        c = config.output.gpio_bcd
+                        outputs.append(BcdLeds(c.pins, c.valid_pin, c.active_high, pin_factory=factory))
+                    else:
+                        c = config.output.gpio_7seg
+                        outputs.append(SevenSegment(c.segment_pins, c.dp_pin, c.digit_pins, c.common_anode,
+                                                    pin_factory=factory))
+                except DigitReaderError:
+                    raise
+                except Exception as exc:  # gpiozero: BadPinFactory, PinInUse, GPIOPinInUse...
+                    raise ConfigError(f"output {kind}: cannot open its pins ({type(exc).__name__}: {exc})") from None
+            elif kind == "window":
+                from device.outputs.window import WindowOutput
+
+                outputs.append(WindowOutput(config.output.window.title, config.output.window.scale))
+    except BaseException:
+        for output in outputs:
+            output.close()
+        raise
+    return outputs
+
+
+def run_once(config: Config, pipeline: FramePipeline, as_json: bool) -> int:
+    """Read one frame, print its reading (a JSON object with --json), drive the outputs once."""
+    c = config.camera
+    with open_source(c.source, c.width, c.height, c.fps, c.realtime) as source:
+        frame = source.read()
+    if frame is None:
+        from device.errors import SourceError
+
+        raise SourceError(f"source {c.source}: gave no frame")
+    result = pipeline.process(frame)
+    reading = Decider(live=False).update(result.digits)
+    outputs = build_outputs(config, skip_log=True)
+    try:
+        for output in outputs:
+            output.show(reading, frame, result, {"frames": 1, "fps": 0.0})
+    finally:
+        for output in outputs:
+            output.close()
+    if as_json:
+        print(json.dumps(reading.as_dict()))
+    else:
+        print(reading.text)
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.check_config:
+        load_config(args.check_config)
+        print(f"{args.check_config}: ok")
+        return 0
+    config = effective_config(args)
+    logging.getLogger().setLevel(config.service.log_level.upper())
+    model_path = Path(config.model.path) if config.model.path else DEFAULT_MODEL
+    classifier = Classifier(model_path, threads=config.model.threads, verify=config.model.verify_sha256)
+    pipeline = FramePipeline(classifier, segment_settings(config), config.decision.min_confidence)
+    if args.once:
+        return run_once(config, pipeline, args.json)
+
+    from device.notify import Notifier
+    from device.service import ReaderLoop
+
+    c = config.camera
+    stop = threading.Event()
+
+    def on_signal(signum, _frame):
+        log.info("signal %s: stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    source = open_source(c.source, c.width, c.height, c.fps, c.realtime)
+    first = [source]
+
+    def open_again():
+        # The first open already happened (so a bad source fails fast with exit 4); reopen afterwards.
+        return first.pop() if first else open_source(c.source, c.width, c.height, c.fps, c.realtime)
+
+    d = config.decision
+    decider = Decider(d.vote_frames, d.vote_needed, d.empty_frames, live=source.live)
+    try:
+        outputs = build_outputs(config)
+    except BaseException:
+        source.close()
+        raise
+    notifier = Notifier()
+    loop = ReaderLoop(open_again, pipeline, decider, outputs, stop, notifier, config.service.max_frames,
+                      c.reopen_max_seconds, config.service.stats_seconds)
+    try:
+        stats = loop.run()
+    finally:
+        notifier.close()
+    log.info("stopped after %d frames (%d bad, %d reopens); last reading %r", stats.frames, stats.bad_frames,
+             stats.reopens, decider.current.text)
+    return 0
+
+
+def main(argv=None) -> int:
+    """Console entry point."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    args = parse_args(argv)
+    try:
+        return run(args)
+    except DigitReaderError as exc:
+        print(f"device-run: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

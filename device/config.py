@@ -1,0 +1,226 @@
+"""Configuration: a TOML file -> small frozen dataclasses, validated.
+
+Every value is checked against its type and rule; unknown keys are rejected (a typo must not silently fall
+back to a default). Errors name the key, the value and the rule, e.g.
+``config.toml: camera.fps = 0: must be between 1 and 240``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from device.errors import ConfigError
+
+OUTPUT_KINDS = ("log", "gpio-bcd", "gpio-7seg", "window")
+PIN_FACTORIES = ("default", "lgpio", "rpigpio", "pigpio", "native", "mock")
+
+
+def rule(low=None, high=None, choices=None, doc=""):
+    """Field metadata: numeric bounds or allowed values."""
+    return {"low": low, "high": high, "choices": choices, "doc": doc}
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    """Where frames come from. ``source``: picamera2, webcam:N, /dev/videoN, a video, an image or a folder."""
+
+    source: str = "picamera2"
+    width: int = field(default=640, metadata=rule(16, 4096))
+    height: int = field(default=480, metadata=rule(16, 4096))
+    fps: int = field(default=30, metadata=rule(1, 240))
+    realtime: bool = False
+    reopen_max_seconds: float = field(default=30.0, metadata=rule(0.1, 3600))
+
+
+@dataclass(frozen=True)
+class SegmentationConfig:
+    """See device.segment.SegmentSettings for what each value does."""
+
+    polarity: str = field(default="auto", metadata=rule(choices=("auto", "dark", "light")))
+    work_size: int = field(default=800, metadata=rule(64, 4096))
+    min_contrast: float = field(default=0.15, metadata=rule(0.01, 0.9))
+    min_height: float = field(default=0.03, metadata=rule(0.005, 1.0))
+    max_aspect: float = field(default=1.5, metadata=rule(0.2, 5.0))
+    roi: list[float] = field(default_factory=list, metadata=rule(doc="[x, y, w, h] fractions, or empty"))
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The TFLite model; empty path means the shipped models/digits_int8.tflite."""
+
+    path: str = ""
+    threads: int = field(default=1, metadata=rule(1, 16))
+    verify_sha256: bool = True
+
+
+@dataclass(frozen=True)
+class DecisionConfig:
+    """Confidence threshold and the temporal vote for live sources."""
+
+    min_confidence: float = field(default=0.6, metadata=rule(0.0, 1.0))
+    vote_frames: int = field(default=5, metadata=rule(1, 100))
+    vote_needed: int = field(default=3, metadata=rule(1, 100))
+    empty_frames: int = field(default=10, metadata=rule(1, 10000))
+
+
+@dataclass(frozen=True)
+class GpioBcdConfig:
+    """Four LEDs show one digit in binary (bit 0 first); an optional LED lights while a reading is valid."""
+
+    pins: list[int] = field(default_factory=lambda: [5, 6, 13, 19], metadata=rule(0, 53))
+    valid_pin: int = field(default=26, metadata=rule(-1, 53, doc="-1 for none"))
+    active_high: bool = True
+
+
+@dataclass(frozen=True)
+class Gpio7SegConfig:
+    """Seven-segment display: segment pins a-g, optional decimal point, one select pin per digit."""
+
+    segment_pins: list[int] = field(default_factory=lambda: [17, 27, 22, 10, 9, 11, 0], metadata=rule(0, 53))
+    dp_pin: int = field(default=-1, metadata=rule(-1, 53, doc="-1 for none"))
+    digit_pins: list[int] = field(default_factory=list, metadata=rule(0, 53, doc="empty for a single digit"))
+    common_anode: bool = False
+
+
+@dataclass(frozen=True)
+class WindowConfig:
+    """OpenCV preview window."""
+
+    title: str = "digit-reader"
+    scale: float = field(default=1.0, metadata=rule(0.1, 4.0))
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    """Which outputs run (several at once) and their settings."""
+
+    enabled: list[str] = field(default_factory=lambda: ["log"], metadata=rule(choices=OUTPUT_KINDS))
+    pin_factory: str = field(default="default", metadata=rule(choices=PIN_FACTORIES))
+    gpio_bcd: GpioBcdConfig = field(default_factory=GpioBcdConfig)
+    gpio_7seg: Gpio7SegConfig = field(default_factory=Gpio7SegConfig)
+    window: WindowConfig = field(default_factory=WindowConfig)
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """The always-on loop."""
+
+    log_level: str = field(default="info", metadata=rule(choices=("debug", "info", "warning", "error")))
+    stats_seconds: float = field(default=60.0, metadata=rule(1.0, 86400))
+    max_frames: int = field(default=0, metadata=rule(0, 2**62, doc="0 = run forever"))
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration."""
+
+    camera: CameraConfig = field(default_factory=CameraConfig)
+    segmentation: SegmentationConfig = field(default_factory=SegmentationConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    decision: DecisionConfig = field(default_factory=DecisionConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    service: ServiceConfig = field(default_factory=ServiceConfig)
+
+
+def _check_value(where: str, key: str, value, hint, meta: dict):
+    origin = typing.get_origin(hint)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}{key} = {value!r}: must be true or false")
+    elif hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}{key} = {value!r}: must be a whole number")
+    elif hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}{key} = {value!r}: must be a number")
+        value = float(value)
+    elif hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}{key} = {value!r}: must be a string")
+    elif origin is list:
+        (item_type,) = typing.get_args(hint)
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}{key} = {value!r}: must be a list")
+        return [_check_value(where, f"{key}[{i}]", v, item_type, meta) for i, v in enumerate(value)]
+    low, high, choices = meta.get("low"), meta.get("high"), meta.get("choices")
+    if low is not None and not (low <= value <= high):
+        raise ConfigError(f"{where}{key} = {value!r}: must be between {low} and {high}")
+    if choices is not None and value not in choices:
+        raise ConfigError(f"{where}{key} = {value!r}: must be one of {', '.join(choices)}")
+    return value
+
+
+def _build(cls, table: dict, where: str, prefix: str):
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}{prefix.rstrip('.')} must be a table")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    values = {}
+    for key, value in table.items():
+        name = key.replace("-", "_")
+        if name not in fields:
+            raise ConfigError(
+                f"{where}{prefix}{key}: unknown key (known: {', '.join(k for k in fields)})"
+            )
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            values[name] = _build(hint, value, where, f"{prefix}{key}.")
+        else:
+            values[name] = _check_value(where, prefix + key, value, hint, dict(fields[name].metadata))
+    try:
+        return cls(**values)
+    except TypeError as exc:  # pragma: no cover - guarded by the checks above
+        raise ConfigError(f"{where}{prefix}: {exc}") from None
+
+
+def validate(config: Config, where: str = "") -> Config:
+    """Rules that span several keys."""
+    d = config.decision
+    if d.vote_needed > d.vote_frames:
+        raise ConfigError(
+            f"{where}decision.vote_needed = {d.vote_needed}: must not exceed decision.vote_frames ({d.vote_frames})"
+        )
+    roi = config.segmentation.roi
+    if roi and (len(roi) != 4 or min(roi) < 0 or roi[0] + roi[2] > 1.0001 or roi[1] + roi[3] > 1.0001 or
+                roi[2] <= 0 or roi[3] <= 0):
+        raise ConfigError(f"{where}segmentation.roi = {roi!r}: must be [x, y, w, h] fractions inside the frame")
+    if len(config.output.gpio_bcd.pins) != 4:
+        raise ConfigError(f"{where}output.gpio_bcd.pins = {config.output.gpio_bcd.pins!r}: must list 4 pins")
+    if len(config.output.gpio_7seg.segment_pins) != 7:
+        raise ConfigError(
+            f"{where}output.gpio_7seg.segment_pins = {config.output.gpio_7seg.segment_pins!r}: must list 7 pins (a-g)"
+        )
+    for kind in config.output.enabled:
+        if config.output.enabled.count(kind) > 1:
+            raise ConfigError(f"{where}output.enabled = {config.output.enabled!r}: {kind} is listed twice")
+    return config
+
+
+def from_dict(data: dict, where: str = "") -> Config:
+    """Build and validate a Config from a parsed TOML table."""
+    return validate(_build(Config, data, where, ""), where)
+
+
+def load_config(path: str | Path | None) -> Config:
+    """Load a TOML config file; None gives the defaults."""
+    if path is None:
+        return Config()
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config ({exc.strerror or exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    return from_dict(data, f"{path}: ")
+
+
+def replace(config: Config, section: str, **changes) -> Config:
+    """A copy of ``config`` with some keys of one section changed (for command-line overrides)."""
+    return dataclasses.replace(config, **{section: dataclasses.replace(getattr(config, section), **changes)})
+
+

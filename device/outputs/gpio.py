@@ -1,0 +1,132 @@
+"""GPIO outputs through gpiozero: four BCD LEDs (+ a "valid" LED) and 7-segment displays.
+
+The pin factory is injected (``MockFactory`` in tests and desktop emulation, ``lgpio`` on a Pi 5), the way
+gpiozero itself is meant to be used. All pins are switched off by ``close()``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from device.errors import ConfigError
+from device.reading import Reading
+
+log = logging.getLogger(__name__)
+
+# Segments a-g lit for "-": the display's way of saying "not sure".
+DASH = (0, 0, 0, 0, 0, 0, 1)
+
+
+def make_pin_factory(name: str):
+    """A gpiozero pin factory by name; None means gpiozero's own default choice."""
+    if name in ("default", "", None):
+        return None
+    try:
+        if name == "mock":
+            from gpiozero.pins.mock import MockFactory
+
+            return MockFactory()
+        if name == "lgpio":
+            from gpiozero.pins.lgpio import LGPIOFactory
+
+            return LGPIOFactory()
+        if name == "rpigpio":
+            from gpiozero.pins.rpigpio import RPiGPIOFactory
+
+            return RPiGPIOFactory()
+        if name == "pigpio":
+            from gpiozero.pins.pigpio import PiGPIOFactory
+
+            return PiGPIOFactory()
+        if name == "native":
+            from gpiozero.pins.native import NativeFactory
+
+            return NativeFactory()
+    except ImportError as exc:
+        raise ConfigError(f"pin factory {name}: its library is not installed ({exc.name})") from None
+    except Exception as exc:  # gpiozero raises its own errors when no GPIO chip is present
+        raise ConfigError(f"pin factory {name}: cannot start ({exc})") from None
+    raise ConfigError(f"pin factory {name!r}: must be one of default, lgpio, rpigpio, pigpio, native, mock")
+
+
+def _first_digit(reading: Reading):
+    return reading.digits[0] if reading.digits else None
+
+
+class BcdLeds:
+    """Four LEDs show one digit in binary (``pins`` = bit 0, 1, 2, 3); ``valid_pin`` lights for a sure digit.
+
+    With several digits in the reading, the first one (reading order) is shown.
+    """
+
+    def __init__(self, pins, valid_pin: int | None = None, active_high: bool = True, pin_factory=None):
+        from gpiozero import LED, LEDBoard
+
+        self._bits = LEDBoard(*pins, active_high=active_high, pin_factory=pin_factory)
+        self._valid = None
+        if valid_pin is not None and valid_pin >= 0:
+            self._valid = LED(valid_pin, active_high=active_high, pin_factory=pin_factory)
+
+    def show(self, reading: Reading, frame=None, result=None, stats=None) -> None:
+        if self._bits is None or not (reading.changed or stats is None):
+            return
+        digit = _first_digit(reading)
+        value = digit.value if digit is not None else None
+        if value is None:
+            self._bits.off()
+        else:
+            self._bits.value = tuple((value >> bit) & 1 for bit in range(4))
+        if self._valid is not None:
+            self._valid.value = value is not None
+
+    def close(self) -> None:
+        for device in (self._bits, self._valid):
+            if device is not None and not device.closed:
+                device.off()
+                device.close()
+        self._bits = self._valid = None
+
+
+class SevenSegment:
+    """A 7-segment display: ``LEDCharDisplay`` for one digit, ``LEDMultiCharDisplay`` with digit pins.
+
+    Unsure digits show "-", no digits a blank display. With more digits than the display has, the last
+    ones are shown (like a counter).
+    """
+
+    def __init__(self, segment_pins, dp_pin: int | None = None, digit_pins=(), common_anode: bool = False,
+                 pin_factory=None):
+        from gpiozero import LEDCharDisplay, LEDMultiCharDisplay
+
+        active_high = not common_anode
+        dp = dp_pin if dp_pin is not None and dp_pin >= 0 else None
+        self._char = LEDCharDisplay(*segment_pins, dp=dp, active_high=active_high, pin_factory=pin_factory)
+        if "-" not in self._char.font:
+            self._char.font["-"] = DASH
+        self._width = max(1, len(digit_pins))
+        self._display = self._char
+        if digit_pins:
+            # Digit-select transistors are switched the opposite way to the segments on a common-anode module.
+            self._display = LEDMultiCharDisplay(self._char, *digit_pins, active_high=active_high,
+                                                pin_factory=pin_factory)
+
+    def text_for(self, reading: Reading) -> str:
+        """What the display shows for a reading (right-aligned, '?' as '-')."""
+        chars = "".join(d.char for d in reading.digits).replace("?", "-")
+        return chars[-self._width :].rjust(self._width)
+
+    def show(self, reading: Reading, frame=None, result=None, stats=None) -> None:
+        if self._display is None or not (reading.changed or stats is None):
+            return
+        text = self.text_for(reading)
+        self._display.value = text if self._width > 1 else text[0]
+
+    def close(self) -> None:
+        display, self._display = self._display, None
+        if display is not None:
+            display.off() if hasattr(display, "off") else None
+            display.close()
+        if self._char is not None and not self._char.closed:
+            self._char.off()
+            self._char.close()
+        self._char = None

@@ -1,0 +1,30 @@
+"""``log`` output: one JSON line on stdout per reading change (diagnostics go to stderr via logging)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from device.reading import Reading
+
+
+class JsonLinesOutput:
+    """Writes ``{"event": "reading", "text": ..., "digits": [...], "fps": ...}`` when the reading changes."""
+
+    def __init__(self, stream=None, every_frame: bool = False):
+        self.stream = stream or sys.stdout
+        self.every_frame = every_frame
+
+    def show(self, reading: Reading, frame, result, stats: dict) -> None:
+        if not (reading.changed or self.every_frame):
+            return
+        event = {"event": "reading", **reading.as_dict(), "frame": stats.get("frames", 0),
+                 "fps": round(stats.get("fps", 0.0), 1)}
+        self.stream.write(json.dumps(event) + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        try:
+            self.stream.flush()
+        except ValueError:  # already closed
+            pass

@@ -1,0 +1,67 @@
+"""``window`` output: an OpenCV window with the frame, the boxes, digits, confidences and fps; ``q`` quits."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from device.errors import ConfigError
+from device.outputs import QuitRequested
+from device.reading import Reading
+
+GREEN, ORANGE, WHITE, BLACK = (60, 200, 60), (0, 160, 255), (255, 255, 255), (0, 0, 0)
+
+
+def has_gui() -> bool:
+    """True when this OpenCV build can open windows (opencv-python, not -headless)."""
+    info = cv2.getBuildInformation()
+    gui = next((line for line in info.splitlines() if line.strip().startswith("GUI:")), "")
+    return gui.split(":", 1)[-1].strip().upper() not in ("", "NONE")
+
+
+def annotate(frame: np.ndarray, reading: Reading, digits, stats: dict, scale: float = 1.0) -> np.ndarray:
+    """A copy of the frame (BGR) with each digit's box, value and confidence, the reading and fps drawn on."""
+    image = frame if frame.ndim == 3 else cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+    image = image.copy() if scale == 1.0 else cv2.resize(image, None, fx=scale, fy=scale)
+    thickness = max(1, round(image.shape[0] / 300))
+    for digit in digits:
+        x, y, w, h = (round(v * scale) for v in digit.box.as_list())
+        color = GREEN if digit.value is not None else ORANGE
+        cv2.rectangle(image, (x, y), (x + w, y + h), color, thickness)
+        label = f"{digit.char} {digit.confidence:.2f}"
+        cv2.putText(image, label, (x, max(12, y - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.45 * thickness, color, thickness)
+    banner = f"{reading.text or '-'}   {stats.get('fps', 0.0):.1f} fps"
+    cv2.rectangle(image, (0, 0), (image.shape[1], 28 * thickness), BLACK, -1)
+    cv2.putText(image, banner, (6, 22 * thickness), cv2.FONT_HERSHEY_SIMPLEX, 0.7 * thickness, WHITE, thickness)
+    return image
+
+
+class WindowOutput:
+    """Shows every processed frame; closing it or pressing ``q`` ends the loop."""
+
+    def __init__(self, title: str = "digit-reader", scale: float = 1.0):
+        if not has_gui():
+            raise ConfigError(
+                "output window: this OpenCV has no GUI support (opencv-python-headless); "
+                "pip install opencv-python, or drop 'window' from the outputs"
+            )
+        self.title, self.scale = title, scale
+        self._open = True
+        cv2.namedWindow(title, cv2.WINDOW_AUTOSIZE)
+
+    def show(self, reading: Reading, frame, result, stats: dict) -> None:
+        if not self._open or frame is None:
+            return
+        digits = result.digits if result is not None else reading.digits
+        cv2.imshow(self.title, annotate(frame, reading, digits, stats, self.scale))
+        if (cv2.waitKey(1) & 0xFF) == ord("q"):
+            raise QuitRequested("q pressed")
+
+    def close(self) -> None:
+        if self._open:
+            self._open = False
+            try:
+                cv2.destroyWindow(self.title)
+                cv2.waitKey(1)
+            except cv2.error:
+                pass

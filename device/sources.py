@@ -1,0 +1,232 @@
+"""Frame sources: picamera2 (CSI camera), OpenCV (USB webcam, video file), an image, a folder of images.
+
+Every source has ``read() -> frame or None`` (None: a finite source has ended), ``close()`` (idempotent),
+``live`` (a camera, whose frames should be voted on) and works as a context manager. A camera whose read
+fails raises :class:`SourceError`; the service loop then reopens it with back-off.
+Hardware libraries are imported only by the source that needs them.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from device.errors import SourceError
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".pgm", ".ppm", ".tif", ".tiff", ".webp"}
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mjpeg", ".mjpg"}
+
+
+class FrameSource(Protocol):
+    """What the loop needs from a source."""
+
+    name: str
+    live: bool
+
+    def read(self) -> np.ndarray | None: ...
+
+    def close(self) -> None: ...
+
+
+class _Closing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _read_image(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise SourceError(f"source {path}: not a readable image")
+    return image
+
+
+class ImageSource(_Closing):
+    """One still image, delivered once."""
+
+    live = False
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.name = str(self.path)
+        self._image: np.ndarray | None = _read_image(self.path)
+
+    def read(self) -> np.ndarray | None:
+        image, self._image = self._image, None
+        return image
+
+    def close(self) -> None:
+        self._image = None
+
+
+class FolderSource(_Closing):
+    """The images of a folder, in sorted file-name order."""
+
+    live = False
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+        self.name = str(self.folder)
+        self._files = sorted(p for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not self._files:
+            raise SourceError(f"source {self.folder}: folder has no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        self._next = 0
+
+    def read(self) -> np.ndarray | None:
+        if self._next >= len(self._files):
+            return None
+        path = self._files[self._next]
+        self._next += 1
+        return _read_image(path)
+
+    def close(self) -> None:
+        self._next = len(self._files)
+
+
+class VideoSource(_Closing):
+    """A video file through OpenCV; as fast as the pipeline runs, or paced at its frame rate (``realtime``)."""
+
+    live = True  # a video stands in for a camera: its frames are voted on
+
+    def __init__(self, path: str | Path, realtime: bool = False):
+        self.path = Path(path)
+        self.name = str(self.path)
+        self._capture = cv2.VideoCapture(str(self.path))
+        if not self._capture.isOpened():
+            self._capture.release()
+            raise SourceError(f"source {self.path}: OpenCV cannot open this video")
+        fps = self._capture.get(cv2.CAP_PROP_FPS)
+        self.fps = fps if 0 < fps < 1000 else 30.0
+        self.realtime = realtime
+        self._due = None
+
+    def read(self) -> np.ndarray | None:
+        if self._capture is None:
+            return None
+        if self.realtime:
+            now = time.monotonic()
+            self._due = now if self._due is None else self._due + 1.0 / self.fps
+            if self._due > now:
+                time.sleep(self._due - now)
+        ok, frame = self._capture.read()
+        return frame if ok else None
+
+    def close(self) -> None:
+        if self._capture is not None:
+            self._capture.release()
+            self._capture = None
+
+
+class OpenCVCamera(_Closing):
+    """A V4L2 camera (USB webcam) through OpenCV: ``webcam:N`` or ``/dev/videoN``."""
+
+    live = True
+
+    def __init__(self, device: int | str, width: int = 640, height: int = 480, fps: int = 30):
+        self.device = device
+        self.name = f"webcam:{device}" if isinstance(device, int) else str(device)
+        self._capture = cv2.VideoCapture(device, cv2.CAP_V4L2) if hasattr(cv2, "CAP_V4L2") else cv2.VideoCapture(device)
+        if not self._capture.isOpened():
+            self._capture.release()
+            self._capture = None
+            raise SourceError(f"source {self.name}: camera not found or busy (is it plugged in? ls /dev/video*)")
+        self._capture.set(cv2.CAP_PROP_FRAME_WIDTH, width)
+        self._capture.set(cv2.CAP_PROP_FRAME_HEIGHT, height)
+        self._capture.set(cv2.CAP_PROP_FPS, fps)
+        # A camera that buffers hands out stale frames; we want the newest one (drop, don't queue).
+        self._capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)
+
+    def read(self) -> np.ndarray:
+        if self._capture is None:
+            raise SourceError(f"source {self.name}: camera is closed")
+        ok, frame = self._capture.read()
+        if not ok or frame is None:
+            raise SourceError(f"source {self.name}: camera read failed")
+        return frame
+
+    def close(self) -> None:
+        if self._capture is not None:
+            self._capture.release()
+            self._capture = None
+
+
+class Picamera2Source(_Closing):
+    """The Raspberry Pi CSI camera through picamera2: a low-resolution YUV420 stream, its Y plane as grey."""
+
+    live = True
+    name = "picamera2"
+
+    def __init__(self, width: int = 640, height: int = 480, fps: int = 30):
+        try:
+            from picamera2 import Picamera2
+        except ImportError:
+            raise SourceError(
+                "source picamera2: the picamera2 module is not installed; on Raspberry Pi OS run "
+                "'sudo apt install python3-picamera2' and create the venv with --system-site-packages"
+            ) from None
+        self.width, self.height = width, height
+        try:
+            self._camera = Picamera2()
+            config = self._camera.create_video_configuration(
+                main={"size": (width, height), "format": "YUV420"},
+                controls={"FrameRate": float(fps)},
+                buffer_count=2,
+            )
+            self._camera.configure(config)
+            self._camera.start()
+        except Exception as exc:  # libcamera raises RuntimeError, IndexError (no camera), OSError...
+            raise SourceError(f"source picamera2: cannot start the camera ({exc})") from None
+
+    def read(self) -> np.ndarray:
+        if self._camera is None:
+            raise SourceError("source picamera2: camera is closed")
+        try:
+            yuv = self._camera.capture_array("main")
+        except Exception as exc:
+            raise SourceError(f"source picamera2: capture failed ({exc})") from None
+        # YUV420 arrives as (height * 3/2, stride); the first `height` rows are the luminance plane.
+        return yuv[: self.height, : self.width]
+
+    def close(self) -> None:
+        camera, self._camera = getattr(self, "_camera", None), None
+        if camera is not None:
+            try:
+                camera.stop()
+            finally:
+                camera.close()
+
+
+def open_source(spec: str, width: int = 640, height: int = 480, fps: int = 30, realtime: bool = False):
+    """Open a source from its command-line spelling."""
+    if spec == "picamera2":
+        return Picamera2Source(width, height, fps)
+    match = re.fullmatch(r"webcam:(\d+)", spec)
+    if match:
+        return OpenCVCamera(int(match.group(1)), width, height, fps)
+    if re.fullmatch(r"/dev/video\d+", spec):
+        return OpenCVCamera(spec, width, height, fps)
+    path = Path(spec)
+    if path.is_dir():
+        return FolderSource(path)
+    if not path.exists():
+        raise SourceError(
+            f"source {spec}: no such file or folder (use picamera2, webcam:N, /dev/videoN, a video, an image or a folder)"
+        )
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        return ImageSource(path)
+    if path.suffix.lower() in VIDEO_SUFFIXES:
+        return VideoSource(path, realtime)
+    # Unknown extension: try it as an image, then as a video.
+    if cv2.imread(str(path)) is not None:
+        return ImageSource(path)
+    return VideoSource(path, realtime)
