@@ -32,6 +32,7 @@ class SegmentSettings:
     max_fill: float = 0.8  # ink pixels / box area, for boxes wider than a "1"
     relative_height: float = 0.45  # a digit is at least this fraction of the typical digit height
     relative_contrast: float = 0.35  # ...and at least this fraction as dark as the darkest digit
+    min_edge: float = 0.07  # strokes have sharp edges: ink contrast change per px (smooth blotches don't)
     border: int = 2  # boxes touching the frame within this many px are paper edges or cut-off digits
     roi: tuple[float, float, float, float] | None = None  # x, y, w, h as fractions of the frame
 
@@ -199,11 +200,18 @@ def segment(frame, settings: SegmentSettings = SegmentSettings()) -> list[Segmen
     if not candidates:
         return []
     # Peak ink of each candidate, to drop faint marks (show-through from the back of the page, smudges).
-    peak = {}
+    # Edge sharpness tells pen strokes from shadows, paper texture and out-of-focus smudges.
+    peak, edge = {}, {}
     for x, y, bw, bh, labelbits in candidates:
         crop_ink = ink[y : y + bh, x : x + bw]
         on = crop_ink[crop_ink > threshold]
         peak[labelbits] = float(np.percentile(on, 90)) if on.size else 0.0
+        gx = cv2.Sobel(crop_ink, cv2.CV_32F, 1, 0, ksize=3, scale=0.125)
+        gy = cv2.Sobel(crop_ink, cv2.CV_32F, 0, 1, ksize=3, scale=0.125)
+        edge[labelbits] = float(np.percentile(np.hypot(gx, gy), 95))
+    candidates = [c for c in candidates if edge[c[4]] >= settings.min_edge]
+    if not candidates:
+        return []
     typical_h = float(np.median([c[3] for c in candidates]))
     strongest = max(peak[c[4]] for c in candidates)
     kept = [

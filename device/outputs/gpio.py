@@ -6,6 +6,7 @@ gpiozero itself is meant to be used. All pins are switched off by ``close()``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from device.errors import ConfigError
@@ -47,6 +48,27 @@ def make_pin_factory(name: str):
     except Exception as exc:  # gpiozero raises its own errors when no GPIO chip is present
         raise ConfigError(f"pin factory {name}: cannot start ({exc})") from None
     raise ConfigError(f"pin factory {name!r}: must be one of default, lgpio, rpigpio, pigpio, native, mock")
+
+
+@contextlib.contextmanager
+def _factory_as_default(factory):
+    """Make ``factory`` gpiozero's default for a moment.
+
+    gpiozero 2.0's LEDMultiCharDisplay builds its internal CompositeOutputDevice without passing the
+    pin_factory on, so that one device falls back to the default factory (and fails off a Pi). Only the
+    constructor needs it; the devices keep the factory they were built with.
+    """
+    from gpiozero import Device
+
+    if factory is None:
+        yield
+        return
+    previous = Device.pin_factory
+    Device.pin_factory = factory
+    try:
+        yield
+    finally:
+        Device.pin_factory = previous
 
 
 def _first_digit(reading: Reading):
@@ -107,8 +129,9 @@ class SevenSegment:
         self._display = self._char
         if digit_pins:
             # Digit-select transistors are switched the opposite way to the segments on a common-anode module.
-            self._display = LEDMultiCharDisplay(self._char, *digit_pins, active_high=active_high,
-                                                pin_factory=pin_factory)
+            with _factory_as_default(pin_factory):
+                self._display = LEDMultiCharDisplay(self._char, *digit_pins, active_high=active_high,
+                                                    pin_factory=pin_factory)
 
     def text_for(self, reading: Reading) -> str:
         """What the display shows for a reading (right-aligned, '?' as '-')."""
@@ -123,8 +146,9 @@ class SevenSegment:
 
     def close(self) -> None:
         display, self._display = self._display, None
-        if display is not None:
-            display.off() if hasattr(display, "off") else None
+        if display is not None and display is not self._char:
+            display.value = " " * self._width  # stops the multiplexing thread, digit selects off
+            self._char.off()  # a blank value leaves the last segments driven; switch them off too
             display.close()
         if self._char is not None and not self._char.closed:
             self._char.off()

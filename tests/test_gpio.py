@@ -1,0 +1,95 @@
+"""GPIO outputs on gpiozero's own MockFactory: the exact pin states for every digit."""
+
+import pytest
+from gpiozero.pins.mock import MockFactory
+
+from device.outputs.gpio import BcdLeds, SevenSegment, make_pin_factory
+from device.reading import Box, Digit, Reading
+
+# The standard seven-segment patterns, segments a b c d e f g (the hardware's truth, not our code's).
+SEGMENTS = {
+    "0": "1111110", "1": "0110000", "2": "1101101", "3": "1111001", "4": "0110011",
+    "5": "1011011", "6": "1011111", "7": "1110000", "8": "1111111", "9": "1111011",
+    "-": "0000001", " ": "0000000",
+}
+SEG_PINS = [17, 27, 22, 10, 9, 11, 0]
+BCD_PINS = [5, 6, 13, 19]
+
+
+def reading(text, changed=True):
+    ds = tuple(Digit(None if c == "?" else int(c), 0.9, Box(i * 30, 0, 20, 40)) for i, c in enumerate(text))
+    return Reading(ds, changed=changed)
+
+
+def states(factory, pins):
+    return "".join("1" if factory.pin(p).state else "0" for p in pins)
+
+
+@pytest.fixture
+def factory():
+    f = MockFactory()
+    yield f
+    f.reset()
+
+
+@pytest.mark.parametrize("digit", range(10))
+def test_bcd_shows_each_digit_in_binary(factory, digit):
+    leds = BcdLeds(BCD_PINS, valid_pin=26, pin_factory=factory)
+    leds.show(reading(str(digit)), None, None, {})
+    expected = "".join(str((digit >> bit) & 1) for bit in range(4))
+    assert states(factory, BCD_PINS) == expected
+    assert factory.pin(26).state is True
+    leds.close()
+    assert states(factory, BCD_PINS + [26]) == "00000"
+    leds.close()  # idempotent
+
+
+def test_bcd_unsure_and_empty_are_dark(factory):
+    leds = BcdLeds(BCD_PINS, valid_pin=26, pin_factory=factory)
+    leds.show(reading("7"), None, None, {})
+    leds.show(reading("?"), None, None, {})
+    assert states(factory, BCD_PINS + [26]) == "00000"
+    leds.show(reading("9"), None, None, {})
+    leds.show(reading("", changed=True), None, None, {})
+    assert states(factory, BCD_PINS + [26]) == "00000"
+    leds.close()
+
+
+@pytest.mark.parametrize("char", list("0123456789"))
+def test_seven_segment_common_cathode(factory, char):
+    display = SevenSegment(SEG_PINS, pin_factory=factory)
+    display.show(reading(char), None, None, {})
+    assert states(factory, SEG_PINS) == SEGMENTS[char]
+    display.close()
+    assert states(factory, SEG_PINS) == "0000000"
+
+
+def test_seven_segment_common_anode_inverts_and_unsure_is_dash(factory):
+    display = SevenSegment(SEG_PINS, common_anode=True, pin_factory=factory)
+    display.show(reading("4"), None, None, {})
+    inverted = "".join("0" if c == "1" else "1" for c in SEGMENTS["4"])
+    assert states(factory, SEG_PINS) == inverted
+    display.show(reading("?"), None, None, {})
+    assert states(factory, SEG_PINS) == "".join("0" if c == "1" else "1" for c in SEGMENTS["-"])
+    display.close()
+    assert states(factory, SEG_PINS) == "1111111"  # common anode: high = off
+
+
+def test_multi_digit_display_shows_last_digits(factory):
+    display = SevenSegment(SEG_PINS, digit_pins=[20, 21], pin_factory=factory)
+    assert display.text_for(reading("1234")) == "34"
+    assert display.text_for(reading("7")) == " 7"
+    assert display.text_for(reading("5?")) == "5-"
+    display.show(reading("42"), None, None, {})
+    assert display._display.value == ("4", "2")
+    display.close()
+    assert states(factory, SEG_PINS) == "0000000"
+
+
+def test_pin_factory_names():
+    from device.errors import ConfigError
+
+    assert isinstance(make_pin_factory("mock"), MockFactory)
+    assert make_pin_factory("default") is None
+    with pytest.raises(ConfigError, match="must be one of"):
+        make_pin_factory("gpio9000")
