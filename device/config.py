@@ -127,6 +127,7 @@ class Config:
 
 
 def _check_value(where: str, key: str, value, hint, meta: dict):
+    shown = value  # messages quote the value as the user wrote it
     origin = typing.get_origin(hint)
     if hint is bool:
         if not isinstance(value, bool):
@@ -148,9 +149,9 @@ def _check_value(where: str, key: str, value, hint, meta: dict):
         return [_check_value(where, f"{key}[{i}]", v, item_type, meta) for i, v in enumerate(value)]
     low, high, choices = meta.get("low"), meta.get("high"), meta.get("choices")
     if low is not None and not (low <= value <= high):
-        raise ConfigError(f"{where}{key} = {value!r}: must be between {low} and {high}")
+        raise ConfigError(f"{where}{key} = {shown!r}: must be between {low} and {high}")
     if choices is not None and value not in choices:
-        raise ConfigError(f"{where}{key} = {value!r}: must be one of {', '.join(choices)}")
+        raise ConfigError(f"{where}{key} = {shown!r}: must be one of {', '.join(choices)}")
     return value
 
 

@@ -46,12 +46,15 @@ def ink_alpha(digit: np.ndarray, height: int, rng: np.random.Generator) -> np.nd
     scale = height / 20.0  # MNIST digits are 20 px tall inside their 28 px field
     size = max(8, round(28 * scale))
     alpha = cv2.resize(digit.astype(np.float32) / 255.0, (size, size), interpolation=cv2.INTER_CUBIC)
-    k = max(1, round(abs(rng.normal(0, 0.06)) * height))
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
-    if rng.random() < 0.5:
-        alpha = cv2.dilate(alpha, kernel)
-    elif k > 1:
-        alpha = cv2.erode(alpha, kernel)
+    if rng.random() < 0.5:  # a broader pen
+        k = max(1, round(abs(rng.normal(0, 0.06)) * height))
+        alpha = cv2.dilate(alpha, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    else:  # a finer pen, never so fine that strokes vanish
+        k = round(abs(rng.normal(0, 0.03)) * height)
+        if k > 1:
+            thinner = cv2.erode(alpha, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+            if (thinner > 0.5).sum() > 0.35 * (alpha > 0.5).sum():
+                alpha = thinner
     return np.clip(alpha * 1.3, 0, 1)
 
 

@@ -21,3 +21,23 @@ def mnist_sample():
     """dict with train_images/train_labels (4,000) and test_images/test_labels (1,000), real MNIST."""
     with np.load(DATA / "mnist_sample.npz") as npz:
         return {key: npz[key] for key in npz.files}
+
+
+def digits_of(sample, text: str, offset: int = 0) -> list[np.ndarray]:
+    """MNIST test digits (from the shipped sample) showing the digits of ``text``, in order."""
+    images, labels = sample["test_images"], sample["test_labels"]
+    picked = []
+    for k, char in enumerate(text):
+        matches = np.flatnonzero(labels == int(char))
+        picked.append(images[matches[(offset + k) % len(matches)]])
+    return picked
+
+
+def scene(sample, lines: list[str], seed: int = 0, **kwargs):
+    """A camera-like frame with the given lines of digits written on it (device.synthetic.render)."""
+    from device.synthetic import render
+
+    rng = np.random.default_rng(seed)
+    digits = [digits_of(sample, line, offset=seed) for line in lines]
+    labels = [[int(c) for c in line] for line in lines]
+    return render(digits, labels, rng, **kwargs)

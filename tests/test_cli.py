@@ -1,0 +1,168 @@
+"""device-run as a user runs it: the --once --json contract, exit codes, the loop on a video file."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from tests.conftest import MODEL, scene
+
+RUN = [sys.executable, "-m", "device.cli"]
+
+
+def device_run(*args, timeout=120, **kwargs):
+    return subprocess.run([*RUN, *map(str, args)], capture_output=True, text=True, timeout=timeout, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def scene_image(mnist_sample, tmp_path_factory):
+    s = scene(mnist_sample, ["4096", "17"], seed=3, blur=0.6, noise=3.0)
+    path = tmp_path_factory.mktemp("img") / "page.jpg"
+    cv2.imwrite(str(path), s.frame)
+    return path, s.text
+
+
+def test_once_json_contract(scene_image):
+    path, truth = scene_image
+    result = device_run("--source", path, "--once", "--json")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 1
+    reading = json.loads(lines[0])
+    assert reading["text"] == truth == "4096 17"
+    assert [d["digit"] for d in reading["digits"]] == [4, 0, 9, 6, 1, 7]
+    for d in reading["digits"]:
+        assert 0.6 <= d["confidence"] <= 1.0 and len(d["box"]) == 4
+
+
+def test_once_on_blank_page_reads_nothing(tmp_path):
+    from device.synthetic import blank
+
+    path = tmp_path / "blank.png"
+    cv2.imwrite(str(path), blank(np.random.default_rng(0), ruled=True))
+    result = device_run("--source", path, "--once", "--json")
+    assert result.returncode == 0
+    assert json.loads(result.stdout) == {"text": "", "digits": []}
+
+
+def one_line_error(result, code, *fragments):
+    assert result.returncode == code, (result.returncode, result.stderr)
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("device-run: ")
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in last
+    assert result.stdout == ""
+
+
+def test_exit_codes(tmp_path, scene_image):
+    path, _ = scene_image
+    one_line_error(device_run("--source", tmp_path / "nope.png", "--once", "--json"), 4, "nope.png",
+                   "no such file or folder")
+    (tmp_path / "empty").mkdir()
+    one_line_error(device_run("--source", tmp_path / "empty", "--once"), 4, "folder has no images")
+    (tmp_path / "bad.png").write_bytes(b"not a png")
+    one_line_error(device_run("--source", tmp_path / "bad.png", "--once"), 4, "not a readable image")
+    one_line_error(device_run("--source", "picamera2", "--once"), 4, "picamera2", "apt install python3-picamera2")
+
+    corrupt = tmp_path / "corrupt.tflite"
+    corrupt.write_bytes(MODEL.read_bytes()[:5000])
+    one_line_error(device_run("--model", corrupt, "--source", path, "--once"), 3, "not a valid TFLite model")
+    tampered = tmp_path / "digits_int8.tflite"
+    data = bytearray(MODEL.read_bytes())
+    data[-100] ^= 0xFF
+    tampered.write_bytes(bytes(data))
+    (tmp_path / "digits_int8.json").write_text(MODEL.with_suffix(".json").read_text())
+    one_line_error(device_run("--model", tampered, "--source", path, "--once"), 3, "does not match its card")
+    one_line_error(device_run("--model", tmp_path / "missing.tflite", "--source", path, "--once"), 3, "cannot read")
+
+    (tmp_path / "c.toml").write_text("[decision]\nmin_confidence = 2\n")
+    one_line_error(device_run("--config", tmp_path / "c.toml", "--source", path, "--once"), 2,
+                   "decision.min_confidence = 2: must be between 0.0 and 1.0")
+    one_line_error(device_run("--output", "log,lcd", "--source", path), 2, "--output lcd")
+    bad_arg = device_run("--max-frames", "many")
+    assert bad_arg.returncode == 2
+
+
+def write_video(path, frames, fps=20):
+    h, w = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
+    assert writer.isOpened()
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+
+
+@pytest.fixture(scope="module")
+def video(mnist_sample, tmp_path_factory):
+    """A video: "42" for 12 frames, blank paper for 14, then "7" for 12."""
+    from device.synthetic import blank
+
+    rng = np.random.default_rng(1)
+    frames = [scene(mnist_sample, ["42"], seed=10 + i % 2, blur=0.5).frame for i in range(12)]
+    frames += [blank(rng) for _ in range(14)]
+    frames += [scene(mnist_sample, ["7"], seed=20 + i % 2, blur=0.5).frame for i in range(12)]
+    path = tmp_path_factory.mktemp("video") / "digits.avi"
+    write_video(path, frames)
+    return path
+
+
+def test_loop_on_video_reports_changes_only(video):
+    result = device_run("--source", video, "--output", "log")
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [e["text"] for e in events] == ["42", "", "7"]
+    assert all(e["event"] == "reading" for e in events)
+    assert "stopped after 38 frames (0 bad, 0 reopens); last reading '7'" in result.stderr
+
+
+def test_no_tensorflow_after_a_full_run(video):
+    code = (
+        "import sys; from device.cli import main; rc = main(['--source', sys.argv[1], '--output', 'log']); "
+        "print('TF-LOADED' if any(m == 'tensorflow' or m.startswith(('tensorflow.', 'keras')) for m in sys.modules)"
+        " else 'NO-TF'); print('HOST' if any(m == 'host' or m.startswith('host.') for m in sys.modules) else '')"
+    )
+    result = subprocess.run([sys.executable, "-c", code, str(video)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-2:] == ["NO-TF", ""]
+
+
+def test_sigterm_stops_within_a_second(video):
+    process = subprocess.Popen([*RUN, "--source", str(video), "--realtime", "--output", "log"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = process.stdout.readline()  # the first reading: the loop is running
+        assert json.loads(first)["text"] == "42"
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=5)
+        elapsed = time.monotonic() - started
+    finally:
+        process.kill()
+    assert process.returncode == 0
+    assert elapsed < 1.0, elapsed
+    assert "signal SIGTERM: stopping" in process.stderr.read()
+
+
+def test_folder_source_and_max_frames(tmp_path, mnist_sample):
+    for i, text in enumerate(["3", "58"]):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), scene(mnist_sample, [text], seed=i).frame)
+    result = device_run("--source", tmp_path, "--output", "log")
+    assert [json.loads(line)["text"] for line in result.stdout.splitlines()] == ["3", "58"]
+    limited = device_run("--source", tmp_path, "--output", "log", "--max-frames", "1")
+    assert [json.loads(line)["text"] for line in limited.stdout.splitlines()] == ["3"]
+
+
+def test_mock_gpio_output_runs_from_the_cli(scene_image):
+    path, _ = scene_image
+    env = {**os.environ}
+    result = device_run("--source", path, "--once", "--json", "--output", "gpio-7seg,gpio-bcd", "--pin-factory",
+                        "mock", env=env)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["text"] == "4096 17"
