@@ -1,4 +1,6 @@
-"""digit-reader device runtime: camera -> segmentation -> MNIST-style normalization -> int8 inference -> outputs.
+"""digit-reader device runtime.
+
+camera -> segmentation -> MNIST-style normalization -> int8 inference -> outputs.
 
 Never imports TensorFlow or the host package: this is what runs on the Raspberry Pi.
 """

@@ -36,8 +36,9 @@ def make_frames(n_digits: int, count: int, seed: int = 0) -> list[np.ndarray]:
     for _ in range(count):
         pick = rng.choice(len(images), n_digits, replace=False)
         split = [pick] if n_digits <= 4 else [pick[: n_digits // 2], pick[n_digits // 2 :]]
-        frames.append(render([list(images[p]) for p in split], [list(labels[p]) for p in split], rng,
-                             blur=0.8).frame)
+        frames.append(
+            render([list(images[p]) for p in split], [list(labels[p]) for p in split], rng, blur=0.8).frame
+        )
     return frames
 
 
@@ -83,8 +84,10 @@ def table(results: dict[int, dict], threads: int, backend: str) -> str:
         "|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for n, result in results.items():
-        cells = [f"{np.percentile(v, 50) * 1e3:.3f} / {np.percentile(v, 95) * 1e3:.3f}"
-                 for v in result["stages"].values()]
+        cells = [
+            f"{np.percentile(v, 50) * 1e3:.3f} / {np.percentile(v, 95) * 1e3:.3f}"
+            for v in result["stages"].values()
+        ]
         lines.append(f"| {n} | " + " | ".join(cells) + f" | {result['fps']:.0f} |")
     return "\n".join(lines)
 
@@ -100,7 +103,8 @@ def machine() -> str:
         pass
     import os
 
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()} {platform.machine()}"
+    system = f"{platform.system()} {platform.machine()}"
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {system}"
 
 
 def write_section(path: Path, name: str, body: str) -> None:
@@ -122,8 +126,12 @@ def main(argv=None) -> int:
     parser.add_argument("--model", default=str(DEFAULT_MODEL))
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--iterations", type=int, default=1000, help="frames per digit count")
-    parser.add_argument("--soak", type=int, default=0, help="then run N more 4-digit frames and report RSS growth")
-    parser.add_argument("--write", metavar="MARKDOWN", help="put the table into this file (docs/benchmarks.md)")
+    parser.add_argument(
+        "--soak", type=int, default=0, help="then run N more 4-digit frames and report RSS growth"
+    )
+    parser.add_argument(
+        "--write", metavar="MARKDOWN", help="put the table into this file (docs/benchmarks.md)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
@@ -133,15 +141,23 @@ def main(argv=None) -> int:
         frames = make_frames(n, 20, seed=n)
         bench(classifier, frames, 20)  # warm-up: tensor sizes, caches
         results[n] = bench(classifier, frames, args.iterations)
-    body = [table(results, args.threads, classifier.backend), "",
-            f"Peak resident memory (whole process, all runs): {rss_mb():.0f} MB.", "", f"Machine: {machine()}."]
+    body = [
+        table(results, args.threads, classifier.backend),
+        "",
+        f"Peak resident memory (whole process, all runs): {rss_mb():.0f} MB.",
+        "",
+        f"Machine: {machine()}.",
+    ]
     if args.soak:
         frames = make_frames(4, 20, seed=99)
         before = rss_mb()
         started = time.perf_counter()
         bench(classifier, frames, args.soak)
-        body += ["", f"Soak: {args.soak} more 4-digit frames in {time.perf_counter() - started:.0f} s; peak RSS "
-                     f"{before:.0f} MB before, {rss_mb():.0f} MB after."]
+        body += [
+            "",
+            f"Soak: {args.soak} more 4-digit frames in {time.perf_counter() - started:.0f} s; peak RSS "
+            f"{before:.0f} MB before, {rss_mb():.0f} MB after.",
+        ]
     text = "\n".join(body)
     print(text)
     if args.write:

@@ -118,7 +118,11 @@ class Classifier:
         self._batch = int(self._input["shape"][0])
         log.info(
             "model %s (%s input, sha256 %s...) on %s, %d thread(s)",
-            self.model_path.name, self.input_quantization.dtype, self.sha256[:12], self.backend, threads,
+            self.model_path.name,
+            self.input_quantization.dtype,
+            self.sha256[:12],
+            self.backend,
+            threads,
         )
 
     def _load_card(self, verify: bool) -> dict:

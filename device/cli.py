@@ -20,7 +20,6 @@ from device.config import OUTPUT_KINDS, Config, load_config, replace
 from device.decide import Decider
 from device.errors import ConfigError, DigitReaderError
 from device.pipeline import FramePipeline
-from device.reading import Reading
 from device.segment import SegmentSettings
 from device.sources import open_source
 
@@ -34,13 +33,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="device-run",
         description="Read handwritten digits from a camera, video, image or folder.",
-        epilog="Sources: picamera2, webcam:N, /dev/videoN, VIDEO, IMAGE, FOLDER. Outputs: " + ", ".join(OUTPUT_KINDS),
+        epilog="Sources: picamera2, webcam:N, /dev/videoN, VIDEO, IMAGE, FOLDER. Outputs: "
+        + ", ".join(OUTPUT_KINDS),
     )
     parser.add_argument("--config", help="TOML config file (default: built-in defaults)")
     parser.add_argument("--check-config", metavar="FILE", help="validate a config file and exit")
     parser.add_argument("--source", help="frame source (overrides camera.source)")
-    parser.add_argument("--demo", action="store_true",
-                        help="run on the bundled demo video (window if a display is present, else log)")
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="run on the bundled demo video (window if a display is present, else log)",
+    )
     parser.add_argument("--output", help="comma-separated outputs, e.g. log,gpio-7seg,window")
     parser.add_argument("--pin-factory", help="gpiozero pin factory: lgpio (Pi 5), mock (desktop), ...")
     parser.add_argument("--model", help="TFLite model (default: the shipped models/digits_int8.tflite)")
@@ -58,8 +61,11 @@ def effective_config(args: argparse.Namespace) -> Config:
     config = load_config(args.config)
     if args.demo:
         config = replace(config, "camera", source=str(DEMO_VIDEO))
-        outputs = ["window"] if os.environ.get("DISPLAY") and _has_gui() else ["log"]
-        config = replace(config, "output", enabled=outputs)
+        if os.environ.get("DISPLAY") and _has_gui():
+            # On screen, play the demo at its own pace so a person can watch it.
+            config = replace(replace(config, "output", enabled=["window", "log"]), "camera", realtime=True)
+        else:
+            config = replace(config, "output", enabled=["log"])
     if args.source:
         config = replace(config, "camera", source=args.source)
     if args.realtime:
@@ -68,7 +74,9 @@ def effective_config(args: argparse.Namespace) -> Config:
         kinds = [k.strip() for k in args.output.split(",") if k.strip()]
         for kind in kinds:
             if kind not in OUTPUT_KINDS:
-                raise ConfigError(f"--output {kind}: unknown output, must be one of {', '.join(OUTPUT_KINDS)}")
+                raise ConfigError(
+                    f"--output {kind}: unknown output, must be one of {', '.join(OUTPUT_KINDS)}"
+                )
         config = replace(config, "output", enabled=kinds)
     if args.pin_factory:
         from device.config import PIN_FACTORIES
@@ -100,8 +108,12 @@ def _has_gui() -> bool:
 def segment_settings(config: Config) -> SegmentSettings:
     s = config.segmentation
     return SegmentSettings(
-        polarity=s.polarity, work_size=s.work_size, min_contrast=s.min_contrast, min_height=s.min_height,
-        max_aspect=s.max_aspect, roi=tuple(s.roi) if s.roi else None,
+        polarity=s.polarity,
+        work_size=s.work_size,
+        min_contrast=s.min_contrast,
+        min_height=s.min_height,
+        max_aspect=s.max_aspect,
+        roi=tuple(s.roi) if s.roi else None,
     )
 
 
@@ -127,12 +139,17 @@ def build_outputs(config: Config, skip_log: bool = False) -> list:
                         outputs.append(BcdLeds(c.pins, c.valid_pin, c.active_high, pin_factory=factory))
                     else:
                         c = config.output.gpio_7seg
-                        outputs.append(SevenSegment(c.segment_pins, c.dp_pin, c.digit_pins, c.common_anode,
-                                                    pin_factory=factory))
+                        outputs.append(
+                            SevenSegment(
+                                c.segment_pins, c.dp_pin, c.digit_pins, c.common_anode, pin_factory=factory
+                            )
+                        )
                 except DigitReaderError:
                     raise
                 except Exception as exc:  # gpiozero: BadPinFactory, PinInUse, GPIOPinInUse...
-                    raise ConfigError(f"output {kind}: cannot open its pins ({type(exc).__name__}: {exc})") from None
+                    raise ConfigError(
+                        f"output {kind}: cannot open its pins ({type(exc).__name__}: {exc})"
+                    ) from None
             elif kind == "window":
                 from device.outputs.window import WindowOutput
 
@@ -210,14 +227,28 @@ def run(args: argparse.Namespace) -> int:
         source.close()
         raise
     notifier = Notifier()
-    loop = ReaderLoop(open_again, pipeline, decider, outputs, stop, notifier, config.service.max_frames,
-                      c.reopen_max_seconds, config.service.stats_seconds)
+    loop = ReaderLoop(
+        open_again,
+        pipeline,
+        decider,
+        outputs,
+        stop,
+        notifier,
+        config.service.max_frames,
+        c.reopen_max_seconds,
+        config.service.stats_seconds,
+    )
     try:
         stats = loop.run()
     finally:
         notifier.close()
-    log.info("stopped after %d frames (%d bad, %d reopens); last reading %r", stats.frames, stats.bad_frames,
-             stats.reopens, decider.current.text)
+    log.info(
+        "stopped after %d frames (%d bad, %d reopens); last reading %r",
+        stats.frames,
+        stats.bad_frames,
+        stats.reopens,
+        decider.current.text,
+    )
     return 0
 
 

@@ -8,10 +8,11 @@ back to a default). Errors name the key, the value and the rule, e.g.
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import tomllib
 
 from device.errors import ConfigError
 
@@ -164,9 +165,7 @@ def _build(cls, table: dict, where: str, prefix: str):
     for key, value in table.items():
         name = key.replace("-", "_")
         if name not in fields:
-            raise ConfigError(
-                f"{where}{prefix}{key}: unknown key (known: {', '.join(k for k in fields)})"
-            )
+            raise ConfigError(f"{where}{prefix}{key}: unknown key (known: {', '.join(k for k in fields)})")
         hint = hints[name]
         if dataclasses.is_dataclass(hint):
             values[name] = _build(hint, value, where, f"{prefix}{key}.")
@@ -183,17 +182,27 @@ def validate(config: Config, where: str = "") -> Config:
     d = config.decision
     if d.vote_needed > d.vote_frames:
         raise ConfigError(
-            f"{where}decision.vote_needed = {d.vote_needed}: must not exceed decision.vote_frames ({d.vote_frames})"
+            f"{where}decision.vote_needed = {d.vote_needed}: "
+            f"must not exceed decision.vote_frames ({d.vote_frames})"
         )
     roi = config.segmentation.roi
-    if roi and (len(roi) != 4 or min(roi) < 0 or roi[0] + roi[2] > 1.0001 or roi[1] + roi[3] > 1.0001 or
-                roi[2] <= 0 or roi[3] <= 0):
-        raise ConfigError(f"{where}segmentation.roi = {roi!r}: must be [x, y, w, h] fractions inside the frame")
+    if roi and (
+        len(roi) != 4
+        or min(roi) < 0
+        or roi[0] + roi[2] > 1.0001
+        or roi[1] + roi[3] > 1.0001
+        or roi[2] <= 0
+        or roi[3] <= 0
+    ):
+        raise ConfigError(
+            f"{where}segmentation.roi = {roi!r}: must be [x, y, w, h] fractions inside the frame"
+        )
     if len(config.output.gpio_bcd.pins) != 4:
         raise ConfigError(f"{where}output.gpio_bcd.pins = {config.output.gpio_bcd.pins!r}: must list 4 pins")
     if len(config.output.gpio_7seg.segment_pins) != 7:
         raise ConfigError(
-            f"{where}output.gpio_7seg.segment_pins = {config.output.gpio_7seg.segment_pins!r}: must list 7 pins (a-g)"
+            f"{where}output.gpio_7seg.segment_pins = {config.output.gpio_7seg.segment_pins!r}: "
+            "must list 7 pins (a-g)"
         )
     for kind in config.output.enabled:
         if config.output.enabled.count(kind) > 1:
@@ -223,5 +232,3 @@ def load_config(path: str | Path | None) -> Config:
 def replace(config: Config, section: str, **changes) -> Config:
     """A copy of ``config`` with some keys of one section changed (for command-line overrides)."""
     return dataclasses.replace(config, **{section: dataclasses.replace(getattr(config, section), **changes)})
-
-

@@ -48,7 +48,7 @@ def thicken_strokes(crop: np.ndarray, min_stroke: float = MIN_STROKE) -> np.ndar
     """
     longer = max(crop.shape)
     missing = min_stroke * longer - stroke_width(crop)
-    radius = int(round(missing / 2))
+    radius = round(missing / 2)
     if radius < 1:
         return crop
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))

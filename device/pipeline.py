@@ -25,7 +25,9 @@ class FrameResult:
 class FramePipeline:
     """Segment a frame, normalize each digit MNIST-style and classify them all in one batch."""
 
-    def __init__(self, classifier, settings: SegmentSettings = SegmentSettings(), min_confidence: float = 0.6):
+    def __init__(
+        self, classifier, settings: SegmentSettings = SegmentSettings(), min_confidence: float = 0.6
+    ):
         self.classifier = classifier
         self.settings = settings
         self.min_confidence = min_confidence

@@ -176,7 +176,11 @@ def segment(frame, settings: SegmentSettings = SegmentSettings()) -> list[Segmen
         grey = grey[offset_y : offset_y + max(16, int(fh * H)), offset_x : offset_x + max(16, int(fw * W))]
     H, W = grey.shape
     scale = min(1.0, settings.work_size / max(H, W))
-    work = cv2.resize(grey, (round(W * scale), round(H * scale)), interpolation=cv2.INTER_AREA) if scale < 1 else grey
+    work = (
+        cv2.resize(grey, (round(W * scale), round(H * scale)), interpolation=cv2.INTER_AREA)
+        if scale < 1
+        else grey
+    )
     h, w = work.shape
     work = cv2.GaussianBlur(work, (3, 3), 0)
 
@@ -207,7 +211,12 @@ def segment(frame, settings: SegmentSettings = SegmentSettings()) -> list[Segmen
         area = sum(int(stats[i, 4]) for i in labelbits)
         if bh < min_h or bh > settings.max_height * h or bw > settings.max_height * w:
             continue
-        if x <= settings.border or y <= settings.border or x + bw >= w - settings.border or y + bh >= h - settings.border:
+        if (
+            x <= settings.border
+            or y <= settings.border
+            or x + bw >= w - settings.border
+            or y + bh >= h - settings.border
+        ):
             continue
         if bw > settings.max_aspect * bh:
             continue
@@ -231,8 +240,10 @@ def segment(frame, settings: SegmentSettings = SegmentSettings()) -> list[Segmen
     typical_h = float(np.median([c[3] for c in candidates]))
     strongest = max(peak[c[4]] for c in candidates)
     kept = [
-        c for c in candidates
-        if c[3] >= settings.relative_height * typical_h and peak[c[4]] >= settings.relative_contrast * strongest
+        c
+        for c in candidates
+        if c[3] >= settings.relative_height * typical_h
+        and peak[c[4]] >= settings.relative_contrast * strongest
     ]
 
     segments = []
@@ -249,10 +260,12 @@ def segment(frame, settings: SegmentSettings = SegmentSettings()) -> list[Segmen
         level = peak[labelbits] or 1.0
         crop_u8 = (np.clip(crop / level, 0.0, 1.0) * 255).astype(np.uint8)
         box = Box(
-            round(x / scale) + offset_x, round(y / scale) + offset_y, max(1, round(bw / scale)), max(1, round(bh / scale))
+            round(x / scale) + offset_x,
+            round(y / scale) + offset_y,
+            max(1, round(bw / scale)),
+            max(1, round(bh / scale)),
         )
         by_box[box] = crop_u8
     for box in reading_order(list(by_box)):
         segments.append(Segment(box, by_box[Box(box.x, box.y, box.w, box.h)]))
     return segments
-

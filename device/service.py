@@ -33,8 +33,13 @@ class LoopStats:
     stage_seconds: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
-        return {"frames": self.frames, "bad_frames": self.bad_frames, "reopens": self.reopens,
-                "fps": self.fps, "uptime": time.monotonic() - self.started}
+        return {
+            "frames": self.frames,
+            "bad_frames": self.bad_frames,
+            "reopens": self.reopens,
+            "fps": self.fps,
+            "uptime": time.monotonic() - self.started,
+        }
 
 
 class ReaderLoop:
@@ -112,7 +117,9 @@ class ReaderLoop:
                 now = time.monotonic()
                 if last_frame_time is not None:
                     instant = 1.0 / max(now - last_frame_time, 1e-6)
-                    self.stats.fps = instant if self.stats.frames < 2 else 0.9 * self.stats.fps + 0.1 * instant
+                    self.stats.fps = (
+                        instant if self.stats.frames < 2 else 0.9 * self.stats.fps + 0.1 * instant
+                    )
                 last_frame_time = now
                 self.stats.frames += 1
                 for stage, seconds in result.timings.items():
@@ -132,8 +139,14 @@ class ReaderLoop:
                     self.notifier.status(f"reading {reading.text!r}, {self.stats.fps:.1f} fps")
                 if now >= next_stats:
                     next_stats = now + self.stats_seconds
-                    log.info("%d frames, %.1f fps, %d bad, %d reopens, reading %r", self.stats.frames,
-                             self.stats.fps, self.stats.bad_frames, self.stats.reopens, reading.text)
+                    log.info(
+                        "%d frames, %.1f fps, %d bad, %d reopens, reading %r",
+                        self.stats.frames,
+                        self.stats.fps,
+                        self.stats.bad_frames,
+                        self.stats.reopens,
+                        reading.text,
+                    )
                     self.notifier.status(f"reading {reading.text!r}, {self.stats.fps:.1f} fps")
                 if self.max_frames and self.stats.frames >= self.max_frames:
                     break

@@ -79,7 +79,9 @@ class FolderSource(_Closing):
         self.name = str(self.folder)
         self._files = sorted(p for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not self._files:
-            raise SourceError(f"source {self.folder}: folder has no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+            raise SourceError(
+                f"source {self.folder}: folder has no images ({', '.join(sorted(IMAGE_SUFFIXES))})"
+            )
         self._next = 0
 
     def read(self) -> np.ndarray | None:
@@ -94,7 +96,7 @@ class FolderSource(_Closing):
 
 
 class VideoSource(_Closing):
-    """A video file through OpenCV; as fast as the pipeline runs, or paced at its frame rate (``realtime``)."""
+    """A video file through OpenCV: as fast as the pipeline runs, or at its frame rate (``realtime``)."""
 
     live = True  # a video stands in for a camera: its frames are voted on
 
@@ -135,11 +137,15 @@ class OpenCVCamera(_Closing):
     def __init__(self, device: int | str, width: int = 640, height: int = 480, fps: int = 30):
         self.device = device
         self.name = f"webcam:{device}" if isinstance(device, int) else str(device)
-        self._capture = cv2.VideoCapture(device, cv2.CAP_V4L2) if hasattr(cv2, "CAP_V4L2") else cv2.VideoCapture(device)
+        self._capture = (
+            cv2.VideoCapture(device, cv2.CAP_V4L2) if hasattr(cv2, "CAP_V4L2") else cv2.VideoCapture(device)
+        )
         if not self._capture.isOpened():
             self._capture.release()
             self._capture = None
-            raise SourceError(f"source {self.name}: camera not found or busy (is it plugged in? ls /dev/video*)")
+            raise SourceError(
+                f"source {self.name}: camera not found or busy (is it plugged in? ls /dev/video*)"
+            )
         self._capture.set(cv2.CAP_PROP_FRAME_WIDTH, width)
         self._capture.set(cv2.CAP_PROP_FRAME_HEIGHT, height)
         self._capture.set(cv2.CAP_PROP_FPS, fps)
@@ -220,7 +226,8 @@ def open_source(spec: str, width: int = 640, height: int = 480, fps: int = 30, r
         return FolderSource(path)
     if not path.exists():
         raise SourceError(
-            f"source {spec}: no such file or folder (use picamera2, webcam:N, /dev/videoN, a video, an image or a folder)"
+            f"source {spec}: no such file or folder "
+            "(use picamera2, webcam:N, /dev/videoN, a video, an image or a folder)"
         )
     if path.suffix.lower() in IMAGE_SUFFIXES:
         return ImageSource(path)

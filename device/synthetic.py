@@ -25,13 +25,16 @@ class Scene:
 def paper(rng: np.random.Generator, width: int, height: int, texture: float = 1.0) -> np.ndarray:
     """Grey paper (float 0-255) with a texture, a lighting gradient and maybe a soft shadow."""
     base = rng.uniform(150, 235)
-    low = cv2.resize(rng.normal(0, 1, (height // 40 + 2, width // 40 + 2)).astype(np.float32), (width, height),
-                     interpolation=cv2.INTER_CUBIC)
+    low = cv2.resize(
+        rng.normal(0, 1, (height // 40 + 2, width // 40 + 2)).astype(np.float32),
+        (width, height),
+        interpolation=cv2.INTER_CUBIC,
+    )
     fine = rng.normal(0, 1, (height, width)).astype(np.float32)
     page = base + texture * (6 * low + 2 * cv2.GaussianBlur(fine, (0, 0), 1.0))
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     angle = rng.uniform(0, 2 * np.pi)
-    ramp = (np.cos(angle) * (xx / width - 0.5) + np.sin(angle) * (yy / height - 0.5))
+    ramp = np.cos(angle) * (xx / width - 0.5) + np.sin(angle) * (yy / height - 0.5)
     page *= 1 + rng.uniform(0.15, 0.45) * ramp  # light falls off across the page
     if rng.random() < 0.5:  # the shadow of a hand or the camera
         cx, cy = rng.uniform(0, width), rng.uniform(0, height)
@@ -58,9 +61,18 @@ def ink_alpha(digit: np.ndarray, height: int, rng: np.random.Generator) -> np.nd
     return np.clip(alpha * 1.3, 0, 1)
 
 
-def render(digits: list[list[np.ndarray]], labels: list[list[int]], rng: np.random.Generator,
-           width: int = 640, height: int = 480, digit_height: float | None = None,
-           perspective: float = 0.04, blur: float = 1.0, noise: float = 4.0, jpeg: bool = True) -> Scene:
+def render(
+    digits: list[list[np.ndarray]],
+    labels: list[list[int]],
+    rng: np.random.Generator,
+    width: int = 640,
+    height: int = 480,
+    digit_height: float | None = None,
+    perspective: float = 0.04,
+    blur: float = 1.0,
+    noise: float = 4.0,
+    jpeg: bool = True,
+) -> Scene:
     """Print lines of digits on paper and photograph it. ``digits[line][i]`` are 28x28 uint8 images."""
     page = paper(rng, width, height)
     n_lines = len(digits)
@@ -90,8 +102,14 @@ def render(digits: list[list[np.ndarray]], labels: list[list[int]], rng: np.rand
             page[y0c:y1, x0:x1] = region * (1 - a) + ink_level * a
             ys, xs = np.nonzero(a > 0.3)
             if len(xs):
-                boxes.append((x0 + int(xs.min()), y0c + int(ys.min()), int(xs.max() - xs.min() + 1),
-                              int(ys.max() - ys.min() + 1)))
+                boxes.append(
+                    (
+                        x0 + int(xs.min()),
+                        y0c + int(ys.min()),
+                        int(xs.max() - xs.min() + 1),
+                        int(ys.max() - ys.min() + 1),
+                    )
+                )
             text += str(label)
             x += w + gap
         lines_text.append(text)
@@ -99,8 +117,14 @@ def render(digits: list[list[np.ndarray]], labels: list[list[int]], rng: np.rand
     return Scene(frame, " ".join(t for t in lines_text if t), boxes)
 
 
-def photograph(page: np.ndarray, rng: np.random.Generator, perspective: float = 0.04, blur: float = 1.0,
-               noise: float = 4.0, jpeg: bool = True) -> np.ndarray:
+def photograph(
+    page: np.ndarray,
+    rng: np.random.Generator,
+    perspective: float = 0.04,
+    blur: float = 1.0,
+    noise: float = 4.0,
+    jpeg: bool = True,
+) -> np.ndarray:
     """Slight perspective, focus blur, sensor noise, colour cast and JPEG: a BGR uint8 camera frame."""
     height, width = page.shape
     if perspective:
@@ -116,7 +140,7 @@ def photograph(page: np.ndarray, rng: np.random.Generator, perspective: float = 
     tint = rng.uniform(0.9, 1.1, 3)
     frame = np.clip(page[..., None] * tint, 0, 255).astype(np.uint8)
     if jpeg:
-        ok, data = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, int(rng.uniform(60, 95))])
+        _ok, data = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, int(rng.uniform(60, 95))])
         frame = cv2.imdecode(data, cv2.IMREAD_COLOR)
     return frame
 

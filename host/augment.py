@@ -31,7 +31,9 @@ def build_augmenter(settings: AugmentSettings, seed: int):
     geometry = keras.Sequential(
         [
             keras.layers.RandomRotation(settings.rotation_degrees / 360.0, fill_mode="constant", seed=seed),
-            keras.layers.RandomTranslation(settings.shift, settings.shift, fill_mode="constant", seed=seed + 1),
+            keras.layers.RandomTranslation(
+                settings.shift, settings.shift, fill_mode="constant", seed=seed + 1
+            ),
             keras.layers.RandomZoom(settings.zoom, settings.zoom, fill_mode="constant", seed=seed + 2),
         ],
         name="geometry",

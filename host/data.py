@@ -62,7 +62,9 @@ def read_idx_images(path: str | os.PathLike) -> np.ndarray:
         raise DataError(f"{path}: images are {rows}x{cols}, expected 28x28")
     expected = 16 + count * rows * cols
     if len(raw) != expected:
-        raise DataError(f"{path}: truncated or padded: {len(raw)} bytes, header says {count} images = {expected}")
+        raise DataError(
+            f"{path}: truncated or padded: {len(raw)} bytes, header says {count} images = {expected}"
+        )
     return np.frombuffer(raw, np.uint8, offset=16).reshape(count, rows, cols)
 
 
@@ -76,7 +78,9 @@ def read_idx_labels(path: str | os.PathLike) -> np.ndarray:
     if magic != LABELS_MAGIC:
         raise DataError(f"{path}: bad magic number {magic}, expected {LABELS_MAGIC} for an IDX label file")
     if len(raw) != 8 + count:
-        raise DataError(f"{path}: truncated or padded: {len(raw)} bytes, header says {count} labels = {8 + count}")
+        raise DataError(
+            f"{path}: truncated or padded: {len(raw)} bytes, header says {count} labels = {8 + count}"
+        )
     labels = np.frombuffer(raw, np.uint8, offset=8)
     if labels.size and labels.max() > 9:
         raise DataError(f"{path}: label {int(labels.max())} found, labels must be 0-9")
@@ -87,7 +91,9 @@ def _find(data_dir: Path, stem: str) -> Path:
     for name in (stem, stem + ".gz"):
         if (data_dir / name).is_file():
             return data_dir / name
-    raise DataError(f"{data_dir}: missing {stem} (or {stem}.gz); the folder must hold the four MNIST IDX files")
+    raise DataError(
+        f"{data_dir}: missing {stem} (or {stem}.gz); the folder must hold the four MNIST IDX files"
+    )
 
 
 def load_idx_pair(data_dir: Path, split: str) -> Dataset:
@@ -96,7 +102,9 @@ def load_idx_pair(data_dir: Path, split: str) -> Dataset:
     labels_path = _find(data_dir, FILES[f"{split}_labels"])
     images, labels = read_idx_images(images_path), read_idx_labels(labels_path)
     if len(images) != len(labels):
-        raise DataError(f"{labels_path}: {len(labels)} labels but {images_path.name} has {len(images)} images")
+        raise DataError(
+            f"{labels_path}: {len(labels)} labels but {images_path.name} has {len(images)} images"
+        )
     return Dataset(images, labels)
 
 
@@ -133,7 +141,9 @@ def load_npz(path: str | os.PathLike) -> Dataset:
     except (OSError, KeyError, ValueError) as exc:
         raise DataError(f"{path}: not an npz with 'images' and 'labels' ({exc})") from None
     if images.shape[1:] != (28, 28) or len(images) != len(labels):
-        raise DataError(f"{path}: expected images (N, 28, 28) and N labels, got {images.shape} and {labels.shape}")
+        raise DataError(
+            f"{path}: expected images (N, 28, 28) and N labels, got {images.shape} and {labels.shape}"
+        )
     return Dataset(images.astype(np.uint8), labels.astype(np.uint8))
 
 
@@ -165,7 +175,9 @@ def load_folder(root: str | os.PathLike, normalize: bool = True) -> Dataset:
             images.append(_as_mnist(grey, normalize_digit) if normalize else cv2.resize(grey, (28, 28)))
             labels.append(digit)
     if not images:
-        raise DataError(f"{root}: no images found in {root}/<digit>/ (digit folders 0-9 with .png/.jpg files)")
+        raise DataError(
+            f"{root}: no images found in {root}/<digit>/ (digit folders 0-9 with .png/.jpg files)"
+        )
     return Dataset(np.stack(images).astype(np.uint8), np.array(labels, np.uint8))
 
 
@@ -181,6 +193,6 @@ def _as_mnist(grey: np.ndarray, normalize_digit) -> np.ndarray:
 def split_validation(data: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset]:
     """Shuffle with ``seed`` and split off ``fraction`` of the data for validation: (train, val)."""
     order = np.random.default_rng(seed).permutation(len(data))
-    n_val = int(round(len(data) * fraction))
+    n_val = round(len(data) * fraction)
     val, train = order[:n_val], order[n_val:]
     return Dataset(data.images[train], data.labels[train]), Dataset(data.images[val], data.labels[val])

@@ -43,8 +43,14 @@ class Evaluation:
         rows = []
         for d in range(10):
             predicted, actual = m[:, d].sum(), m[d].sum()
-            rows.append((d, m[d, d] / predicted if predicted else float("nan"),
-                         m[d, d] / actual if actual else float("nan"), int(actual)))
+            rows.append(
+                (
+                    d,
+                    m[d, d] / predicted if predicted else float("nan"),
+                    m[d, d] / actual if actual else float("nan"),
+                    int(actual),
+                )
+            )
         return rows
 
 
@@ -87,8 +93,15 @@ def plot_confusion(evaluation: Evaluation, path: Path, title: str) -> None:
     image = ax.imshow(np.log1p(m), cmap="Blues")
     for (i, j), count in np.ndenumerate(m):
         if count:
-            ax.text(j, i, str(count), ha="center", va="center", fontsize=7,
-                    color="white" if m[i, j] > m.max() / 4 else "black")
+            ax.text(
+                j,
+                i,
+                str(count),
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if m[i, j] > m.max() / 4 else "black",
+            )
     ax.set_xticks(range(10))
     ax.set_yticks(range(10))
     ax.set_xlabel("predicted")
@@ -116,8 +129,10 @@ def plot_misclassified(evaluation: Evaluation, images: np.ndarray, path: Path, l
         ax.axis("off")
     for ax, i in zip(axes.flat, wrong, strict=False):
         ax.imshow(images[i], cmap="gray", vmin=0, vmax=255)
-        ax.set_title(f"{evaluation.labels[i]}->{evaluation.predictions[i]} ({evaluation.confidences[i]:.2f})",
-                     fontsize=7)
+        ax.set_title(
+            f"{evaluation.labels[i]}->{evaluation.predictions[i]} ({evaluation.confidences[i]:.2f})",
+            fontsize=7,
+        )
     if not len(wrong):
         axes.flat[0].set_title("no errors")
     fig.tight_layout()
@@ -128,9 +143,11 @@ def plot_misclassified(evaluation: Evaluation, images: np.ndarray, path: Path, l
 
 def report(evaluation: Evaluation, name: str) -> str:
     """Plain-text report: accuracy and the per-class table."""
-    lines = [f"{name}: accuracy {evaluation.accuracy:.4f} on {len(evaluation.labels)} digits "
-             f"({int(np.sum(evaluation.labels != evaluation.predictions))} wrong)",
-             "digit  precision  recall  support"]
+    lines = [
+        f"{name}: accuracy {evaluation.accuracy:.4f} on {len(evaluation.labels)} digits "
+        f"({int(np.sum(evaluation.labels != evaluation.predictions))} wrong)",
+        "digit  precision  recall  support",
+    ]
     for d, p, r, n in evaluation.precision_recall():
         lines.append(f"{d:>5}  {p:>9.4f}  {r:>6.4f}  {n:>7}")
     return "\n".join(lines)
@@ -159,7 +176,9 @@ def run(args: argparse.Namespace) -> Evaluation:
     stem = f"{model_path.stem}_{'mnist' if not args.data else Path(args.data).name}"
     plot_confusion(evaluation, out / f"{stem}_confusion.png", f"{model_path.name} on {name}")
     count = plot_misclassified(evaluation, data.images, out / f"{stem}_misclassified.png")
-    print(f"wrote {out / (stem + '_confusion.png')} and {out / (stem + '_misclassified.png')} ({count} shown)")
+    print(
+        f"wrote {out / (stem + '_confusion.png')} and {out / (stem + '_misclassified.png')} ({count} shown)"
+    )
     return evaluation
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from device.classify import Classifier, LABELS, card_path_for, sha256_of
+from device.classify import LABELS, Classifier, card_path_for, sha256_of
 from device.errors import DigitReaderError, ModelError
 from host.data import load_mnist
 from host.train import history_path, save_atomically
@@ -34,7 +34,7 @@ def representative_images(images: np.ndarray, count: int, seed: int) -> np.ndarr
 
 
 def export_tflite(model, kind: str, calibration: np.ndarray | None = None) -> bytes:
-    """Convert a Keras model to TFLite bytes: ``int8`` (int8 in and out), ``float16`` weights or ``float32``."""
+    """Convert a Keras model to TFLite bytes: ``int8`` (int8 in and out), ``float16`` or ``float32``."""
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
@@ -86,11 +86,18 @@ def tensor_record(detail: dict) -> dict:
     }
 
 
-def build_card(tflite_path: Path, content: bytes, kind: str, keras_path: Path, float_acc: float,
-               tflite_acc: float, test_size: int, command: str) -> dict:
+def build_card(
+    tflite_path: Path,
+    content: bytes,
+    kind: str,
+    keras_path: Path,
+    float_acc: float,
+    tflite_acc: float,
+    test_size: int,
+    command: str,
+) -> dict:
     """The model card: everything a user or the device needs to know about one exported file."""
     import tensorflow as tf
-
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_content=content)
@@ -126,14 +133,20 @@ def build_card(tflite_path: Path, content: bytes, kind: str, keras_path: Path, f
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="host-export", description=__doc__.splitlines()[0])
     kind = parser.add_mutually_exclusive_group()
-    kind.add_argument("--int8", dest="kind", action="store_const", const="int8", help="full-integer int8 (default)")
+    kind.add_argument(
+        "--int8", dest="kind", action="store_const", const="int8", help="full-integer int8 (default)"
+    )
     kind.add_argument("--float16", dest="kind", action="store_const", const="float16", help="float16 weights")
     kind.add_argument("--float32", dest="kind", action="store_const", const="float32", help="plain float32")
     parser.add_argument("--model", default="models/digits.keras", help="the float Keras model")
     parser.add_argument("--out", help="output .tflite (default: models/digits_<kind>.tflite beside --model)")
     parser.add_argument("--data-dir", help="MNIST IDX folder (default: $MNIST_DIR, else download)")
-    parser.add_argument("--max-drop", type=float, default=0.3,
-                        help="refuse when int8 accuracy is more than this many points below float (default 0.3)")
+    parser.add_argument(
+        "--max-drop",
+        type=float,
+        default=0.3,
+        help="refuse when int8 accuracy is more than this many points below float (default 0.3)",
+    )
     parser.add_argument("--calibration-size", type=int, default=500, help="representative images for int8")
     parser.add_argument("--limit-test", type=int, help="evaluate on only the first N test digits")
     args = parser.parse_args(argv)
@@ -159,7 +172,9 @@ def run(args: argparse.Namespace) -> dict:
     if args.limit_test:
         test = type(test)(test.images[: args.limit_test], test.labels[: args.limit_test])
 
-    calibration = representative_images(train.images, args.calibration_size, seed=0) if args.kind == "int8" else None
+    calibration = (
+        representative_images(train.images, args.calibration_size, seed=0) if args.kind == "int8" else None
+    )
     content = export_tflite(model, args.kind, calibration)
     float_acc = accuracy(keras_predictions(model, test.images), test.labels)
 
@@ -171,11 +186,19 @@ def run(args: argparse.Namespace) -> dict:
     finally:
         tmp.unlink(missing_ok=True)
     drop = (float_acc - tflite_acc) * 100
-    log.info("%s: float %.4f, %s TFLite %.4f (drop %.2f points), %d bytes",
-             out.name, float_acc, args.kind, tflite_acc, drop, len(content))
+    log.info(
+        "%s: float %.4f, %s TFLite %.4f (drop %.2f points), %d bytes",
+        out.name,
+        float_acc,
+        args.kind,
+        tflite_acc,
+        drop,
+        len(content),
+    )
     if drop > args.max_drop:
         raise ModelError(
-            f"{args.kind} export loses {drop:.2f} accuracy points (float {float_acc:.4f} -> {tflite_acc:.4f}), "
+            f"{args.kind} export loses {drop:.2f} accuracy points "
+            f"(float {float_acc:.4f} -> {tflite_acc:.4f}), "
             f"more than --max-drop {args.max_drop}; nothing written"
         )
     command = shlex.join(["host-export", *(argv_tail() or [f"--{args.kind}"])])

@@ -16,8 +16,8 @@ from keras import layers
 class ModelSpec:
     """Widths of the conv stages; each stage is ``convs`` 3x3 conv-BN-ReLU, then 2x2 max pooling."""
 
-    stage_widths: tuple[int, ...] = (32, 48, 96)
-    convs_per_stage: tuple[int, ...] = (1, 2, 1)
+    stage_widths: tuple[int, ...] = (24, 48, 96)
+    convs_per_stage: tuple[int, ...] = (2, 2, 1)
     dropout: float = 0.2
 
 

@@ -33,13 +33,13 @@ class TrainSettings:
     learning_rate: float = 3e-3
     weight_decay: float = 1e-4
     validation_fraction: float = 0.05
-    patience: int = 6
+    patience: int = 10
     seed: int = 1234
     augment: bool = True
     extra_weight: float = 5.0  # how much one custom image counts relative to one MNIST image
     finetune_from: str | None = None
-    stage_widths: tuple[int, ...] = (32, 48, 96)
-    convs_per_stage: tuple[int, ...] = (1, 2, 1)
+    stage_widths: tuple[int, ...] = (24, 48, 96)
+    convs_per_stage: tuple[int, ...] = (2, 2, 1)
     notes: dict = field(default_factory=dict)
 
 
@@ -55,7 +55,9 @@ def make_dataset(data: Dataset, batch_size: int, augment, shuffle_seed: int | No
     import tensorflow as tf
 
     x = data.images[..., None]
-    parts = (x, data.labels.astype(np.int32)) if weights is None else (x, data.labels.astype(np.int32), weights)
+    parts = (
+        (x, data.labels.astype(np.int32)) if weights is None else (x, data.labels.astype(np.int32), weights)
+    )
     ds = tf.data.Dataset.from_tensor_slices(parts)
     if shuffle_seed is not None:
         ds = ds.shuffle(len(data), seed=shuffle_seed, reshuffle_each_iteration=True)
@@ -91,7 +93,8 @@ def train(
             [np.ones(len(train_data), np.float32), np.full(len(extra), settings.extra_weight, np.float32)]
         )
         train_data = Dataset(
-            np.concatenate([train_data.images, extra.images]), np.concatenate([train_data.labels, extra.labels])
+            np.concatenate([train_data.images, extra.images]),
+            np.concatenate([train_data.labels, extra.labels]),
         )
     if settings.finetune_from:
         model = keras.models.load_model(settings.finetune_from)
@@ -114,7 +117,9 @@ def train(
         monitor="val_loss", patience=settings.patience, restore_best_weights=True, verbose=verbose
     )
     started = time.monotonic()
-    history = model.fit(train_ds, validation_data=val_ds, epochs=settings.epochs, callbacks=[stop], verbose=verbose)
+    history = model.fit(
+        train_ds, validation_data=val_ds, epochs=settings.epochs, callbacks=[stop], verbose=verbose
+    )
     record = {key: [float(v) for v in values] for key, values in history.history.items()}
     record["seconds"] = round(time.monotonic() - started, 1)
     record["best_epoch"] = int(np.argmin(record["val_loss"])) + 1
@@ -160,16 +165,22 @@ def save_atomically(path: Path, write) -> None:
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="host-train", description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", help="folder with the four MNIST IDX files (default: $MNIST_DIR, else download)")
+    parser.add_argument(
+        "--data-dir", help="folder with the four MNIST IDX files (default: $MNIST_DIR, else download)"
+    )
     parser.add_argument("--epochs", type=int, default=TrainSettings.epochs)
     parser.add_argument("--batch-size", type=int, default=TrainSettings.batch_size)
     parser.add_argument("--learning-rate", type=float, default=TrainSettings.learning_rate)
     parser.add_argument("--seed", type=int, default=TrainSettings.seed)
     parser.add_argument("--no-augment", action="store_true", help="train on the plain digits")
     parser.add_argument("--limit", type=int, help="use only the first N training digits (quick experiments)")
-    parser.add_argument("--extra-data", help="custom digits in DIR/<digit>/*.png, added to MNIST with more weight")
+    parser.add_argument(
+        "--extra-data", help="custom digits in DIR/<digit>/*.png, added to MNIST with more weight"
+    )
     parser.add_argument("--extra-weight", type=float, default=TrainSettings.extra_weight)
-    parser.add_argument("--finetune", metavar="MODEL", help="start from this .keras model instead of from scratch")
+    parser.add_argument(
+        "--finetune", metavar="MODEL", help="start from this .keras model instead of from scratch"
+    )
     parser.add_argument("--out", default="models/digits.keras", help="where to write the float model")
     args = parser.parse_args(argv)
     for name in ("epochs", "batch_size"):
@@ -202,17 +213,24 @@ def run(args: argparse.Namespace) -> dict:
         extra = custom_train
         # The custom hold-out joins validation, so early stopping also watches the user's own digits.
         val_data = Dataset(
-            np.concatenate([val_data.images, custom_val.images]), np.concatenate([val_data.labels, custom_val.labels])
+            np.concatenate([val_data.images, custom_val.images]),
+            np.concatenate([val_data.labels, custom_val.labels]),
         )
-        log.info("custom data: %d for training (weight %.1f), %d held out", len(custom_train), settings.extra_weight,
-                 len(custom_val))
+        log.info(
+            "custom data: %d for training (weight %.1f), %d held out",
+            len(custom_train),
+            settings.extra_weight,
+            len(custom_val),
+        )
 
     from host.model import count_macs
 
     model, history = train(train_data, val_data, settings, extra)
     params, macs = model.count_params(), count_macs(model)
-    test_loss, test_acc = model.evaluate(test.images[..., None] / 255.0, test.labels, verbose=0)
-    log.info("model: %d parameters, %.2f M MACs per digit; MNIST test accuracy %.4f", params, macs / 1e6, test_acc)
+    _test_loss, test_acc = model.evaluate(test.images[..., None] / 255.0, test.labels, verbose=0)
+    log.info(
+        "model: %d parameters, %.2f M MACs per digit; MNIST test accuracy %.4f", params, macs / 1e6, test_acc
+    )
 
     command = " ".join(["host-train", *sys.argv[1:]]) if sys.argv and "host-train" in sys.argv[0] else None
     record = {

@@ -16,7 +16,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -68,6 +68,7 @@ def main() -> int:
             def run():
                 for i in range(0, len(digits), size):
                     classifier.probabilities(digits[i : i + size])
+
             return run
 
         rows.append(("int8 TFLite, ai-edge-litert, batch 1", per_digit_us(batches(int8, 1), 1000)))
@@ -75,11 +76,19 @@ def main() -> int:
         rows.append(("float32 TFLite, ai-edge-litert, batch 1", per_digit_us(batches(float32, 1), 1000)))
         few = x[:200]
         model(few[:1])
-        rows.append(("Keras `model(x)`, one digit per call",
-                     per_digit_us(lambda: [model(few[i : i + 1], training=False) for i in range(200)], 200, 1)))
+        rows.append(
+            (
+                "Keras `model(x)`, one digit per call",
+                per_digit_us(lambda: [model(few[i : i + 1], training=False) for i in range(200)], 200, 1),
+            )
+        )
         model.predict(few[:1], verbose=0)
-        rows.append(("Keras `model.predict(x)`, one digit per call",
-                     per_digit_us(lambda: [model.predict(few[i : i + 1], verbose=0) for i in range(200)], 200, 1)))
+        rows.append(
+            (
+                "Keras `model.predict(x)`, one digit per call",
+                per_digit_us(lambda: [model.predict(few[i : i + 1], verbose=0) for i in range(200)], 200, 1),
+            )
+        )
         same = (int8.probabilities(digits).argmax(1) == float32.probabilities(digits).argmax(1)).mean()
 
     base = rows[0][1]
@@ -91,12 +100,18 @@ def main() -> int:
         "|---|---:|---:|",
     ]
     lines += [f"| {name} | {us:,.1f} | {us / base:,.1f} |" for name, us in rows]
-    lines += ["", f"int8 and float32 TFLite agree on {same:.1%} of the 1,000 digits.", "",
-              f"Machine: {machine()}."]
+    lines += [
+        "",
+        f"int8 and float32 TFLite agree on {same:.1%} of the 1,000 digits.",
+        "",
+        f"Machine: {machine()}.",
+    ]
     text = "\n".join(lines)
     print(text)
     if args.write:
-        write_section(Path(args.write), "bench-model", "## Model inference (`scripts/bench_model.py`)\n\n" + text)
+        write_section(
+            Path(args.write), "bench-model", "## Model inference (`scripts/bench_model.py`)\n\n" + text
+        )
     return 0
 
 

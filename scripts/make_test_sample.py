@@ -24,8 +24,12 @@ def main() -> None:
     out = ROOT / "tests" / "data" / "mnist_sample.npz"
     np.savez_compressed(
         out,
-        train_images=train.images[tr], train_labels=train.labels[tr], train_index=tr,
-        test_images=test.images[te], test_labels=test.labels[te], test_index=te,
+        train_images=train.images[tr],
+        train_labels=train.labels[tr],
+        train_index=tr,
+        test_images=test.images[te],
+        test_labels=test.labels[te],
+        test_index=te,
     )
     print(f"wrote {out} ({out.stat().st_size} bytes)")
 

@@ -63,13 +63,19 @@ def one_line_error(result, code, *fragments):
 
 def test_exit_codes(tmp_path, scene_image):
     path, _ = scene_image
-    one_line_error(device_run("--source", tmp_path / "nope.png", "--once", "--json"), 4, "nope.png",
-                   "no such file or folder")
+    one_line_error(
+        device_run("--source", tmp_path / "nope.png", "--once", "--json"),
+        4,
+        "nope.png",
+        "no such file or folder",
+    )
     (tmp_path / "empty").mkdir()
     one_line_error(device_run("--source", tmp_path / "empty", "--once"), 4, "folder has no images")
     (tmp_path / "bad.png").write_bytes(b"not a png")
     one_line_error(device_run("--source", tmp_path / "bad.png", "--once"), 4, "not a readable image")
-    one_line_error(device_run("--source", "picamera2", "--once"), 4, "picamera2", "apt install python3-picamera2")
+    one_line_error(
+        device_run("--source", "picamera2", "--once"), 4, "picamera2", "apt install python3-picamera2"
+    )
 
     corrupt = tmp_path / "corrupt.tflite"
     corrupt.write_bytes(MODEL.read_bytes()[:5000])
@@ -80,11 +86,16 @@ def test_exit_codes(tmp_path, scene_image):
     tampered.write_bytes(bytes(data))
     (tmp_path / "digits_int8.json").write_text(MODEL.with_suffix(".json").read_text())
     one_line_error(device_run("--model", tampered, "--source", path, "--once"), 3, "does not match its card")
-    one_line_error(device_run("--model", tmp_path / "missing.tflite", "--source", path, "--once"), 3, "cannot read")
+    one_line_error(
+        device_run("--model", tmp_path / "missing.tflite", "--source", path, "--once"), 3, "cannot read"
+    )
 
     (tmp_path / "c.toml").write_text("[decision]\nmin_confidence = 2\n")
-    one_line_error(device_run("--config", tmp_path / "c.toml", "--source", path, "--once"), 2,
-                   "decision.min_confidence = 2: must be between 0.0 and 1.0")
+    one_line_error(
+        device_run("--config", tmp_path / "c.toml", "--source", path, "--once"),
+        2,
+        "decision.min_confidence = 2: must be between 0.0 and 1.0",
+    )
     one_line_error(device_run("--output", "log,lcd", "--source", path), 2, "--output lcd")
     bad_arg = device_run("--max-frames", "many")
     assert bad_arg.returncode == 2
@@ -125,17 +136,24 @@ def test_loop_on_video_reports_changes_only(video):
 def test_no_tensorflow_after_a_full_run(video):
     code = (
         "import sys; from device.cli import main; rc = main(['--source', sys.argv[1], '--output', 'log']); "
-        "print('TF-LOADED' if any(m == 'tensorflow' or m.startswith(('tensorflow.', 'keras')) for m in sys.modules)"
-        " else 'NO-TF'); print('HOST' if any(m == 'host' or m.startswith('host.') for m in sys.modules) else '')"
+        "heavy = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')]; "
+        "print('TF-LOADED' if heavy else 'NO-TF'); "
+        "print('HOST' if any(m.split('.')[0] == 'host' for m in sys.modules) else '')"
     )
-    result = subprocess.run([sys.executable, "-c", code, str(video)], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(video)], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-2:] == ["NO-TF", ""]
 
 
 def test_sigterm_stops_within_a_second(video):
-    process = subprocess.Popen([*RUN, "--source", str(video), "--realtime", "--output", "log"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [*RUN, "--source", str(video), "--realtime", "--output", "log"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         first = process.stdout.readline()  # the first reading: the loop is running
         assert json.loads(first)["text"] == "42"
@@ -162,7 +180,16 @@ def test_folder_source_and_max_frames(tmp_path, mnist_sample):
 def test_mock_gpio_output_runs_from_the_cli(scene_image):
     path, _ = scene_image
     env = {**os.environ}
-    result = device_run("--source", path, "--once", "--json", "--output", "gpio-7seg,gpio-bcd", "--pin-factory",
-                        "mock", env=env)
+    result = device_run(
+        "--source",
+        path,
+        "--once",
+        "--json",
+        "--output",
+        "gpio-7seg,gpio-bcd",
+        "--pin-factory",
+        "mock",
+        env=env,
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["text"] == "4096 17"

@@ -37,7 +37,11 @@ def test_no_digits_after_m_empty_frames_and_change_back():
 
 
 def test_reading_text_joins_lines_with_one_space():
-    ds = [Digit(1, 0.9, Box(0, 0, 5, 5, 0)), Digit(None, 0.3, Box(9, 0, 5, 5, 0)), Digit(7, 0.9, Box(0, 9, 5, 5, 1))]
+    ds = [
+        Digit(1, 0.9, Box(0, 0, 5, 5, 0)),
+        Digit(None, 0.3, Box(9, 0, 5, 5, 0)),
+        Digit(7, 0.9, Box(0, 9, 5, 5, 1)),
+    ]
     reading = Reading(tuple(ds))
     assert reading.text == "1? 7"
     assert reading.as_dict()["digits"][1] == {"digit": None, "confidence": 0.3, "box": [9, 0, 5, 5]}

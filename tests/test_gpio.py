@@ -8,9 +8,18 @@ from device.reading import Box, Digit, Reading
 
 # The standard seven-segment patterns, segments a b c d e f g (the hardware's truth, not our code's).
 SEGMENTS = {
-    "0": "1111110", "1": "0110000", "2": "1101101", "3": "1111001", "4": "0110011",
-    "5": "1011011", "6": "1011111", "7": "1110000", "8": "1111111", "9": "1111011",
-    "-": "0000001", " ": "0000000",
+    "0": "1111110",
+    "1": "0110000",
+    "2": "1101101",
+    "3": "1111001",
+    "4": "0110011",
+    "5": "1011011",
+    "6": "1011111",
+    "7": "1110000",
+    "8": "1111111",
+    "9": "1111011",
+    "-": "0000001",
+    " ": "0000000",
 }
 SEG_PINS = [17, 27, 22, 10, 9, 11, 0]
 BCD_PINS = [5, 6, 13, 19]
@@ -40,7 +49,7 @@ def test_bcd_shows_each_digit_in_binary(factory, digit):
     assert states(factory, BCD_PINS) == expected
     assert factory.pin(26).state is True
     leds.close()
-    assert states(factory, BCD_PINS + [26]) == "00000"
+    assert states(factory, [*BCD_PINS, 26]) == "00000"
     leds.close()  # idempotent
 
 
@@ -48,10 +57,10 @@ def test_bcd_unsure_and_empty_are_dark(factory):
     leds = BcdLeds(BCD_PINS, valid_pin=26, pin_factory=factory)
     leds.show(reading("7"), None, None, {})
     leds.show(reading("?"), None, None, {})
-    assert states(factory, BCD_PINS + [26]) == "00000"
+    assert states(factory, [*BCD_PINS, 26]) == "00000"
     leds.show(reading("9"), None, None, {})
     leds.show(reading("", changed=True), None, None, {})
-    assert states(factory, BCD_PINS + [26]) == "00000"
+    assert states(factory, [*BCD_PINS, 26]) == "00000"
     leds.close()
 
 

@@ -23,8 +23,9 @@ def trained(mnist_sample, tmp_path_factory):
     model, history = train(train_part, val_part, settings, verbose=0)
     out = tmp_path_factory.mktemp("model") / "digits.keras"
     model.save(out)
-    history_path(out).write_text(json.dumps({"settings": {"epochs": 2}, "params": model.count_params(),
-                                             "macs": 1, "history": history}))
+    history_path(out).write_text(
+        json.dumps({"settings": {"epochs": 2}, "params": model.count_params(), "macs": 1, "history": history})
+    )
     return model, out, history
 
 
@@ -73,14 +74,18 @@ def test_export_cli_writes_card_and_refuses_big_drop(trained, tmp_path, monkeypa
     from host.data import Dataset
 
     _, keras_path, _ = trained
-    sample = (Dataset(mnist_sample["train_images"], mnist_sample["train_labels"]),
-              Dataset(mnist_sample["test_images"], mnist_sample["test_labels"]))
+    sample = (
+        Dataset(mnist_sample["train_images"], mnist_sample["train_labels"]),
+        Dataset(mnist_sample["test_images"], mnist_sample["test_labels"]),
+    )
     monkeypatch.setattr(export, "load_mnist", lambda _dir: sample)  # the data seam: the shipped sample
 
     out = tmp_path / "m_int8.tflite"
     # A negative margin demands int8 be *better* than float by 5 points: it must refuse and write nothing.
     args = export.parse_args(["--int8", "--model", str(keras_path), "--out", str(out), "--max-drop", "-5"])
-    with pytest.raises(export.ModelError, match=r"int8 export loses .* more than --max-drop -5.0; nothing written"):
+    with pytest.raises(
+        export.ModelError, match=r"int8 export loses .* more than --max-drop -5.0; nothing written"
+    ):
         export.run(args)
     assert list(tmp_path.iterdir()) == []
 
@@ -109,8 +114,18 @@ def test_eval_on_folder_dataset(trained, tmp_path, mnist_sample, capsys):
         (tmp_path / "data" / str(digit)).mkdir(parents=True, exist_ok=True)
         # Saved as dark ink on white paper: the loader must invert and re-normalize them.
         cv2.imwrite(str(tmp_path / "data" / str(digit) / f"{i}.png"), 255 - mnist_sample["test_images"][i])
-    evaluation = run(parse_args(["--model", str(keras_path), "--data", str(tmp_path / "data"),
-                                 "--report-dir", str(tmp_path / "rep")]))
+    evaluation = run(
+        parse_args(
+            [
+                "--model",
+                str(keras_path),
+                "--data",
+                str(tmp_path / "data"),
+                "--report-dir",
+                str(tmp_path / "rep"),
+            ]
+        )
+    )
     assert len(evaluation.labels) == 50
     assert evaluation.accuracy > 0.85
     assert evaluation.confusion.sum() == 50

@@ -95,9 +95,20 @@ def test_cli_error_is_one_line(tmp_path):
     import sys
 
     result = subprocess.run(
-        [sys.executable, "-c", "import sys; from host.train import main; sys.exit(main())",
-         "--data-dir", str(tmp_path), "--epochs", "1", "--out", str(tmp_path / "m.keras")],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-c",
+            "import sys; from host.train import main; sys.exit(main())",
+            "--data-dir",
+            str(tmp_path),
+            "--epochs",
+            "1",
+            "--out",
+            str(tmp_path / "m.keras"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith(f"host-train: {tmp_path}: missing train-images")

@@ -56,14 +56,21 @@ def pipeline():
 
 def test_bad_frames_are_skipped_and_counted(pipeline, mnist_sample):
     good = scene(mnist_sample, ["5"], seed=2).frame
-    bad = [np.zeros((0, 0), np.uint8), np.zeros((480, 640, 2), np.uint8), np.zeros((480, 640), np.int64),
-           np.zeros((480, 640), np.uint8), np.full((480, 640, 3), 255, np.uint8),
-           np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)]
+    bad = [
+        np.zeros((0, 0), np.uint8),
+        np.zeros((480, 640, 2), np.uint8),
+        np.zeros((480, 640), np.int64),
+        np.zeros((480, 640), np.uint8),
+        np.full((480, 640, 3), 255, np.uint8),
+        np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8),
+    ]
     source = ListSource([*bad, good, good, good])
     output = RecordingOutput()
     loop = ReaderLoop(lambda: source, pipeline, Decider(3, 2, 10), [output])
     stats = loop.run()
-    assert stats.bad_frames == 3 and stats.frames == 6  # black, white and noise are valid frames with no digits
+    assert (
+        stats.bad_frames == 3 and stats.frames == 6
+    )  # black, white and noise are valid frames with no digits
     assert output.texts == ["5"]
     assert output.closed == 1 and source.closed == 1
 

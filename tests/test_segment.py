@@ -19,7 +19,7 @@ def draw_one(img, x, y, size=80, color=30, thickness=8):
 
 def test_finds_strokes_in_reading_order():
     img = page()
-    for i, x in enumerate((400, 100, 250)):
+    for _i, x in enumerate((400, 100, 250)):
         draw_one(img, x, 60)
     for x in (300, 150):
         draw_one(img, x, 300)
@@ -104,8 +104,15 @@ def test_nothing_from_nothing(frame):
 
 @pytest.mark.parametrize(
     "frame",
-    [None, np.zeros((0, 0), np.uint8), np.zeros((480, 640, 2), np.uint8), np.zeros((480, 640), np.int64),
-     np.zeros((4, 4), np.uint8), np.zeros((2, 480, 640, 3), np.uint8), np.full((48, 64), np.nan, np.float32)],
+    [
+        None,
+        np.zeros((0, 0), np.uint8),
+        np.zeros((480, 640, 2), np.uint8),
+        np.zeros((480, 640), np.int64),
+        np.zeros((4, 4), np.uint8),
+        np.zeros((2, 480, 640, 3), np.uint8),
+        np.full((48, 64), np.nan, np.float32),
+    ],
     ids=["none", "empty", "2-channel", "int64", "tiny", "4-d", "nan"],
 )
 def test_unusable_frames_raise_frame_error(frame):

@@ -116,8 +116,14 @@ class SevenSegment:
     ones are shown (like a counter).
     """
 
-    def __init__(self, segment_pins, dp_pin: int | None = None, digit_pins=(), common_anode: bool = False,
-                 pin_factory=None):
+    def __init__(
+        self,
+        segment_pins,
+        dp_pin: int | None = None,
+        digit_pins=(),
+        common_anode: bool = False,
+        pin_factory=None,
+    ):
         from gpiozero import LEDCharDisplay, LEDMultiCharDisplay
 
         active_high = not common_anode
@@ -130,8 +136,9 @@ class SevenSegment:
         if digit_pins:
             # Digit-select transistors are switched the opposite way to the segments on a common-anode module.
             with _factory_as_default(pin_factory):
-                self._display = LEDMultiCharDisplay(self._char, *digit_pins, active_high=active_high,
-                                                    pin_factory=pin_factory)
+                self._display = LEDMultiCharDisplay(
+                    self._char, *digit_pins, active_high=active_high, pin_factory=pin_factory
+                )
 
     def text_for(self, reading: Reading) -> str:
         """What the display shows for a reading (right-aligned, '?' as '-')."""

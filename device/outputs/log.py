@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 
@@ -18,13 +19,15 @@ class JsonLinesOutput:
     def show(self, reading: Reading, frame, result, stats: dict) -> None:
         if not (reading.changed or self.every_frame):
             return
-        event = {"event": "reading", **reading.as_dict(), "frame": stats.get("frames", 0),
-                 "fps": round(stats.get("fps", 0.0), 1)}
+        event = {
+            "event": "reading",
+            **reading.as_dict(),
+            "frame": stats.get("frames", 0),
+            "fps": round(stats.get("fps", 0.0), 1),
+        }
         self.stream.write(json.dumps(event) + "\n")
         self.stream.flush()
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(ValueError):  # already closed
             self.stream.flush()
-        except ValueError:  # already closed
-            pass

@@ -29,10 +29,14 @@ def annotate(frame: np.ndarray, reading: Reading, digits, stats: dict, scale: fl
         color = GREEN if digit.value is not None else ORANGE
         cv2.rectangle(image, (x, y), (x + w, y + h), color, thickness)
         label = f"{digit.char} {digit.confidence:.2f}"
-        cv2.putText(image, label, (x, max(12, y - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.45 * thickness, color, thickness)
+        cv2.putText(
+            image, label, (x, max(12, y - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.45 * thickness, color, thickness
+        )
     banner = f"{reading.text or '-'}   {stats.get('fps', 0.0):.1f} fps"
     cv2.rectangle(image, (0, 0), (image.shape[1], 28 * thickness), BLACK, -1)
-    cv2.putText(image, banner, (6, 22 * thickness), cv2.FONT_HERSHEY_SIMPLEX, 0.7 * thickness, WHITE, thickness)
+    cv2.putText(
+        image, banner, (6, 22 * thickness), cv2.FONT_HERSHEY_SIMPLEX, 0.7 * thickness, WHITE, thickness
+    )
     return image
 
 
