@@ -1,0 +1,164 @@
+"""scripts/deploy.sh over real SSH (OpenSSH server on 127.0.0.1) to a --no-systemd host in a temp prefix:
+install, run the deployed reader, deploy again, roll back a broken release, two hosts in parallel."""
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.sshd import SSHD, SshServer, make_client_key
+
+pytestmark = pytest.mark.deploy
+
+DEPLOY = ROOT / "scripts" / "deploy.sh"
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory):
+    assert Path(SSHD).exists(), (
+        "OpenSSH server missing: apt-get install openssh-server (scripts/test.sh does)"
+    )
+    return make_client_key(tmp_path_factory.mktemp("client"))
+
+
+@pytest.fixture(scope="module")
+def server(keys, tmp_path_factory):
+    with SshServer(tmp_path_factory.mktemp("sshd"), keys) as s:
+        yield s
+
+
+def deploy(project: Path, keys: Path, known_hosts: Path, prefix: Path, etc: Path, *targets, extra=()):
+    return subprocess.run(
+        [
+            "bash",
+            str(project / "scripts" / "deploy.sh"),
+            "--no-systemd",
+            "--no-apt",
+            "--identity",
+            str(keys),
+            "--known-hosts",
+            str(known_hosts),
+            "--prefix",
+            str(prefix),
+            "--etc",
+            str(etc),
+            *extra,
+            *targets,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
+def releases(prefix: Path) -> list[str]:
+    return sorted(p.name for p in (prefix / "releases").iterdir())
+
+
+def current(prefix: Path) -> str:
+    return Path((prefix / "current").readlink()).name
+
+
+def run_deployed(prefix: Path, image: Path) -> dict:
+    result = subprocess.run(
+        [str(prefix / "current" / "venv" / "bin" / "device-run"), "--source", str(image), "--once", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_deploy_redeploy_and_rollback(server, keys, tmp_path):
+    known, prefix, etc = tmp_path / "known_hosts", tmp_path / "opt", tmp_path / "etc"
+
+    first = deploy(ROOT, keys, known, prefix, etc, server.target)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "ok" in first.stdout.splitlines()[-1] and server.target in first.stdout.splitlines()[-1]
+    assert len(releases(prefix)) == 1 and current(prefix) == releases(prefix)[0]
+    release = prefix / "current"
+    assert (release / "device" / "cli.py").exists() and (release / "models" / "digits_int8.tflite").exists()
+    assert not (release / "host").exists() and not (release / "models" / "digits.keras").exists()
+    assert (etc / "config.toml").read_text() == (ROOT / "systemd" / "config.toml").read_text()
+    reading = run_deployed(prefix, ROOT / "device" / "demo" / "page.jpg")
+    assert reading["text"] == (ROOT / "device" / "demo" / "page.txt").read_text().strip()
+    pip_list = subprocess.run([str(release / "venv" / "bin" / "pip"), "list"], capture_output=True, text=True)
+    assert "tensorflow" not in pip_list.stdout.lower()
+
+    # A user's edited config is never overwritten; the new default goes beside it.
+    (etc / "config.toml").write_text("[decision]\nmin_confidence = 0.7\n")
+    second = deploy(ROOT, keys, known, prefix, etc, server.target)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert len(releases(prefix)) == 2 and current(prefix) == releases(prefix)[1]
+    assert (etc / "config.toml").read_text() == "[decision]\nmin_confidence = 0.7\n"
+    assert (etc / "config.toml.new").exists() and "config.toml.new" in second.stdout
+    good = current(prefix)
+
+    # A release whose model is broken fails its health check and is rolled back.
+    broken = tmp_path / "broken-project"
+    shutil.copytree(ROOT, broken, ignore=shutil.ignore_patterns(".venv*", ".git", "__pycache__", "reports"))
+    model = broken / "models" / "digits_int8.tflite"
+    model.write_bytes(model.read_bytes()[:1000])
+    third = deploy(broken, keys, known, prefix, etc, server.target)
+    assert third.returncode == 1
+    assert f"health check failed; rolled back to {good}" in third.stdout
+    assert current(prefix) == good and releases(prefix) == sorted([releases(prefix)[0], good])
+    assert run_deployed(prefix, ROOT / "device" / "demo" / "page.jpg")["text"] == "4096 17"
+
+
+def test_two_hosts_in_parallel_with_summary(keys, tmp_path):
+    known = tmp_path / "known_hosts"
+    with SshServer(tmp_path / "a", keys) as a, SshServer(tmp_path / "b", keys) as b:
+        result = deploy(ROOT, keys, known, tmp_path / "opt", tmp_path / "etc", a.target, b.target)
+        assert result.returncode == 0, result.stdout + result.stderr
+        table = result.stdout.splitlines()[-3:]
+        assert table[0].split() == ["HOST", "RELEASE", "TIME", "RESULT"]
+        assert {row.split()[0] for row in table[1:]} == {a.target, b.target}
+        assert all(row.split()[-1] == "ok" for row in table[1:])
+        # The same prefix on one machine: both deploys wrote the same release name; one is current.
+        assert (tmp_path / "opt" / "current" / "venv" / "bin" / "device-run").exists()
+
+
+def test_unreachable_and_bad_auth_are_one_line_each(server, tmp_path):
+    from tests.sshd import free_port, make_client_key
+
+    stranger = make_client_key(tmp_path)  # a key the server does not know
+    result = deploy(
+        ROOT,
+        stranger,
+        tmp_path / "known",
+        tmp_path / "opt",
+        tmp_path / "etc",
+        server.target,
+        f"root@127.0.0.1:{free_port()}",
+    )
+    assert result.returncode == 1
+    errors = [line for line in result.stdout.splitlines() if "error:" in line]
+    assert len(errors) == 2
+    assert any("authentication failed" in e and server.target in e for e in errors)
+    assert any("unreachable" in e for e in errors)
+    assert not (tmp_path / "opt").exists()
+
+
+def test_dry_run_prints_steps_and_changes_nothing(server, keys, tmp_path):
+    result = deploy(
+        ROOT, keys, tmp_path / "known", tmp_path / "opt", tmp_path / "etc", server.target, extra=["--dry-run"]
+    )
+    assert result.returncode == 0, result.stderr
+    for step in ("upload release", "venv with ai-edge-litert", "switch", "health check"):
+        assert step in result.stdout
+    assert not (tmp_path / "opt").exists() and not (tmp_path / "known").exists()
+
+
+def test_bad_options():
+    result = subprocess.run(
+        ["bash", str(DEPLOY), "--prefix", "relative", "pi@host"], capture_output=True, text=True
+    )
+    assert (
+        result.returncode == 2 and "deploy.sh: --prefix relative: must be an absolute path" in result.stderr
+    )
+    assert subprocess.run(["bash", str(DEPLOY)], capture_output=True, text=True).returncode == 2
