@@ -9,7 +9,9 @@ cd "$(dirname "$0")/.."
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-APT_PACKAGES=(python3-venv python3-numpy python3-opencv)
+# python3-venv/numpy/opencv: the Pi-like venv; openssh-server: deploy tests; systemd, systemd-container and
+# debootstrap: the unit checks and the systemd-nspawn host.
+APT_PACKAGES=(python3-venv python3-numpy python3-opencv openssh-server systemd systemd-container debootstrap)
 missing=()
 for package in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
@@ -47,4 +49,4 @@ assert numpy.__file__.startswith("/usr/lib/python3/"), f"numpy was replaced: {nu
 assert cv2.__file__.startswith("/usr/lib/python3/"), f"OpenCV is not the apt one: {cv2.__file__}"
 print(f"numpy {numpy.__version__} and OpenCV {cv2.__version__} from apt")
 PY
-run_pytest .venv-pi/bin/python -m pytest -q -m "not slow and not host" "$@"
+run_pytest .venv-pi/bin/python -m pytest -q -m "not slow and not host and not deploy and not systemd" "$@"
