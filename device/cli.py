@@ -53,6 +53,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--json", action="store_true", help="with --once: print one JSON object")
     parser.add_argument("--realtime", action="store_true", help="pace a video at its own frame rate")
     parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+    parser.add_argument("--save-crops", metavar="DIR", help="save each digit (28x28 and raw) in DIR/<digit>/")
+    parser.add_argument("--save-crops-max", type=int, default=5000, metavar="N", help="stop saving at N crops")
     return parser.parse_args(argv)
 
 
@@ -117,11 +119,17 @@ def segment_settings(config: Config) -> SegmentSettings:
     )
 
 
-def build_outputs(config: Config, skip_log: bool = False) -> list:
+def build_outputs(config: Config, skip_log: bool = False, args=None, live: bool = True) -> list:
     """Create the enabled outputs; on failure, close the ones already made."""
     from device.outputs.gpio import BcdLeds, SevenSegment, make_pin_factory
 
     outputs = []
+    if args is not None and args.save_crops:
+        from device.outputs.crops import CropSaver
+
+        if args.save_crops_max < 1:
+            raise ConfigError(f"--save-crops-max {args.save_crops_max}: must be at least 1")
+        outputs.append(CropSaver(args.save_crops, args.save_crops_max, live))
     factory = None
     try:
         for kind in config.output.enabled:
@@ -161,7 +169,7 @@ def build_outputs(config: Config, skip_log: bool = False) -> list:
     return outputs
 
 
-def run_once(config: Config, pipeline: FramePipeline, as_json: bool) -> int:
+def run_once(config: Config, pipeline: FramePipeline, as_json: bool, args=None) -> int:
     """Read one frame, print its reading (a JSON object with --json), drive the outputs once."""
     c = config.camera
     with open_source(c.source, c.width, c.height, c.fps, c.realtime) as source:
@@ -172,7 +180,7 @@ def run_once(config: Config, pipeline: FramePipeline, as_json: bool) -> int:
         raise SourceError(f"source {c.source}: gave no frame")
     result = pipeline.process(frame)
     reading = Decider(live=False).update(result.digits)
-    outputs = build_outputs(config, skip_log=True)
+    outputs = build_outputs(config, skip_log=True, args=args, live=False)
     try:
         for output in outputs:
             output.show(reading, frame, result, {"frames": 1, "fps": 0.0})
@@ -197,7 +205,7 @@ def run(args: argparse.Namespace) -> int:
     classifier = Classifier(model_path, threads=config.model.threads, verify=config.model.verify_sha256)
     pipeline = FramePipeline(classifier, segment_settings(config), config.decision.min_confidence)
     if args.once:
-        return run_once(config, pipeline, args.json)
+        return run_once(config, pipeline, args.json, args)
 
     from device.notify import Notifier
     from device.service import ReaderLoop
@@ -222,7 +230,7 @@ def run(args: argparse.Namespace) -> int:
     d = config.decision
     decider = Decider(d.vote_frames, d.vote_needed, d.empty_frames, live=source.live)
     try:
-        outputs = build_outputs(config)
+        outputs = build_outputs(config, args=args, live=source.live)
     except BaseException:
         source.close()
         raise
