@@ -52,9 +52,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--once", action="store_true", help="process one frame and print its reading")
     parser.add_argument("--json", action="store_true", help="with --once: print one JSON object")
     parser.add_argument("--realtime", action="store_true", help="pace a video at its own frame rate")
+    parser.add_argument(
+        "--emulate",
+        action="store_true",
+        help="desktop emulation: mock GPIO pins shown on a virtual panel beside the camera view",
+    )
     parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
     parser.add_argument("--save-crops", metavar="DIR", help="save each digit (28x28 and raw) in DIR/<digit>/")
-    parser.add_argument("--save-crops-max", type=int, default=5000, metavar="N", help="stop saving at N crops")
+    parser.add_argument(
+        "--save-crops-max", type=int, default=5000, metavar="N", help="stop saving at N crops"
+    )
     return parser.parse_args(argv)
 
 
@@ -86,6 +93,11 @@ def effective_config(args: argparse.Namespace) -> Config:
         if args.pin_factory not in PIN_FACTORIES:
             raise ConfigError(f"--pin-factory {args.pin_factory}: must be one of {', '.join(PIN_FACTORIES)}")
         config = replace(config, "output", pin_factory=args.pin_factory)
+    if args.emulate:
+        outputs = [k for k in config.output.enabled if k not in ("window", "gpio-bcd", "gpio-7seg")]
+        config = replace(config, "output", enabled=[*outputs, "gpio-bcd", "gpio-7seg"], pin_factory="mock")
+        if not args.source and not args.demo:
+            config = replace(config, "camera", source="webcam:0")
     if args.model:
         config = replace(config, "model", path=args.model)
     if args.threads is not None:
@@ -119,7 +131,7 @@ def segment_settings(config: Config) -> SegmentSettings:
     )
 
 
-def build_outputs(config: Config, skip_log: bool = False, args=None, live: bool = True) -> list:
+def build_outputs(config: Config, skip_log: bool = False, args=None, live: bool = True, stop=None) -> list:
     """Create the enabled outputs; on failure, close the ones already made."""
     from device.outputs.gpio import BcdLeds, SevenSegment, make_pin_factory
 
@@ -162,6 +174,22 @@ def build_outputs(config: Config, skip_log: bool = False, args=None, live: bool 
                 from device.outputs.window import WindowOutput
 
                 outputs.append(WindowOutput(config.output.window.title, config.output.window.scale))
+        if args is not None and getattr(args, "emulate", False):
+            from device.outputs.emulator import EmulatorWindow
+
+            seg, bcd = config.output.gpio_7seg, config.output.gpio_bcd
+            # After the GPIO outputs: it reads the pins they have just set.
+            outputs.append(
+                EmulatorWindow(
+                    factory,
+                    seg.segment_pins,
+                    bcd.pins,
+                    bcd.valid_pin,
+                    seg.common_anode,
+                    bcd.active_high,
+                    stop=stop,
+                )
+            )
     except BaseException:
         for output in outputs:
             output.close()
@@ -230,7 +258,7 @@ def run(args: argparse.Namespace) -> int:
     d = config.decision
     decider = Decider(d.vote_frames, d.vote_needed, d.empty_frames, live=source.live)
     try:
-        outputs = build_outputs(config, args=args, live=source.live)
+        outputs = build_outputs(config, args=args, live=source.live, stop=stop)
     except BaseException:
         source.close()
         raise

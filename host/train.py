@@ -170,8 +170,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     parser.add_argument("--epochs", type=int, default=TrainSettings.epochs)
     parser.add_argument("--batch-size", type=int, default=TrainSettings.batch_size)
-    parser.add_argument("--learning-rate", type=float,
-                        help=f"peak learning rate (default {TrainSettings.learning_rate}, a tenth of it with --finetune)")
+    parser.add_argument(
+        "--learning-rate",
+        type=float,
+        help=f"peak learning rate (default {TrainSettings.learning_rate}, a tenth of it with --finetune)",
+    )
     parser.add_argument("--seed", type=int, default=TrainSettings.seed)
     parser.add_argument("--no-augment", action="store_true", help="train on the plain digits")
     parser.add_argument("--limit", type=int, help="use only the first N training digits (quick experiments)")
@@ -198,8 +201,8 @@ def run(args: argparse.Namespace) -> dict:
     settings = TrainSettings(
         epochs=args.epochs,
         batch_size=args.batch_size,
-        learning_rate=args.learning_rate or (TrainSettings.learning_rate / 10 if args.finetune else
-                                             TrainSettings.learning_rate),
+        learning_rate=args.learning_rate
+        or (TrainSettings.learning_rate / 10 if args.finetune else TrainSettings.learning_rate),
         seed=args.seed,
         augment=not args.no_augment,
         extra_weight=args.extra_weight,

@@ -10,12 +10,26 @@ from device.synthetic import paper, photograph
 
 # Segment ends in a unit box (x, y in 0..1): boxy digits drawn like a seven-segment display.
 SEGMENTS = {
-    "a": [(0.0, 0.0), (1.0, 0.0)], "b": [(1.0, 0.0), (1.0, 0.5)], "c": [(1.0, 0.5), (1.0, 1.0)],
-    "d": [(0.0, 1.0), (1.0, 1.0)], "e": [(0.0, 0.5), (0.0, 1.0)], "f": [(0.0, 0.0), (0.0, 0.5)],
+    "a": [(0.0, 0.0), (1.0, 0.0)],
+    "b": [(1.0, 0.0), (1.0, 0.5)],
+    "c": [(1.0, 0.5), (1.0, 1.0)],
+    "d": [(0.0, 1.0), (1.0, 1.0)],
+    "e": [(0.0, 0.5), (0.0, 1.0)],
+    "f": [(0.0, 0.0), (0.0, 0.5)],
     "g": [(0.0, 0.5), (1.0, 0.5)],
 }
-LIT = {0: "abcdef", 1: "bc", 2: "abged", 3: "abgcd", 4: "fgbc", 5: "afgcd", 6: "afgedc", 7: "abc", 8: "abcdefg",
-       9: "abcdfg"}
+LIT = {
+    0: "abcdef",
+    1: "bc",
+    2: "abged",
+    3: "abgcd",
+    4: "fgbc",
+    5: "afgcd",
+    6: "afgedc",
+    7: "abc",
+    8: "abcdefg",
+    9: "abcdfg",
+}
 STYLES = {label: [SEGMENTS[s] for s in lit] for label, lit in LIT.items()}
 
 
@@ -33,7 +47,11 @@ def styled_page(label: int, rng: np.random.Generator, width: int = 320, height: 
         for x, y in stroke:
             x, y = x + rng.normal(0, 0.02), y + rng.normal(0, 0.02)
             dx, dy = (x - 0.5) * w, (y - 0.5) * h
-            points.append((x0 + w / 2 + dx * np.cos(angle) - dy * np.sin(angle),
-                           y0 + h / 2 + dx * np.sin(angle) + dy * np.cos(angle)))
+            points.append(
+                (
+                    x0 + w / 2 + dx * np.cos(angle) - dy * np.sin(angle),
+                    y0 + h / 2 + dx * np.sin(angle) + dy * np.cos(angle),
+                )
+            )
         cv2.polylines(page, [np.round(points).astype(np.int32)], False, float(ink), thickness, cv2.LINE_AA)
     return photograph(page, rng, perspective=0.02, blur=0.8, noise=3.0)

@@ -54,8 +54,22 @@ def test_collect_relabel_finetune_gains(tmp_path, mnist_sample):
         for i in range(30):
             cv2.imwrite(str(pages / f"{i:03d}.png"), styled_page(label, rng))
         crops = tmp_path / "crops" / str(label)
-        run = subprocess.run([sys.executable, "-m", "device.cli", "--source", str(pages), "--output", "log",
-                              "--save-crops", str(crops)], capture_output=True, text=True, timeout=300)
+        run = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "device.cli",
+                "--source",
+                str(pages),
+                "--output",
+                "log",
+                "--save-crops",
+                str(crops),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert run.returncode == 0, run.stderr
         saved = sorted(crops.glob("*/*.png"))
         assert len(saved) >= 25 and all(p.read_bytes()[:4] == b"\x89PNG" for p in saved)
@@ -77,17 +91,36 @@ def test_collect_relabel_finetune_gains(tmp_path, mnist_sample):
     mnist = Dataset(mnist_sample["train_images"], mnist_sample["train_labels"])
     train_part, val_part = split_validation(mnist, 0.1, seed=3)
     custom_train, custom_val = split_validation(dataset, 0.2, seed=3)
-    val = Dataset(np.concatenate([val_part.images, custom_val.images]),
-                  np.concatenate([val_part.labels, custom_val.labels]))
-    settings = TrainSettings(epochs=3, batch_size=64, learning_rate=3e-4, finetune_from=str(ROOT / "models" /
-                             "digits.keras"), seed=5)
+    val = Dataset(
+        np.concatenate([val_part.images, custom_val.images]),
+        np.concatenate([val_part.labels, custom_val.labels]),
+    )
+    settings = TrainSettings(
+        epochs=3,
+        batch_size=64,
+        learning_rate=3e-4,
+        finetune_from=str(ROOT / "models" / "digits.keras"),
+        seed=5,
+    )
     model, _ = train(train_part, val, settings, extra=custom_train, verbose=0)
     tuned = tmp_path / "tuned_int8.tflite"
-    tuned.write_bytes(export_tflite(model, "int8", representative_images(mnist_sample["train_images"], 200, 0)))
+    tuned.write_bytes(
+        export_tflite(model, "int8", representative_images(mnist_sample["train_images"], 200, 0))
+    )
     after_custom = int8_accuracy(tuned, eval_images, eval_labels)
     after_mnist = int8_accuracy(tuned, mnist_images, mnist_labels)
-    print(json.dumps({"custom_before": before_custom, "custom_after": after_custom, "mnist_before": before_mnist,
-                      "mnist_after": after_mnist, "custom_train": len(custom_train), "held_out": len(eval_labels)}))
+    print(
+        json.dumps(
+            {
+                "custom_before": before_custom,
+                "custom_after": after_custom,
+                "mnist_before": before_mnist,
+                "mnist_after": after_mnist,
+                "custom_train": len(custom_train),
+                "held_out": len(eval_labels),
+            }
+        )
+    )
     assert before_custom < 0.85  # the style really is new to the model
     assert after_custom >= before_custom + 0.1 and after_custom >= 0.9
     assert after_mnist >= before_mnist - 0.003  # at most 0.3 points lost on MNIST

@@ -46,7 +46,9 @@ class CropSaver:
         for n, (digit, image) in enumerate(zip(result.digits, result.normalized, strict=True)):
             if self.saved >= self.limit:
                 if not self._warned:
-                    log.warning("--save-crops: %d crops in %s, the limit; not saving more", self.saved, self.folder)
+                    log.warning(
+                        "--save-crops: %d crops in %s, the limit; not saving more", self.saved, self.folder
+                    )
                     self._warned = True
                 return
             label = "unsure" if digit.value is None else str(digit.value)

@@ -1,0 +1,99 @@
+"""Desktop emulation in a real window under Xvfb: the panel drawn from the mock pins shows the digit.
+
+Needs an OpenCV with GUI support: the Raspberry-Pi-like venv (apt python3-opencv) has one, the main venv's
+opencv-python-headless does not, so there the clear error message is checked instead."""
+
+import shutil
+import struct
+import subprocess
+import sys
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from device.outputs.emulator import DARK, LED_CENTERS, LIT, LED_ON, SEG_H, SEG_W, SEG_X, SEG_Y, segment_center
+from device.outputs.window import has_gui
+from tests.conftest import ROOT, scene
+
+RUN = [sys.executable, "-m", "device.cli"]
+
+
+def read_xwd(path) -> np.ndarray:
+    """Xvfb's -fbdir screen (XWD, 32 bits per pixel) as a BGR image."""
+    raw = path.read_bytes()
+    header = struct.unpack(">25I", raw[:100])
+    size, ncolors, bytes_per_line, width, height = header[0], header[19], header[12], header[4], header[5]
+    pixels = np.frombuffer(raw, np.uint8, offset=size + ncolors * 12, count=bytes_per_line * height)
+    return pixels.reshape(height, bytes_per_line)[:, : width * 4].reshape(height, width, 4)[:, :, :3].copy()
+
+
+@pytest.mark.skipif(has_gui(), reason="this OpenCV has GUI support")
+def test_headless_opencv_gives_a_clear_message():
+    video = ROOT / "device" / "demo" / "demo.mp4"
+    result = subprocess.run(
+        [*RUN, "--emulate", "--source", str(video)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert "no GUI support" in result.stderr and "pip install opencv-python" in result.stderr
+
+
+@pytest.mark.skipif(not has_gui(), reason="needs an OpenCV with GUI support (the Pi-like venv has one)")
+def test_emulation_window_shows_the_digit_on_the_virtual_panel(tmp_path, mnist_sample):
+    assert shutil.which("Xvfb"), "Xvfb missing (apt-get install xvfb; scripts/test.sh does)"
+    frames = [scene(mnist_sample, ["3"], seed=s).frame for s in (1, 2)]
+    video = tmp_path / "three.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (640, 480))
+    for i in range(150):
+        writer.write(frames[i % 2])
+    writer.release()
+    fbdir = tmp_path / "fb"
+    fbdir.mkdir()
+    display = f":{90 + (int(time.time()) % 9)}"
+    xvfb = subprocess.Popen(
+        ["Xvfb", display, "-screen", "0", "1600x900x24", "-fbdir", str(fbdir), "-nolisten", "tcp"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    reader = None
+    try:
+        time.sleep(1.0)
+        env = {"DISPLAY": display, "PATH": "/usr/bin:/bin"}
+        reader = subprocess.Popen(
+            [*RUN, "--emulate", "--source", str(video), "--realtime", "--output", "log"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=str(tmp_path),
+        )
+        assert '"text": "3"' in reader.stdout.readline()
+        time.sleep(2.0)  # let the window paint a few frames
+        screen = read_xwd(fbdir / "Xvfb_screen0")
+    finally:
+        if reader is not None:
+            reader.terminate()
+            reader.wait(timeout=10)
+        xvfb.terminate()
+        xvfb.wait(timeout=10)
+    cv2.imwrite(str(tmp_path / "screen.png"), screen)
+    # Find the 7-segment digit by its exact segment colours, then check every segment and LED.
+    segment_pixels = np.all(screen == LIT, axis=2) | np.all(screen == DARK, axis=2)
+    segment_pixels = cv2.morphologyEx(
+        segment_pixels.astype(np.uint8), cv2.MORPH_OPEN, np.ones((5, 5), np.uint8)
+    )
+    ys, xs = np.nonzero(segment_pixels)
+    assert len(xs), "no 7-segment panel on the screen"
+    assert abs((xs.max() - xs.min() + 1) - SEG_W) <= 2 and abs((ys.max() - ys.min() + 1) - SEG_H) <= 2
+    origin_x, origin_y = xs.min() - SEG_X, ys.min() - SEG_Y
+    lit = {
+        name
+        for name in "abcdefg"
+        if tuple(screen[origin_y + segment_center(name)[1], origin_x + segment_center(name)[0]]) == LIT
+    }
+    assert lit == set("abcdg")  # a seven-segment "3"
+    leds = [tuple(screen[origin_y + y, origin_x + x]) == LED_ON for x, y in LED_CENTERS]
+    assert leds == [False, False, True, True, True]  # 8 4 2 1 = 0 0 1 1, and "valid"
+    # The camera view with the box is left of the panel.
+    assert screen[:, : max(1, origin_x)].std() > 10
