@@ -1,5 +1,5 @@
-"""The custom-dataset loop: collect crops with device-run --save-crops, fix the labels, fine-tune on MNIST plus
-them, export int8 - on boxy seven-segment-style marker digits, a style MNIST lacks."""
+"""The custom-dataset loop: collect crops with device-run --save-crops, fix the labels, fine-tune on MNIST
+plus them, export int8 - on boxy seven-segment-style marker digits, a style MNIST lacks."""
 
 import json
 import shutil

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from device.outputs.emulator import DARK, LED_CENTERS, LIT, LED_ON, SEG_H, SEG_W, SEG_X, SEG_Y, segment_center
+from device.outputs.emulator import DARK, LED_CENTERS, LED_ON, LIT, SEG_H, SEG_W, SEG_X, SEG_Y, segment_center
 from device.outputs.window import has_gui
 from tests.conftest import ROOT, scene
 
