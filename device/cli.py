@@ -7,6 +7,7 @@ on stderr. JSON results go to stdout, logs to stderr (plain lines: journald adds
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -53,6 +54,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--json", action="store_true", help="with --once: print one JSON object")
     parser.add_argument("--realtime", action="store_true", help="pace a video at its own frame rate")
     parser.add_argument(
+        "--web-bind", metavar="HOST:PORT", help="web preview address (default 127.0.0.1:8088)"
+    )
+    parser.add_argument("--web-token", metavar="TOKEN", help="token the web preview requires off loopback")
+    parser.add_argument(
         "--emulate",
         action="store_true",
         help="desktop emulation: mock GPIO pins shown on a virtual panel beside the camera view",
@@ -98,6 +103,12 @@ def effective_config(args: argparse.Namespace) -> Config:
         config = replace(config, "output", enabled=[*outputs, "gpio-bcd", "gpio-7seg"], pin_factory="mock")
         if not args.source and not args.demo:
             config = replace(config, "camera", source="webcam:0")
+    if args.web_bind or args.web_token is not None:
+        web = config.output.web
+        token = web.token if args.web_token is None else args.web_token
+        config = replace(
+            config, "output", web=dataclasses.replace(web, bind=args.web_bind or web.bind, token=token)
+        )
     if args.model:
         config = replace(config, "model", path=args.model)
     if args.threads is not None:
@@ -131,7 +142,9 @@ def segment_settings(config: Config) -> SegmentSettings:
     )
 
 
-def build_outputs(config: Config, skip_log: bool = False, args=None, live: bool = True, stop=None) -> list:
+def build_outputs(
+    config: Config, skip_log: bool = False, args=None, live: bool = True, stop=None, model_info=None
+) -> list:
     """Create the enabled outputs; on failure, close the ones already made."""
     from device.outputs.gpio import BcdLeds, SevenSegment, make_pin_factory
 
@@ -174,6 +187,11 @@ def build_outputs(config: Config, skip_log: bool = False, args=None, live: bool 
                 from device.outputs.window import WindowOutput
 
                 outputs.append(WindowOutput(config.output.window.title, config.output.window.scale))
+            elif kind == "web":
+                from device.outputs.web import WebOutput
+
+                w = config.output.web
+                outputs.append(WebOutput(w.bind, w.token, w.max_fps, model_info))
         if args is not None and getattr(args, "emulate", False):
             from device.outputs.emulator import EmulatorWindow
 
@@ -258,7 +276,12 @@ def run(args: argparse.Namespace) -> int:
     d = config.decision
     decider = Decider(d.vote_frames, d.vote_needed, d.empty_frames, live=source.live)
     try:
-        outputs = build_outputs(config, args=args, live=source.live, stop=stop)
+        model_info = {
+            "name": classifier.model_path.name,
+            "sha256": classifier.sha256,
+            "backend": classifier.backend,
+        }
+        outputs = build_outputs(config, args=args, live=source.live, stop=stop, model_info=model_info)
     except BaseException:
         source.close()
         raise

@@ -16,7 +16,7 @@ import tomllib
 
 from device.errors import ConfigError
 
-OUTPUT_KINDS = ("log", "gpio-bcd", "gpio-7seg", "window")
+OUTPUT_KINDS = ("log", "gpio-bcd", "gpio-7seg", "window", "web")
 PIN_FACTORIES = ("default", "lgpio", "rpigpio", "pigpio", "native", "mock")
 
 
@@ -96,6 +96,15 @@ class WindowConfig:
 
 
 @dataclass(frozen=True)
+class WebConfig:
+    """Live preview over HTTP; binding beyond loopback needs a token."""
+
+    bind: str = "127.0.0.1:8088"
+    token: str = ""
+    max_fps: float = field(default=10.0, metadata=rule(0.5, 60.0))
+
+
+@dataclass(frozen=True)
 class OutputConfig:
     """Which outputs run (several at once) and their settings."""
 
@@ -104,6 +113,7 @@ class OutputConfig:
     gpio_bcd: GpioBcdConfig = field(default_factory=GpioBcdConfig)
     gpio_7seg: Gpio7SegConfig = field(default_factory=Gpio7SegConfig)
     window: WindowConfig = field(default_factory=WindowConfig)
+    web: WebConfig = field(default_factory=WebConfig)
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ class LoopStats:
             "reopens": self.reopens,
             "fps": self.fps,
             "uptime": time.monotonic() - self.started,
+            "stage_ms": {k: v / max(self.frames, 1) * 1000 for k, v in self.stage_seconds.items()},
         }
 
 
