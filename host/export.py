@@ -24,7 +24,7 @@ from host.train import history_path, save_atomically
 
 log = logging.getLogger(__name__)
 
-KINDS = ("int8", "float16", "float32")
+KINDS = ("int8", "uint8", "float16", "float32")
 
 
 def representative_images(images: np.ndarray, count: int, seed: int) -> np.ndarray:
@@ -38,7 +38,7 @@ def export_tflite(model, kind: str, calibration: np.ndarray | None = None) -> by
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    if kind == "int8":
+    if kind in ("int8", "uint8"):
         if calibration is None:
             raise ValueError("int8 export needs calibration images")
 
@@ -49,8 +49,10 @@ def export_tflite(model, kind: str, calibration: np.ndarray | None = None) -> by
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = representative_dataset
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = tf.int8
-        converter.inference_output_type = tf.int8
+        # uint8 I/O: the older Edge TPU / microcontroller convention; the device handles both.
+        io_type = tf.int8 if kind == "int8" else tf.uint8
+        converter.inference_input_type = io_type
+        converter.inference_output_type = io_type
     elif kind == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
@@ -136,6 +138,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     kind.add_argument(
         "--int8", dest="kind", action="store_const", const="int8", help="full-integer int8 (default)"
     )
+    kind.add_argument("--uint8", dest="kind", action="store_const", const="uint8", help="integer, uint8 I/O")
     kind.add_argument("--float16", dest="kind", action="store_const", const="float16", help="float16 weights")
     kind.add_argument("--float32", dest="kind", action="store_const", const="float32", help="plain float32")
     parser.add_argument("--model", default="models/digits.keras", help="the float Keras model")
@@ -172,9 +175,8 @@ def run(args: argparse.Namespace) -> dict:
     if args.limit_test:
         test = type(test)(test.images[: args.limit_test], test.labels[: args.limit_test])
 
-    calibration = (
-        representative_images(train.images, args.calibration_size, seed=0) if args.kind == "int8" else None
-    )
+    integer = args.kind in ("int8", "uint8")
+    calibration = representative_images(train.images, args.calibration_size, seed=0) if integer else None
     content = export_tflite(model, args.kind, calibration)
     float_acc = accuracy(keras_predictions(model, test.images), test.labels)
 

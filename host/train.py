@@ -113,8 +113,14 @@ def train(
     augment = build_augmenter(AugmentSettings(), settings.seed) if settings.augment else None
     train_ds = make_dataset(train_data, settings.batch_size, augment, settings.seed, weights)
     val_ds = make_dataset(val_data, 512, None, None)
+    # The cosine schedule does its best work in the last epochs, when the rate is low: early stopping may act
+    # only after 60 % of them, or it stops on validation noise before the model has settled.
     stop = keras.callbacks.EarlyStopping(
-        monitor="val_loss", patience=settings.patience, restore_best_weights=True, verbose=verbose
+        monitor="val_loss",
+        patience=settings.patience,
+        restore_best_weights=True,
+        start_from_epoch=int(settings.epochs * 0.6),
+        verbose=verbose,
     )
     started = time.monotonic()
     history = model.fit(

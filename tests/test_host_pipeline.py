@@ -132,3 +132,19 @@ def test_eval_on_folder_dataset(trained, tmp_path, mnist_sample, capsys):
     assert (tmp_path / "rep" / "digits_data_confusion.png").stat().st_size > 1000
     assert (tmp_path / "rep" / "digits_data_misclassified.png").stat().st_size > 1000
     assert "accuracy" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("kind", ["uint8", "float16", "float32"])
+def test_classifier_runs_every_export_kind(trained, mnist_sample, tmp_path, kind):
+    from device.classify import Classifier
+    from host.export import export_tflite, keras_predictions, representative_images
+
+    model, _, _ = trained
+    path = tmp_path / f"m_{kind}.tflite"
+    path.write_bytes(export_tflite(model, kind, representative_images(mnist_sample["train_images"], 100, 0)))
+    with Classifier(path, verify=False) as classifier:
+        expected = {"uint8": np.uint8, "float16": np.float32, "float32": np.float32}[kind]
+        assert classifier.input_quantization.dtype == expected
+        predictions = classifier.probabilities(mnist_sample["test_images"]).argmax(axis=1)
+    agreement = np.mean(predictions == keras_predictions(model, mnist_sample["test_images"]))
+    assert agreement >= 0.98

@@ -1,0 +1,70 @@
+"""The shipped model (the embedded default) against its card, on the real MNIST sample; and the classifier's
+handling of the model's quantization."""
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+
+from device.classify import Classifier, Quantization
+from device.errors import ModelError
+from tests.conftest import MODEL
+
+
+def test_card_matches_file():
+    card = json.loads(MODEL.with_suffix(".json").read_text())
+    data = MODEL.read_bytes()
+    assert card["sha256"] == hashlib.sha256(data).hexdigest()
+    assert card["size_bytes"] == len(data) <= 100 * 1024
+    assert card["input"]["dtype"] == "int8" and card["output"]["dtype"] == "int8"
+    assert card["labels"] == [str(d) for d in range(10)]
+    assert card["training_command"] and card["export_command"]
+    assert card["tflite_accuracy"] >= card["float_accuracy"] - 0.001
+
+
+def test_shipped_model_on_the_mnist_sample(mnist_sample):
+    with Classifier(MODEL) as classifier:
+        assert classifier.backend == "ai_edge_litert"
+        assert classifier.input_quantization.dtype == np.int8
+        probs = classifier.probabilities(mnist_sample["test_images"])
+    accuracy = np.mean(probs.argmax(axis=1) == mnist_sample["test_labels"])
+    assert accuracy >= 0.99
+    assert np.allclose(probs.sum(axis=1), 1.0, atol=0.05)
+
+
+def test_batches_give_the_same_answers_as_single_digits(mnist_sample):
+    digits = mnist_sample["test_images"][:37]
+    with Classifier(MODEL) as classifier:
+        one_by_one = np.array([classifier.probabilities(d[None])[0] for d in digits])
+        batched = classifier.probabilities(digits)
+        chunked = classifier.probabilities(digits, max_batch=8)
+    np.testing.assert_allclose(batched, one_by_one, atol=1e-6)
+    np.testing.assert_allclose(chunked, one_by_one, atol=1e-6)
+    assert classifier.classify([]) == []
+
+
+def test_quantization_round_trip():
+    q = Quantization(np.dtype(np.int8), 1 / 255, -128)
+    real = np.array([0.0, 0.6, 1.0, 2.0], np.float32)
+    assert q.quantize(real).tolist() == [-128, 25, 127, 127]  # 0.6 * 255 - 128 = 25; 2.0 is clipped
+    np.testing.assert_allclose(q.dequantize(q.quantize(real[:3])), [0.0, 0.6, 1.0], atol=1 / 255)
+    u = Quantization(np.dtype(np.uint8), 1 / 255, 0)
+    assert u.quantize(np.array([0.0, 1.0])).tolist() == [0, 255]
+    f = Quantization(np.dtype(np.float32), 0.0, 0)
+    assert f.quantize(np.array([0.25])).dtype == np.float32
+
+
+def test_corrupt_and_mismatched_models(tmp_path):
+    truncated = tmp_path / "cut.tflite"
+    truncated.write_bytes(MODEL.read_bytes()[:2000])
+    with pytest.raises(ModelError, match="not a valid TFLite model"):
+        Classifier(truncated)
+    copy = tmp_path / "digits_int8.tflite"
+    copy.write_bytes(MODEL.read_bytes())
+    card = json.loads(MODEL.with_suffix(".json").read_text())
+    card["sha256"] = "0" * 64
+    (tmp_path / "digits_int8.json").write_text(json.dumps(card))
+    with pytest.raises(ModelError, match="does not match its card"):
+        Classifier(copy)
+    Classifier(copy, verify=False).close()  # the check can be turned off
