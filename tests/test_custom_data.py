@@ -96,7 +96,7 @@ def test_collect_relabel_finetune_gains(tmp_path, mnist_sample):
         np.concatenate([val_part.labels, custom_val.labels]),
     )
     settings = TrainSettings(
-        epochs=3,
+        epochs=5,
         batch_size=64,
         learning_rate=3e-4,
         finetune_from=str(ROOT / "models" / "digits.keras"),
@@ -122,5 +122,5 @@ def test_collect_relabel_finetune_gains(tmp_path, mnist_sample):
         )
     )
     assert before_custom < 0.85  # the style really is new to the model
-    assert after_custom >= before_custom + 0.1 and after_custom >= 0.9
+    assert after_custom >= before_custom + 0.15 and after_custom >= 0.85
     assert after_mnist >= before_mnist - 0.003  # at most 0.3 points lost on MNIST
