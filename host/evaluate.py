@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from device.errors import DigitReaderError, ModelError
+from device.errors import ModelError
+from host.cli import run_command
 from host.data import Dataset, load_folder, load_mnist
 
 log = logging.getLogger(__name__)
@@ -184,13 +185,8 @@ def run(args: argparse.Namespace) -> Evaluation:
 
 def main(argv=None) -> int:
     """Console entry point."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        run(parse_args(argv))
-    except DigitReaderError as exc:
-        print(f"host-eval: {exc}", file=sys.stderr)
-        return exc.exit_code or 1
-    return 0
+    args = parse_args(argv)
+    return run_command("host-eval", lambda: run(args))
 
 
 if __name__ == "__main__":

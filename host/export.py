@@ -19,6 +19,7 @@ import numpy as np
 
 from device.classify import LABELS, Classifier, card_path_for, sha256_of
 from device.errors import DigitReaderError, ModelError
+from host.cli import run_command
 from host.data import load_mnist
 from host.train import history_path, save_atomically
 
@@ -217,14 +218,8 @@ def argv_tail() -> list[str]:
 
 def main(argv=None) -> int:
     """Console entry point."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
-    try:
-        run(args)
-    except DigitReaderError as exc:
-        print(f"host-export: {exc}", file=sys.stderr)
-        return exc.exit_code or 1
-    return 0
+    return run_command("host-export", lambda: run(args))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from device.errors import DigitReaderError
+from host.cli import run_command
 from host.data import Dataset, load_folder, load_mnist, split_validation
 
 log = logging.getLogger(__name__)
@@ -263,14 +264,8 @@ def run(args: argparse.Namespace) -> dict:
 
 def main(argv=None) -> int:
     """Console entry point."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
-    try:
-        run(args)
-    except DigitReaderError as exc:
-        print(f"host-train: {exc}", file=sys.stderr)
-        return exc.exit_code or 1
-    return 0
+    return run_command("host-train", lambda: run(args))
 
 
 if __name__ == "__main__":

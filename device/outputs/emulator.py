@@ -17,7 +17,7 @@ import numpy as np
 
 from device.errors import ConfigError
 from device.outputs import QuitRequested
-from device.outputs.window import annotate, has_gui
+from device.outputs.window import annotate, close_window, has_gui
 
 log = logging.getLogger(__name__)
 
@@ -144,8 +144,4 @@ class EmulatorWindow:
     def close(self) -> None:
         if self._open:
             self._open = False
-            try:
-                cv2.destroyWindow(self.title)
-                cv2.waitKey(1)
-            except cv2.error:
-                pass
+            close_window(self.title)

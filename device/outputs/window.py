@@ -19,6 +19,15 @@ def has_gui() -> bool:
     return gui.split(":", 1)[-1].strip().upper() not in ("", "NONE")
 
 
+def close_window(title: str) -> None:
+    """Destroy a window and let the GUI loop process it; harmless if it is already gone."""
+    try:
+        cv2.destroyWindow(title)
+        cv2.waitKey(1)
+    except cv2.error:
+        pass
+
+
 def annotate(frame: np.ndarray, reading: Reading, digits, stats: dict, scale: float = 1.0) -> np.ndarray:
     """A copy of the frame (BGR) with each digit's box, value and confidence, the reading and fps drawn on."""
     image = frame if frame.ndim == 3 else cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
@@ -64,8 +73,4 @@ class WindowOutput:
     def close(self) -> None:
         if self._open:
             self._open = False
-            try:
-                cv2.destroyWindow(self.title)
-                cv2.waitKey(1)
-            except cv2.error:
-                pass
+            close_window(self.title)
