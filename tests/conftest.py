@@ -33,6 +33,18 @@ def digits_of(sample, text: str, offset: int = 0) -> list[np.ndarray]:
     return picked
 
 
+def write_video(path, frames, fps=20, count=None) -> None:
+    """An MJPG video of ``frames`` (cycled to ``count`` frames when given), written with cv2.VideoWriter."""
+    import cv2
+
+    h, w = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
+    assert writer.isOpened()
+    for i in range(count or len(frames)):
+        writer.write(frames[i % len(frames)])
+    writer.release()
+
+
 def scene(sample, lines: list[str], seed: int = 0, **kwargs):
     """A camera-like frame with the given lines of digits written on it (device.synthetic.render)."""
     from device.synthetic import render

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.conftest import MODEL, scene
+from tests.conftest import MODEL, scene, write_video
 
 RUN = [sys.executable, "-m", "device.cli"]
 
@@ -99,15 +99,6 @@ def test_exit_codes(tmp_path, scene_image):
     one_line_error(device_run("--output", "log,lcd", "--source", path), 2, "--output lcd")
     bad_arg = device_run("--max-frames", "many")
     assert bad_arg.returncode == 2
-
-
-def write_video(path, frames, fps=20):
-    h, w = frames[0].shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
-    assert writer.isOpened()
-    for frame in frames:
-        writer.write(frame)
-    writer.release()
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import pytest
 
 from device.outputs.emulator import DARK, LED_CENTERS, LED_ON, LIT, SEG_H, SEG_W, SEG_X, SEG_Y, segment_center
 from device.outputs.window import has_gui
-from tests.conftest import ROOT, scene
+from tests.conftest import ROOT, scene, write_video
 
 RUN = [sys.executable, "-m", "device.cli"]
 
@@ -44,10 +44,7 @@ def test_emulation_window_shows_the_digit_on_the_virtual_panel(tmp_path, mnist_s
     assert shutil.which("Xvfb"), "Xvfb missing (apt-get install xvfb; scripts/test.sh does)"
     frames = [scene(mnist_sample, ["3"], seed=s).frame for s in (1, 2)]
     video = tmp_path / "three.avi"
-    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (640, 480))
-    for i in range(150):
-        writer.write(frames[i % 2])
-    writer.release()
+    write_video(video, frames, fps=10, count=150)
     fbdir = tmp_path / "fb"
     fbdir.mkdir()
     display = f":{90 + (int(time.time()) % 9)}"

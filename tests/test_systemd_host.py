@@ -11,10 +11,9 @@ import subprocess
 import time
 from pathlib import Path
 
-import cv2
 import pytest
 
-from tests.conftest import ROOT, scene
+from tests.conftest import ROOT, scene, write_video
 from tests.sshd import free_port, make_client_key
 
 pytestmark = pytest.mark.systemd
@@ -95,10 +94,7 @@ def host(tmp_path_factory, mnist_sample):
     media = NSPAWN_ROOT / "srv" / "camera"
     media.mkdir(parents=True, exist_ok=True)
     frames = [scene(mnist_sample, ["314"], seed=40 + i % 3, blur=0.5).frame for i in range(3)]
-    writer = cv2.VideoWriter(str(media / "long.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 5, (640, 480))
-    for i in range(1500):  # five minutes at its own pace (realtime)
-        writer.write(frames[i % 3])
-    writer.release()
+    write_video(media / "long.avi", frames, fps=5, count=1500)  # five minutes at its own pace (realtime)
     os.chmod(media / "long.avi", 0o644)
     etc = NSPAWN_ROOT / "etc" / "digit-reader"
     etc.mkdir(parents=True, exist_ok=True)

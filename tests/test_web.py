@@ -15,7 +15,7 @@ import pytest
 
 from device.outputs.web import WebOutput
 from device.reading import Box, Digit, Reading
-from tests.conftest import scene
+from tests.conftest import scene, write_video
 from tests.sshd import free_port
 
 RUN = [sys.executable, "-m", "device.cli"]
@@ -37,10 +37,7 @@ def running(mnist_sample, tmp_path_factory):
     folder = tmp_path_factory.mktemp("web")
     frames = [scene(mnist_sample, ["42"], seed=s).frame for s in (1, 2)]
     video = folder / "42.avi"
-    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (640, 480))
-    for i in range(300):
-        writer.write(frames[i % 2])
-    writer.release()
+    write_video(video, frames, fps=10, count=300)
     port = free_port()
     process = subprocess.Popen(
         [

@@ -258,13 +258,17 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
 
-    def _stream(self) -> None:
+    def _start_streaming(self, content_type: str) -> None:
+        """Headers of an endless response: no length, no caching, the connection ends with it."""
         self.send_response(HTTPStatus.OK)
-        self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+        self.send_header("Content-Type", content_type)
         self.send_header("Cache-Control", "no-store")
         self.send_header("Connection", "close")
         self.end_headers()
         self.close_connection = True
+
+    def _stream(self) -> None:
+        self._start_streaming("multipart/x-mixed-replace; boundary=frame")
         with self.web._lock:
             self.web.viewers += 1
         try:
@@ -283,12 +287,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self.web.viewers -= 1
 
     def _events(self) -> None:
-        self.send_response(HTTPStatus.OK)
-        self.send_header("Content-Type", "text/event-stream")
-        self.send_header("Cache-Control", "no-store")
-        self.send_header("Connection", "close")
-        self.end_headers()
-        self.close_connection = True
+        self._start_streaming("text/event-stream")
         q = self.web.subscribe()
         try:
             self.wfile.write(f"data: {json.dumps({'text': self.web.status()['text']})}\n\n".encode())
