@@ -113,23 +113,30 @@ def train(
     )
     augment = build_augmenter(AugmentSettings(), settings.seed) if settings.augment else None
     train_ds = make_dataset(train_data, settings.batch_size, augment, settings.seed, weights)
-    val_ds = make_dataset(val_data, 512, None, None)
-    # The cosine schedule does its best work in the last epochs, when the rate is low: early stopping may act
-    # only after 60 % of them, or it stops on validation noise before the model has settled.
-    stop = keras.callbacks.EarlyStopping(
-        monitor="val_loss",
-        patience=settings.patience,
-        restore_best_weights=True,
-        start_from_epoch=int(settings.epochs * 0.6),
-        verbose=verbose,
-    )
+    val_ds, callbacks = None, []
+    if len(val_data):
+        val_ds = make_dataset(val_data, 512, None, None)
+        # The cosine schedule does its best work in the last epochs, when the rate is low: early stopping may
+        # act only after 60 % of them, or it stops on validation noise before the model has settled.
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor="val_loss",
+                patience=settings.patience,
+                restore_best_weights=True,
+                start_from_epoch=int(settings.epochs * 0.6),
+                verbose=verbose,
+            )
+        )
     started = time.monotonic()
     history = model.fit(
-        train_ds, validation_data=val_ds, epochs=settings.epochs, callbacks=[stop], verbose=verbose
+        train_ds, validation_data=val_ds, epochs=settings.epochs, callbacks=callbacks, verbose=verbose
     )
     record = {key: [float(v) for v in values] for key, values in history.history.items()}
     record["seconds"] = round(time.monotonic() - started, 1)
-    record["best_epoch"] = int(np.argmin(record["val_loss"])) + 1
+    # Without validation (a final fit) the model is the one after the last epoch.
+    record["best_epoch"] = (
+        int(np.argmin(record["val_loss"])) + 1 if "val_loss" in record else len(record["loss"])
+    )
     return model, record
 
 
@@ -144,7 +151,8 @@ def plot_history(history: dict, path: Path) -> None:
     epochs = range(1, len(history["loss"]) + 1)
     for ax, key, title in ((ax_loss, "loss", "loss"), (ax_acc, "accuracy", "accuracy")):
         ax.plot(epochs, history[key], label="train (augmented)")
-        ax.plot(epochs, history[f"val_{key}"], label="validation")
+        if f"val_{key}" in history:
+            ax.plot(epochs, history[f"val_{key}"], label="validation")
         ax.set_xlabel("epoch")
         ax.set_title(title)
         ax.grid(alpha=0.3)
@@ -183,6 +191,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         help=f"peak learning rate (default {TrainSettings.learning_rate}, a tenth of it with --finetune)",
     )
     parser.add_argument("--seed", type=int, default=TrainSettings.seed)
+    parser.add_argument(
+        "--validation-fraction",
+        type=float,
+        default=TrainSettings.validation_fraction,
+        help="share of the MNIST training digits held out for early stopping (default %(default)s); 0 is a "
+        "final fit on all of them for exactly --epochs, once the epochs were chosen with a held-out share",
+    )
     parser.add_argument("--no-augment", action="store_true", help="train on the plain digits")
     parser.add_argument("--limit", type=int, help="use only the first N training digits (quick experiments)")
     parser.add_argument(
@@ -194,6 +209,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     parser.add_argument("--out", default="models/digits.keras", help="where to write the float model")
     args = parser.parse_args(argv)
+    if not 0 <= args.validation_fraction < 0.5:
+        parser.error(f"--validation-fraction must be in [0, 0.5), got {args.validation_fraction}")
     for name in ("epochs", "batch_size"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
@@ -211,6 +228,7 @@ def run(args: argparse.Namespace) -> dict:
         learning_rate=args.learning_rate
         or (TrainSettings.learning_rate / 10 if args.finetune else TrainSettings.learning_rate),
         seed=args.seed,
+        validation_fraction=args.validation_fraction,
         augment=not args.no_augment,
         extra_weight=args.extra_weight,
         finetune_from=args.finetune,

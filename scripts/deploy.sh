@@ -40,6 +40,7 @@ RESTART=1
 SYSTEMD=1
 HOSTS=()
 KEEP=3
+LOCK_STALE=1800  # seconds after which another deploy's lock counts as left behind by a dead deploy
 
 die() { echo "deploy.sh: $*" >&2; exit 2; }
 
@@ -56,7 +57,9 @@ while [ $# -gt 0 ]; do
         --no-systemd) SYSTEMD=0 ;;
         -h|--help) usage; exit 0 ;;
         -*) usage >&2; die "unknown option $1" ;;
-        *) HOSTS+=("$1") ;;
+        *)  # the same host twice would race against itself
+            if [[ " ${HOSTS[*]} " == *" $1 "* ]]; then echo "note: $1 given twice, deploying it once" >&2
+            else HOSTS+=("$1"); fi ;;
     esac
     shift
 done
@@ -95,8 +98,14 @@ deploy_host() {  # deploy_host SPEC RESULT_FILE
     [ -n "$IDENTITY" ] && ssh_opts+=(-i "$IDENTITY" -o IdentitiesOnly=yes)
     [ -n "$KNOWN_HOSTS" ] && ssh_opts+=(-o "UserKnownHostsFile=$KNOWN_HOSTS")
 
-    local sudo=""
+    local sudo="" locked=0
+    unlock() {  # give the host's deploy lock back (quietly; a stale lock is taken over later anyway)
+        [ "$locked" -eq 1 ] || return 0
+        ssh "${ssh_opts[@]}" "$target" "${sudo:+$sudo }rm -rf '$PREFIX/.deploy.lock'" >/dev/null 2>&1 || true
+        locked=0
+    }
     fail() {  # fail MESSAGE: one line for this host, recorded for the summary
+        unlock
         echo "error: $1"
         echo "failed|$1" > "$result_file"
         ssh "${ssh_opts[@]}" -O exit "$target" >/dev/null 2>&1 || true
@@ -176,7 +185,27 @@ EOF
     fi
     echo "  $id $codename $arch, python $python${sudo:+, via sudo}"
 
-    # 2. System packages.
+    # 2. One deploy at a time per host: two would share the release folder, the venv and the switch.
+    local rc=0
+    remote "lock $PREFIX/.deploy.lock" "
+mkdir -p '$PREFIX'
+if ! mkdir '$PREFIX/.deploy.lock' 2>/dev/null; then
+    age=\$(( \$(date +%s) - \$(stat -c %Y '$PREFIX/.deploy.lock' 2>/dev/null || date +%s) ))
+    if [ \$age -lt $LOCK_STALE ]; then
+        echo \"  held by \$(cat '$PREFIX/.deploy.lock/owner' 2>/dev/null || echo '?'), \$age s ago\"; exit 3
+    fi
+    echo \"  taking over a lock left \$age s ago by \$(cat '$PREFIX/.deploy.lock/owner' 2>/dev/null || echo '?')\"
+fi
+echo '$RELEASE from $(hostname)' > '$PREFIX/.deploy.lock/owner'
+touch '$PREFIX/.deploy.lock'" || rc=$?
+    case $rc in
+        0) [ "$DRY_RUN" -eq 1 ] || locked=1 ;;
+        3) fail "another deploy is running on this host (lock $PREFIX/.deploy.lock; remove it if that deploy died)"
+           return 1 ;;
+        *) fail "taking the deploy lock $PREFIX/.deploy.lock failed"; return 1 ;;
+    esac
+
+    # 3. System packages.
     if [ "$APT" -eq 1 ]; then
         remote "apt: python3-venv, numpy, OpenCV, picamera2, lgpio" '
 wanted="python3-venv python3-pip python3-numpy python3-opencv python3-picamera2 python3-lgpio"
@@ -197,12 +226,12 @@ done
 echo "  installed:$install"' || { fail "apt failed"; return 1; }
     fi
 
-    # 3. Upload the release.
+    # 4. Upload the release.
     local rel_dir="$PREFIX/releases/$RELEASE"
     remote "upload release $RELEASE" "mkdir -p '$rel_dir' && tar -xzf - -C '$rel_dir' --no-same-owner" "$PAYLOAD" \
         || { fail "upload failed"; return 1; }
 
-    # 4. Its venv: system site packages (apt numpy/OpenCV/picamera2), numpy pinned to the system one.
+    # 5. Its venv: system site packages (apt numpy/OpenCV/picamera2), numpy pinned to the system one.
     remote "venv with ai-edge-litert (numpy left as installed)" "
 cd '$rel_dir'
 python3 -m venv --system-site-packages venv
@@ -221,7 +250,7 @@ venv/bin/device-run --check-config systemd/config.toml >/dev/null
 echo \"  \$(cat constraints.txt), \$(venv/bin/python -c 'import cv2; print(\"OpenCV \" + cv2.__version__)')\"" \
         || { remote "remove the unfinished release" "rm -rf '$rel_dir'" || true; fail "installing the venv failed"; return 1; }
 
-    # 5. Configuration: never overwrite the user's.
+    # 6. Configuration: never overwrite the user's.
     remote "configuration in $ETC" "
 mkdir -p '$ETC'
 if [ ! -e '$ETC/config.toml' ]; then
@@ -231,7 +260,7 @@ elif ! cmp -s '$rel_dir/systemd/config.toml' '$ETC/config.toml'; then
     echo '  NOTE: kept your $ETC/config.toml; the new default is $ETC/config.toml.new (diff them)'
 fi" || { fail "writing the configuration failed"; return 1; }
 
-    # 6. Switch current atomically (rename of a new symlink over the old one), remembering the previous.
+    # 7. Switch current atomically (rename of a new symlink over the old one), remembering the previous.
     local previous=""
     if [ "$DRY_RUN" -eq 0 ]; then
         previous=$(ssh "${ssh_opts[@]}" "$target" "readlink '$PREFIX/current' 2>/dev/null || true")
@@ -242,7 +271,7 @@ fi" || { fail "writing the configuration failed"; return 1; }
     }
     switch_to "$RELEASE" || { fail "switching the release failed"; return 1; }
 
-    # 7. Service and health check.
+    # 8. Service and health check.
     local healthy=1
     if [ "$SYSTEMD" -eq 1 ]; then
         remote "system user, unit, enable" "
@@ -306,13 +335,14 @@ echo \"  read '\$got' (expected '\$expected')\"
         return 1
     fi
 
-    # 8. Keep the last releases (and always the current and the previous one).
+    # 9. Keep the last releases (and always the current and the previous one).
     remote "keep the last $KEEP releases" "
 cd '$PREFIX/releases'
 ls -1 | sort | head -n -$KEEP | while read -r old; do
     [ \"\$old\" = '$RELEASE' ] || [ \"\$old\" = '$previous' ] || { rm -rf \"\$old\"; echo \"  removed \$old\"; }
 done" || true
 
+    unlock
     ssh "${ssh_opts[@]}" -O exit "$target" >/dev/null 2>&1 || true
     local note="ok"
     [ "$RESTART" -eq 0 ] && [ "$SYSTEMD" -eq 1 ] && note="ok (not restarted)"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import shlex
 import shutil
 import socket
 import subprocess
@@ -20,11 +21,17 @@ def free_port() -> int:
 
 
 class SshServer:
-    """``with SshServer(tmp) as server: server.target`` -> ``user@127.0.0.1:port``, key in ``server.key``."""
+    """``with SshServer(tmp) as server: server.target`` -> ``user@127.0.0.1:port``, key in ``server.key``.
 
-    def __init__(self, folder: Path, client_key: Path):
+    ``own_dirs={path: backing}`` makes this server a separate machine for those paths: sshd runs in its own
+    mount namespace where ``path`` is ``backing`` (bind mount), so two servers on this one machine do not
+    share the folders a deploy writes. That needs root.
+    """
+
+    def __init__(self, folder: Path, client_key: Path, own_dirs: dict[Path, Path] | None = None):
         self.folder = folder
         self.key = client_key
+        self.own_dirs = own_dirs or {}
         self.port = free_port()
         self.user = getpass.getuser()
         self.process = None
@@ -50,7 +57,16 @@ class SshServer:
         )
         Path("/run/sshd").mkdir(exist_ok=True)  # privilege separation directory
         log = self.folder / "sshd.log"
-        self.process = subprocess.Popen([SSHD, "-D", "-f", str(config), "-E", str(log)])
+        command = [SSHD, "-D", "-f", str(config), "-E", str(log)]
+        if self.own_dirs:
+            binds = []
+            for path, backing in self.own_dirs.items():
+                path.mkdir(parents=True, exist_ok=True)
+                backing.mkdir(parents=True, exist_ok=True)
+                binds.append(f"mount --bind {shlex.quote(str(backing))} {shlex.quote(str(path))}")
+            script = " && ".join([*binds, "exec " + shlex.join(command)])
+            command = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script]
+        self.process = subprocess.Popen(command)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             with socket.socket() as s:

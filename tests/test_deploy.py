@@ -2,8 +2,10 @@
 install, run the deployed reader, deploy again, roll back a broken release, two hosts in parallel."""
 
 import json
+import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -89,6 +91,18 @@ def test_deploy_redeploy_and_rollback(server, keys, tmp_path):
     pip_list = subprocess.run([str(release / "venv" / "bin" / "pip"), "list"], capture_output=True, text=True)
     assert "tensorflow" not in pip_list.stdout.lower()
 
+    # A deploy that is still running holds the host's lock: a second one stops at once and changes nothing.
+    lock = prefix / ".deploy.lock"
+    lock.mkdir()
+    (lock / "owner").write_text("some-release from another-laptop\n")
+    blocked = deploy(ROOT, keys, known, prefix, etc, server.target)
+    assert blocked.returncode == 1
+    assert "another deploy is running on this host" in blocked.stdout
+    assert "held by some-release from another-laptop" in blocked.stdout
+    assert len(releases(prefix)) == 1 and lock.exists()
+    # A lock left behind by a dead deploy (older than 30 minutes) is taken over, and given back at the end.
+    os.utime(lock, (time.time() - 7200, time.time() - 7200))
+
     # A user's edited config is never overwritten; the new default goes beside it.
     (etc / "config.toml").write_text("[decision]\nmin_confidence = 0.7\n")
     second = deploy(ROOT, keys, known, prefix, etc, server.target)
@@ -96,6 +110,7 @@ def test_deploy_redeploy_and_rollback(server, keys, tmp_path):
     assert len(releases(prefix)) == 2 and current(prefix) == releases(prefix)[1]
     assert (etc / "config.toml").read_text() == "[decision]\nmin_confidence = 0.7\n"
     assert (etc / "config.toml.new").exists() and "config.toml.new" in second.stdout
+    assert "taking over a lock left" in second.stdout and not lock.exists()
     good = current(prefix)
 
     # A release whose model is broken fails its health check and is rolled back.
@@ -110,17 +125,37 @@ def test_deploy_redeploy_and_rollback(server, keys, tmp_path):
     assert run_deployed(prefix, ROOT / "device" / "demo" / "page.jpg")["text"] == "4096 17"
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="two hosts on one machine need mount namespaces (root)")
 def test_two_hosts_in_parallel_with_summary(keys, tmp_path):
-    known = tmp_path / "known_hosts"
-    with SshServer(tmp_path / "a", keys) as a, SshServer(tmp_path / "b", keys) as b:
-        result = deploy(ROOT, keys, known, tmp_path / "opt", tmp_path / "etc", a.target, b.target)
+    known, prefix, etc = tmp_path / "known_hosts", tmp_path / "opt", tmp_path / "etc"
+
+    def own_disk(name):  # each server sees its own prefix and etc, like two Pis
+        return {prefix: tmp_path / name / "opt", etc: tmp_path / name / "etc"}
+
+    with (
+        SshServer(tmp_path / "a", keys, own_disk("disk-a")) as a,
+        SshServer(tmp_path / "b", keys, own_disk("disk-b")) as b,
+    ):
+        result = deploy(ROOT, keys, known, prefix, etc, a.target, b.target, a.target)
         assert result.returncode == 0, result.stdout + result.stderr
+        assert f"{a.target} given twice, deploying it once" in result.stderr
         table = result.stdout.splitlines()[-3:]
         assert table[0].split() == ["HOST", "RELEASE", "TIME", "RESULT"]
         assert {row.split()[0] for row in table[1:]} == {a.target, b.target}
         assert all(row.split()[-1] == "ok" for row in table[1:])
-        # The same prefix on one machine: both deploys wrote the same release name; one is current.
-        assert (tmp_path / "opt" / "current" / "venv" / "bin" / "device-run").exists()
+        for server, disk in ((a, "disk-a"), (b, "disk-b")):
+            assert len(releases(tmp_path / disk / "opt")) == 1
+            assert (tmp_path / disk / "etc" / "config.toml").exists()
+            # Each host runs its own release (the venv's paths are the host's, so ask over SSH).
+            ssh = ["ssh", "-i", str(keys), "-o", f"UserKnownHostsFile={known}", "-p", str(server.port)]
+            demo = prefix / "current" / "device" / "demo" / "page.jpg"
+            command = f"{prefix}/current/venv/bin/device-run --source {demo} --once --json"
+            reader = subprocess.run(
+                [*ssh, f"{server.user}@127.0.0.1", command], capture_output=True, text=True, timeout=120
+            )
+            assert reader.returncode == 0, reader.stderr
+            assert json.loads(reader.stdout)["text"] == "4096 17"
+        assert not any(prefix.iterdir()), "the deploys wrote to this machine's folder, not the hosts'"
 
 
 def test_unreachable_and_bad_auth_are_one_line_each(server, tmp_path):

@@ -39,6 +39,21 @@ def test_training_learns_on_held_apart_digits(trained, mnist_sample):
     assert len(history["loss"]) == 2 and history["loss"][1] < history["loss"][0]
 
 
+def test_final_fit_on_all_digits_runs_every_epoch(mnist_sample, tmp_path):
+    from host.data import Dataset
+    from host.train import TrainSettings, parse_args, plot_history, train
+
+    data = Dataset(mnist_sample["train_images"][:1000], mnist_sample["train_labels"][:1000])
+    none = Dataset(data.images[:0], data.labels[:0])
+    _, history = train(data, none, TrainSettings(epochs=2, batch_size=64, validation_fraction=0), verbose=0)
+    assert "val_loss" not in history and history["best_epoch"] == 2 and len(history["loss"]) == 2
+    plot_history(history, tmp_path / "curves.png")
+    assert (tmp_path / "curves.png").stat().st_size > 0
+    assert parse_args(["--validation-fraction", "0"]).validation_fraction == 0
+    with pytest.raises(SystemExit):
+        parse_args(["--validation-fraction", "0.5"])
+
+
 def test_model_is_compact_and_macs_counted(trained):
     from host.model import count_macs
 
