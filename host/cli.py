@@ -18,3 +18,8 @@ def run_command(prog: str, run: Callable[[], object]) -> int:
         print(f"{prog}: {exc}", file=sys.stderr)
         return exc.exit_code or 1
     return 0
+
+
+def summary(doc: str) -> str:
+    """A module docstring's first paragraph on one line: the ``--help`` description of a host command."""
+    return " ".join(doc.split("\n\n")[0].split())

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from device.errors import ModelError
-from host.cli import run_command
+from host.cli import run_command, summary
 from host.data import Dataset, load_folder, load_mnist
 
 log = logging.getLogger(__name__)
@@ -155,7 +155,7 @@ def report(evaluation: Evaluation, name: str) -> str:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="host-eval", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="host-eval", description=summary(__doc__))
     parser.add_argument("--model", default="models/digits_int8.tflite", help=".keras or .tflite model")
     parser.add_argument("--data", help="folder dataset DIR/<digit>/*.png (default: MNIST test)")
     parser.add_argument("--data-dir", help="MNIST IDX folder (default: $MNIST_DIR, else download)")

@@ -1,7 +1,7 @@
 """host-export: convert the float Keras model to TFLite (full-integer int8, float16 or float32), evaluate the
 exported file with the LiteRT interpreter the Pi uses, and write its model card beside it.
 
-The int8 export is refused (exit 1, nothing written) when it loses more than ``--max-drop`` points of
+The int8 export is refused (exit 3, nothing written) when it loses more than ``--max-drop`` points of
 accuracy against the float model.
 """
 
@@ -19,7 +19,7 @@ import numpy as np
 
 from device.classify import LABELS, Classifier, card_path_for, sha256_of
 from device.errors import DigitReaderError, ModelError
-from host.cli import run_command
+from host.cli import run_command, summary
 from host.data import load_mnist
 from host.train import history_path, save_atomically
 
@@ -134,7 +134,7 @@ def build_card(
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="host-export", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="host-export", description=summary(__doc__))
     kind = parser.add_mutually_exclusive_group()
     kind.add_argument(
         "--int8", dest="kind", action="store_const", const="int8", help="full-integer int8 (default)"

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from device.errors import DigitReaderError
-from host.cli import run_command
+from host.cli import run_command, summary
 from host.data import Dataset, load_folder, load_mnist, split_validation
 
 log = logging.getLogger(__name__)
@@ -179,7 +179,7 @@ def save_atomically(path: Path, write) -> None:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="host-train", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="host-train", description=summary(__doc__))
     parser.add_argument(
         "--data-dir", help="folder with the four MNIST IDX files (default: $MNIST_DIR, else download)"
     )
