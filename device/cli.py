@@ -17,12 +17,12 @@ import threading
 from pathlib import Path
 
 from device.classify import DEFAULT_MODEL, Classifier
-from device.config import OUTPUT_KINDS, Config, load_config, replace
+from device.config import OUTPUT_KINDS, CameraConfig, Config, load_config, replace
 from device.decide import Decider
 from device.errors import ConfigError, DigitReaderError
 from device.pipeline import FramePipeline
 from device.segment import SegmentSettings
-from device.sources import open_source
+from device.sources import FrameSource, open_source
 
 log = logging.getLogger("device")
 
@@ -53,6 +53,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--once", action="store_true", help="process one frame and print its reading")
     parser.add_argument("--json", action="store_true", help="with --once: print one JSON object")
     parser.add_argument("--realtime", action="store_true", help="pace a video at its own frame rate")
+    parser.add_argument("--loop", action="store_true", help="start a video or folder again at its end")
     parser.add_argument(
         "--web-bind", metavar="HOST:PORT", help="web preview address (default 127.0.0.1:8088)"
     )
@@ -84,6 +85,8 @@ def effective_config(args: argparse.Namespace) -> Config:
         config = replace(config, "camera", source=args.source)
     if args.realtime:
         config = replace(config, "camera", realtime=True)
+    if args.loop:
+        config = replace(config, "camera", loop=True)
     if args.output is not None:
         kinds = [k.strip() for k in args.output.split(",") if k.strip()]
         for kind in kinds:
@@ -215,10 +218,15 @@ def build_outputs(
     return outputs
 
 
+def open_camera(c: CameraConfig) -> FrameSource:
+    """The frame source the ``[camera]`` section describes."""
+    return open_source(c.source, c.width, c.height, c.fps, c.realtime, c.loop)
+
+
 def run_once(config: Config, pipeline: FramePipeline, as_json: bool, args=None) -> int:
     """Read one frame, print its reading (a JSON object with --json), drive the outputs once."""
     c = config.camera
-    with open_source(c.source, c.width, c.height, c.fps, c.realtime) as source:
+    with open_camera(c) as source:
         frame = source.read()
     if frame is None:
         from device.errors import SourceError
@@ -266,12 +274,12 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
-    source = open_source(c.source, c.width, c.height, c.fps, c.realtime)
+    source = open_camera(c)
     first = [source]
 
     def open_again():
         # The first open already happened (so a bad source fails fast with exit 4); reopen afterwards.
-        return first.pop() if first else open_source(c.source, c.width, c.height, c.fps, c.realtime)
+        return first.pop() if first else open_camera(c)
 
     d = config.decision
     decider = Decider(d.vote_frames, d.vote_needed, d.empty_frames, live=source.live)

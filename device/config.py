@@ -34,6 +34,7 @@ class CameraConfig:
     height: int = field(default=480, metadata=rule(16, 4096))
     fps: int = field(default=30, metadata=rule(1, 240))
     realtime: bool = False
+    loop: bool = False
     reopen_max_seconds: float = field(default=30.0, metadata=rule(0.1, 3600))
 
 

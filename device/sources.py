@@ -70,13 +70,14 @@ class ImageSource(_Closing):
 
 
 class FolderSource(_Closing):
-    """The images of a folder, in sorted file-name order."""
+    """The images of a folder, in sorted file-name order (over and over with ``loop``)."""
 
     live = False
 
-    def __init__(self, folder: str | Path):
+    def __init__(self, folder: str | Path, loop: bool = False):
         self.folder = Path(folder)
         self.name = str(self.folder)
+        self.loop = loop
         self._files = sorted(p for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not self._files:
             raise SourceError(
@@ -86,23 +87,28 @@ class FolderSource(_Closing):
 
     def read(self) -> np.ndarray | None:
         if self._next >= len(self._files):
-            return None
+            if not self.loop or not self._files:
+                return None
+            self._next = 0
         path = self._files[self._next]
         self._next += 1
         return _read_image(path)
 
     def close(self) -> None:
-        self._next = len(self._files)
+        self._files = []
+        self._next = 0
 
 
 class VideoSource(_Closing):
-    """A video file through OpenCV: as fast as the pipeline runs, or at its frame rate (``realtime``)."""
+    """A video file through OpenCV: as fast as the pipeline runs, or at its frame rate (``realtime``);
+    from the start again at its end with ``loop`` (a kiosk demo, a soak test)."""
 
     live = True  # a video stands in for a camera: its frames are voted on
 
-    def __init__(self, path: str | Path, realtime: bool = False):
+    def __init__(self, path: str | Path, realtime: bool = False, loop: bool = False):
         self.path = Path(path)
         self.name = str(self.path)
+        self.loop = loop
         self._capture = cv2.VideoCapture(str(self.path))
         if not self._capture.isOpened():
             self._capture.release()
@@ -121,6 +127,13 @@ class VideoSource(_Closing):
             if self._due > now:
                 time.sleep(self._due - now)
         ok, frame = self._capture.read()
+        if not ok and self.loop:
+            # Rewinding is not reliable for every container and codec; reopening is.
+            self._capture.release()
+            self._capture = cv2.VideoCapture(str(self.path))
+            ok, frame = self._capture.read()
+            if not ok:
+                raise SourceError(f"source {self.path}: no frame after reopening the video to loop it")
         return frame if ok else None
 
     def close(self) -> None:
@@ -212,8 +225,10 @@ class Picamera2Source(_Closing):
                 camera.close()
 
 
-def open_source(spec: str, width: int = 640, height: int = 480, fps: int = 30, realtime: bool = False):
-    """Open a source from its command-line spelling."""
+def open_source(
+    spec: str, width: int = 640, height: int = 480, fps: int = 30, realtime: bool = False, loop: bool = False
+):
+    """Open a source from its command-line spelling; ``loop`` repeats a video or a folder forever."""
     if spec == "picamera2":
         return Picamera2Source(width, height, fps)
     match = re.fullmatch(r"webcam:(\d+)", spec)
@@ -223,7 +238,7 @@ def open_source(spec: str, width: int = 640, height: int = 480, fps: int = 30, r
         return OpenCVCamera(spec, width, height, fps)
     path = Path(spec)
     if path.is_dir():
-        return FolderSource(path)
+        return FolderSource(path, loop)
     if not path.exists():
         raise SourceError(
             f"source {spec}: no such file or folder "
@@ -232,8 +247,8 @@ def open_source(spec: str, width: int = 640, height: int = 480, fps: int = 30, r
     if path.suffix.lower() in IMAGE_SUFFIXES:
         return ImageSource(path)
     if path.suffix.lower() in VIDEO_SUFFIXES:
-        return VideoSource(path, realtime)
+        return VideoSource(path, realtime, loop)
     # Unknown extension: try it as an image, then as a video.
     if cv2.imread(str(path)) is not None:
         return ImageSource(path)
-    return VideoSource(path, realtime)
+    return VideoSource(path, realtime, loop)

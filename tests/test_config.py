@@ -25,7 +25,7 @@ def test_defaults_and_shipped_example_are_valid():
         ("[camera]\nfps = 0", "c.toml: camera.fps = 0: must be between 1 and 240"),
         (
             "[camera]\nfsp = 30",
-            "c.toml: camera.fsp: unknown key (known: source, width, height, fps, realtime, "
+            "c.toml: camera.fsp: unknown key (known: source, width, height, fps, realtime, loop, "
             "reopen_max_seconds)",
         ),
         ("[camera]\nwidth = '640'", "c.toml: camera.width = '640': must be a whole number"),
