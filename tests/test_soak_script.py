@@ -1,0 +1,24 @@
+"""The service soak benchmark runs the real device-run under a real sd_notify socket and reports it."""
+
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+
+def test_short_soak_reports_watchdog_memory_and_clean_stop(tmp_path):
+    markdown = tmp_path / "benchmarks.md"
+    markdown.write_text("# Benchmarks\n\nkept\n")
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "soak_service.py"), "--seconds", "4", "--watchdog-sec", "2",
+         "--write", str(markdown)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "0 missed (gap over 2 s)" in out and "STOPPING=1 sent" in out and "exit code 0" in out
+    pings = int(out.split(" pings,")[0].rsplit(" ", 1)[1])
+    frames = int(out.split("- Frames: ")[1].split(" ")[0])
+    assert pings >= 4 and frames > 100  # 4 s of the demo at (at most) 4 pings a watchdog interval
+    text = markdown.read_text()
+    assert "kept" in text and "<!-- service-soak -->" in text and "| minute | resident memory (MB) |" in text
