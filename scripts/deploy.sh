@@ -98,7 +98,12 @@ deploy_host() {  # deploy_host SPEC RESULT_FILE
     [ -n "$IDENTITY" ] && ssh_opts+=(-i "$IDENTITY" -o IdentitiesOnly=yes)
     [ -n "$KNOWN_HOSTS" ] && ssh_opts+=(-o "UserKnownHostsFile=$KNOWN_HOSTS")
 
-    local sudo="" locked=0
+    local sudo="" locked=0 interrupted=0
+    # Ctrl-C (the main script turns it into SIGTERM for each host): the step in flight finishes, no further
+    # step starts, and the clean-up of the steps done runs (remove the new release, switch back), so the host
+    # is left as it was. Killing the step in flight instead could leave its remote half running: an ssh
+    # session without a terminal gets no hang-up signal.
+    trap 'interrupted=1; echo "- interrupted: finishing this step, then cleaning up"' TERM
     unlock() {  # give the host's deploy lock back (quietly; a stale lock is taken over later anyway)
         [ "$locked" -eq 1 ] || return 0
         ssh "${ssh_opts[@]}" "$target" "${sudo:+$sudo }rm -rf '$PREFIX/.deploy.lock'" >/dev/null 2>&1 || true
@@ -106,12 +111,18 @@ deploy_host() {  # deploy_host SPEC RESULT_FILE
     }
     fail() {  # fail MESSAGE: one line for this host, recorded for the summary
         unlock
-        echo "error: $1"
-        echo "failed|$1" > "$result_file"
+        local why=$1
+        [ "$interrupted" -eq 0 ] || [[ "$why" == interrupted* ]] || why="interrupted; $why"
+        echo "error: $why"
+        echo "failed|$why" > "$result_file"
         ssh "${ssh_opts[@]}" -O exit "$target" >/dev/null 2>&1 || true
         return 1
     }
-    remote() {  # remote DESCRIPTION SCRIPT [stdin file]: run a bash script on the host (as root via sudo)
+    remote() {  # remote DESCRIPTION SCRIPT [stdin file]: a step forward; none starts once interrupted
+        [ "$interrupted" -eq 0 ] || return 1
+        run_remote "$@"
+    }
+    run_remote() {  # run_remote DESCRIPTION SCRIPT [stdin file]: a bash script on the host (root via sudo)
         local description=$1 script=$2 input=${3:-/dev/null}
         if [ "$DRY_RUN" -eq 1 ]; then
             printf -- '--- %s (ssh -p %s %s %sbash -s)\n%s\n' "$description" "$port" "$target" "${sudo:+$sudo }" "$script"
@@ -228,8 +239,12 @@ echo "  installed:$install"' || { fail "apt failed"; return 1; }
 
     # 4. Upload the release.
     local rel_dir="$PREFIX/releases/$RELEASE"
+    abandon() {  # abandon MESSAGE: remove the new release (not current yet) and fail
+        run_remote "remove the unfinished release" "rm -rf '$rel_dir'" || true
+        if [ "$interrupted" -eq 1 ]; then fail "interrupted; the unfinished release was removed"; else fail "$1"; fi
+    }
     remote "upload release $RELEASE" "mkdir -p '$rel_dir' && tar -xzf - -C '$rel_dir' --no-same-owner" "$PAYLOAD" \
-        || { fail "upload failed"; return 1; }
+        || { abandon "upload failed"; return 1; }
 
     # 5. Its venv: system site packages (apt numpy/OpenCV/picamera2), numpy pinned to the system one.
     remote "venv with ai-edge-litert (numpy left as installed)" "
@@ -248,7 +263,7 @@ venv/bin/python -c 'import cv2' 2>/dev/null || pip install -q -c constraints.txt
 pip install -q --no-deps -e .
 venv/bin/device-run --check-config systemd/config.toml >/dev/null
 echo \"  \$(cat constraints.txt), \$(venv/bin/python -c 'import cv2; print(\"OpenCV \" + cv2.__version__)')\"" \
-        || { remote "remove the unfinished release" "rm -rf '$rel_dir'" || true; fail "installing the venv failed"; return 1; }
+        || { abandon "installing the venv failed"; return 1; }
 
     # 6. Configuration: never overwrite the user's.
     remote "configuration in $ETC" "
@@ -258,7 +273,7 @@ if [ ! -e '$ETC/config.toml' ]; then
 elif ! cmp -s '$rel_dir/systemd/config.toml' '$ETC/config.toml'; then
     install -m 0644 '$rel_dir/systemd/config.toml' '$ETC/config.toml.new'
     echo '  NOTE: kept your $ETC/config.toml; the new default is $ETC/config.toml.new (diff them)'
-fi" || { fail "writing the configuration failed"; return 1; }
+fi" || { abandon "writing the configuration failed"; return 1; }
 
     # 7. Switch current atomically (rename of a new symlink over the old one), remembering the previous.
     local previous=""
@@ -266,13 +281,13 @@ fi" || { fail "writing the configuration failed"; return 1; }
         previous=$(ssh "${ssh_opts[@]}" "$target" "readlink '$PREFIX/current' 2>/dev/null || true")
         previous=${previous#releases/}
     fi
-    switch_to() {  # switch_to RELEASE
-        remote "switch $PREFIX/current to $1" "ln -sfn 'releases/$1' '$PREFIX/.current.new' && mv -T '$PREFIX/.current.new' '$PREFIX/current'"
+    switch_to() {  # switch_to RELEASE (the rename is atomic: current is the old or the new one, never neither)
+        run_remote "switch $PREFIX/current to $1" "ln -sfn 'releases/$1' '$PREFIX/.current.new' && mv -T '$PREFIX/.current.new' '$PREFIX/current'"
     }
-    switch_to "$RELEASE" || { fail "switching the release failed"; return 1; }
+    [ "$interrupted" -eq 0 ] && switch_to "$RELEASE" || { abandon "switching the release failed"; return 1; }
 
-    # 8. Service and health check.
-    local healthy=1
+    # 8. Service and health check; from here on a failure switches back.
+    local healthy=1 reason="health check failed"
     if [ "$SYSTEMD" -eq 1 ]; then
         remote "system user, unit, enable" "
 getent group gpio >/dev/null || groupadd --system gpio
@@ -284,8 +299,8 @@ sed 's#@PREFIX@#$PREFIX#g' '$rel_dir/systemd/digit-reader.service' > /etc/system
 sed -i 's#/etc/digit-reader/#$ETC/#g' /etc/systemd/system/digit-reader.service.new
 mv /etc/systemd/system/digit-reader.service.new /etc/systemd/system/digit-reader.service
 systemctl daemon-reload
-systemctl enable digit-reader.service >/dev/null 2>&1" || { fail "installing the unit failed"; return 1; }
-        if [ "$RESTART" -eq 1 ]; then
+systemctl enable digit-reader.service >/dev/null 2>&1" || { healthy=0; reason="installing the unit failed"; }
+        if [ "$RESTART" -eq 1 ] && [ "$healthy" -eq 1 ]; then
             health_systemd() {
                 remote "restart and wait for READY" "
 systemctl reset-failed digit-reader.service 2>/dev/null || true
@@ -304,7 +319,7 @@ done
 exit 1"
             }
             health_systemd || healthy=0
-            remote "last log lines" "journalctl -u digit-reader.service -n 8 --no-pager -o cat 2>/dev/null || true" || true
+            run_remote "last log lines" "journalctl -u digit-reader.service -n 8 --no-pager -o cat 2>/dev/null || true" || true
         fi
     else
         health_smoke() {
@@ -319,18 +334,19 @@ echo \"  read '\$got' (expected '\$expected')\"
         health_smoke || healthy=0
     fi
 
+    [ "$interrupted" -eq 0 ] || { healthy=0; reason="interrupted"; }
     if [ "$healthy" -eq 0 ]; then
         if [ -n "$previous" ] && [ "$previous" != "$RELEASE" ]; then
             switch_to "$previous" || true
-            if [ "$SYSTEMD" -eq 1 ]; then
-                remote "restart the previous release" "systemctl restart digit-reader.service" || true
+            if [ "$SYSTEMD" -eq 1 ] && [ "$RESTART" -eq 1 ]; then
+                run_remote "restart the previous release" "systemctl restart digit-reader.service" || true
             fi
-            remote "remove the failed release" "rm -rf '$rel_dir'" || true
-            fail "health check failed; rolled back to $previous"
+            run_remote "remove the failed release" "rm -rf '$rel_dir'" || true
+            fail "$reason; rolled back to $previous"
         else
-            remote "remove the failed release (there is no previous one)" \
+            run_remote "remove the failed release (there is no previous one)" \
                 "rm -f '$PREFIX/current'; rm -rf '$rel_dir'; systemctl stop digit-reader.service 2>/dev/null || true" || true
-            fail "health check failed; no previous release to roll back to"
+            fail "$reason; no previous release to roll back to"
         fi
         return 1
     fi
@@ -353,15 +369,23 @@ done" || true
 
 # ---------------------------------------------------------------------------------------------------------
 
-pids=()
+pids=() printers=()
 for i in "${!HOSTS[@]}"; do
-    (
-        set +e
-        deploy_host "${HOSTS[$i]}" "$WORK/result-$i" 2>&1 | sed -u "s|^|[${HOSTS[$i]}] |"
-    ) &
+    # Each host's lines get its name in front, through a FIFO so that $! is the host's own worker. The
+    # printer ignores Ctrl-C, so a host's clean-up messages still get through.
+    mkfifo "$WORK/out-$i"
+    (trap '' INT TERM; exec sed -u "s|^|[${HOSTS[$i]}] |" < "$WORK/out-$i") &
+    printers+=($!)
+    { set +e; deploy_host "${HOSTS[$i]}" "$WORK/result-$i"; } > "$WORK/out-$i" 2>&1 &
     pids+=($!)
 done
-for pid in "${pids[@]}"; do wait "$pid" || true; done
+# Ctrl-C or SIGTERM: tell every host to stop after its current step and clean up, and keep waiting for them.
+trap 'echo "deploy.sh: interrupted; stopping after the current step on each host" >&2
+      kill -TERM "${pids[@]}" 2>/dev/null || true' INT TERM
+for pid in "${pids[@]}" "${printers[@]}"; do
+    while kill -0 "$pid" 2>/dev/null; do wait "$pid" || true; done
+done
+trap - INT TERM
 
 failed=0
 printf '\n%-32s %-40s %-8s %s\n' HOST RELEASE TIME RESULT

@@ -4,6 +4,7 @@ install, run the deployed reader, deploy again, roll back a broken release, two 
 import json
 import os
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -32,28 +33,15 @@ def server(keys, tmp_path_factory):
         yield s
 
 
-def deploy(project: Path, keys: Path, known_hosts: Path, prefix: Path, etc: Path, *targets, extra=()):
-    return subprocess.run(
-        [
-            "bash",
-            str(project / "scripts" / "deploy.sh"),
-            "--no-systemd",
-            "--no-apt",
-            "--identity",
-            str(keys),
-            "--known-hosts",
-            str(known_hosts),
-            "--prefix",
-            str(prefix),
-            "--etc",
-            str(etc),
-            *extra,
-            *targets,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+def deploy_command(project: Path, keys: Path, known: Path, prefix: Path, etc: Path, *targets, extra=()):
+    script = project / "scripts" / "deploy.sh"
+    options = ["--no-systemd", "--no-apt", "--identity", str(keys), "--known-hosts", str(known)]
+    return ["bash", str(script), *options, "--prefix", str(prefix), "--etc", str(etc), *extra, *targets]
+
+
+def deploy(*args, **kwargs):
+    command = deploy_command(*args, **kwargs)
+    return subprocess.run(command, capture_output=True, text=True, timeout=900)
 
 
 def releases(prefix: Path) -> list[str]:
@@ -165,6 +153,26 @@ def test_two_hosts_in_parallel_with_summary(keys, tmp_path):
             assert reader.returncode == 0, reader.stderr
             assert json.loads(reader.stdout)["text"] == "4096 17"
         assert not any(prefix.iterdir()), "the deploys wrote to this machine's folder, not the hosts'"
+
+
+def test_ctrl_c_leaves_the_host_as_it_was(server, keys, tmp_path):
+    prefix, etc = tmp_path / "opt", tmp_path / "etc"
+    command = deploy_command(ROOT, keys, tmp_path / "known", prefix, etc, server.target)
+    # Its own process group, like a deploy started from a terminal, so the test can press "Ctrl-C".
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, start_new_session=True)
+    seen = []
+    for line in process.stdout:
+        seen.append(line)
+        if "- venv with ai-edge-litert" in line:  # the longest step: pip installs into the new release
+            os.killpg(process.pid, signal.SIGINT)
+            break
+    rest, _ = process.communicate(timeout=600)
+    out = "".join(seen) + rest
+    assert process.returncode == 1, out
+    assert "interrupted; the unfinished release was removed" in out
+    assert out.splitlines()[-1].split()[-1] == "removed"  # the summary row still comes
+    assert list((prefix / "releases").iterdir()) == [] and not (prefix / "current").exists()
+    assert not (prefix / ".deploy.lock").exists()
 
 
 def test_unreachable_and_bad_auth_are_one_line_each(server, tmp_path):
