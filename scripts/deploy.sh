@@ -266,12 +266,14 @@ echo \"  \$(cat constraints.txt), \$(venv/bin/python -c 'import cv2; print(\"Ope
         || { abandon "installing the venv failed"; return 1; }
 
     # 6. Configuration: never overwrite the user's.
+    # Written beside and renamed into place, so a lost connection never leaves half a config file.
     remote "configuration in $ETC" "
 mkdir -p '$ETC'
+put() { install -m 0644 '$rel_dir/systemd/config.toml' '$ETC/.config.toml.tmp' && mv '$ETC/.config.toml.tmp' \"\$1\"; }
 if [ ! -e '$ETC/config.toml' ]; then
-    install -m 0644 '$rel_dir/systemd/config.toml' '$ETC/config.toml'; echo '  installed $ETC/config.toml'
+    put '$ETC/config.toml'; echo '  installed $ETC/config.toml'
 elif ! cmp -s '$rel_dir/systemd/config.toml' '$ETC/config.toml'; then
-    install -m 0644 '$rel_dir/systemd/config.toml' '$ETC/config.toml.new'
+    put '$ETC/config.toml.new'
     echo '  NOTE: kept your $ETC/config.toml; the new default is $ETC/config.toml.new (diff them)'
 fi" || { abandon "writing the configuration failed"; return 1; }
 
