@@ -44,6 +44,17 @@ class _Closing:
         self.close()
 
 
+class _OpenCVCapture(_Closing):
+    """A source reading from ``self._capture``, a cv2.VideoCapture released once on close."""
+
+    _capture = None
+
+    def close(self) -> None:
+        if self._capture is not None:
+            self._capture.release()
+            self._capture = None
+
+
 def _read_image(path: Path) -> np.ndarray:
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
@@ -99,7 +110,7 @@ class FolderSource(_Closing):
         self._next = 0
 
 
-class VideoSource(_Closing):
+class VideoSource(_OpenCVCapture):
     """A video file through OpenCV: as fast as the pipeline runs, or at its frame rate (``realtime``);
     from the start again at its end with ``loop`` (a kiosk demo, a soak test)."""
 
@@ -136,13 +147,8 @@ class VideoSource(_Closing):
                 raise SourceError(f"source {self.path}: no frame after reopening the video to loop it")
         return frame if ok else None
 
-    def close(self) -> None:
-        if self._capture is not None:
-            self._capture.release()
-            self._capture = None
 
-
-class OpenCVCamera(_Closing):
+class OpenCVCamera(_OpenCVCapture):
     """A V4L2 camera (USB webcam) through OpenCV: ``webcam:N`` or ``/dev/videoN``."""
 
     live = True
@@ -172,11 +178,6 @@ class OpenCVCamera(_Closing):
         if not ok or frame is None:
             raise SourceError(f"source {self.name}: camera read failed")
         return frame
-
-    def close(self) -> None:
-        if self._capture is not None:
-            self._capture.release()
-            self._capture = None
 
 
 class Picamera2Source(_Closing):
