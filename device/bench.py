@@ -19,9 +19,7 @@ import numpy as np
 
 from device.classify import DEFAULT_MODEL, Classifier
 from device.decide import Decider
-from device.normalize import normalize_digit
-from device.reading import Digit
-from device.segment import segment
+from device.pipeline import FramePipeline
 from device.synthetic import render
 
 DIGITS = Path(__file__).resolve().parent / "demo" / "digits.npz"
@@ -49,8 +47,9 @@ def rss_mb() -> float:
 
 
 def bench(classifier: Classifier, frames: list[np.ndarray], iterations: int) -> dict:
-    """Run the pipeline stage by stage over the frames; return per-stage times (s) and totals."""
+    """Run the device's own FramePipeline over the frames; return per-stage times (s) and totals."""
     decider = Decider()
+    pipeline = FramePipeline(classifier)
     stages = {name: [] for name in ("capture", "segment", "normalize", "inference", "outputs")}
     sink = open("/dev/null", "w")  # noqa: SIM115 - the log output's JSON goes nowhere
     start = time.perf_counter()
@@ -58,13 +57,11 @@ def bench(classifier: Classifier, frames: list[np.ndarray], iterations: int) -> 
         t0 = time.perf_counter()
         frame = frames[i % len(frames)]
         t1 = time.perf_counter()
-        segments = segment(frame)
-        t2 = time.perf_counter()
-        normalized = [normalize_digit(s.ink) for s in segments]
-        t3 = time.perf_counter()
-        results = classifier.classify(normalized) if normalized else []
+        result = pipeline.process(frame)
         t4 = time.perf_counter()
-        reading = decider.update([Digit(v, c, s.box) for s, (v, c) in zip(segments, results, strict=True)])
+        t2 = t1 + result.timings["segment"]
+        t3 = t2 + result.timings["normalize"]
+        reading = decider.update(result.digits)
         if reading.changed:
             sink.write(str(reading.as_dict()) + "\n")
         t5 = time.perf_counter()

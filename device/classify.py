@@ -21,7 +21,25 @@ from device.normalize import SIZE
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "digits_int8.tflite"
-LABELS = tuple(str(d) for d in range(10))
+DIGIT_LABELS = tuple(str(d) for d in range(10))
+NONE_LABEL = "none"  # "not a single digit": texture, a line, an operator, a letter, touching digits
+LABELS = DIGIT_LABELS  # model v1
+LABELS_WITH_NONE = (*DIGIT_LABELS, NONE_LABEL)  # model v2, the digit-or-not classifier
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What the model says of one candidate: the likeliest digit and its probability, and the probability
+    that it is not a single digit at all (always 0 for a digits-only model)."""
+
+    digit: int
+    confidence: float
+    none: float = 0.0
+
+    @property
+    def is_digit(self) -> bool:
+        """The model prefers a digit to "none"."""
+        return self.confidence >= self.none
 
 
 def load_interpreter_class():
@@ -108,10 +126,11 @@ class Classifier:
         if len(inputs) != 1 or len(outputs) != 1:
             raise ModelError(f"model {self.model_path}: needs one input and one output tensor")
         self._input, self._output = inputs[0], outputs[0]
-        if tuple(self._input["shape"][1:3]) != (SIZE, SIZE) or int(self._output["shape"][-1]) != len(LABELS):
+        self.labels = self._labels_for(int(self._output["shape"][-1]))
+        if list(self._input["shape"][1:]) != [SIZE, SIZE, 1] or len(self._output["shape"]) != 2:
             raise ModelError(
                 f"model {self.model_path}: input {list(self._input['shape'])} / output "
-                f"{list(self._output['shape'])}, expected (N, 28, 28, 1) -> (N, 10)"
+                f"{list(self._output['shape'])}, expected (N, 28, 28, 1) -> (N, {len(self.labels)})"
             )
         self.input_quantization = Quantization.of(self._input)
         self.output_quantization = Quantization.of(self._output)
@@ -125,16 +144,38 @@ class Classifier:
             threads,
         )
 
+    def _labels_for(self, outputs: int) -> tuple[str, ...]:
+        """The class labels: from the card, else by the number of outputs (10 digits, or 10 and "none")."""
+        labels = tuple(str(label) for label in self.card.get("labels") or ())
+        if not labels:
+            labels = LABELS_WITH_NONE if outputs == len(LABELS_WITH_NONE) else DIGIT_LABELS
+        if labels not in (DIGIT_LABELS, LABELS_WITH_NONE) or len(labels) != outputs:
+            raise ModelError(
+                f"model {self.model_path}: {outputs} outputs with labels {list(labels)}; expected the digits "
+                f"0-9, optionally followed by {NONE_LABEL!r}"
+            )
+        return labels
+
+    @property
+    def has_none(self) -> bool:
+        """The model can say "not a digit"."""
+        return self.labels == LABELS_WITH_NONE
+
     def _load_card(self, verify: bool) -> dict:
         card_path = card_path_for(self.model_path)
         if not card_path.exists():
             if verify:
-                log.warning("model %s has no card %s: sha256 not verified", self.model_path, card_path.name)
+                raise ModelError(
+                    f"model {self.model_path}: its card {card_path.name} is missing, so its sha256 cannot be "
+                    "verified (set model.verify_sha256 = false to run a model without a card)"
+                )
             return {}
         try:
             card = json.loads(card_path.read_text())
         except (OSError, ValueError) as exc:
             raise ModelError(f"model card {card_path}: not readable JSON ({exc})") from None
+        if not isinstance(card, dict):
+            raise ModelError(f"model card {card_path}: must be a JSON object")
         expected = card.get("sha256")
         if verify and expected and expected != self.sha256:
             raise ModelError(
@@ -157,12 +198,15 @@ class Classifier:
         self._batch = size
 
     def probabilities(self, digits: np.ndarray | list[np.ndarray], max_batch: int = 256) -> np.ndarray:
-        """Class probabilities (N, 10) float32 for N 28x28 uint8 digits, in as few invokes as possible."""
+        """Class probabilities (N, classes) float32 for N 28x28 uint8 digits, in as few invokes as possible.
+
+        A model that outputs NaN or infinity gives probability 0 there (never an invalid number)."""
         digits = np.asarray(digits, dtype=np.uint8).reshape(-1, SIZE, SIZE)
         n = len(digits)
+        classes = len(self.labels)
         if n == 0:
-            return np.zeros((0, len(LABELS)), np.float32)
-        out = np.empty((n, len(LABELS)), np.float32)
+            return np.zeros((0, classes), np.float32)
+        out = np.empty((n, classes), np.float32)
         for start in range(0, n, max_batch):
             chunk = digits[start : start + max_batch]
             self._ensure_batch(len(chunk))
@@ -172,13 +216,15 @@ class Classifier:
             self._interpreter.invoke()
             raw = self._interpreter.get_tensor(self._output["index"])[: len(chunk)]
             out[start : start + len(chunk)] = self.output_quantization.dequantize(raw)
-        return out
+        return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
 
-    def classify(self, digits) -> list[tuple[int, float]]:
-        """(digit, confidence) for each 28x28 digit."""
+    def classify(self, digits) -> list[Prediction]:
+        """A :class:`Prediction` for each 28x28 candidate."""
         probs = self.probabilities(digits)
-        best = probs.argmax(axis=1)
-        return [(int(d), float(probs[i, d])) for i, d in enumerate(best)]
+        digit_probs = probs[:, : len(DIGIT_LABELS)]
+        best = digit_probs.argmax(axis=1)
+        none = probs[:, len(DIGIT_LABELS)] if self.has_none else np.zeros(len(probs), np.float32)
+        return [Prediction(int(d), float(digit_probs[i, d]), float(none[i])) for i, d in enumerate(best)]
 
     def close(self) -> None:
         """Release the interpreter (idempotent)."""

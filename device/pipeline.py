@@ -1,4 +1,11 @@
-"""One frame through the stateless stages: segment -> normalize -> classify, with per-stage timings."""
+"""One frame through the stateless stages: segment -> normalize -> classify -> choose, with timings.
+
+The segmenter proposes freely: every candidate, and for a candidate wider than one digit its readings as
+two or three touching digits. All of them are normalized and classified in one batched invoke; then, per
+candidate, the more confident interpretation wins (a pair of confident digits beats one unsure wide blob),
+and what the model calls "not a digit" (texture, a line, an operator, a letter) is dropped: it never
+reaches the reading, the outputs or the vote.
+"""
 
 from __future__ import annotations
 
@@ -7,43 +14,111 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from device.classify import Prediction
 from device.normalize import normalize_digit
 from device.reading import Digit
 from device.segment import Segment, SegmentSettings, segment
 
 
+@dataclass(frozen=True)
+class Rejected:
+    """A candidate the model called "not a digit" (kept for ``--save-crops``' ``none/`` folder)."""
+
+    segment: Segment
+    normalized: np.ndarray
+    prediction: Prediction
+
+
 @dataclass
 class FrameResult:
-    """The digits of one frame (reading order), their normalized images, and what each stage cost (s)."""
+    """The digits of one frame (reading order), their normalized images, the chosen segments, what was
+    rejected as not a digit, and what each stage cost (s)."""
 
     digits: list[Digit]
     normalized: list[np.ndarray]
     segments: list[Segment]
     timings: dict[str, float] = field(default_factory=dict)
+    rejected: list[Rejected] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Interpretation:
+    """One way to read a candidate: as itself, or as the parts of one of its splits."""
+
+    segments: tuple[Segment, ...]
+    normalized: tuple[np.ndarray, ...]
+    predictions: tuple[Prediction, ...]
+
+    def score(self, none_threshold: float) -> float:
+        """How sure the weakest part is of being its digit (0 when any part is not a digit)."""
+        return min(
+            (0.0 if rejected(p, none_threshold) else p.confidence for p in self.predictions), default=0.0
+        )
+
+
+def rejected(prediction: Prediction, none_threshold: float) -> bool:
+    """The model says "not a digit" with at least ``none_threshold`` probability, more than any digit."""
+    return prediction.none >= none_threshold and not prediction.is_digit
+
+
+def choose(options: list[Interpretation], none_threshold: float) -> Interpretation:
+    """The interpretation whose weakest digit is surest; the candidate as a whole on a tie."""
+    return max(options, key=lambda option: option.score(none_threshold))
 
 
 class FramePipeline:
-    """Segment a frame, normalize each digit MNIST-style and classify them all in one batch."""
+    """Segment a frame, normalize every candidate MNIST-style, classify them all in one batch, choose."""
 
     def __init__(
-        self, classifier, settings: SegmentSettings = SegmentSettings(), min_confidence: float = 0.6
+        self,
+        classifier,
+        settings: SegmentSettings = SegmentSettings(),
+        min_confidence: float = 0.6,
+        none_threshold: float = 0.5,
     ):
         self.classifier = classifier
         self.settings = settings
         self.min_confidence = min_confidence
+        self.none_threshold = none_threshold
 
     def process(self, frame) -> FrameResult:
         """Run one frame; raises FrameError for an unusable frame."""
         t0 = time.perf_counter()
         segments = segment(frame, self.settings)
         t1 = time.perf_counter()
-        normalized = [normalize_digit(s.ink) for s in segments]
+        # Every candidate and every part of every split, flattened into one batch.
+        groups = [(s,) for s in segments]
+        groups += [split for s in segments for split in s.splits]
+        flat = [part for group in groups for part in group]
+        normalized = [normalize_digit(part.ink) for part in flat]
         t2 = time.perf_counter()
-        results = self.classifier.classify(normalized) if normalized else []
+        predictions = self.classifier.classify(normalized) if normalized else []
         t3 = time.perf_counter()
-        digits = [
-            Digit(value if confidence >= self.min_confidence else None, confidence, s.box)
-            for s, (value, confidence) in zip(segments, results, strict=True)
-        ]
-        timings = {"segment": t1 - t0, "normalize": t2 - t1, "classify": t3 - t2}
-        return FrameResult(digits, normalized, segments, timings)
+
+        found: dict[int, tuple[np.ndarray, Prediction]] = {
+            id(part): (image, prediction)
+            for part, image, prediction in zip(flat, normalized, predictions, strict=True)
+        }
+
+        def interpretation(parts: tuple[Segment, ...]) -> Interpretation:
+            return Interpretation(
+                parts, tuple(found[id(p)][0] for p in parts), tuple(found[id(p)][1] for p in parts)
+            )
+
+        result = FrameResult([], [], [], rejected=[])
+        for candidate in segments:
+            options = [interpretation((candidate,))] + [interpretation(split) for split in candidate.splits]
+            best = choose(options, self.none_threshold)
+            for part, image, prediction in zip(best.segments, best.normalized, best.predictions, strict=True):
+                if rejected(prediction, self.none_threshold):
+                    result.rejected.append(Rejected(part, image, prediction))
+                    continue
+                sure = prediction.confidence >= self.min_confidence
+                result.digits.append(
+                    Digit(prediction.digit if sure else None, prediction.confidence, part.box)
+                )
+                result.normalized.append(image)
+                result.segments.append(part)
+        t4 = time.perf_counter()
+        result.timings = {"segment": t1 - t0, "normalize": t2 - t1, "classify": t3 - t2 + (t4 - t3)}
+        return result

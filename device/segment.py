@@ -1,16 +1,31 @@
-"""Frame -> digit boxes in reading order, each with its ink crop ready for normalization.
+"""Frame -> digit candidates in reading order, each with its ink crop ready for normalization.
 
-Greyscale -> blur -> ink map against the local paper brightness (handles uneven light and shadows; the
-polarity, dark ink on paper or chalk on a board, is detected) -> threshold above the noise -> close small
-gaps -> connected components -> merge the pieces of one digit -> filters on size, aspect, fill, contrast and
-the frame border -> lines by vertical overlap, each read left to right.
+The stages, each a function on numpy arrays:
 
-Pure functions on numpy arrays; no state.
+1. ``prepare``: validate the frame, reduce it to the working size; the ink channel is the darkest colour
+   channel (coloured pens are dark in at least one channel, paper is bright in all).
+2. ``find_polarity``: dark ink on paper unless thin bright strokes clearly dominate (chalk on a board).
+3. ``find_ink``: ink strength against the local paper brightness, where the paper is (bright and smooth:
+   desks, walls, sweaters and the frame's black bars are not paper), and a threshold above the noise of
+   each region of the paper, so a textured area raises only its own threshold.
+4. ``remove_rules``: long straight strokes (ruled and grid lines, printed boxes, paper and shadow edges)
+   are taken out of the ink mask, and the strokes they crossed are bridged again.
+5. ``find_pieces`` -> ``merge_pieces`` -> ``keep_digits``: connected components (a bounded number), the
+   pieces of one digit merged (a 5's flag, a 4 in two strokes), then filters relative to the other
+   candidates: height, contrast, fill, edge sharpness (pen strokes have sharp edges, shadows do not).
+6. ``propose_splits``: a candidate wider than one digit may be touching digits; cuts at the valleys of its
+   ink profile are offered as alternatives, and the classifier decides which reading is more confident.
+7. ``reading_order``: each candidate is chained to its neighbour in the writing direction (tolerant of
+   slanted and curved lines and scattered layouts), chains are read top to bottom.
+
+Pure functions; no state. The cost is bounded on any frame: a capped number of pieces, no pairwise loop
+over all of them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import itertools
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -25,29 +40,90 @@ class SegmentSettings:
 
     polarity: str = "auto"  # "auto", "dark" (ink on paper) or "light" (chalk on a board)
     work_size: int = 800  # longer side the frame is reduced to before segmenting (px)
-    min_contrast: float = 0.15  # ink must be this much darker (relative) than the paper around it
-    min_height: float = 0.03  # digit height, fraction of the frame's shorter side
-    max_height: float = 0.95
-    max_aspect: float = 1.5  # width / height
+    min_contrast: float = 0.06  # ink must be this much darker (relative) than the paper around it
+    min_height: float = 0.02  # digit height, fraction of the frame's shorter side
+    max_height: float = 0.98
+    max_aspect: float = 1.5  # width / height of one digit; wider candidates are offered as split digits
+    max_split_aspect: float = 5.0  # wider than this is not a group of digits (a line, an edge)
     max_fill: float = 0.8  # ink pixels / box area, for boxes wider than a "1"
-    relative_height: float = 0.45  # a digit is at least this fraction of the typical digit height
-    relative_contrast: float = 0.35  # ...and at least this fraction as dark as the darkest digit
-    min_edge: float = 0.07  # strokes have sharp edges: ink contrast change per px (smooth blotches don't)
+    relative_height: float = 0.4  # a digit is at least this fraction of the typical digit height
+    relative_contrast: float = 0.3  # ...and at least this fraction as dark as the darkest digit
+    min_edge: float = 0.035  # strokes have sharp edges: ink contrast change per px (smooth blotches don't)
     min_edge_snr: float = 2.5  # ...and those edges stand well above the frame's noise
-    border: int = 2  # boxes touching the frame within this many px are paper edges or cut-off digits
+    paper_brightness: float = 0.4  # paper is at least this fraction as bright as the brightest paper
+    rule_length: float = 0.2  # a straight stroke this long (fraction of the longer side) is a rule
+    max_pieces: int = 300  # components considered per frame (the largest), bounding the cost
     roi: tuple[float, float, float, float] | None = None  # x, y, w, h as fractions of the frame
 
 
 @dataclass(frozen=True)
 class Segment:
-    """One digit found in a frame: its box (frame px, with its line number) and its ink crop (uint8)."""
+    """One candidate: its box (frame px, with its line number), its ink crop (uint8, white on black), and
+    ``splits``: other ways to read it as several touching digits, each a tuple of segments."""
 
     box: Box
     ink: np.ndarray
+    splits: tuple[tuple[Segment, ...], ...] = field(default=(), compare=False)
+
+
+@dataclass(frozen=True)
+class WorkImage:
+    """The frame reduced to the working size, and how to map back to frame pixels."""
+
+    grey: np.ndarray  # uint8, blurred a little
+    ink_source: np.ndarray  # uint8: grey, or the darkest colour channel for dark ink
+    scale: float
+    offset: tuple[int, int]
+
+    def to_frame(self, x: int, y: int, w: int, h: int, line: int = 0) -> Box:
+        return Box(
+            round(x / self.scale) + self.offset[0],
+            round(y / self.scale) + self.offset[1],
+            max(1, round(w / self.scale)),
+            max(1, round(h / self.scale)),
+            line,
+        )
+
+
+@dataclass(frozen=True)
+class InkImage:
+    """Ink strength in [0, 1], where the paper is, and the threshold above the noise at each pixel."""
+
+    ink: np.ndarray  # float32
+    paper: np.ndarray  # bool
+    threshold: np.ndarray  # float32, per pixel
+    noise: float  # robust sigma of the ink on the paper
+
+
+@dataclass
+class Piece:
+    """A group of connected components that may be one digit (working-image px)."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+    labels: frozenset[int]
+    area: int
+    peak: float = 0.0
+    edge: float = 0.0
+
+    def union(self, other: Piece) -> Piece:
+        x0, y0 = min(self.x, other.x), min(self.y, other.y)
+        x1, y1 = max(self.x + self.w, other.x + other.w), max(self.y + self.h, other.y + other.h)
+        return Piece(x0, y0, x1 - x0, y1 - y0, self.labels | other.labels, self.area + other.area)
+
+
+# --- 1. the frame ----------------------------------------------------------------------------------------
 
 
 def to_grey(frame) -> np.ndarray:
     """Validate a frame and return it as 2-D uint8 grey; raise FrameError for anything unusable."""
+    return _as_uint8(frame, grey=True)
+
+
+def _as_uint8(frame, grey: bool) -> np.ndarray:
+    """Validate a frame; return uint8 grey (``grey``) or uint8 with its channels (1 or 3)."""
     if frame is None:
         raise FrameError("frame is None")
     frame = np.asarray(frame)
@@ -55,6 +131,8 @@ def to_grey(frame) -> np.ndarray:
         raise FrameError(f"frame has shape {frame.shape}, expected (H, W) or (H, W, 3|4)")
     if frame.shape[0] < 16 or frame.shape[1] < 16:
         raise FrameError(f"frame of {frame.shape[1]}x{frame.shape[0]} px is too small (16x16 at least)")
+    if max(frame.shape[:2]) > 64 * min(frame.shape[:2]):
+        raise FrameError(f"frame of {frame.shape[1]}x{frame.shape[0]} px: sides differ more than 64x")
     if frame.dtype != np.uint8:
         if frame.dtype == np.uint16:
             frame = (frame >> 8).astype(np.uint8)
@@ -66,43 +144,244 @@ def to_grey(frame) -> np.ndarray:
         channels = frame.shape[2]
         if channels == 1:
             return np.ascontiguousarray(frame[:, :, 0])
-        if channels == 3:
-            return cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-        if channels == 4:
-            return cv2.cvtColor(frame, cv2.COLOR_BGRA2GRAY)
-        raise FrameError(f"frame has {channels} channels, expected 1, 3 or 4")
+        if channels not in (3, 4):
+            raise FrameError(f"frame has {channels} channels, expected 1, 3 or 4")
+        if grey:
+            return cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY if channels == 3 else cv2.COLOR_BGRA2GRAY)
+        return np.ascontiguousarray(frame[:, :, :3])
     return frame
 
 
-def dark_ink(grey: np.ndarray) -> bool:
-    """Guess the polarity from the local contrast: strokes are thin, sparse and far from the local mean.
+def prepare(frame, settings: SegmentSettings) -> WorkImage:
+    """The frame (or its region of interest) at the working size: grey, and the ink channel."""
+    image = _as_uint8(frame, grey=False)
+    offset_x = offset_y = 0
+    if settings.roi is not None:
+        fx, fy, fw, fh = settings.roi
+        H, W = image.shape[:2]
+        offset_x, offset_y = int(fx * W), int(fy * H)
+        image = image[offset_y : offset_y + max(16, int(fh * H)), offset_x : offset_x + max(16, int(fw * W))]
+    H, W = image.shape[:2]
+    scale = min(1.0, settings.work_size / max(H, W))
+    if scale < 1:
+        size = (max(16, round(W * scale)), max(16, round(H * scale)))
+        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    image = cv2.GaussianBlur(image, (3, 3), 0)
+    if image.ndim == 3:
+        grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        blue, green, red = cv2.split(image)
+        darkest = cv2.min(cv2.min(blue, green), red)
+    else:
+        grey = darkest = image
+    return WorkImage(grey, darkest, scale, (offset_x, offset_y))
 
-    Dark ink on paper makes a long tail of pixels much darker than their surroundings, chalk on a board a
-    long tail of brighter ones. Comparing with the local (not global) mean ignores vignetting and shadows.
+
+# --- 2. polarity -----------------------------------------------------------------------------------------
+
+
+def dark_ink(grey: np.ndarray) -> bool:
+    """Dark ink on paper, unless thin bright strokes clearly outweigh thin dark ones (chalk on a board).
+
+    Thin-structure energy, not brightness: a black-hat (thin dark strokes) against a top-hat (thin bright
+    strokes) with a kernel a little wider than a stroke. Large dark or bright areas (a desk, a sweater
+    behind a held-up page, the frame's black bars) give neither, so they cannot flip the polarity. The
+    99th percentiles decide; when writing covers under 1 % of the frame, the 99.9th.
     """
-    small = grey[::2, ::2].astype(np.float32)
-    k = max(3, (min(small.shape) // 8) | 1)
-    deviation = small - cv2.blur(small, (k, k))
-    low, high = np.percentile(deviation[::2, ::2], (0.5, 99.5))
-    return -low >= high
+    small = grey[::2, ::2]
+    k = max(3, (min(small.shape) // 40) | 1)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+    blackhat = cv2.morphologyEx(small, cv2.MORPH_BLACKHAT, kernel)
+    tophat = cv2.morphologyEx(small, cv2.MORPH_TOPHAT, kernel)
+    for percentile in (99, 99.9):
+        dark, light = np.percentile(blackhat, percentile), np.percentile(tophat, percentile)
+        if max(dark, light) > 4:  # grey levels: something thin stands out of the surface
+            return bool(dark >= light)
+    return True
+
+
+def find_polarity(work: WorkImage, settings: SegmentSettings) -> bool:
+    """True for dark ink on a light surface."""
+    return dark_ink(work.grey) if settings.polarity == "auto" else settings.polarity == "dark"
+
+
+# --- 3. ink, paper and threshold -------------------------------------------------------------------------
+
+
+def background_of(surface: np.ndarray) -> np.ndarray:
+    """The surface brightness without the ink: a closing of a reduced copy with a kernel wider than any
+    stroke (ink removed, shading kept), smoothed and scaled back (float32)."""
+    h, w = surface.shape
+    small = cv2.resize(surface, (max(1, w // 4), max(1, h // 4)), interpolation=cv2.INTER_AREA)
+    k = max(3, (min(small.shape) // 6) | 1)
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
+    background = cv2.morphologyEx(small, cv2.MORPH_CLOSE, kernel)
+    background = cv2.blur(background, (k, k))
+    return cv2.resize(background, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32)
 
 
 def ink_map(grey: np.ndarray, dark: bool) -> np.ndarray:
     """Relative ink strength in [0, 1]: how much darker (or lighter, for chalk) than the local background.
 
-    The background is a morphological closing of a reduced copy with a kernel wider than any stroke, so
-    ink is removed and shading kept; dividing by it makes the measure independent of the light level.
+    Dividing by the background makes the measure independent of the light level.
     """
-    paper = grey if dark else 255 - grey
-    h, w = paper.shape
-    small = cv2.resize(paper, (max(1, w // 4), max(1, h // 4)), interpolation=cv2.INTER_AREA)
-    k = max(3, (min(small.shape) // 6) | 1)
-    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
-    background = cv2.morphologyEx(small, cv2.MORPH_CLOSE, kernel)
-    background = cv2.blur(background, (k, k))
-    background = cv2.resize(background, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32)
-    ink = (background - paper.astype(np.float32)) / np.maximum(background, 24.0)
+    surface = grey if dark else 255 - grey
+    background = background_of(surface)
+    ink = (background - surface.astype(np.float32)) / np.maximum(background, 24.0)
     return np.clip(ink, 0.0, 1.0)
+
+
+def robust_sigma(values: np.ndarray) -> float:
+    """Noise level from the lower half of the values: ink only ever adds, so the spread between the 10th
+    percentile and the median is the paper's own, even where strokes cover a third of the area."""
+    if values.size == 0:
+        return 0.0
+    p10, p50 = np.percentile(values, (10, 50))
+    return float(p50 - p10) / 1.2816
+
+
+def find_ink(work: WorkImage, dark: bool, settings: SegmentSettings) -> InkImage:
+    """Ink strength, the paper, and a per-region threshold above the noise of that region of the paper."""
+    source = work.ink_source if dark else work.grey
+    surface = source if dark else 255 - source
+    background = background_of(surface)
+    signed = (background - surface.astype(np.float32)) / np.maximum(background, 24.0)
+    ink = np.clip(signed, 0.0, 1.0)
+    # The paper: as bright as paper gets in this frame, and mostly bare. A dark desk, the frame's black
+    # bars, a sweater or a wooden door behind a held-up sheet are not: they are darker, or "ink" covers
+    # most of them. The shaded part of a page still is (a shadow halves the light at most).
+    brightest = float(np.percentile(background[::4, ::4], 95))
+    bright = background >= settings.paper_brightness * brightest
+    h, w = ink.shape
+    # Tiles of about 64x64 px, measured on every other pixel, all at once.
+    sub, sub_bright = signed[::2, ::2], bright[::2, ::2]
+    tiles_y, tiles_x = max(1, sub.shape[0] // 32), max(1, sub.shape[1] // 32)
+    th, tw = sub.shape[0] // tiles_y, sub.shape[1] // tiles_x
+
+    def tiled(a: np.ndarray) -> np.ndarray:
+        return a[: tiles_y * th, : tiles_x * tw].reshape(tiles_y, th, tiles_x, tw).swapaxes(1, 2)
+
+    p10, p50 = np.percentile(tiled(sub).reshape(tiles_y, tiles_x, -1), (10, 50), axis=2)
+    sigma = ((p50 - p10) / 1.2816).astype(np.float32)
+    bare = (p50 < 0.05) & (tiled(sub_bright).mean(axis=(2, 3)) > 0.5)
+    if not bare.any():  # no clear paper (a close-up, a board): the whole frame is the writing surface
+        bare[:] = True
+    paper = bright & cv2.resize(bare.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
+    noise = float(np.median(sigma[bare]))
+    floor = max(settings.min_contrast, 5.0 * noise)
+    # Each tile of the paper gets the threshold its own noise needs (texture raises only its own).
+    tile_thresholds = np.maximum(floor, 5.0 * sigma)
+    threshold = cv2.resize(tile_thresholds, (w, h), interpolation=cv2.INTER_LINEAR)
+    return InkImage(ink.astype(np.float32), paper, threshold, noise)
+
+
+def ink_mask(ink: InkImage, low: float = 0.6) -> np.ndarray:
+    """Pixels that are ink (uint8 0/1), with hysteresis: a stroke is traced down to ``low`` times the
+    threshold from wherever it passes the threshold, so a blurred or faint stroke stays whole without
+    letting the paper's noise in."""
+    weak = ((ink.ink > low * ink.threshold) & ink.paper).astype(np.uint8)
+    weak = cv2.morphologyEx(weak, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)))
+    count, labels = cv2.connectedComponents(weak, connectivity=8)
+    strong = np.zeros(count, bool)
+    strong[np.unique(labels[ink.ink > ink.threshold])] = True
+    strong[0] = False
+    return strong[labels].astype(np.uint8)
+
+
+# --- 4. ruled lines and edges ----------------------------------------------------------------------------
+
+
+def find_rules(mask: np.ndarray, settings: SegmentSettings) -> list[tuple[int, int, int, int]]:
+    """Long straight strokes that are not writing: (x0, y0, x1, y1) segments.
+
+    Found with a probabilistic Hough transform (any angle, dashed or faint lines too). A segment counts
+    as a rule when it spans most of the frame (a margin line, a paper or shadow edge), or when it is long
+    and has a parallel partner of its own length at some distance (ruled and squared paper, a printed
+    grid): a single long stroke, a "1" written large, has neither.
+    """
+    h, w = mask.shape
+    length = max(30, int(settings.rule_length * max(h, w)))
+    found = cv2.HoughLinesP(mask, 1, np.pi / 180, threshold=length // 2, minLineLength=length, maxLineGap=4)
+    if found is None:
+        return []
+    segments = found.reshape(-1, 4)[:300].astype(np.float32)
+    dx, dy = segments[:, 2] - segments[:, 0], segments[:, 3] - segments[:, 1]
+    lengths = np.hypot(dx, dy)
+    angles = np.arctan2(dy, dx) % np.pi
+    spans = np.where(np.abs(np.cos(angles)) >= np.sqrt(0.5), w, h)  # the frame's extent along the line
+    mid_x, mid_y = (segments[:, 0] + segments[:, 2]) / 2, (segments[:, 1] + segments[:, 3]) / 2
+    # Perpendicular distance between the middles of each pair of segments, and whether they are parallel.
+    normal_x, normal_y = -np.sin(angles), np.cos(angles)
+    apart = np.abs(
+        (mid_x[None, :] - mid_x[:, None]) * normal_x[:, None]
+        + (mid_y[None, :] - mid_y[:, None]) * normal_y[:, None]
+    )
+    turn = np.abs(angles[None, :] - angles[:, None])
+    parallel = np.minimum(turn, np.pi - turn) < np.radians(3)
+    partner = (parallel & (apart > max(12.0, 0.02 * max(h, w)))).any(axis=1)
+    is_rule = (lengths >= 0.8 * spans) | partner
+    return [tuple(int(v) for v in seg) for seg in segments[is_rule]]
+
+
+def remove_rules(mask: np.ndarray, settings: SegmentSettings) -> np.ndarray:
+    """Take the rules (see :func:`find_rules`) out of a binary ink mask and bridge the strokes they crossed:
+    a stroke that crossed the line continues on both sides of it, so a digit written over a line stays
+    in one piece."""
+    rules = find_rules(mask, settings)
+    if not rules:
+        return mask
+    band = np.zeros_like(mask)
+    for x0, y0, x1, y1 in rules:
+        cv2.line(band, (x0, y0), (x1, y1), 1, 3)
+    band = cv2.dilate(band, np.ones((3, 3), np.uint8)) & mask
+    cleaned = mask & (1 - band)
+    bridged = cv2.morphologyEx(cleaned, cv2.MORPH_CLOSE, np.ones((15, 3), np.uint8))
+    bridged |= cv2.morphologyEx(cleaned, cv2.MORPH_CLOSE, np.ones((3, 15), np.uint8))
+    return cleaned | (bridged & band)
+
+
+# --- 5. pieces and filters -------------------------------------------------------------------------------
+
+
+def find_pieces(mask: np.ndarray, settings: SegmentSettings) -> tuple[list[Piece], np.ndarray]:
+    """Connected components of the mask, the ``max_pieces`` largest, and the label image."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    if count <= 1:
+        return [], labels
+    h, w = mask.shape
+    min_h = max(6.0, 0.5 * settings.min_height * min(h, w))
+    min_area = max(4, int(min_h * min_h * 0.02))
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    order = np.argsort(-areas)[: settings.max_pieces] + 1
+    pieces = [Piece(*map(int, stats[i, :4]), frozenset((int(i),)), int(stats[i, 4])) for i in order]
+    return [p for p in pieces if p.area >= min_area], labels
+
+
+def merge_pieces(pieces: list[Piece], typical_h: float) -> list[Piece]:
+    """Merge pieces of one digit (a 5's flag, a 4 or 7 written in two strokes).
+
+    Two pieces merge when they overlap horizontally by half the narrower one and their union is no taller
+    than a digit; stacked digits of two lines form a union far taller than one digit, so they stay apart.
+    A sweep over pieces sorted by x compares only pieces whose columns overlap.
+    """
+    merged = True
+    while merged:
+        merged = False
+        pieces.sort(key=lambda p: p.x)
+        result: list[Piece] = []
+        for piece in pieces:
+            for i in range(len(result) - 1, max(-1, len(result) - 24), -1):
+                other = result[i]
+                overlap = min(other.x + other.w, piece.x + piece.w) - max(other.x, piece.x)
+                top = min(other.y, piece.y)
+                bottom = max(other.y + other.h, piece.y + piece.h)
+                if overlap >= 0.5 * min(other.w, piece.w) and bottom - top <= 1.3 * typical_h:
+                    result[i] = other.union(piece)
+                    merged = True
+                    break
+            else:
+                result.append(piece)
+        pieces = result
+    return pieces
 
 
 def edge_sharpness(crop_ink: np.ndarray, size: int = 32) -> float:
@@ -120,152 +399,230 @@ def edge_sharpness(crop_ink: np.ndarray, size: int = 32) -> float:
     return float(np.percentile(np.hypot(gx, gy), 95))
 
 
-def _merge_pieces(boxes: list[list[int]], typical_h: float) -> list[list[int]]:
-    """Merge components that are parts of one digit (a 5's flag, a 4 or 7 written in two strokes).
+def typical_height(pieces: list[Piece], min_h: float) -> float:
+    tall = [p.h for p in pieces if p.h >= min_h]
+    return float(np.median(tall)) if tall else min_h
 
-    Two boxes merge when they overlap horizontally by half the narrower one and their union is no taller
-    than a digit; stacked digits of two lines form a union far taller than one digit, so they stay apart.
-    """
-    merged = True
-    while merged:
-        merged = False
-        for i in range(len(boxes)):
-            for j in range(i + 1, len(boxes)):
-                a, b = boxes[i], boxes[j]
-                overlap = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
-                top, bottom = min(a[1], b[1]), max(a[1] + a[3], b[1] + b[3])
-                if overlap >= 0.5 * min(a[2], b[2]) and bottom - top <= 1.3 * typical_h:
-                    x0, x1 = min(a[0], b[0]), max(a[0] + a[2], b[0] + b[2])
-                    boxes[i] = [x0, top, x1 - x0, bottom - top, a[4] | b[4]]
-                    del boxes[j]
-                    merged = True
-                    break
-            if merged:
+
+def keep_digits(pieces: list[Piece], ink: InkImage, settings: SegmentSettings) -> list[Piece]:
+    """Drop what cannot be a digit or a group of touching digits: too small or large for the frame, too
+    flat, solid blotches, off the paper, faint or soft-edged marks, and marks much smaller or fainter than
+    the other candidates."""
+    h, w = ink.ink.shape
+    min_h = max(8.0, settings.min_height * min(h, w))
+    candidates = []
+    for p in pieces:
+        if p.h < min_h or p.h > settings.max_height * h or p.w > settings.max_height * w:
+            continue
+        if p.w > settings.max_split_aspect * p.h:
+            continue
+        if p.w > 0.35 * p.h and p.area > settings.max_fill * p.w * p.h:
+            continue
+        if not ink.paper[p.y + p.h // 2, p.x + p.w // 2]:
+            continue
+        crop = ink.ink[p.y : p.y + p.h, p.x : p.x + p.w]
+        on = crop[crop > ink.threshold[p.y : p.y + p.h, p.x : p.x + p.w]]
+        p.peak = float(np.percentile(on, 90)) if on.size else 0.0
+        p.edge = edge_sharpness(crop)
+        candidates.append(p)
+    min_edge = max(settings.min_edge, settings.min_edge_snr * ink.noise)
+    candidates = [p for p in candidates if p.edge >= min_edge]
+    if not candidates:
+        return []
+    typical_h = float(np.median([min(p.h, p.w / 0.6) for p in candidates]))
+    strongest = max(p.peak for p in candidates)
+    return [
+        p
+        for p in candidates
+        if p.h >= settings.relative_height * typical_h and p.peak >= settings.relative_contrast * strongest
+    ]
+
+
+# --- 6. crops and splits ---------------------------------------------------------------------------------
+
+
+def crop_ink(piece: Piece, ink: InkImage, labels: np.ndarray) -> np.ndarray:
+    """The piece's own ink (not its neighbours'), scaled so its strokes reach full strength (uint8)."""
+    h, w = labels.shape
+    pad = 2
+    x0, y0 = max(0, piece.x - pad), max(0, piece.y - pad)
+    x1, y1 = min(w, piece.x + piece.w + pad), min(h, piece.y + piece.h + pad)
+    own = np.isin(labels[y0:y1, x0:x1], list(piece.labels))
+    # Grow the mask by a pixel so the soft edge of the strokes (below threshold) keeps its grey levels.
+    grow = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
+    own = cv2.dilate(own.astype(np.uint8), grow).astype(bool)
+    crop = np.where(own, ink.ink[y0:y1, x0:x1], 0.0)
+    level = piece.peak or 1.0
+    return (np.clip(crop / level, 0.0, 1.0) * 255).astype(np.uint8)
+
+
+def split_columns(crop: np.ndarray, parts: int) -> list[int] | None:
+    """Where to cut a crop of ``parts`` touching digits: the column of least ink near each expected cut."""
+    profile = crop.astype(np.float32).sum(axis=0)
+    profile = np.convolve(profile, np.ones(3, np.float32) / 3, mode="same")
+    w = len(profile)
+    cuts = []
+    for k in range(1, parts):
+        expected = k * w / parts
+        lo, hi = int(expected - 0.3 * w / parts), int(expected + 0.3 * w / parts) + 1
+        lo, hi = max(1, lo), min(w - 1, hi)
+        if hi <= lo:
+            return None
+        cuts.append(lo + int(np.argmin(profile[lo:hi])))
+    return cuts
+
+
+def propose_splits(crop: np.ndarray, box: tuple[int, int, int, int], work: WorkImage, settings) -> tuple:
+    """Alternative readings of a wide candidate as 2 or 3 touching digits (each a tuple of Segments)."""
+    x, y, w, h = box
+    aspect = w / max(h, 1)
+    if aspect < 0.9:
+        return ()
+    counts = [2] if aspect < 1.6 else [2, 3] if aspect < 2.6 else [3, 4]
+    splits = []
+    for parts in counts:
+        cuts = split_columns(crop, parts)
+        if cuts is None:
+            continue
+        bounds = [0, *cuts, crop.shape[1]]
+        segments = []
+        for left, right in itertools.pairwise(bounds):
+            part = crop[:, left:right]
+            rows = np.flatnonzero(part.max(axis=1) > 0)
+            cols = np.flatnonzero(part.max(axis=0) > 0)
+            if len(rows) < 2 or len(cols) < 1:
                 break
-    return boxes
+            part = part[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+            px, py = x + left + cols[0], y + rows[0]
+            segments.append(Segment(work.to_frame(px, py, part.shape[1], part.shape[0]), part))
+        if len(segments) == parts:
+            splits.append(tuple(segments))
+    return tuple(splits)
+
+
+# --- 7. reading order ------------------------------------------------------------------------------------
 
 
 def reading_order(boxes: list[Box]) -> list[Box]:
-    """Group boxes into lines by vertical overlap, lines top to bottom, each left to right."""
-    lines: list[list[Box]] = []
-    for box in sorted(boxes, key=lambda b: b.y + b.h / 2):
-        for line in lines:
-            top = min(b.y for b in line)
-            bottom = max(b.y + b.h for b in line)
-            overlap = min(bottom, box.y + box.h) - max(top, box.y)
-            if overlap >= 0.5 * min(box.h, bottom - top):
-                line.append(box)
-                break
-        else:
-            lines.append([box])
-    lines.sort(key=lambda line: np.mean([b.y + b.h / 2 for b in line]))
+    """Chain each box to its nearest neighbour in the writing direction, read the chains top to bottom.
+
+    A box's right neighbour starts to its right, not too far (a few digit heights), and not too far up or
+    down (most of a digit height: slanted, curved and loosely written lines stay one chain; the line
+    below does not join). Each box takes at most one left and one right neighbour, nearest first.
+    """
+    n = len(boxes)
+    if n == 0:
+        return []
+    x = np.array([b.x for b in boxes], np.float32)
+    w = np.array([b.w for b in boxes], np.float32)
+    h = np.array([b.h for b in boxes], np.float32)
+    cx, cy = x + w / 2, np.array([b.y for b in boxes], np.float32) + h / 2
+    # All pairs at once, as arrays (n is bounded by the segmenter's cap on pieces).
+    size = np.maximum(h[:, None], h[None, :])
+    dx = x[None, :] - (x + w)[:, None]
+    ahead = (
+        (cx[None, :] > cx[:, None]) & (dx <= 2.5 * size) & (dx >= -0.5 * np.minimum(w[:, None], w[None, :]))
+    )
+    # The writing's slope: the median rise from each box to its nearest neighbour ahead. Measuring
+    # heights along that slope straightens a line written on a rising diagonal.
+    dy_raw = cy[None, :] - cy[:, None]
+    near = ahead & (np.abs(dy_raw) <= 0.6 * size)
+    slopes = []
+    for i in range(n):
+        js = np.flatnonzero(near[i])
+        if len(js):
+            j = js[np.argmin(dx[i, js])]
+            slopes.append(dy_raw[i, j] / max(cx[j] - cx[i], 1.0))
+    slope = float(np.clip(np.median(slopes), -0.5, 0.5)) if slopes else 0.0
+    level = cy - slope * cx
+    dy = np.abs(level[None, :] - level[:, None])
+    allowed = ahead & (dy <= 0.6 * size)
+    cost = np.maximum(dx, 0) + 2.0 * dy
+    pairs = np.argwhere(allowed)
+    links = sorted(zip(cost[allowed].tolist(), pairs[:, 0].tolist(), pairs[:, 1].tolist(), strict=True))
+    right, left = [-1] * n, [-1] * n
+    for _cost, i, j in links:
+        if right[i] == -1 and left[j] == -1:
+            right[i], left[j] = j, i
+    chains = []
+    for start in range(n):
+        if left[start] != -1:
+            continue
+        chain, k = [], start
+        while k != -1:
+            chain.append(k)
+            k = right[k]
+        chains.append(chain)
+    # Widely spaced digits of one line (a scattered layout, a date with gaps) form separate chains: join
+    # a chain to the nearest chain wholly to its right at the same height, as lines of text are read.
+    joined = True
+    while joined and len(chains) > 1:
+        joined = False
+        best = None
+        for a, first in enumerate(chains):
+            end = first[-1]
+            for b, second in enumerate(chains):
+                start = second[0]
+                if a == b or x[start] <= x[end] + w[end] - 0.5 * min(w[end], w[start]):
+                    continue
+                if abs(level[start] - level[end]) > 0.5 * max(h[start], h[end]):
+                    continue
+                gap = x[start] - (x[end] + w[end])
+                if best is None or gap < best[0]:
+                    best = (gap, a, b)
+        if best is not None:
+            _gap, a, b = best
+            chains[a] = chains[a] + chains[b]
+            del chains[b]
+            joined = True
+    # Lines top to bottom by where they start, along the slope.
+    chains.sort(key=lambda chain: (level[chain[0]], cx[chain[0]]))
     ordered = []
-    for number, line in enumerate(lines):
-        ordered += [Box(b.x, b.y, b.w, b.h, number) for b in sorted(line, key=lambda b: b.x)]
+    for number, chain in enumerate(chains):
+        ordered += [Box(boxes[k].x, boxes[k].y, boxes[k].w, boxes[k].h, number) for k in chain]
     return ordered
 
 
+# --- the whole stage -------------------------------------------------------------------------------------
+
+
 def segment(frame, settings: SegmentSettings = SegmentSettings()) -> list[Segment]:
-    """Find the digits in a frame. Returns them in reading order with their ink crops (white on black)."""
-    grey = to_grey(frame)
-    offset_x = offset_y = 0
-    if settings.roi is not None:
-        fx, fy, fw, fh = settings.roi
-        H, W = grey.shape
-        offset_x, offset_y = int(fx * W), int(fy * H)
-        grey = grey[offset_y : offset_y + max(16, int(fh * H)), offset_x : offset_x + max(16, int(fw * W))]
-    H, W = grey.shape
-    scale = min(1.0, settings.work_size / max(H, W))
-    work = (
-        cv2.resize(grey, (round(W * scale), round(H * scale)), interpolation=cv2.INTER_AREA)
-        if scale < 1
-        else grey
-    )
-    h, w = work.shape
-    work = cv2.GaussianBlur(work, (3, 3), 0)
-
-    dark = dark_ink(work) if settings.polarity == "auto" else settings.polarity == "dark"
-    ink = ink_map(work, dark)
-    # Threshold above the noise floor (robust sigma from the median absolute deviation).
-    sample = ink[::4, ::4]
-    noise = 1.4826 * float(np.median(np.abs(sample - np.median(sample))))
-    threshold = max(settings.min_contrast, 5.0 * noise)
-    mask = (ink > threshold).astype(np.uint8)
-    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)))
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    if count <= 1:
-        return []
-
-    min_h = max(8.0, settings.min_height * min(h, w))
-    min_area = max(4, int(min_h * min_h * 0.02))
-    # Candidate pieces: [x, y, w, h, the component labels it is made of]
-    pieces = [[*map(int, stats[i, :4]), frozenset((i,))] for i in range(1, count) if stats[i, 4] >= min_area]
+    """Find the digit candidates in a frame, in reading order, with their ink crops (white on black)."""
+    work = prepare(frame, settings)
+    dark = find_polarity(work, settings)
+    ink = find_ink(work, dark, settings)
+    mask = ink_mask(ink)
+    mask = remove_rules(mask, settings)
+    pieces, labels = find_pieces(mask, settings)
     if not pieces:
         return []
-    tall = [p[3] for p in pieces if p[3] >= min_h]
-    typical_h = float(np.median(tall)) if tall else min_h
-    pieces = _merge_pieces(pieces, typical_h)
+    h, w = mask.shape
+    min_h = max(8.0, settings.min_height * min(h, w))
+    pieces = merge_pieces(pieces, typical_height(pieces, min_h))
+    kept = keep_digits(pieces, ink, settings)
 
-    candidates = []
-    for x, y, bw, bh, labelbits in pieces:
-        area = sum(int(stats[i, 4]) for i in labelbits)
-        if bh < min_h or bh > settings.max_height * h or bw > settings.max_height * w:
+    by_box: dict[Box, Segment] = {}
+    for piece in kept:
+        crop = crop_ink(piece, ink, labels)
+        box = work.to_frame(piece.x, piece.y, piece.w, piece.h)
+        # Crops carry 2 px of padding; splits work on the piece's own columns.
+        pad_x, pad_y = piece.x - max(0, piece.x - 2), piece.y - max(0, piece.y - 2)
+        core = crop[pad_y : pad_y + piece.h, pad_x : pad_x + piece.w]
+        splits = ()
+        if piece.w > 0.9 * piece.h:
+            splits = propose_splits(core, (piece.x, piece.y, piece.w, piece.h), work, settings)
+        if piece.w > settings.max_aspect * piece.h and not splits:
             continue
-        if (
-            x <= settings.border
-            or y <= settings.border
-            or x + bw >= w - settings.border
-            or y + bh >= h - settings.border
-        ):
-            continue
-        if bw > settings.max_aspect * bh:
-            continue
-        if bw > 0.35 * bh and area > settings.max_fill * bw * bh:
-            continue
-        candidates.append((x, y, bw, bh, labelbits))
-    if not candidates:
-        return []
-    # Peak ink of each candidate, to drop faint marks (show-through from the back of the page, smudges).
-    # Edge sharpness tells pen strokes from shadows, paper texture and out-of-focus smudges.
-    peak, edge = {}, {}
-    for x, y, bw, bh, labelbits in candidates:
-        crop_ink = ink[y : y + bh, x : x + bw]
-        on = crop_ink[crop_ink > threshold]
-        peak[labelbits] = float(np.percentile(on, 90)) if on.size else 0.0
-        edge[labelbits] = edge_sharpness(crop_ink)
-    min_edge = max(settings.min_edge, settings.min_edge_snr * noise)
-    candidates = [c for c in candidates if edge[c[4]] >= min_edge]
-    if not candidates:
-        return []
-    typical_h = float(np.median([c[3] for c in candidates]))
-    strongest = max(peak[c[4]] for c in candidates)
-    kept = [
-        c
-        for c in candidates
-        if c[3] >= settings.relative_height * typical_h
-        and peak[c[4]] >= settings.relative_contrast * strongest
-    ]
-
-    segments = []
-    grow = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
-    by_box = {}
-    for x, y, bw, bh, labelbits in kept:
-        pad = 2
-        x0, y0 = max(0, x - pad), max(0, y - pad)
-        x1, y1 = min(w, x + bw + pad), min(h, y + bh + pad)
-        own = np.isin(labels[y0:y1, x0:x1], list(labelbits))
-        # Grow the mask by a pixel so the soft edge of the strokes (below threshold) keeps its grey levels.
-        own = cv2.dilate(own.astype(np.uint8), grow).astype(bool)
-        crop = np.where(own, ink[y0:y1, x0:x1], 0.0)
-        level = peak[labelbits] or 1.0
-        crop_u8 = (np.clip(crop / level, 0.0, 1.0) * 255).astype(np.uint8)
-        box = Box(
-            round(x / scale) + offset_x,
-            round(y / scale) + offset_y,
-            max(1, round(bw / scale)),
-            max(1, round(bh / scale)),
-        )
-        by_box[box] = crop_u8
+        by_box[box] = Segment(box, crop, splits)
+    ordered = []
     for box in reading_order(list(by_box)):
-        segments.append(Segment(box, by_box[Box(box.x, box.y, box.w, box.h)]))
-    return segments
+        found = by_box[Box(box.x, box.y, box.w, box.h)]
+        splits = tuple(
+            tuple(Segment(_on_line(s.box, box.line), s.ink) for s in split) for split in found.splits
+        )
+        ordered.append(Segment(box, found.ink, splits))
+    return ordered
+
+
+def _on_line(box: Box, line: int) -> Box:
+    return Box(box.x, box.y, box.w, box.h, line)

@@ -21,9 +21,11 @@ class AugmentSettings:
     rotation_degrees: float = 12.0
     shift: float = 0.1
     zoom: float = 0.1
+    shear: float = 0.15  # slanted handwriting: x moves by up to this fraction of y
     thickness: float = 0.6  # max blend towards a dilated/eroded stroke
     blur: float = 0.5  # max blend towards a 3x3 Gaussian blur
     noise: float = 0.05  # max std-dev of additive Gaussian noise, in [0, 1] intensity units
+    clean_share: float = 0.3  # share of images left as they are (the device's crops are clean)
 
 
 def build_augmenter(settings: AugmentSettings, seed: int):
@@ -35,6 +37,7 @@ def build_augmenter(settings: AugmentSettings, seed: int):
                 settings.shift, settings.shift, fill_mode="constant", seed=seed + 1
             ),
             keras.layers.RandomZoom(settings.zoom, settings.zoom, fill_mode="constant", seed=seed + 2),
+            keras.layers.RandomShear(settings.shear, 0.0, fill_mode="constant", seed=seed + 3),
         ],
         name="geometry",
     )
@@ -47,6 +50,7 @@ def build_augmenter(settings: AugmentSettings, seed: int):
 
     def augment(images: tf.Tensor) -> tf.Tensor:
         x = geometry(images, training=True)
+        n0 = tf.shape(images)[0]
         n = tf.shape(x)[0]
         # Stroke thickness: blend towards a 2x2 dilation (positive) or erosion (negative).
         dilated = tf.nn.max_pool2d(x, 2, 1, "SAME")
@@ -58,6 +62,10 @@ def build_augmenter(settings: AugmentSettings, seed: int):
         x = x + per_image(n, settings.blur) * (blurred - x)
         # Sensor noise.
         x = x + per_image(n, settings.noise) * generator.normal(tf.shape(x))
-        return tf.clip_by_value(x, 0.0, 1.0)
+        x = tf.clip_by_value(x, 0.0, 1.0)
+        # Some images stay untouched, so the clean crops the device sends are never out of distribution
+        # (a model trained only on noisy images learns to tell "not a digit" by the noise).
+        clean = generator.uniform((n0, 1, 1, 1)) < settings.clean_share
+        return tf.where(clean, images, x)
 
     return augment

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from device.classify import LABELS, Classifier, card_path_for, sha256_of
+from device.classify import DIGIT_LABELS, LABELS_WITH_NONE, Classifier, card_path_for, sha256_of
 from device.errors import DigitReaderError, ModelError
 from host.cli import run_command, summary
 from host.data import load_mnist
-from host.train import history_path, save_atomically
+from host.train import NEGATIVES_EVAL_SEED, NONE_CLASS, history_path, save_atomically
 
 log = logging.getLogger(__name__)
 
@@ -74,9 +74,27 @@ def keras_predictions(model, images: np.ndarray) -> np.ndarray:
 
 
 def tflite_predictions(path: Path, images: np.ndarray) -> np.ndarray:
-    """Predicted digits of a .tflite file, run by the device's Classifier (LiteRT)."""
+    """Predicted classes of a .tflite file, run by the device's Classifier (LiteRT)."""
     with Classifier(path, verify=False) as classifier:
         return classifier.probabilities(images).argmax(axis=1)
+
+
+def rejection_report(predictions: np.ndarray, kinds: np.ndarray, mnist_predictions: np.ndarray) -> dict:
+    """How a digit-or-not model treats held-apart negatives (share called "none", per kind) and real
+    digits (share of MNIST test called "none")."""
+    from host.negatives import KINDS
+
+    per_kind = {
+        name: round(float(np.mean(predictions[kinds == k] == NONE_CLASS)), 4)
+        for k, name in enumerate(KINDS)
+        if np.any(kinds == k)
+    }
+    return {
+        "negatives_rejected": per_kind,
+        "negatives_rejected_all": round(float(np.mean(predictions == NONE_CLASS)), 4),
+        "negatives_count": len(predictions),
+        "mnist_rejected": round(float(np.mean(mnist_predictions == NONE_CLASS)), 5),
+    }
 
 
 def tensor_record(detail: dict) -> dict:
@@ -98,6 +116,7 @@ def build_card(
     tflite_acc: float,
     test_size: int,
     command: str,
+    rejection: dict | None = None,
 ) -> dict:
     """The model card: everything a user or the device needs to know about one exported file."""
     import tensorflow as tf
@@ -117,10 +136,24 @@ def build_card(
         "output": tensor_record(interpreter.get_output_details()[0]),
         "input_format": "28x28 grey, white digit on black, MNIST-style (device.normalize.normalize_digit), "
         "real value = pixel / 255",
-        "labels": list(LABELS),
+        "labels": list(LABELS_WITH_NONE if rejection is not None else DIGIT_LABELS),
+        "classes": "digits 0-9 and none (not a single digit)" if rejection is not None else "digits 0-9",
         "float_accuracy": round(float_acc, 5),
         "tflite_accuracy": round(tflite_acc, 5),
-        "accuracy_dataset": f"MNIST test ({test_size} digits)",
+        "accuracy_dataset": f"MNIST test ({test_size} digits; a digit called none counts as wrong)",
+        **(rejection or {}),
+        "negatives_recipe": (
+            {
+                "generator": "host.negatives.generate (drawn, photographed, cut with device ink_map, "
+                "normalized with device normalize_digit)",
+                "kinds": ["texture", "line", "operator", "letter", "piece", "pair"],
+                "training_seed": (train_record.get("settings") or {}).get("negatives_seed"),
+                "training_count": (train_record.get("settings") or {}).get("negatives"),
+                "evaluation_seed": NEGATIVES_EVAL_SEED,
+            }
+            if rejection is not None
+            else None
+        ),
         "params": train_record.get("params"),
         "macs": train_record.get("macs"),
         "tensorflow_version": tf.__version__,
@@ -153,6 +186,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     parser.add_argument("--calibration-size", type=int, default=500, help="representative images for int8")
     parser.add_argument("--limit-test", type=int, help="evaluate on only the first N test digits")
+    parser.add_argument(
+        "--negatives",
+        type=int,
+        default=3000,
+        help="held-apart generated negatives to measure rejection on (digit-or-not models)",
+    )
     args = parser.parse_args(argv)
     args.kind = args.kind or "int8"
     return args
@@ -176,16 +215,34 @@ def run(args: argparse.Namespace) -> dict:
     if args.limit_test:
         test = type(test)(test.images[: args.limit_test], test.labels[: args.limit_test])
 
+    classes = int(model.output_shape[-1])
+    negatives = None
+    if classes == len(LABELS_WITH_NONE):
+        from host.negatives import generate
+
+        negatives = generate(args.negatives, NEGATIVES_EVAL_SEED, train.images)
     integer = args.kind in ("int8", "uint8")
-    calibration = representative_images(train.images, args.calibration_size, seed=0) if integer else None
+    calibration = None
+    if integer:
+        calibration = representative_images(train.images, args.calibration_size, seed=0)
+        if negatives is not None:  # the int8 ranges must cover what "not a digit" looks like too
+            extra = representative_images(negatives.images, args.calibration_size // 4, seed=0)
+            calibration = np.concatenate([calibration, extra])
     content = export_tflite(model, args.kind, calibration)
     float_acc = accuracy(keras_predictions(model, test.images), test.labels)
 
     tmp = out.with_name(f".{out.stem}.tmp.tflite")
     out.parent.mkdir(parents=True, exist_ok=True)
+    rejection = None
     try:
         tmp.write_bytes(content)
-        tflite_acc = accuracy(tflite_predictions(tmp, test.images), test.labels)
+        mnist_predictions = tflite_predictions(tmp, test.images)
+        tflite_acc = accuracy(mnist_predictions, test.labels)
+        if negatives is not None:
+            rejection = rejection_report(
+                tflite_predictions(tmp, negatives.images), negatives.kinds, mnist_predictions
+            )
+            log.info("rejection (held-apart negatives, seed %d): %s", NEGATIVES_EVAL_SEED, rejection)
     finally:
         tmp.unlink(missing_ok=True)
     drop = (float_acc - tflite_acc) * 100
@@ -205,7 +262,9 @@ def run(args: argparse.Namespace) -> dict:
             f"more than --max-drop {args.max_drop}; nothing written"
         )
     command = shlex.join(["host-export", *(argv_tail() or [f"--{args.kind}"])])
-    card = build_card(out, content, args.kind, keras_path, float_acc, tflite_acc, len(test), command)
+    card = build_card(
+        out, content, args.kind, keras_path, float_acc, tflite_acc, len(test), command, rejection
+    )
     save_atomically(out, lambda p: p.write_bytes(content))
     save_atomically(card_path_for(out), lambda p: p.write_text(json.dumps(card, indent=2) + "\n"))
     log.info("wrote %s and %s", out, card_path_for(out))

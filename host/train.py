@@ -39,9 +39,17 @@ class TrainSettings:
     augment: bool = True
     extra_weight: float = 5.0  # how much one custom image counts relative to one MNIST image
     finetune_from: str | None = None
-    stage_widths: tuple[int, ...] = (24, 48, 96)
+    stage_widths: tuple[int, ...] = (16, 32, 64)
     convs_per_stage: tuple[int, ...] = (2, 2, 1)
+    classes: int = 11  # 10: digits only (model v1); 11: digits and "none"
+    negatives: int = 24000  # generated "not a digit" crops (host.negatives), 11-class models only
+    negatives_seed: int = 1  # the held-apart evaluation set uses NEGATIVES_EVAL_SEED, never this one
+    label_smoothing: float = 0.1
     notes: dict = field(default_factory=dict)
+
+
+NONE_CLASS = 10  # label index of "none" in an 11-class model
+NEGATIVES_EVAL_SEED = 99  # the held-apart negatives: a seed never used for training
 
 
 def set_seeds(seed: int) -> None:
@@ -51,8 +59,11 @@ def set_seeds(seed: int) -> None:
     keras.utils.set_random_seed(seed)
 
 
-def make_dataset(data: Dataset, batch_size: int, augment, shuffle_seed: int | None, weights=None):
-    """A tf.data pipeline of float batches (B, 28, 28, 1) in [0, 1]; augmentation runs per batch."""
+def make_dataset(
+    data: Dataset, batch_size: int, augment, shuffle_seed: int | None, weights=None, classes: int = 10
+):
+    """A tf.data pipeline of float batches (B, 28, 28, 1) in [0, 1] and one-hot labels (for label
+    smoothing); augmentation runs per batch."""
     import tensorflow as tf
 
     x = data.images[..., None]
@@ -64,11 +75,11 @@ def make_dataset(data: Dataset, batch_size: int, augment, shuffle_seed: int | No
         ds = ds.shuffle(len(data), seed=shuffle_seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size)
 
-    def prepare(image, *rest):
+    def prepare(image, label, *rest):
         image = tf.cast(image, tf.float32) / 255.0
         if augment is not None:
             image = augment(image)
-        return (image, *rest)
+        return (image, tf.one_hot(label, classes), *rest)
 
     # One augmentation call at a time: the Keras random layers keep state and are cheap on a whole batch.
     return ds.map(prepare, num_parallel_calls=1).prefetch(tf.data.AUTOTUNE)
@@ -79,15 +90,19 @@ def train(
     val_data: Dataset,
     settings: TrainSettings,
     extra: Dataset | None = None,
-    verbose: int = 1,
+    verbose: int | None = None,
 ):
     """Train a model (or fine-tune ``settings.finetune_from``); return (model, history dict)."""
     import keras
 
     from host.augment import AugmentSettings, build_augmenter
+
+    if verbose is None:  # a progress bar on a terminal, one line per epoch in a log file
+        verbose = 1 if sys.stderr.isatty() else 2
     from host.model import ModelSpec, build_model
 
     set_seeds(settings.seed)
+    classes = settings.classes
     weights = None
     if extra is not None and len(extra):
         weights = np.concatenate(
@@ -99,23 +114,28 @@ def train(
         )
     if settings.finetune_from:
         model = keras.models.load_model(settings.finetune_from)
+        classes = int(model.output_shape[-1])
+        if classes <= max(int(train_data.labels.max()), int(val_data.labels.max(initial=0))):
+            raise DigitReaderError(
+                f"--finetune {settings.finetune_from}: a {classes}-class model cannot learn 'none' examples"
+            )
     else:
-        model = build_model(ModelSpec(settings.stage_widths, settings.convs_per_stage))
+        model = build_model(ModelSpec(settings.stage_widths, settings.convs_per_stage, classes=classes))
     steps = int(np.ceil(len(train_data) / settings.batch_size)) * settings.epochs
     schedule = keras.optimizers.schedules.CosineDecay(
         0.0, steps, warmup_target=settings.learning_rate, warmup_steps=min(500, steps // 10)
     )
     model.compile(
         optimizer=keras.optimizers.AdamW(schedule, weight_decay=settings.weight_decay),
-        loss="sparse_categorical_crossentropy",
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=settings.label_smoothing),
         metrics=["accuracy"],
         weighted_metrics=[],
     )
     augment = build_augmenter(AugmentSettings(), settings.seed) if settings.augment else None
-    train_ds = make_dataset(train_data, settings.batch_size, augment, settings.seed, weights)
+    train_ds = make_dataset(train_data, settings.batch_size, augment, settings.seed, weights, classes)
     val_ds, callbacks = None, []
     if len(val_data):
-        val_ds = make_dataset(val_data, 512, None, None)
+        val_ds = make_dataset(val_data, 512, None, None, classes=classes)
         # The cosine schedule does its best work in the last epochs, when the rate is low: early stopping may
         # act only after 60 % of them, or it stops on validation noise before the model has settled.
         callbacks.append(
@@ -208,7 +228,30 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--finetune", metavar="MODEL", help="start from this .keras model instead of from scratch"
     )
     parser.add_argument("--out", default="models/digits.keras", help="where to write the float model")
+    parser.add_argument(
+        "--digits-only",
+        action="store_true",
+        help="a 10-class model without the 'none' class and without generated negatives (model v1 style)",
+    )
+    parser.add_argument(
+        "--negatives",
+        type=int,
+        default=TrainSettings.negatives,
+        help="generated 'not a digit' crops to train on (default %(default)s)",
+    )
+    parser.add_argument(
+        "--widths",
+        default=",".join(map(str, TrainSettings.stage_widths)),
+        help="conv stage widths (default %(default)s)",
+    )
+    parser.add_argument("--label-smoothing", type=float, default=TrainSettings.label_smoothing)
     args = parser.parse_args(argv)
+    try:
+        args.widths = tuple(int(w) for w in args.widths.split(","))
+    except ValueError:
+        parser.error(f"--widths {args.widths}: must be three comma-separated integers, e.g. 16,32,64")
+    if len(args.widths) != 3 or min(args.widths) < 1:
+        parser.error(f"--widths {args.widths}: must be three positive integers, e.g. 16,32,64")
     if not 0 <= args.validation_fraction < 0.5:
         parser.error(f"--validation-fraction must be in [0, 0.5), got {args.validation_fraction}")
     for name in ("epochs", "batch_size"):
@@ -232,6 +275,10 @@ def run(args: argparse.Namespace) -> dict:
         augment=not args.no_augment,
         extra_weight=args.extra_weight,
         finetune_from=args.finetune,
+        stage_widths=args.widths,
+        classes=10 if args.digits_only else 11,
+        negatives=0 if args.digits_only else args.negatives,
+        label_smoothing=args.label_smoothing,
     )
     train_full, test = load_mnist(args.data_dir)
     if args.limit:
@@ -253,11 +300,32 @@ def run(args: argparse.Namespace) -> dict:
             len(custom_val),
         )
 
+    if settings.negatives:
+        from host.negatives import generate
+
+        # Pairs and pieces are cut from the training digits only, never from validation or test digits.
+        negatives = generate(settings.negatives, settings.negatives_seed, train_data.images)
+        neg_train, neg_val = split_validation(
+            Dataset(negatives.images, np.full(len(negatives), NONE_CLASS, np.uint8)),
+            settings.validation_fraction,
+            settings.seed,
+        )
+        train_data = Dataset(
+            np.concatenate([train_data.images, neg_train.images]),
+            np.concatenate([train_data.labels, neg_train.labels]),
+        )
+        val_data = Dataset(
+            np.concatenate([val_data.images, neg_val.images]),
+            np.concatenate([val_data.labels, neg_val.labels]),
+        )
+        log.info("negatives: %d generated (seed %d)", len(negatives), settings.negatives_seed)
+
     from host.model import count_macs
 
     model, history = train(train_data, val_data, settings, extra)
     params, macs = model.count_params(), count_macs(model)
-    _test_loss, test_acc = model.evaluate(test.images[..., None] / 255.0, test.labels, verbose=0)
+    predictions = model.predict(test.images[..., None] / 255.0, batch_size=1000, verbose=0).argmax(axis=1)
+    test_acc = float(np.mean(predictions == test.labels))
     log.info(
         "model: %d parameters, %.2f M MACs per digit; MNIST test accuracy %.4f", params, macs / 1e6, test_acc
     )

@@ -1,0 +1,220 @@
+"""Hard camera scenes for measuring segmentation: what real frames have and clean pages lack.
+
+Each scene is a sheet of paper (ruled, squared or plain) lying on a textured surface (wood, fabric, a
+dark desk, a wall), photographed at an angle, with digits written on it the ways people write them:
+touching pairs, lines on a slant or a curve, scattered layouts, operators between the digits, a hard
+shadow across the page, a glare spot, digits close to the frame's edge. Blank scenes are the same without
+the writing, and must read as nothing.
+
+Digits are 28x28 white-on-black images (MNIST test digits in the tests and the benchmark). Used by the
+tests and ``scripts/bench_scenes.py``; nothing here runs on the device.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from device.synthetic import Scene, ink_alpha, paper, photograph
+
+KINDS = ("texture", "ruled", "grid", "touching", "slant", "scattered", "operators", "shadow", "glare", "edge")
+
+
+def surface(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
+    """A textured surface around the paper: wood grain, weave, a dark desk or a stucco wall (float 0-255)."""
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+
+    def smooth(cell: float) -> np.ndarray:
+        low = rng.normal(0, 1, (int(height / cell) + 2, int(width / cell) + 2)).astype(np.float32)
+        return cv2.resize(low, (width, height), interpolation=cv2.INTER_CUBIC)
+
+    style = rng.choice(["wood", "fabric", "desk", "stucco"])
+    if style == "wood":
+        angle = rng.uniform(0, np.pi)
+        u = np.cos(angle) * xx + np.sin(angle) * yy
+        texture = np.sin(u * rng.uniform(0.15, 0.5) + 5 * smooth(40)) + 0.3 * smooth(3)
+        base, contrast = rng.uniform(70, 150), rng.uniform(15, 35)
+    elif style == "fabric":
+        period = rng.uniform(3, 7)
+        texture = np.sin(xx * 2 * np.pi / period) * np.sin(yy * 2 * np.pi / period) + 0.6 * smooth(20)
+        base, contrast = rng.uniform(40, 140), rng.uniform(10, 30)
+    elif style == "desk":
+        texture = smooth(30) + 0.5 * smooth(4)
+        base, contrast = rng.uniform(20, 70), rng.uniform(5, 15)
+    else:
+        texture = smooth(3) + 0.6 * smooth(10)
+        base, contrast = rng.uniform(120, 190), rng.uniform(10, 25)
+    return base + contrast * texture
+
+
+def rule_page(page: np.ndarray, rng: np.random.Generator, squared: bool) -> float:
+    """Draw ruled (or squared) lines on a page; returns the line spacing in px."""
+    height, width = page.shape
+    spacing = rng.uniform(22, 40)
+    level = float(page.mean()) * rng.uniform(0.6, 0.85)
+    thickness = int(rng.integers(1, 3))
+    for y in np.arange(rng.uniform(5, spacing), height, spacing):
+        cv2.line(page, (0, int(y)), (width - 1, int(y)), level, thickness)
+    if squared:
+        for x in np.arange(rng.uniform(5, spacing), width, spacing):
+            cv2.line(page, (int(x), 0), (int(x), height - 1), level, thickness)
+    elif rng.random() < 0.5:  # the margin line
+        x = int(rng.uniform(0.08, 0.15) * width)
+        cv2.line(page, (x, 0), (x, height - 1), level * 0.9, thickness)
+    return spacing
+
+
+def operator_alpha(rng: np.random.Generator, size: int) -> np.ndarray:
+    """A handwritten + - x = as ink coverage, ``size`` px square."""
+    canvas = np.zeros((size, size), np.uint8)
+    c, r = size / 2, size * rng.uniform(0.2, 0.32)
+    t = max(1, round(size * rng.uniform(0.04, 0.09)))
+    op = rng.choice(list("+-x="))
+    jitter = lambda: rng.normal(0, size * 0.02)  # noqa: E731 - a tiny helper, clearer inline
+    strokes = {
+        "+": [((c - r, c), (c + r, c)), ((c, c - r), (c, c + r))],
+        "-": [((c - r, c), (c + r, c))],
+        "x": [((c - r, c - r), (c + r, c + r)), ((c + r, c - r), (c - r, c + r))],
+        "=": [((c - r, c - r / 2), (c + r, c - r / 2)), ((c - r, c + r / 2), (c + r, c + r / 2))],
+    }[str(op)]
+    for (x0, y0), (x1, y1) in strokes:
+        p0 = (int(x0 + jitter()), int(y0 + jitter()))
+        p1 = (int(x1 + jitter()), int(y1 + jitter()))
+        cv2.line(canvas, p0, p1, 255, t, cv2.LINE_AA)
+    return canvas.astype(np.float32) / 255
+
+
+def _stamp(page: np.ndarray, alpha: np.ndarray, x: float, y: float, ink_level: float) -> tuple | None:
+    """Print ink coverage at (x, y) (top-left); returns the inked box, or None if it fell off the page."""
+    height, width = page.shape
+    size_y, size_x = alpha.shape
+    px, py = int(x), int(y)
+    x0, y0 = max(px, 0), max(py, 0)
+    x1, y1 = min(px + size_x, width), min(py + size_y, height)
+    if x1 <= x0 or y1 <= y0:
+        return None
+    a = alpha[y0 - py : y1 - py, x0 - px : x1 - px]
+    page[y0:y1, x0:x1] = page[y0:y1, x0:x1] * (1 - a) + ink_level * a
+    ys, xs = np.nonzero(a > 0.3)
+    if not len(xs):
+        return None
+    return (
+        x0 + int(xs.min()),
+        y0 + int(ys.min()),
+        int(xs.max() - xs.min() + 1),
+        int(ys.max() - ys.min() + 1),
+    )
+
+
+def write_line(
+    page: np.ndarray,
+    digits: list[np.ndarray],
+    rng: np.random.Generator,
+    x: float,
+    y: float,
+    height: float,
+    ink_level: float,
+    gap: tuple[float, float] = (0.25, 0.6),
+    slope: float = 0.0,
+    curve: float = 0.0,
+    operators: bool = False,
+    jitter_y: float = 0.08,
+) -> float:
+    """Write digits along a baseline from (x, y); returns where the line ends. ``gap`` is the space
+    between digits in digit heights (negative: they touch or overlap)."""
+    start = x
+    for index, digit in enumerate(digits):
+        alpha = ink_alpha(digit, round(height * rng.uniform(0.9, 1.1)), rng)
+        cols = np.flatnonzero(alpha.max(axis=0) > 0.05)
+        if not len(cols):
+            continue
+        run = x - start
+        dy = (
+            slope * run
+            + curve * run * run / max(page.shape[1], 1)
+            + rng.uniform(-jitter_y, jitter_y) * height
+        )
+        _stamp(page, alpha, x - cols[0], y + dy - alpha.shape[0] * 4 / 28, ink_level)
+        x += cols[-1] - cols[0] + 1 + rng.uniform(*gap) * height
+        if operators and index < len(digits) - 1 and rng.random() < 0.6:
+            size = round(height * rng.uniform(0.6, 0.9))
+            op = operator_alpha(rng, size)
+            _stamp(page, op, x, y + dy + (height - size) / 2, ink_level)
+            x += size + rng.uniform(0.2, 0.5) * height
+    return x
+
+
+def render_scene(
+    kind: str,
+    lines: list[list[np.ndarray]],
+    labels: list[list[int]],
+    rng: np.random.Generator,
+    width: int = 640,
+    height: int = 480,
+    blank: bool = False,
+) -> Scene:
+    """A hard scene of one ``kind`` (see KINDS) with ``lines`` of digit images written on it."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown scene kind {kind!r}, expected one of {KINDS}")
+    # The sheet covers most of the frame, on a textured surface for "texture" (and sometimes otherwise).
+    frame = surface(rng, width, height)
+    on_surface = kind == "texture" or rng.random() < 0.3
+    margin = rng.uniform(0.06, 0.16) if on_surface else 0.0
+    sheet_w, sheet_h = int(width * (1 - 2 * margin)), int(height * (1 - 2 * margin))
+    sheet = paper(rng, sheet_w, sheet_h)
+    if kind in ("ruled", "grid"):
+        rule_page(sheet, rng, squared=kind == "grid")
+    ink_level = rng.uniform(10, 70)
+    n_lines = max(1, len(lines))
+    longest = max((len(line) for line in lines), default=1)
+    digit_h = min(0.6 * sheet_h / n_lines / 1.5, 0.75 * sheet_w / max(longest, 1) / 1.3) * rng.uniform(
+        0.6, 1.0
+    )
+    digit_h = max(digit_h, 18.0)
+    texts = []
+    top = (sheet_h - n_lines * digit_h * 1.5) / 2
+    for index, (line, line_labels) in enumerate(zip(lines, labels, strict=True)):
+        y = top + index * digit_h * 1.5 + digit_h * 0.25
+        x = rng.uniform(0.05, 0.2) * sheet_w
+        options: dict = {}
+        if kind == "touching":
+            options["gap"] = (-0.12, 0.02)
+        elif kind == "slant":
+            options["slope"] = rng.uniform(-0.25, 0.25)
+            options["curve"] = rng.uniform(-0.3, 0.3)
+        elif kind == "scattered":
+            options["gap"] = (0.4, 1.2)
+            options["jitter_y"] = 0.3
+        elif kind == "operators":
+            options["operators"] = True
+        elif kind == "edge":
+            x = rng.uniform(0.0, 0.02) * sheet_w + 3
+        if not blank:
+            write_line(sheet, line, rng, x, y, digit_h, ink_level, **options)
+            texts.append("".join(str(d) for d in line_labels))
+    if kind == "shadow":  # a hard shadow edge across the page (a hand, a phone, a lamp arm)
+        yy, xx = np.mgrid[0:sheet_h, 0:sheet_w].astype(np.float32)
+        angle = rng.uniform(0, 2 * np.pi)
+        side = (
+            np.cos(angle) * (xx - sheet_w / 2)
+            + np.sin(angle) * (yy - sheet_h / 2)
+            + rng.uniform(-0.2, 0.2) * sheet_w
+        )
+        sheet *= 1 - rng.uniform(0.3, 0.5) * np.clip(side / rng.uniform(1, 4), 0, 1)
+    elif kind == "glare":
+        yy, xx = np.mgrid[0:sheet_h, 0:sheet_w].astype(np.float32)
+        cx, cy = rng.uniform(0.2, 0.8) * sheet_w, rng.uniform(0.2, 0.8) * sheet_h
+        radius = rng.uniform(0.1, 0.25) * max(sheet_w, sheet_h)
+        glow = np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * radius**2))
+        sheet = sheet + (255 - sheet) * 0.6 * glow
+    y0, x0 = int(margin * height), int(margin * width)
+    frame[y0 : y0 + sheet_h, x0 : x0 + sheet_w] = sheet
+    if on_surface:
+        # The sheet lies at an angle: a perspective warp of the whole frame moves it off square.
+        src = np.float32([[0, 0], [width, 0], [width, height], [0, height]])
+        dst = (src + rng.uniform(-0.04, 0.04, (4, 2)) * [width, height]).astype(np.float32)
+        frame = cv2.warpPerspective(
+            frame, cv2.getPerspectiveTransform(src, dst), (width, height), borderMode=cv2.BORDER_REFLECT
+        )
+    image = photograph(frame, rng, perspective=0.0 if on_surface else 0.03)
+    return Scene(image, " ".join(texts), [])

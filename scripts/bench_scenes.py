@@ -1,0 +1,191 @@
+"""Reading benchmark on hard scenes: accuracy per kind of scene, blank cluttered frames, and the cost of
+segmentation against an OpenCV Otsu threshold + findContours pass on the same frames, in the same run.
+
+Usage: python scripts/bench_scenes.py [--pages 30] [--data-dir MNIST_DIR] [--model FILE]
+                                      [--photos DIR] [--write docs/benchmarks.md]
+Digits are MNIST test digits (never trained on): from --data-dir, else the 1,000 of tests/data. --photos
+scores a folder of labelled real photos (labels.csv: file,truth) through the same pipeline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from device.bench import machine, write_section  # noqa: E402
+from device.classify import DEFAULT_MODEL, Classifier  # noqa: E402
+from device.pipeline import FramePipeline  # noqa: E402
+from device.reading import Reading  # noqa: E402
+from device.scenes import KINDS, render_scene  # noqa: E402
+from device.segment import segment  # noqa: E402
+from device.synthetic import render  # noqa: E402
+
+
+def edit_distance(a: str, b: str) -> int:
+    row = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        previous, row[0] = row[0], i
+        for j, cb in enumerate(b, 1):
+            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (ca != cb))
+    return row[len(b)]
+
+
+def digits_right(read: str, truth: str) -> int:
+    """Digits right, as the photo scorer counts them: length minus edit distance, spaces ignored."""
+    read, truth = read.replace(" ", ""), truth.replace(" ", "")
+    return max(0, len(truth) - edit_distance(read, truth))
+
+
+def otsu_floor(frame: np.ndarray) -> None:
+    """The cheapest segmentation anyone would write: grey, Otsu threshold, external contours."""
+    grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+    _t, binary = cv2.threshold(grey, 0, 255, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)
+    cv2.findContours(binary, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+
+
+def timed(function, frame, repeats: int = 3) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function(frame)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+class DigitPool:
+    """MNIST test digits handed out in order, so every page gets different ones."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray):
+        self.images, self.labels, self.next = images, labels, 0
+
+    def lines(self, rng: np.random.Generator) -> tuple[list, list]:
+        lines, labels = [], []
+        for _ in range(int(rng.integers(1, 4))):
+            n = int(rng.integers(2, 7))
+            index = [(self.next + k) % len(self.images) for k in range(n)]
+            self.next += n
+            lines.append([self.images[i] for i in index])
+            labels.append([int(self.labels[i]) for i in index])
+        return lines, labels
+
+
+def load_digits(data_dir: str | None) -> tuple[np.ndarray, np.ndarray]:
+    if data_dir:
+        from host.data import load_mnist
+
+        _train, test = load_mnist(data_dir)
+        return test.images, test.labels
+    with np.load(ROOT / "tests" / "data" / "mnist_sample.npz") as npz:
+        return npz["test_images"], npz["test_labels"]
+
+
+def score_photos(pipeline: FramePipeline, folder: Path) -> tuple[int, int, int, int]:
+    """(digits right, digits, photos exact, photos) on a folder of labelled photos."""
+    right = total = exact = count = 0
+    with open(folder / "labels.csv", newline="") as f:
+        for row in csv.DictReader(f):
+            frame = cv2.imread(str(folder / row["file"]))
+            truth = " ".join(row["truth"].split())
+            read = Reading(tuple(pipeline.process(frame).digits)).text
+            right += digits_right(read, truth)
+            total += len(truth.replace(" ", ""))
+            exact += read.replace(" ", "") == truth.replace(" ", "")
+            count += 1
+    return right, total, exact, count
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pages", type=int, default=30, help="pages per kind of scene")
+    parser.add_argument("--blank", type=int, default=100, help="blank cluttered frames")
+    parser.add_argument("--data-dir", help="MNIST IDX folder (its test digits are used)")
+    parser.add_argument("--model", default=str(DEFAULT_MODEL))
+    parser.add_argument("--photos", help="a folder of labelled real photos (labels.csv)")
+    parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--write", help="replace the bench-scenes section of this Markdown file")
+    args = parser.parse_args()
+
+    pipeline = FramePipeline(Classifier(args.model))
+    pool = DigitPool(*load_digits(args.data_dir))
+    rng = np.random.default_rng(args.seed)
+    rows, costs_ratio, cluttered_ms = [], [], []
+    all_right = all_total = 0
+    for kind in KINDS:
+        right = total = exact = 0
+        for _ in range(args.pages):
+            lines, labels = pool.lines(rng)
+            page = render_scene(kind, lines, labels, rng)
+            read = Reading(tuple(pipeline.process(page.frame).digits)).text
+            right += digits_right(read, page.text)
+            total += len(page.text.replace(" ", ""))
+            exact += read == page.text
+            if kind == "texture":
+                cluttered_ms.append(timed(lambda f: segment(f), page.frame) * 1000)
+        all_right += right
+        all_total += total
+        rows.append(f"| {kind} | {args.pages} | {total} | {100 * right / max(total, 1):.1f} % | {exact} |")
+        print(rows[-1], flush=True)
+
+    blank_kinds = ("texture", "ruled", "grid", "shadow")
+    empty = 0
+    for index in range(args.blank):
+        frame = render_scene(blank_kinds[index % len(blank_kinds)], [[]], [[]], rng, blank=True).frame
+        empty += not pipeline.process(frame).digits
+    print(f"blank cluttered frames read as nothing: {empty}/{args.blank}", flush=True)
+
+    # Cost on ordinary camera-like frames, segmentation against the Otsu floor, frame by frame.
+    clean_ms = []
+    for _ in range(60):
+        lines, labels = pool.lines(rng)
+        frame = render(lines, labels, rng).frame
+        ours, floor = timed(lambda f: segment(f), frame), timed(otsu_floor, frame)
+        costs_ratio.append(ours / floor)
+        clean_ms.append(ours * 1000)
+    median_clean = float(np.median(clean_ms))
+    lines_out = [
+        f"Model: {Path(args.model).name}; {args.pages} pages per kind, MNIST test digits; seed {args.seed}.",
+        "",
+        "| scene | pages | digits | digits right | pages exact |",
+        "|---|---:|---:|---:|---:|",
+        *rows,
+        f"| **all** | {args.pages * len(KINDS)} | {all_total} | "
+        f"**{100 * all_right / max(all_total, 1):.1f} %** | |",
+        "",
+        f"Blank cluttered frames (texture, ruled, squared, hard shadow; nothing written): **{empty} of "
+        f"{args.blank}** read as nothing.",
+        "",
+        "Segmentation cost, one thread, best of 3 per frame:",
+        "",
+        "| frames | median | max | median × Otsu + findContours (same frames, same run) |",
+        "|---|---:|---:|---:|",
+        f"| 60 clean 640x480 camera-like | {median_clean:.1f} ms | {max(clean_ms):.1f} ms | "
+        f"{np.median(costs_ratio):.1f} × |",
+        f"| {len(cluttered_ms)} textured-surface 640x480 | {np.median(cluttered_ms):.1f} ms | "
+        f"{max(cluttered_ms):.1f} ms (= {max(cluttered_ms) / median_clean:.1f} × the clean median) | |",
+    ]
+    if args.photos:
+        right, total, exact, count = score_photos(pipeline, Path(args.photos))
+        lines_out += [
+            "",
+            f"Real photos ({args.photos}): **{right} of {total} digits** "
+            f"({100 * right / max(total, 1):.1f} %), {exact} of {count} photos exact.",
+        ]
+    lines_out += ["", f"Machine: {machine()}."]
+    body = "\n".join(["## Hard scenes (`scripts/bench_scenes.py`)", "", *lines_out])
+    print(body)
+    if args.write:
+        write_section(Path(args.write), "bench-scenes", body)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
