@@ -257,7 +257,12 @@ def run(args: argparse.Namespace) -> int:
     logging.getLogger().setLevel(config.service.log_level.upper())
     model_path = Path(config.model.path) if config.model.path else DEFAULT_MODEL
     classifier = Classifier(model_path, threads=config.model.threads, verify=config.model.verify_sha256)
-    pipeline = FramePipeline(classifier, segment_settings(config), config.decision.min_confidence)
+    pipeline = FramePipeline(
+        classifier,
+        segment_settings(config),
+        config.decision.min_confidence,
+        none_threshold=config.decision.none_threshold,
+    )
     if args.once:
         return run_once(config, pipeline, args.json, args)
 

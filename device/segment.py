@@ -52,7 +52,8 @@ class SegmentSettings:
     min_edge_snr: float = 2.5  # ...and those edges stand well above the frame's noise
     paper_brightness: float = 0.4  # paper is at least this fraction as bright as the brightest paper
     rule_length: float = 0.2  # a straight stroke this long (fraction of the longer side) is a rule
-    max_pieces: int = 300  # components considered per frame (the largest), bounding the cost
+    max_pieces: int = 200  # components considered per frame (the largest), bounding the cost
+    max_candidates: int = 120  # digit candidates measured per frame (the largest): a dense page's worth
     roi: tuple[float, float, float, float] | None = None  # x, y, w, h as fractions of the frame
 
 
@@ -299,11 +300,13 @@ def find_rules(mask: np.ndarray, settings: SegmentSettings) -> list[tuple[int, i
     grid): a single long stroke, a "1" written large, has neither.
     """
     h, w = mask.shape
-    length = max(30, int(settings.rule_length * max(h, w)))
-    found = cv2.HoughLinesP(mask, 1, np.pi / 180, threshold=length // 2, minLineLength=length, maxLineGap=4)
+    # At half resolution: rules are long, and the transform's cost grows with the ink it is given.
+    half = cv2.resize(mask, (max(1, w // 2), max(1, h // 2)), interpolation=cv2.INTER_AREA)
+    length = max(15, int(settings.rule_length * max(h, w)) // 2)
+    found = cv2.HoughLinesP(half, 1, np.pi / 180, threshold=length // 2, minLineLength=length, maxLineGap=5)
     if found is None:
         return []
-    segments = found.reshape(-1, 4)[:300].astype(np.float32)
+    segments = found.reshape(-1, 4)[:1000].astype(np.float32) * 2
     dx, dy = segments[:, 2] - segments[:, 0], segments[:, 3] - segments[:, 1]
     lengths = np.hypot(dx, dy)
     angles = np.arctan2(dy, dx) % np.pi
@@ -319,7 +322,14 @@ def find_rules(mask: np.ndarray, settings: SegmentSettings) -> list[tuple[int, i
     parallel = np.minimum(turn, np.pi - turn) < np.radians(3)
     partner = (parallel & (apart > max(12.0, 0.02 * max(h, w)))).any(axis=1)
     is_rule = (lengths >= 0.8 * spans) | partner
-    return [tuple(int(v) for v in seg) for seg in segments[is_rule]]
+    # A rule runs on across the page: extend it to the frame's edges, so the short pieces of it that
+    # the transform missed (between two crossings, near the edge) go too.
+    rules = []
+    for (x0, y0, x1, y1), length_ in zip(segments[is_rule], lengths[is_rule], strict=True):
+        ux, uy = (x1 - x0) / length_, (y1 - y0) / length_
+        reach = 2.0 * max(h, w)
+        rules.append((int(x0 - reach * ux), int(y0 - reach * uy), int(x1 + reach * ux), int(y1 + reach * uy)))
+    return rules
 
 
 def remove_rules(mask: np.ndarray, settings: SegmentSettings) -> np.ndarray:
@@ -331,11 +341,12 @@ def remove_rules(mask: np.ndarray, settings: SegmentSettings) -> np.ndarray:
         return mask
     band = np.zeros_like(mask)
     for x0, y0, x1, y1 in rules:
-        cv2.line(band, (x0, y0), (x1, y1), 1, 3)
-    band = cv2.dilate(band, np.ones((3, 3), np.uint8)) & mask
+        cv2.line(band, (x0, y0), (x1, y1), 1, 3)  # thick lines give several parallel segments: all drawn
+    band &= mask
     cleaned = mask & (1 - band)
-    bridged = cv2.morphologyEx(cleaned, cv2.MORPH_CLOSE, np.ones((15, 3), np.uint8))
-    bridged |= cv2.morphologyEx(cleaned, cv2.MORPH_CLOSE, np.ones((3, 15), np.uint8))
+    bridged = cv2.morphologyEx(
+        cleaned, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (13, 13))
+    )
     return cleaned | (bridged & band)
 
 
@@ -369,7 +380,7 @@ def merge_pieces(pieces: list[Piece], typical_h: float) -> list[Piece]:
         pieces.sort(key=lambda p: p.x)
         result: list[Piece] = []
         for piece in pieces:
-            for i in range(len(result) - 1, max(-1, len(result) - 24), -1):
+            for i in range(len(result) - 1, max(-1, len(result) - 16), -1):
                 other = result[i]
                 overlap = min(other.x + other.w, piece.x + piece.w) - max(other.x, piece.x)
                 top = min(other.y, piece.y)
@@ -400,8 +411,10 @@ def edge_sharpness(crop_ink: np.ndarray, size: int = 32) -> float:
 
 
 def typical_height(pieces: list[Piece], min_h: float) -> float:
+    """The height of a whole digit among the pieces: the upper quartile, since pieces of broken digits
+    (a stroke cut by a removed rule, a 4 in two strokes) are shorter than the digits they belong to."""
     tall = [p.h for p in pieces if p.h >= min_h]
-    return float(np.median(tall)) if tall else min_h
+    return float(np.percentile(tall, 75)) if tall else min_h
 
 
 def keep_digits(pieces: list[Piece], ink: InkImage, settings: SegmentSettings) -> list[Piece]:
@@ -410,16 +423,20 @@ def keep_digits(pieces: list[Piece], ink: InkImage, settings: SegmentSettings) -
     the other candidates."""
     h, w = ink.ink.shape
     min_h = max(8.0, settings.min_height * min(h, w))
+    sized = [
+        p
+        for p in pieces
+        if min_h <= p.h <= settings.max_height * h
+        and p.w <= settings.max_height * w
+        and p.w <= settings.max_split_aspect * p.h
+        and not (p.w > 0.35 * p.h and p.area > settings.max_fill * p.w * p.h)
+        and ink.paper[p.y + p.h // 2, p.x + p.w // 2]
+    ]
+    # More candidates than a page of writing holds means clutter: the largest are measured, the rest
+    # dropped, so a cluttered frame costs about what a full page does.
+    sized = sorted(sized, key=lambda p: -p.area)[: settings.max_candidates]
     candidates = []
-    for p in pieces:
-        if p.h < min_h or p.h > settings.max_height * h or p.w > settings.max_height * w:
-            continue
-        if p.w > settings.max_split_aspect * p.h:
-            continue
-        if p.w > 0.35 * p.h and p.area > settings.max_fill * p.w * p.h:
-            continue
-        if not ink.paper[p.y + p.h // 2, p.x + p.w // 2]:
-            continue
+    for p in sized:
         crop = ink.ink[p.y : p.y + p.h, p.x : p.x + p.w]
         on = crop[crop > ink.threshold[p.y : p.y + p.h, p.x : p.x + p.w]]
         p.peak = float(np.percentile(on, 90)) if on.size else 0.0
@@ -554,27 +571,30 @@ def reading_order(boxes: list[Box]) -> list[Box]:
             k = right[k]
         chains.append(chain)
     # Widely spaced digits of one line (a scattered layout, a date with gaps) form separate chains: join
-    # a chain to the nearest chain wholly to its right at the same height, as lines of text are read.
-    joined = True
-    while joined and len(chains) > 1:
-        joined = False
-        best = None
-        for a, first in enumerate(chains):
-            end = first[-1]
-            for b, second in enumerate(chains):
-                start = second[0]
-                if a == b or x[start] <= x[end] + w[end] - 0.5 * min(w[end], w[start]):
-                    continue
-                if abs(level[start] - level[end]) > 0.5 * max(h[start], h[end]):
-                    continue
-                gap = x[start] - (x[end] + w[end])
-                if best is None or gap < best[0]:
-                    best = (gap, a, b)
-        if best is not None:
-            _gap, a, b = best
-            chains[a] = chains[a] + chains[b]
-            del chains[b]
-            joined = True
+    # each chain to the nearest chain wholly to its right at the same height, nearest pairs first. A chain
+    # only ever joins one to its right, so no cycle can form.
+    ends = np.array([chain[-1] for chain in chains])
+    starts = np.array([chain[0] for chain in chains])
+    gap = x[starts][None, :] - (x[ends] + w[ends])[:, None]
+    beside = (gap > -0.5 * np.minimum(w[ends][:, None], w[starts][None, :])) & (
+        np.abs(level[starts][None, :] - level[ends][:, None])
+        <= 0.5 * np.maximum(h[ends][:, None], h[starts][None, :])
+    )
+    np.fill_diagonal(beside, False)
+    follower, leader = [-1] * len(chains), [-1] * len(chains)
+    for a, b in np.argwhere(beside)[np.argsort(gap[beside], kind="stable")]:
+        if follower[a] == -1 and leader[b] == -1:
+            follower[a], leader[b] = int(b), int(a)
+    joined = []
+    for first in range(len(chains)):
+        if leader[first] != -1:
+            continue
+        chain, k = [], first
+        while k != -1:
+            chain += chains[k]
+            k = follower[k]
+        joined.append(chain)
+    chains = joined
     # Lines top to bottom by where they start, along the slope.
     chains.sort(key=lambda chain: (level[chain[0]], cx[chain[0]]))
     ordered = []

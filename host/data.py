@@ -147,8 +147,12 @@ def load_npz(path: str | os.PathLike) -> Dataset:
     return Dataset(images.astype(np.uint8), labels.astype(np.uint8))
 
 
+NONE_FOLDER = "none"  # the user's own "not a digit" crops, label 10 (for a digit-or-not model)
+NONE_LABEL_INDEX = 10
+
+
 def load_folder(root: str | os.PathLike, normalize: bool = True) -> Dataset:
-    """Load a folder dataset ``ROOT/<digit>/*.png``.
+    """Load a folder dataset ``ROOT/<digit>/*.png`` (and ``ROOT/none/*.png``, label 10: not a digit).
 
     Images are read as grey. With ``normalize`` (the default), each goes through the device's
     :func:`device.normalize.normalize_digit` after making the ink white, so custom data gets exactly the
@@ -162,8 +166,8 @@ def load_folder(root: str | os.PathLike, normalize: bool = True) -> Dataset:
     if not root.is_dir():
         raise DataError(f"{root}: dataset folder does not exist")
     images, labels = [], []
-    for digit in range(10):
-        folder = root / str(digit)
+    for digit, name in [(d, str(d)) for d in range(10)] + [(NONE_LABEL_INDEX, NONE_FOLDER)]:
+        folder = root / name
         if not folder.is_dir():
             continue
         for file in sorted(folder.iterdir()):

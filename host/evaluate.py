@@ -32,17 +32,23 @@ class Evaluation:
         return float(np.mean(self.labels == self.predictions)) if len(self.labels) else 0.0
 
     @property
+    def classes(self) -> int:
+        """10 (digits), or 11 when "none" (label 10) occurs as a label or a prediction."""
+        seen = max(int(self.labels.max(initial=0)), int(self.predictions.max(initial=0)))
+        return 11 if seen >= 10 else 10
+
+    @property
     def confusion(self) -> np.ndarray:
-        """10x10 counts, rows = true digit, columns = predicted digit."""
-        matrix = np.zeros((10, 10), np.int64)
+        """Counts, rows = true class, columns = predicted class (0-9, and 10 = "none" when present)."""
+        matrix = np.zeros((self.classes, self.classes), np.int64)
         np.add.at(matrix, (self.labels.astype(int), self.predictions.astype(int)), 1)
         return matrix
 
     def precision_recall(self) -> list[tuple[int, float, float, int]]:
-        """(digit, precision, recall, support) per class; NaN where undefined."""
+        """(class, precision, recall, support) per class; NaN where undefined."""
         m = self.confusion
         rows = []
-        for d in range(10):
+        for d in range(self.classes):
             predicted, actual = m[:, d].sum(), m[d].sum()
             rows.append(
                 (
@@ -103,8 +109,9 @@ def plot_confusion(evaluation: Evaluation, path: Path, title: str) -> None:
                 fontsize=7,
                 color="white" if m[i, j] > m.max() / 4 else "black",
             )
-    ax.set_xticks(range(10))
-    ax.set_yticks(range(10))
+    names = [str(d) for d in range(10)] + ["none"] * (len(m) - 10)
+    ax.set_xticks(range(len(m)), names)
+    ax.set_yticks(range(len(m)), names)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(f"{title}: accuracy {evaluation.accuracy:.2%}")

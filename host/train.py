@@ -20,7 +20,7 @@ import numpy as np
 
 from device.errors import DigitReaderError
 from host.cli import run_command, summary
-from host.data import Dataset, load_folder, load_mnist, split_validation
+from host.data import NONE_LABEL_INDEX, Dataset, load_folder, load_mnist, split_validation
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class TrainSettings:
     notes: dict = field(default_factory=dict)
 
 
-NONE_CLASS = 10  # label index of "none" in an 11-class model
+NONE_CLASS = NONE_LABEL_INDEX  # label index of "none" in an 11-class model
 NEGATIVES_EVAL_SEED = 99  # the held-apart negatives: a seed never used for training
 
 

@@ -1,0 +1,240 @@
+"""The segmentation stages one by one, on synthetic frames that show each general case: a page on a textured
+or dark surface, coloured ink, faint blurred strokes, ruled and squared paper crossing the digits, touching
+digits, lines on a slant, scattered layouts, a bounded cost on clutter; and the pipeline's choice between a
+candidate and its split readings."""
+
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from device.classify import Prediction
+from device.pipeline import FramePipeline
+from device.reading import Box, Reading
+from device.segment import (
+    SegmentSettings,
+    dark_ink,
+    find_ink,
+    find_rules,
+    ink_mask,
+    prepare,
+    propose_splits,
+    reading_order,
+    segment,
+    split_columns,
+)
+
+SETTINGS = SegmentSettings()
+
+
+def stroke_digit(img, x, y, size=80, color=30, thickness=7):
+    """A "7"-like digit: a bar and a slanted stem (not a straight line, so no stage mistakes it for a rule)."""
+    cv2.line(img, (x, y), (x + size // 2, y), color, thickness)
+    cv2.line(img, (x + size // 2, y), (x + size // 5, y + size), color, thickness)
+
+
+def texture(h, w, seed=0, base=90, contrast=40):
+    rng = np.random.default_rng(seed)
+    low = cv2.resize(rng.normal(0, 1, (h // 6, w // 6)).astype(np.float32), (w, h))
+    grain = np.sin(np.arange(w, dtype=np.float32)[None, :] * 0.35 + 3 * low)
+    return np.clip(base + contrast * grain + 8 * rng.normal(0, 1, (h, w)), 0, 255).astype(np.uint8)
+
+
+def sheet_on_surface(seed=0):
+    """A light sheet in the middle of a dark wood-grain desk, two digits on the sheet."""
+    img = texture(480, 640, seed)
+    img[120:360, 160:480] = 215
+    stroke_digit(img, 220, 180)
+    stroke_digit(img, 350, 180)
+    return img
+
+
+def test_page_on_textured_desk_reads_only_the_page():
+    img = sheet_on_surface()
+    found = segment(img)
+    assert len(found) == 2
+    assert all(160 <= s.box.x and s.box.x + s.box.w <= 480 for s in found)
+
+
+def test_paper_is_found_and_the_desk_is_not():
+    work = prepare(sheet_on_surface(), SETTINGS)
+    ink = find_ink(work, True, SETTINGS)
+    assert ink.paper[240, 320]  # the sheet
+    assert not ink.paper[40, 40]  # the desk
+    # The sheet's own noise sets its threshold, not the desk's texture.
+    assert ink.threshold[240, 320] < ink.threshold[40, 40] or not ink.paper[40, 40]
+
+
+def test_blank_textured_scenes_give_nothing():
+    for seed in range(5):
+        img = texture(480, 640, seed, base=120)
+        img[100:380, 150:500] = 220
+        assert segment(img) == [], seed
+
+
+def test_polarity_is_not_fooled_by_a_dark_surround():
+    img = sheet_on_surface()
+    assert dark_ink(prepare(img, SETTINGS).grey)
+    board = np.full((480, 640), 40, np.uint8)
+    stroke_digit(board, 200, 150, color=220)
+    stroke_digit(board, 350, 150, color=220)
+    assert not dark_ink(prepare(board, SETTINGS).grey)
+
+
+def test_coloured_ink_is_ink():
+    # A red pen: bright in the red channel, so weak in plain grey, dark in the darkest channel.
+    img = np.full((480, 640, 3), 225, np.uint8)
+    for x in (200, 350):
+        cv2.line(img, (x, 150), (x + 40, 150), (90, 90, 230), 7)
+        cv2.line(img, (x + 40, 150), (x + 16, 230), (90, 90, 230), 7)
+    assert len(segment(img)) == 2
+
+
+def test_faint_blurred_strokes_stay_whole():
+    img = np.full((480, 640), 210, np.uint8)
+    stroke_digit(img, 250, 150, color=175, thickness=9)
+    img = cv2.GaussianBlur(img, (0, 0), 3)
+    found = segment(img)
+    assert len(found) == 1
+    assert found[0].box.h > 70  # not a fragment of the stroke
+
+
+def test_hysteresis_keeps_only_strokes_that_reach_the_threshold():
+    work = prepare(np.full((200, 200), 200, np.uint8), SETTINGS)
+    ink = find_ink(work, True, SETTINGS)
+    ink.ink[50:150, 60:64] = 0.8 * ink.threshold[50:150, 60:64]  # weak everywhere: not ink
+    ink.ink[50:150, 120:124] = 0.8 * ink.threshold[50:150, 120:124]
+    ink.ink[95:100, 120:124] = 2 * ink.threshold[95:100, 120:124]  # ...except where it passes
+    mask = ink_mask(ink)
+    assert mask[:, 60:64].sum() == 0
+    assert mask[50:150, 120:124].sum() > 0.9 * 100 * 4
+
+
+@pytest.mark.parametrize("squared", [False, True])
+def test_ruled_and_squared_paper_crossing_the_digits(squared):
+    img = np.full((480, 640), 215, np.uint8)
+    for y in range(30, 480, 40):
+        cv2.line(img, (0, y), (639, y), 150, 2)
+    if squared:  # 40 px squares, digits a square and a half tall: each crosses lines both ways
+        for x in range(20, 640, 40):
+            cv2.line(img, (x, 0), (x, 479), 150, 2)
+    for x in (150, 280, 410):
+        stroke_digit(img, x, 130, size=60)
+    found = segment(img)
+    assert len(found) == 3, [s.box for s in found]
+    assert all(s.box.h >= 55 for s in found)  # each digit whole across the lines it crosses
+
+
+def test_a_large_single_stroke_is_not_a_rule():
+    img = np.full((480, 640), 215, np.uint8)
+    cv2.line(img, (320, 60), (320, 420), 30, 10)  # a "1" filling most of the frame's height
+    work = prepare(img, SETTINGS)
+    mask = ink_mask(find_ink(work, True, SETTINGS))
+    assert find_rules(mask, SETTINGS) == []
+    assert len(segment(img)) == 1
+
+
+def test_split_columns_cut_at_the_valley():
+    crop = np.zeros((40, 60), np.uint8)
+    crop[:, 5:25] = 255
+    crop[:, 27:55] = 255
+    crop[18:22, 25:27] = 255  # the two digits touch by a thin bridge
+    (cut,) = split_columns(crop, 2)
+    assert 24 <= cut <= 27
+
+
+def test_touching_pair_is_offered_as_two_digits():
+    img = np.full((480, 640), 215, np.uint8)
+    stroke_digit(img, 250, 150, size=80)
+    stroke_digit(img, 285, 150, size=80)  # overlapping the first one's bar: one component
+    (candidate,) = segment(img)
+    assert candidate.splits, "a wide candidate must come with split readings"
+    assert any(len(split) == 2 for split in candidate.splits)
+    for split in candidate.splits:
+        xs = [s.box.x for s in split]
+        assert xs == sorted(xs)
+
+
+def test_propose_splits_leaves_single_digits_alone():
+    work = prepare(np.full((100, 100), 200, np.uint8), SETTINGS)
+    assert propose_splits(np.full((40, 20), 255, np.uint8), (0, 0, 20, 40), work, SETTINGS) == ()
+
+
+def test_slanted_line_is_read_in_order():
+    boxes = [Box(100 + 60 * i, 300 - 25 * i, 40, 60) for i in range(6)]  # rising by 25 px per digit
+    below = [Box(100 + 60 * i, 420 - 25 * i, 40, 60) for i in range(6)]  # the next line, same slant
+    ordered = reading_order(below[::-1] + boxes[::-1])
+    assert [b.line for b in ordered] == [0] * 6 + [1] * 6
+    assert [b.x for b in ordered[:6]] == [b.x for b in boxes]
+    # Its last box sits level with the next line's first: still not mixed up.
+    assert boxes[-1].y < below[0].y
+
+
+def test_scattered_layout_keeps_rows():
+    rng = np.random.default_rng(1)
+    rows = [
+        [Box(80 + 120 * i, 100 + 150 * r + int(rng.integers(-15, 15)), 40, 60) for i in range(4)]
+        for r in range(3)
+    ]
+    flat = [b for row in rows for b in row]
+    ordered = reading_order(list(rng.permutation(flat)))
+    assert [b.line for b in ordered] == [0] * 4 + [1] * 4 + [2] * 4
+    assert [b.x for b in ordered[:4]] == [80, 200, 320, 440]
+
+
+def test_cost_is_bounded_on_clutter():
+    """Thousands of specks cost about what a clean frame costs (same run, a ratio, not a time)."""
+    clean = np.full((480, 640), 215, np.uint8)
+    for x in (150, 300, 450):
+        stroke_digit(clean, x, 150)
+    rng = np.random.default_rng(0)
+    clutter = clean.copy()
+    ys, xs = rng.integers(0, 480, 6000), rng.integers(0, 640, 6000)
+    for y, x in zip(ys, xs, strict=True):
+        cv2.circle(clutter, (int(x), int(y)), int(rng.integers(1, 4)), int(rng.integers(20, 120)), -1)
+
+    def best(frame):
+        times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            segment(frame)
+            times.append(time.perf_counter() - start)
+        return min(times)
+
+    assert best(clutter) < 10 * best(clean)
+
+
+class FakeClassifier:
+    """Answers by the crop's width: narrow crops are confident digits, wide ones are "not a digit"."""
+
+    def classify(self, digits):
+        predictions = []
+        for image in digits:
+            cols = np.flatnonzero(image.max(axis=0) > 0)
+            width = cols[-1] - cols[0] + 1 if len(cols) else 0
+            rows = np.flatnonzero(image.max(axis=1) > 0)
+            height = rows[-1] - rows[0] + 1 if len(rows) else 1
+            if width > 0.8 * height:
+                predictions.append(Prediction(4, 0.2, 0.75))
+            else:
+                predictions.append(Prediction(7, 0.95, 0.01))
+        return predictions
+
+
+def test_pipeline_prefers_two_confident_digits_to_one_rejected_blob():
+    img = np.full((480, 640), 215, np.uint8)
+    stroke_digit(img, 250, 150, size=80)
+    stroke_digit(img, 285, 150, size=80)
+    result = FramePipeline(FakeClassifier()).process(img)
+    assert Reading(tuple(result.digits)).text == "77"
+
+
+def test_pipeline_drops_what_the_model_calls_not_a_digit():
+    img = np.full((480, 640), 215, np.uint8)
+    stroke_digit(img, 100, 150, size=80)
+    cv2.line(img, (300, 190), (370, 192), 30, 7)  # a plus sign: as wide as tall, "not a digit" to the fake
+    cv2.line(img, (335, 155), (336, 225), 30, 7)
+    result = FramePipeline(FakeClassifier()).process(img)
+    assert Reading(tuple(result.digits)).text == "7"
+    assert len(result.rejected) == 1
