@@ -7,9 +7,12 @@ Quantization parameters are read from the model's tensors, so int8, uint8 and fl
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
+import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,6 +68,30 @@ def load_interpreter_class():
         raise ModelError("no TFLite runtime: pip install ai-edge-litert (or tflite-runtime)") from None
 
 
+@contextlib.contextmanager
+def native_chatter_silenced():
+    """Silence what the runtime's C++ prints straight to stderr while tensors are allocated ("INFO: Created
+    TensorFlow Lite XNNPACK delegate for CPU.", on every start), unless debug logging is on."""
+    if log.isEnabledFor(logging.DEBUG):
+        yield
+        return
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # stderr replaced by something without a file
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+        yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+        os.close(devnull)
+
+
 def card_path_for(model_path: Path) -> Path:
     """The model card sits beside the model: ``digits_int8.tflite`` -> ``digits_int8.json``."""
     return model_path.with_suffix(".json")
@@ -118,7 +145,8 @@ class Classifier:
         interpreter_class, self.backend = load_interpreter_class()
         try:
             self._interpreter = interpreter_class(model_content=content, num_threads=threads)
-            self._interpreter.allocate_tensors()
+            with native_chatter_silenced():
+                self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelError(f"model {self.model_path}: not a valid TFLite model ({first_line})") from None
@@ -192,7 +220,8 @@ class Classifier:
         while size < n:
             size *= 2
         self._interpreter.resize_tensor_input(self._input["index"], [size, SIZE, SIZE, 1])
-        self._interpreter.allocate_tensors()
+        with native_chatter_silenced():
+            self._interpreter.allocate_tensors()
         self._input = self._interpreter.get_input_details()[0]
         self._output = self._interpreter.get_output_details()[0]
         self._batch = size

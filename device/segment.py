@@ -263,7 +263,9 @@ def find_ink(work: WorkImage, dark: bool, settings: SegmentSettings) -> InkImage
 
     p10, p50 = np.percentile(tiled(sub).reshape(tiles_y, tiles_x, -1), (10, 50), axis=2)
     sigma = ((p50 - p10) / 1.2816).astype(np.float32)
-    bare = (p50 < 0.05) & (tiled(sub_bright).mean(axis=(2, 3)) > 0.5)
+    bare = (p50 < 0.1) & (tiled(sub_bright).mean(axis=(2, 3)) > 0.5)
+    # A tile inked all over by a large digit, amid bare tiles, is still paper.
+    bare = cv2.morphologyEx(bare.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8)).astype(bool)
     if not bare.any():  # no clear paper (a close-up, a board): the whole frame is the writing surface
         bare[:] = True
     paper = bright & cv2.resize(bare.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)

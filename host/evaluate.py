@@ -162,7 +162,9 @@ def report(evaluation: Evaluation, name: str) -> str:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="host-eval", description=summary(__doc__))
+    parser = argparse.ArgumentParser(
+        prog="host-eval", description=summary(__doc__), formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     parser.add_argument("--model", default="models/digits_int8.tflite", help=".keras or .tflite model")
     parser.add_argument("--data", help="folder dataset DIR/<digit>/*.png (default: MNIST test)")
     parser.add_argument("--data-dir", help="MNIST IDX folder (default: $MNIST_DIR, else download)")

@@ -19,7 +19,7 @@ import numpy as np
 
 from device.classify import DIGIT_LABELS, LABELS_WITH_NONE, Classifier, card_path_for, sha256_of
 from device.errors import DigitReaderError, ModelError
-from host.cli import run_command, summary
+from host.cli import run_command, stdout_chatter_hidden, summary
 from host.data import load_mnist
 from host.train import NEGATIVES_EVAL_SEED, NONE_CLASS, history_path, save_atomically
 
@@ -59,7 +59,8 @@ def export_tflite(model, kind: str, calibration: np.ndarray | None = None) -> by
         converter.target_spec.supported_types = [tf.float16]
     elif kind != "float32":
         raise ValueError(f"unknown export kind {kind!r}, expected one of {KINDS}")
-    return converter.convert()
+    with stdout_chatter_hidden():
+        return converter.convert()
 
 
 def accuracy(predictions: np.ndarray, labels: np.ndarray) -> float:
@@ -167,7 +168,11 @@ def build_card(
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="host-export", description=summary(__doc__))
+    parser = argparse.ArgumentParser(
+        prog="host-export",
+        description=summary(__doc__),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     kind = parser.add_mutually_exclusive_group()
     kind.add_argument(
         "--int8", dest="kind", action="store_const", const="int8", help="full-integer int8 (default)"
@@ -211,7 +216,7 @@ def run(args: argparse.Namespace) -> dict:
         model = keras.models.load_model(keras_path)
     except Exception as exc:  # Keras raises many types for a bad file; all mean the same to the user
         raise ModelError(f"model {keras_path}: cannot load ({type(exc).__name__})") from None
-    train, test = load_mnist(args.data_dir)
+    train, test = load_mnist(args.data_dir or training_data_dir(keras_path))
     if args.limit_test:
         test = type(test)(test.images[: args.limit_test], test.labels[: args.limit_test])
 
@@ -269,6 +274,19 @@ def run(args: argparse.Namespace) -> dict:
     save_atomically(card_path_for(out), lambda p: p.write_text(json.dumps(card, indent=2) + "\n"))
     log.info("wrote %s and %s", out, card_path_for(out))
     return card
+
+
+def training_data_dir(keras_path: Path) -> str | None:
+    """The MNIST folder the model was trained on, from its training record (None: not recorded)."""
+    try:
+        record = json.loads(history_path(keras_path).read_text())
+    except (OSError, ValueError):
+        return None
+    folder = record.get("data_dir") if isinstance(record, dict) else None
+    if folder and Path(folder).is_dir():
+        log.info("MNIST from %s (where %s was trained)", folder, keras_path.name)
+        return folder
+    return None
 
 
 def argv_tail() -> list[str]:

@@ -199,7 +199,11 @@ def save_atomically(path: Path, write) -> None:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="host-train", description=summary(__doc__))
+    parser = argparse.ArgumentParser(
+        prog="host-train",
+        description=summary(__doc__),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     parser.add_argument(
         "--data-dir", help="folder with the four MNIST IDX files (default: $MNIST_DIR, else download)"
     )
@@ -334,6 +338,10 @@ def run(args: argparse.Namespace) -> dict:
     record = {
         "settings": dataclasses.asdict(settings),
         "command": command,
+        # Where the MNIST files came from, so host-export evaluates on the same data without being told.
+        "data_dir": str(Path(data_dir).resolve())
+        if (data_dir := args.data_dir or os.environ.get("MNIST_DIR"))
+        else None,
         "train_size": len(train_data) + (len(extra) if extra is not None else 0),
         "validation_size": len(val_data),
         "params": params,
