@@ -78,9 +78,18 @@ def test_status_and_health(running):
     data = json.loads(body)
     assert status == 200 and data["text"] == "42"
     assert [d["digit"] for d in data["digits"]] == [4, 2]
-    assert 5 < data["fps"] < 15  # paced at the video's 10 fps
+    assert data["fps"] > 0
     assert set(data["latency_ms"]) == {"segment", "normalize", "classify", "outputs"}
     assert data["frames"] > 0 and data["dropped"] == 0 and data["uptime"] > 0
+    # Frames advance, and --realtime paces them: never more than the video's 10 frames a second of uptime
+    # (a loaded machine only makes it slower; no absolute rate is asserted).
+    later = json.loads(get(f"{base}/api/status", {"Authorization": f"Bearer {TOKEN}"})[1])
+    deadline = time.monotonic() + 30
+    while later["frames"] == data["frames"] and time.monotonic() < deadline:
+        time.sleep(0.2)
+        later = json.loads(get(f"{base}/api/status", {"Authorization": f"Bearer {TOKEN}"})[1])
+    assert later["frames"] > data["frames"]
+    assert later["frames"] <= later["uptime"] * 10 + 2
     assert data["model"]["backend"] == "ai_edge_litert" and len(data["model"]["sha256"]) == 64
     assert get(f"{base}/healthz") == (200, b"ok\n")
 
@@ -150,6 +159,12 @@ def test_no_token_off_loopback_refuses_to_start(tmp_path):
     )
 
 
+def _timed(work) -> float:
+    started = time.perf_counter()
+    work()
+    return time.perf_counter() - started
+
+
 def test_no_jpeg_is_made_while_nobody_watches():
     web = WebOutput(f"127.0.0.1:{free_port()}")
     try:
@@ -160,7 +175,10 @@ def test_no_jpeg_is_made_while_nobody_watches():
             web.show(reading, frame, None, {"frames": i, "fps": 30.0})
         per_call = (time.perf_counter() - started) / 500
         assert web.encoded == 0 and web.viewers == 0
-        assert per_call < 0.001  # storing references only; a JPEG encode alone takes milliseconds
+        # show() only stores references: measured in the same run, a call costs a small fraction of one
+        # JPEG encode of the same frame (the best of 5, so a busy machine slows both sides alike).
+        encode = min(_timed(lambda: cv2.imencode(".jpg", frame)) for _ in range(5))
+        assert per_call < encode / 5, (per_call, encode)
     finally:
         web.close()
         web.close()  # idempotent
