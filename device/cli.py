@@ -34,7 +34,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="device-run",
         description="Read handwritten digits from a camera, video, image or folder.",
-        epilog="Sources: picamera2, webcam:N, /dev/videoN, VIDEO, IMAGE, FOLDER. Outputs: "
+        epilog="Sources: auto (default: the CSI camera, else the first webcam), picamera2, webcam:N, "
+        "/dev/videoN, VIDEO, IMAGE, FOLDER. Outputs: "
         + ", ".join(OUTPUT_KINDS),
     )
     parser.add_argument("--config", help="TOML config file (default: built-in defaults)")

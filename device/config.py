@@ -27,9 +27,10 @@ def rule(low=None, high=None, choices=None, doc=""):
 
 @dataclass(frozen=True)
 class CameraConfig:
-    """Where frames come from. ``source``: picamera2, webcam:N, /dev/videoN, a video, an image or a folder."""
+    """Where frames come from. ``source``: auto (the CSI camera if present, else the first webcam that opens),
+    picamera2, webcam:N, /dev/videoN, a video, an image or a folder."""
 
-    source: str = "picamera2"
+    source: str = "auto"
     width: int = field(default=640, metadata=rule(16, 4096))
     height: int = field(default=480, metadata=rule(16, 4096))
     fps: int = field(default=30, metadata=rule(1, 240))

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_defaults_and_shipped_example_are_valid():
     assert load_config(None) == Config()
     example = load_config(ROOT / "systemd" / "config.toml")
-    assert example.camera.source == "picamera2"
+    assert example.camera.source == "auto" == Config().camera.source
 
 
 @pytest.mark.parametrize(
