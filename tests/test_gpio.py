@@ -96,9 +96,47 @@ def test_multi_digit_display_shows_last_digits(factory):
 
 
 def test_pin_factory_names():
+    from gpiozero import Device
+
     from device.errors import ConfigError
 
     assert isinstance(make_pin_factory("mock"), MockFactory)
-    assert make_pin_factory("default") is None
+    previous, Device.pin_factory = Device.pin_factory, MockFactory()
+    try:  # a factory already chosen (by GPIOZERO_PIN_FACTORY or the program) is left to gpiozero
+        assert make_pin_factory("default") is None
+    finally:
+        Device.pin_factory = previous
+    if not _on_a_pi():
+        with pytest.raises(ConfigError, match="off a Pi use --pin-factory mock"):
+            make_pin_factory("default")
     with pytest.raises(ConfigError, match="must be one of"):
         make_pin_factory("gpio9000")
+
+
+def _on_a_pi() -> bool:
+    from pathlib import Path
+
+    model = Path("/proc/device-tree/model")
+    return model.exists() and "Raspberry Pi" in model.read_text(errors="replace")
+
+
+@pytest.mark.skipif(_on_a_pi(), reason="a Raspberry Pi has a default pin factory")
+def test_gpio_output_off_a_pi_without_a_pin_factory_is_one_line():
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    env = {k: v for k, v in os.environ.items() if k != "GPIOZERO_PIN_FACTORY"}
+    result = subprocess.run(
+        [sys.executable, "-m", "device.cli", "--source", str(ROOT / "device" / "demo" / "page.jpg"), "--once",
+         "--output", "gpio-bcd"],
+        capture_output=True, text=True, timeout=120, env=env,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "Warning" not in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "device-run: no GPIO pin factory works on this machine (not a Raspberry Pi?); off a Pi use "
+        "--pin-factory mock, or --emulate to see the pins on a virtual panel"
+    )

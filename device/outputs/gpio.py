@@ -18,10 +18,36 @@ log = logging.getLogger(__name__)
 DASH = (0, 0, 0, 0, 0, 0, 1)
 
 
-def make_pin_factory(name: str):
-    """A gpiozero pin factory by name; None means gpiozero's own default choice."""
-    if name in ("default", "", None):
+NO_GPIO_HELP = (
+    "no GPIO pin factory works on this machine (not a Raspberry Pi?); off a Pi use --pin-factory mock, "
+    "or --emulate to see the pins on a virtual panel"
+)
+
+
+def _default_factory():
+    """gpiozero's own default choice, made now with its fallback warnings kept quiet: off a Pi it tries four
+    factories, warns about each and ends in BadPinFactory; that becomes one line saying what to do."""
+    import warnings
+
+    from gpiozero import Device
+    from gpiozero.exc import BadPinFactory, PinFactoryFallback
+
+    if Device.pin_factory is not None:  # already chosen (GPIOZERO_PIN_FACTORY, or set by the program)
         return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PinFactoryFallback)
+        try:
+            return Device._default_pin_factory()
+        except AttributeError:  # a gpiozero without this (private) helper: let it choose on first use
+            return None
+        except BadPinFactory:
+            raise ConfigError(NO_GPIO_HELP) from None
+
+
+def make_pin_factory(name: str):
+    """A gpiozero pin factory by name; "default" is gpiozero's own choice (a one-line error off a Pi)."""
+    if name in ("default", "", None):
+        return _default_factory()
     try:
         if name == "mock":
             from gpiozero.pins.mock import MockFactory
