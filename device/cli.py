@@ -28,6 +28,11 @@ log = logging.getLogger("device")
 
 DEMO_DIR = Path(__file__).resolve().parent / "demo"
 DEMO_VIDEO = DEMO_DIR / "demo.mp4"
+NO_WINDOW_HELP = (
+    "--demo: no window although a display is present: this OpenCV has no GUI support "
+    "(opencv-python-headless); for a window use the emulate extra in its own venv: python3 -m venv .venv-gui "
+    "&& .venv-gui/bin/pip install -e '.[emulate]'; printing JSON lines instead"
+)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -81,6 +86,8 @@ def effective_config(args: argparse.Namespace) -> Config:
             # On screen, play the demo at its own pace so a person can watch it.
             config = replace(replace(config, "output", enabled=["window", "log"]), "camera", realtime=True)
         else:
+            if os.environ.get("DISPLAY"):
+                log.warning(NO_WINDOW_HELP)
             config = replace(config, "output", enabled=["log"])
     if args.source:
         config = replace(config, "camera", source=args.source)
