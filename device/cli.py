@@ -17,7 +17,7 @@ import threading
 from pathlib import Path
 
 from device.classify import DEFAULT_MODEL, Classifier
-from device.config import OUTPUT_KINDS, CameraConfig, Config, load_config, replace
+from device.config import OUTPUT_KINDS, CameraConfig, Config, load_config, replace, validate
 from device.decide import Decider
 from device.errors import ConfigError, DigitReaderError
 from device.pipeline import FramePipeline
@@ -53,6 +53,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     parser.add_argument("--output", help="comma-separated outputs, e.g. log,gpio-7seg,window")
     parser.add_argument("--pin-factory", help="gpiozero pin factory: lgpio (Pi 5), mock (desktop), ...")
+    parser.add_argument("--led-pin", type=int, metavar="N", help="gpio-led: its BCM pin (default 21)")
+    parser.add_argument(
+        "--led-match", metavar="REGEX", help="gpio-led: lit while the reading matches, e.g. 42 (default: any)"
+    )
     parser.add_argument("--model", help="TFLite model (default: the shipped models/digits_int8.tflite)")
     parser.add_argument("--threads", type=int, help="inference threads")
     parser.add_argument("--max-frames", type=int, help="stop after N processed frames")
@@ -109,6 +113,16 @@ def effective_config(args: argparse.Namespace) -> Config:
         if args.pin_factory not in PIN_FACTORIES:
             raise ConfigError(f"--pin-factory {args.pin_factory}: must be one of {', '.join(PIN_FACTORIES)}")
         config = replace(config, "output", pin_factory=args.pin_factory)
+    if args.led_pin is not None or args.led_match is not None:
+        led = config.output.gpio_led
+        if args.led_pin is not None and not 0 <= args.led_pin <= 53:
+            raise ConfigError(f"--led-pin {args.led_pin}: must be a BCM pin number between 0 and 53")
+        led = dataclasses.replace(
+            led,
+            pin=led.pin if args.led_pin is None else args.led_pin,
+            match=led.match if args.led_match is None else args.led_match,
+        )
+        config = validate(replace(config, "output", gpio_led=led), "")
     if args.emulate:
         outputs = [k for k in config.output.enabled if k not in ("window", "gpio-bcd", "gpio-7seg")]
         config = replace(config, "output", enabled=[*outputs, "gpio-bcd", "gpio-7seg"], pin_factory="mock")
@@ -157,7 +171,7 @@ def build_outputs(
     config: Config, skip_log: bool = False, args=None, live: bool = True, stop=None, model_info=None
 ) -> list:
     """Create the enabled outputs; on failure, close the ones already made."""
-    from device.outputs.gpio import BcdLeds, SevenSegment, make_pin_factory
+    from device.outputs.gpio import BcdLeds, MatchLed, SevenSegment, make_pin_factory
 
     outputs = []
     if args is not None and args.save_crops:
@@ -174,13 +188,16 @@ def build_outputs(
                     from device.outputs.log import JsonLinesOutput
 
                     outputs.append(JsonLinesOutput())
-            elif kind in ("gpio-bcd", "gpio-7seg"):
+            elif kind in ("gpio-bcd", "gpio-7seg", "gpio-led"):
                 if factory is None:
                     factory = make_pin_factory(config.output.pin_factory)
                 try:
                     if kind == "gpio-bcd":
                         c = config.output.gpio_bcd
                         outputs.append(BcdLeds(c.pins, c.valid_pin, c.active_high, pin_factory=factory))
+                    elif kind == "gpio-led":
+                        c = config.output.gpio_led
+                        outputs.append(MatchLed(c.pin, c.match, c.active_high, pin_factory=factory))
                     else:
                         c = config.output.gpio_7seg
                         outputs.append(

@@ -187,3 +187,35 @@ class SevenSegment:
             self._char.off()
             self._char.close()
         self._char = None
+
+
+class MatchLed:
+    """One LED that lights while the reading matches: ``match`` is a regular expression the whole reading
+    text must match (``42``, ``4[0-9]``, ``7|11``); empty means any reading with at least one sure digit."""
+
+    def __init__(self, pin: int, match: str = "", active_high: bool = True, pin_factory=None):
+        import re
+
+        from gpiozero import LED
+
+        try:
+            self._pattern = re.compile(match) if match else None
+        except re.error as exc:
+            raise ConfigError(f"output gpio-led: match {match!r}: not a regular expression ({exc})") from None
+        self._led = LED(pin, active_high=active_high, pin_factory=pin_factory)
+
+    def matches(self, reading: Reading) -> bool:
+        if self._pattern is None:
+            return any(d.value is not None for d in reading.digits)
+        return self._pattern.fullmatch(reading.text) is not None
+
+    def show(self, reading: Reading, frame=None, result=None, stats=None) -> None:
+        if self._led is None or not (reading.changed or stats is None):
+            return
+        self._led.value = self.matches(reading)
+
+    def close(self) -> None:
+        led, self._led = self._led, None
+        if led is not None and not led.closed:
+            led.off()
+            led.close()
