@@ -194,7 +194,9 @@ def build_outputs(
                 try:
                     if kind == "gpio-bcd":
                         c = config.output.gpio_bcd
-                        outputs.append(BcdLeds(c.pins, c.valid_pin, c.active_high, pin_factory=factory))
+                        outputs.append(
+                            BcdLeds(c.pins, c.valid_pin, c.active_high, pin_factory=factory, digit=c.digit)
+                        )
                     elif kind == "gpio-led":
                         c = config.output.gpio_led
                         outputs.append(MatchLed(c.pin, c.match, c.active_high, pin_factory=factory))
@@ -234,6 +236,7 @@ def build_outputs(
                     seg.common_anode,
                     bcd.active_high,
                     stop=stop,
+                    bcd_digit=bcd.digit,
                 )
             )
     except BaseException:

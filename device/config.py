@@ -78,6 +78,7 @@ class GpioBcdConfig:
     pins: list[int] = field(default_factory=lambda: [5, 6, 13, 19], metadata=rule(0, 53))
     valid_pin: int = field(default=26, metadata=rule(-1, 53, doc="-1 for none"))
     active_high: bool = True
+    digit: str = field(default="last", metadata=rule(choices=("last", "first"), doc="which digit of several"))
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,9 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 # python3-venv/numpy/opencv: the Pi-like venv; openssh-server: deploy tests; systemd, systemd-container and
 # debootstrap: the unit checks and the systemd-nspawn host; xvfb: the emulation window test; chromium: the
-# web preview page.
+# web preview page; xdotool: a key press in the emulation window.
 APT_PACKAGES=(python3-venv python3-numpy python3-opencv openssh-server systemd systemd-container debootstrap xvfb
-              chromium)
+              chromium xdotool)
 missing=()
 for package in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

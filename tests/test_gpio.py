@@ -189,3 +189,18 @@ def test_gpio_led_from_the_cli_and_a_bad_match_is_one_line():
     assert bad.stderr.strip().splitlines()[-1].startswith(
         "device-run: output.gpio_led.match = '(': not a regular expression"
     )
+
+
+def test_bcd_shows_the_last_digit_like_the_seven_segment_or_the_first_when_asked(factory):
+    leds = BcdLeds(BCD_PINS, valid_pin=26, pin_factory=factory)
+    display = SevenSegment(SEG_PINS, pin_factory=factory)
+    for output in (leds, display):
+        output.show(reading("2026"), None, None, {})
+    assert states(factory, BCD_PINS) == "0110"  # 6, bit 0 first
+    assert states(factory, SEG_PINS) == SEGMENTS["6"]
+    leds.close()
+    display.close()
+    first = BcdLeds(BCD_PINS, pin_factory=factory, digit="first")
+    first.show(reading("2026"), None, None, {})
+    assert states(factory, BCD_PINS) == "0100"  # 2
+    first.close()

@@ -97,18 +97,32 @@ def _factory_as_default(factory):
         Device.pin_factory = previous
 
 
-def _first_digit(reading: Reading):
-    return reading.digits[0] if reading.digits else None
+def _one_digit(reading: Reading, which: str = "last"):
+    if not reading.digits:
+        return None
+    return reading.digits[0] if which == "first" else reading.digits[-1]
 
 
 class BcdLeds:
     """Four LEDs show one digit in binary (``pins`` = bit 0, 1, 2, 3); ``valid_pin`` lights for a sure digit.
 
-    With several digits in the reading, the first one (reading order) is shown.
+    With several digits in the reading, the last one (reading order) is shown by default: the same digit a
+    one-digit 7-segment display shows; ``digit="first"`` shows the first one.
     """
 
-    def __init__(self, pins, valid_pin: int | None = None, active_high: bool = True, pin_factory=None):
+    def __init__(
+        self,
+        pins,
+        valid_pin: int | None = None,
+        active_high: bool = True,
+        pin_factory=None,
+        digit: str = "last",
+    ):
         from gpiozero import LED, LEDBoard
+
+        if digit not in ("first", "last"):
+            raise ConfigError(f"output gpio-bcd: digit {digit!r}: must be first or last")
+        self.digit = digit
 
         self._bits = LEDBoard(*pins, active_high=active_high, pin_factory=pin_factory)
         self._valid = None
@@ -118,7 +132,7 @@ class BcdLeds:
     def show(self, reading: Reading, frame=None, result=None, stats=None) -> None:
         if self._bits is None or not (reading.changed or stats is None):
             return
-        digit = _first_digit(reading)
+        digit = _one_digit(reading, self.digit)
         value = digit.value if digit is not None else None
         if value is None:
             self._bits.off()
