@@ -246,6 +246,29 @@ def build_outputs(
     return outputs
 
 
+class _KeptOpen:
+    """The web output, shown frames as usual but not closed with the loop: when a finite source (an image, a
+    video) ends, the preview keeps serving the last frame until the reader is stopped."""
+
+    def __init__(self, web):
+        self.web = web
+
+    def show(self, reading, frame, result, stats) -> None:
+        self.web.show(reading, frame, result, stats)
+
+    def close(self) -> None:  # closed by run() once it is stopped
+        pass
+
+
+def _keep_web_open(outputs: list):
+    """Replace the web output in ``outputs`` by a _KeptOpen of it; None when there is none."""
+    for i, output in enumerate(outputs):
+        if type(output).__name__ == "WebOutput":
+            outputs[i] = _KeptOpen(output)
+            return outputs[i]
+    return None
+
+
 def open_camera(c: CameraConfig) -> FrameSource:
     """The frame source the ``[camera]`` section describes."""
     return open_source(c.source, c.width, c.height, c.fps, c.realtime, c.loop)
@@ -321,6 +344,7 @@ def run(args: argparse.Namespace) -> int:
     except BaseException:
         source.close()
         raise
+    held = _keep_web_open(outputs)
     notifier = Notifier()
     loop = ReaderLoop(
         open_again,
@@ -335,8 +359,20 @@ def run(args: argparse.Namespace) -> int:
     )
     try:
         stats = loop.run()
+        limit = config.service.max_frames
+        ended = not stop.is_set() and (not limit or stats.frames < limit)  # not stopped, not at --max-frames
+        if held is not None and ended and "window" not in config.output.enabled:  # (in a window, q quits)
+            held.web.source_ended = True
+            log.info(
+                "source %s has ended; the web preview keeps serving its last frame until stopped "
+                "(Ctrl-C or SIGTERM)",
+                c.source,
+            )
+            stop.wait()
     finally:
         notifier.close()
+        if held is not None:
+            held.web.close()
     log.info(
         "stopped after %d frames (%d bad, %d reopens); last reading %r",
         stats.frames,
