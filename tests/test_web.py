@@ -17,7 +17,7 @@ import pytest
 
 from device.outputs.web import WebOutput
 from device.reading import Box, Digit, Reading
-from tests.conftest import scene, write_video
+from tests.conftest import ROOT, scene, write_video
 from tests.sshd import free_port
 
 RUN = [sys.executable, "-m", "device.cli"]
@@ -290,3 +290,17 @@ def test_no_jpeg_is_made_while_nobody_watches():
     finally:
         web.close()
         web.close()  # idempotent
+
+
+def test_screenshot_script_photographs_a_real_run(tmp_path):
+    """docs/web.png is made by scripts/screenshot_web.py from a running device-run, not by hand."""
+    out, phone = tmp_path / "web.png", tmp_path / "phone.png"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "screenshot_web.py"), "--out", out, "--phone", phone],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "device-run is reading '2026'" in result.stdout
+    assert cv2.imread(str(out)).shape[:2] == (720, 1200) and cv2.imread(str(phone)).shape[:2] == (844, 390)
