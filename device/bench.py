@@ -138,6 +138,7 @@ def main(argv=None) -> int:
     classifier = Classifier(args.model, threads=args.threads)
     results = {}
     for n in (1, 4, 8):
+        print(f"device-bench: {n} digit(s) a frame, {args.iterations} frames...", file=sys.stderr, flush=True)
         frames = make_frames(n, 20, seed=n)
         bench(classifier, frames, 20)  # warm-up: tensor sizes, caches
         results[n] = bench(classifier, frames, args.iterations)
@@ -149,6 +150,7 @@ def main(argv=None) -> int:
         f"Machine: {machine()}.",
     ]
     if args.soak:
+        print(f"device-bench: soak, {args.soak} more 4-digit frames...", file=sys.stderr, flush=True)
         frames = make_frames(4, 20, seed=99)
         before = rss_mb()
         started = time.perf_counter()

@@ -17,7 +17,7 @@ import threading
 from pathlib import Path
 
 from device.classify import DEFAULT_MODEL, Classifier
-from device.config import OUTPUT_KINDS, CameraConfig, Config, load_config, replace
+from device.config import OUTPUT_KINDS, CameraConfig, Config, load_config, replace, validate
 from device.decide import Decider
 from device.errors import ConfigError, DigitReaderError
 from device.pipeline import FramePipeline
@@ -28,13 +28,19 @@ log = logging.getLogger("device")
 
 DEMO_DIR = Path(__file__).resolve().parent / "demo"
 DEMO_VIDEO = DEMO_DIR / "demo.mp4"
+NO_WINDOW_HELP = (
+    "--demo: no window although a display is present: this OpenCV has no GUI support "
+    "(opencv-python-headless); for a window use the emulate extra in its own venv: python3 -m venv .venv-gui "
+    "&& .venv-gui/bin/pip install -e '.[emulate]'; printing JSON lines instead"
+)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="device-run",
         description="Read handwritten digits from a camera, video, image or folder.",
-        epilog="Sources: picamera2, webcam:N, /dev/videoN, VIDEO, IMAGE, FOLDER. Outputs: "
+        epilog="Sources: auto (default: the CSI camera, else the first webcam), picamera2, webcam:N, "
+        "/dev/videoN, VIDEO, IMAGE, FOLDER. Outputs: "
         + ", ".join(OUTPUT_KINDS),
     )
     parser.add_argument("--config", help="TOML config file (default: built-in defaults)")
@@ -47,6 +53,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     parser.add_argument("--output", help="comma-separated outputs, e.g. log,gpio-7seg,window")
     parser.add_argument("--pin-factory", help="gpiozero pin factory: lgpio (Pi 5), mock (desktop), ...")
+    parser.add_argument("--led-pin", type=int, metavar="N", help="gpio-led: its BCM pin (default 21)")
+    parser.add_argument(
+        "--led-match", metavar="REGEX", help="gpio-led: lit while the reading matches, e.g. 42 (default: any)"
+    )
     parser.add_argument("--model", help="TFLite model (default: the shipped models/digits_int8.tflite)")
     parser.add_argument("--threads", type=int, help="inference threads")
     parser.add_argument("--max-frames", type=int, help="stop after N processed frames")
@@ -80,6 +90,8 @@ def effective_config(args: argparse.Namespace) -> Config:
             # On screen, play the demo at its own pace so a person can watch it.
             config = replace(replace(config, "output", enabled=["window", "log"]), "camera", realtime=True)
         else:
+            if os.environ.get("DISPLAY"):
+                log.warning(NO_WINDOW_HELP)
             config = replace(config, "output", enabled=["log"])
     if args.source:
         config = replace(config, "camera", source=args.source)
@@ -101,6 +113,16 @@ def effective_config(args: argparse.Namespace) -> Config:
         if args.pin_factory not in PIN_FACTORIES:
             raise ConfigError(f"--pin-factory {args.pin_factory}: must be one of {', '.join(PIN_FACTORIES)}")
         config = replace(config, "output", pin_factory=args.pin_factory)
+    if args.led_pin is not None or args.led_match is not None:
+        led = config.output.gpio_led
+        if args.led_pin is not None and not 0 <= args.led_pin <= 53:
+            raise ConfigError(f"--led-pin {args.led_pin}: must be a BCM pin number between 0 and 53")
+        led = dataclasses.replace(
+            led,
+            pin=led.pin if args.led_pin is None else args.led_pin,
+            match=led.match if args.led_match is None else args.led_match,
+        )
+        config = validate(replace(config, "output", gpio_led=led), "")
     if args.emulate:
         outputs = [k for k in config.output.enabled if k not in ("window", "gpio-bcd", "gpio-7seg")]
         config = replace(config, "output", enabled=[*outputs, "gpio-bcd", "gpio-7seg"], pin_factory="mock")
@@ -149,7 +171,7 @@ def build_outputs(
     config: Config, skip_log: bool = False, args=None, live: bool = True, stop=None, model_info=None
 ) -> list:
     """Create the enabled outputs; on failure, close the ones already made."""
-    from device.outputs.gpio import BcdLeds, SevenSegment, make_pin_factory
+    from device.outputs.gpio import BcdLeds, MatchLed, SevenSegment, make_pin_factory
 
     outputs = []
     if args is not None and args.save_crops:
@@ -166,13 +188,18 @@ def build_outputs(
                     from device.outputs.log import JsonLinesOutput
 
                     outputs.append(JsonLinesOutput())
-            elif kind in ("gpio-bcd", "gpio-7seg"):
+            elif kind in ("gpio-bcd", "gpio-7seg", "gpio-led"):
                 if factory is None:
                     factory = make_pin_factory(config.output.pin_factory)
                 try:
                     if kind == "gpio-bcd":
                         c = config.output.gpio_bcd
-                        outputs.append(BcdLeds(c.pins, c.valid_pin, c.active_high, pin_factory=factory))
+                        outputs.append(
+                            BcdLeds(c.pins, c.valid_pin, c.active_high, pin_factory=factory, digit=c.digit)
+                        )
+                    elif kind == "gpio-led":
+                        c = config.output.gpio_led
+                        outputs.append(MatchLed(c.pin, c.match, c.active_high, pin_factory=factory))
                     else:
                         c = config.output.gpio_7seg
                         outputs.append(
@@ -209,6 +236,7 @@ def build_outputs(
                     seg.common_anode,
                     bcd.active_high,
                     stop=stop,
+                    bcd_digit=bcd.digit,
                 )
             )
     except BaseException:
@@ -216,6 +244,29 @@ def build_outputs(
             output.close()
         raise
     return outputs
+
+
+class _KeptOpen:
+    """The web output, shown frames as usual but not closed with the loop: when a finite source (an image, a
+    video) ends, the preview keeps serving the last frame until the reader is stopped."""
+
+    def __init__(self, web):
+        self.web = web
+
+    def show(self, reading, frame, result, stats) -> None:
+        self.web.show(reading, frame, result, stats)
+
+    def close(self) -> None:  # closed by run() once it is stopped
+        pass
+
+
+def _keep_web_open(outputs: list):
+    """Replace the web output in ``outputs`` by a _KeptOpen of it; None when there is none."""
+    for i, output in enumerate(outputs):
+        if type(output).__name__ == "WebOutput":
+            outputs[i] = _KeptOpen(output)
+            return outputs[i]
+    return None
 
 
 def open_camera(c: CameraConfig) -> FrameSource:
@@ -298,6 +349,7 @@ def run(args: argparse.Namespace) -> int:
     except BaseException:
         source.close()
         raise
+    held = _keep_web_open(outputs)
     notifier = Notifier()
     loop = ReaderLoop(
         open_again,
@@ -312,8 +364,20 @@ def run(args: argparse.Namespace) -> int:
     )
     try:
         stats = loop.run()
+        limit = config.service.max_frames
+        ended = not stop.is_set() and (not limit or stats.frames < limit)  # not stopped, not at --max-frames
+        if held is not None and ended and "window" not in config.output.enabled:  # (in a window, q quits)
+            held.web.source_ended = True
+            log.info(
+                "source %s has ended; the web preview keeps serving its last frame until stopped "
+                "(Ctrl-C or SIGTERM)",
+                c.source,
+            )
+            stop.wait()
     finally:
         notifier.close()
+        if held is not None:
+            held.web.close()
     log.info(
         "stopped after %d frames (%d bad, %d reopens); last reading %r",
         stats.frames,

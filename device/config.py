@@ -8,6 +8,7 @@ back to a default). Errors name the key, the value and the rule, e.g.
 from __future__ import annotations
 
 import dataclasses
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +17,7 @@ import tomllib
 
 from device.errors import ConfigError
 
-OUTPUT_KINDS = ("log", "gpio-bcd", "gpio-7seg", "window", "web")
+OUTPUT_KINDS = ("log", "gpio-bcd", "gpio-7seg", "window", "web", "gpio-led")
 PIN_FACTORIES = ("default", "lgpio", "rpigpio", "pigpio", "native", "mock")
 
 
@@ -27,9 +28,10 @@ def rule(low=None, high=None, choices=None, doc=""):
 
 @dataclass(frozen=True)
 class CameraConfig:
-    """Where frames come from. ``source``: picamera2, webcam:N, /dev/videoN, a video, an image or a folder."""
+    """Where frames come from. ``source``: auto (the CSI camera if present, else the first webcam that opens),
+    picamera2, webcam:N, /dev/videoN, a video, an image or a folder."""
 
-    source: str = "picamera2"
+    source: str = "auto"
     width: int = field(default=640, metadata=rule(16, 4096))
     height: int = field(default=480, metadata=rule(16, 4096))
     fps: int = field(default=30, metadata=rule(1, 240))
@@ -77,6 +79,7 @@ class GpioBcdConfig:
     pins: list[int] = field(default_factory=lambda: [5, 6, 13, 19], metadata=rule(0, 53))
     valid_pin: int = field(default=26, metadata=rule(-1, 53, doc="-1 for none"))
     active_high: bool = True
+    digit: str = field(default="last", metadata=rule(choices=("last", "first"), doc="which digit of several"))
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,16 @@ class Gpio7SegConfig:
     dp_pin: int = field(default=-1, metadata=rule(-1, 53, doc="-1 for none"))
     digit_pins: list[int] = field(default_factory=list, metadata=rule(0, 53, doc="empty for a single digit"))
     common_anode: bool = False
+
+
+@dataclass(frozen=True)
+class GpioLedConfig:
+    """One LED that lights while the reading matches ``match`` (a regular expression for the whole reading,
+    e.g. "42" or "4[0-9]"; empty: any sure digit)."""
+
+    pin: int = field(default=21, metadata=rule(0, 53))
+    match: str = ""
+    active_high: bool = True
 
 
 @dataclass(frozen=True)
@@ -114,6 +127,7 @@ class OutputConfig:
     pin_factory: str = field(default="default", metadata=rule(choices=PIN_FACTORIES))
     gpio_bcd: GpioBcdConfig = field(default_factory=GpioBcdConfig)
     gpio_7seg: Gpio7SegConfig = field(default_factory=Gpio7SegConfig)
+    gpio_led: GpioLedConfig = field(default_factory=GpioLedConfig)
     window: WindowConfig = field(default_factory=WindowConfig)
     web: WebConfig = field(default_factory=WebConfig)
 
@@ -216,6 +230,13 @@ def validate(config: Config, where: str = "") -> Config:
             f"{where}output.gpio_7seg.segment_pins = {config.output.gpio_7seg.segment_pins!r}: "
             "must list 7 pins (a-g)"
         )
+    try:
+        re.compile(config.output.gpio_led.match)
+    except re.error as exc:
+        raise ConfigError(
+            f"{where}output.gpio_led.match = {config.output.gpio_led.match!r}: "
+            f"not a regular expression ({exc})"
+        ) from None
     for kind in config.output.enabled:
         if config.output.enabled.count(kind) > 1:
             raise ConfigError(f"{where}output.enabled = {config.output.enabled!r}: {kind} is listed twice")

@@ -1,4 +1,5 @@
-"""Frame sources: picamera2 (CSI camera), OpenCV (USB webcam, video file), an image, a folder of images.
+"""Frame sources: picamera2 (CSI camera), OpenCV (USB webcam, video file), an image, a folder of images, and
+``auto`` (the default): the CSI camera if there is one, else the first webcam that opens.
 
 Every source has ``read() -> frame or None`` (None: a finite source has ended), ``close()`` (idempotent),
 ``live`` (a camera, whose frames should be voted on) and works as a context manager. A camera whose read
@@ -226,10 +227,58 @@ class Picamera2Source(_Closing):
                 camera.close()
 
 
+AUTO_HELP = (
+    "pass --source webcam:N (a USB webcam), a video, an image or a folder of images; "
+    "or try device-run --demo"
+)
+
+
+def csi_cameras() -> list:
+    """The CSI cameras libcamera sees through picamera2; [] where picamera2 is not importable."""
+    try:
+        from picamera2 import Picamera2
+    except ImportError:
+        return []
+    try:
+        return list(Picamera2.global_camera_info())
+    except Exception:  # libcamera missing or broken: no CSI camera to use
+        return []
+
+
+def webcam_devices() -> list[str]:
+    """The V4L2 video nodes present, in number order (a webcam usually has two: capture and metadata)."""
+    nodes = Path("/dev").glob("video*")
+    return sorted((str(p) for p in nodes if p.name[5:].isdigit()), key=lambda n: int(n[len("/dev/video") :]))
+
+
+def open_auto(
+    width=640, height=480, fps=30, csi=csi_cameras, webcams=webcam_devices, open_csi=None, open_webcam=None
+):
+    """``auto``: the CSI camera where picamera2 imports and sees one, else the first webcam that opens, else
+    a one-line SourceError saying what to pass. The probes and openers are injectable (tests)."""
+    if csi():
+        log.info("source auto: the CSI camera (picamera2)")
+        return (open_csi or Picamera2Source)(width, height, fps)
+    open_webcam = open_webcam or OpenCVCamera
+    tried = []
+    for node in webcams():
+        try:
+            source = open_webcam(node, width, height, fps)
+        except SourceError:
+            tried.append(node)
+            continue
+        log.info("source auto: the webcam %s", node)
+        return source
+    found = f"{', '.join(tried)} did not open" if tried else "no /dev/video* device"
+    raise SourceError(f"source auto: no camera found (no CSI camera through picamera2; {found}); {AUTO_HELP}")
+
+
 def open_source(
     spec: str, width: int = 640, height: int = 480, fps: int = 30, realtime: bool = False, loop: bool = False
 ):
     """Open a source from its command-line spelling; ``loop`` repeats a video or a folder forever."""
+    if spec == "auto":
+        return open_auto(width, height, fps)
     if spec == "picamera2":
         return Picamera2Source(width, height, fps)
     match = re.fullmatch(r"webcam:(\d+)", spec)
@@ -243,7 +292,7 @@ def open_source(
     if not path.exists():
         raise SourceError(
             f"source {spec}: no such file or folder "
-            "(use picamera2, webcam:N, /dev/videoN, a video, an image or a folder)"
+            "(use auto, picamera2, webcam:N, /dev/videoN, a video, an image or a folder)"
         )
     if path.suffix.lower() in IMAGE_SUFFIXES:
         return ImageSource(path)

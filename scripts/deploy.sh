@@ -1,4 +1,7 @@
 #!/usr/bin/env bash
+# Remote scripts are built here on purpose: expanding on the client side (SC2029) and single-quoted remote
+# code (SC2016) are what is meant.
+# shellcheck disable=SC2029,SC2016
 # Deploy digit-reader to one or more Raspberry Pis (or any 64-bit Debian-based host) over SSH.
 #
 #   scripts/deploy.sh [options] [user@]host[:port] [more hosts...]
@@ -81,8 +84,9 @@ WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 PAYLOAD="$WORK/payload.tar.gz"
 # Only what the Pi needs: the device package, the model and its card, the unit and config, the metadata.
+mapfile -t MODEL_FILES < <(cd "$ROOT" && ls models/*.tflite models/*.json)
 tar -C "$ROOT" -czf "$PAYLOAD" --exclude=__pycache__ --exclude='*.pyc' \
-    device systemd pyproject.toml README.md $(cd "$ROOT" && ls models/*.tflite models/*.json)
+    device systemd pyproject.toml README.md "${MODEL_FILES[@]}"
 
 # ---------------------------------------------------------------------------------------------------------
 
@@ -139,8 +143,14 @@ deploy_host() {  # deploy_host SPEC RESULT_FILE
     # 1. Reachable, authenticated, supported?
     local facts
     if [ "$DRY_RUN" -eq 1 ]; then
-        echo "--- connect and check the host (ssh -p $port $target)"
-        facts="arch=aarch64 bits=64 id=debian like= codename=bookworm uid=0 sudo=yes systemd=yes python=3.11"
+        # Nothing is observed in a dry run: say what would be checked, and assume the checks pass. The user is
+        # root only when the target names root; anyone else would run every step through sudo -n.
+        local user=${target%@*} dry_uid=1000
+        [[ "$target" == *@* ]] || user=${USER:-$(id -un)}
+        [ "$user" = root ] && dry_uid=0
+        echo "--- would connect (ssh -p $port $target sh -s) and check: a 64-bit aarch64 or x86_64 Debian-based OS"
+        echo "    (Bookworm or Trixie tested), root or passwordless sudo, python3$( [ "$SYSTEMD" -eq 1 ] && echo ", systemd as PID 1")"
+        facts="arch=aarch64 bits=64 id=debian like= codename=bookworm uid=$dry_uid sudo=yes systemd=yes python=3"
     else
         echo "- connect to $target port $port"
         local err="$WORK/ssh-err-$$-$RANDOM"
@@ -194,7 +204,7 @@ EOF
     if [ "$SYSTEMD" -eq 1 ] && [ "$systemd" != yes ]; then
         fail "systemd is not running as PID 1 on this host; use --no-systemd"; return 1
     fi
-    echo "  $id $codename $arch, python $python${sudo:+, via sudo}"
+    [ "$DRY_RUN" -eq 1 ] || echo "  $id $codename $arch, python $python${sudo:+, via sudo}"
 
     # 2. One deploy at a time per host: two would share the release folder, the venv and the switch.
     local rc=0
@@ -286,6 +296,7 @@ fi" || { abandon "writing the configuration failed"; return 1; }
     switch_to() {  # switch_to RELEASE (the rename is atomic: current is the old or the new one, never neither)
         run_remote "switch $PREFIX/current to $1" "ln -sfn 'releases/$1' '$PREFIX/.current.new' && mv -T '$PREFIX/.current.new' '$PREFIX/current'"
     }
+    # shellcheck disable=SC2015  # not interrupted and switched, or else abandon: both failures abandon
     [ "$interrupted" -eq 0 ] && switch_to "$RELEASE" || { abandon "switching the release failed"; return 1; }
 
     # 8. Service and health check; from here on a failure switches back.
@@ -366,7 +377,11 @@ done" || true
     [ "$RESTART" -eq 0 ] && [ "$SYSTEMD" -eq 1 ] && note="ok (not restarted)"
     [ "$DRY_RUN" -eq 1 ] && note="dry run"
     echo "$note|$RELEASE|$((SECONDS - started))" > "$result_file"
-    echo "done: $RELEASE is current on $target"
+    if [ "$DRY_RUN" -eq 1 ]; then
+        echo "dry run: nothing was run on $target; a deploy would run the steps above${sudo:+ (each through $sudo)}"
+    else
+        echo "done: $RELEASE is current on $target"
+    fi
 }
 
 # ---------------------------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_defaults_and_shipped_example_are_valid():
     assert load_config(None) == Config()
     example = load_config(ROOT / "systemd" / "config.toml")
-    assert example.camera.source == "picamera2"
+    assert example.camera.source == "auto" == Config().camera.source
 
 
 @pytest.mark.parametrize(
@@ -31,7 +31,8 @@ def test_defaults_and_shipped_example_are_valid():
         ("[camera]\nwidth = '640'", "c.toml: camera.width = '640': must be a whole number"),
         (
             "[output]\nenabled = ['log', 'lcd']",
-            "c.toml: output.enabled[1] = 'lcd': must be one of log, gpio-bcd, gpio-7seg, window, web",
+            "c.toml: output.enabled[1] = 'lcd': "
+            "must be one of log, gpio-bcd, gpio-7seg, window, web, gpio-led",
         ),
         (
             "[decision]\nvote_needed = 7",

@@ -214,3 +214,25 @@ def test_bad_options():
         result.returncode == 2 and "deploy.sh: --prefix relative: must be an absolute path" in result.stderr
     )
     assert subprocess.run(["bash", str(DEPLOY)], capture_output=True, text=True).returncode == 2
+
+
+@pytest.mark.parametrize("target, sudo", [("pi@pi.invalid", True), ("root@pi.invalid", False)])
+def test_dry_run_needs_no_server_and_claims_nothing_it_did_not_observe(tmp_path, target, sudo):
+    """No sshd, a host that cannot resolve: a dry run says what it would check and run, never a result."""
+    result = subprocess.run(
+        ["bash", str(DEPLOY), "--dry-run", "--prefix", str(tmp_path / "opt"), "--etc", str(tmp_path / "etc"),
+         target],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert f"would connect (ssh -p 22 {target} sh -s) and check:" in out
+    assert "bookworm aarch64" not in out and "python 3.11" not in out  # no host facts it never saw
+    assert "is current on" not in out
+    assert f"dry run: nothing was run on {target}" in out
+    steps = [line.split("--- ", 1)[1] for line in out.splitlines() if "] --- " in line]
+    remote_steps = [s for s in steps if not s.startswith("would connect")]
+    assert len(remote_steps) >= 8
+    for step in remote_steps:  # every step shows the exact ssh command, with sudo where it would use it
+        assert step.endswith(f"(ssh -p 22 {target} {'sudo -n ' if sudo else ''}bash -s)"), step
+    assert not (tmp_path / "opt").exists() and not (tmp_path / "etc").exists()

@@ -94,3 +94,98 @@ def test_emulation_window_shows_the_digit_on_the_virtual_panel(tmp_path, mnist_s
     assert leds == [False, False, True, True, True]  # 8 4 2 1 = 0 0 1 1, and "valid"
     # The camera view with the box is left of the panel.
     assert screen[:, : max(1, origin_x)].std() > 10
+
+
+def test_panel_shows_the_same_digit_on_both_displays_and_the_view_says_paused():
+    """Rendered without a window (any OpenCV): for "2026" the 7-segment and the BCD LEDs both show 6."""
+    from gpiozero.pins.mock import MockFactory
+
+    from device.outputs.emulator import PAUSED_COLOR, EmulatorWindow
+    from device.outputs.gpio import BcdLeds, SevenSegment
+    from device.reading import Box, Digit, Reading
+
+    factory = MockFactory()
+    seg_pins, bcd_pins = [17, 27, 22, 10, 9, 11, 0], [5, 6, 13, 19]
+    outputs = [BcdLeds(bcd_pins, 26, pin_factory=factory), SevenSegment(seg_pins, pin_factory=factory)]
+    reading = Reading(
+        tuple(Digit(int(c), 0.99, Box(40 + 90 * i, 100, 60, 90)) for i, c in enumerate("2026")), True
+    )
+    for output in outputs:
+        output.show(reading, None, None, {})
+    window = EmulatorWindow(factory, seg_pins, bcd_pins, 26, render_only=True)
+    frame = np.full((480, 640, 3), 200, np.uint8)
+    running = window.compose(frame, reading, reading.digits, {"fps": 10.0})
+    panel = running[:, 640:]
+    lit = {n for n in "abcdefg" if tuple(panel[segment_center(n)[1], segment_center(n)[0]]) == LIT}
+    assert lit == set("acdefg")  # a seven-segment "6"
+    assert [tuple(panel[y, x]) == LED_ON for x, y in LED_CENTERS] == [False, True, True, False, True]  # 0110
+    amber = np.all(running[:, :640] == PAUSED_COLOR, axis=2)
+    assert not amber.any()
+    window.paused = True
+    paused = window.compose(frame, reading, reading.digits, {"fps": 10.0})
+    amber = np.all(paused[:, :640] == PAUSED_COLOR, axis=2)
+    assert amber[-44:].sum() > 200 and not amber[:-44].any()  # the banner at the bottom of the view
+    for output in outputs:
+        output.close()
+
+
+def _wait_for(condition, what: str, limit: float = 60.0):
+    """Poll until condition() is true; the limit is a hang guard, not a timing requirement."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"never happened: {what}")
+
+
+@pytest.mark.skipif(not has_gui(), reason="needs an OpenCV with GUI support (the Pi-like venv has one)")
+def test_p_pauses_and_the_window_says_so(tmp_path):
+    from device.outputs.emulator import PAUSED_COLOR
+
+    assert shutil.which("Xvfb"), "Xvfb missing (apt-get install xvfb; scripts/test.sh does)"
+    assert shutil.which("xdotool"), "xdotool missing (apt-get install xdotool; scripts/test.sh does)"
+    fbdir = tmp_path / "fb"
+    fbdir.mkdir()
+    display = f":{80 + (int(time.time()) % 9)}"
+    env = {"DISPLAY": display, "PATH": "/usr/bin:/bin"}
+    xvfb = subprocess.Popen(
+        ["Xvfb", display, "-screen", "0", "1600x900x24", "-fbdir", str(fbdir), "-nolisten", "tcp"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    reader = None
+    screen_file = fbdir / "Xvfb_screen0"
+
+    def amber() -> int:
+        return int(np.all(read_xwd(screen_file) == PAUSED_COLOR, axis=2).sum()) if screen_file.exists() else 0
+
+    def window_id() -> str:
+        found = subprocess.run(
+            ["xdotool", "search", "--name", "emulation"], env=env, capture_output=True, text=True
+        )
+        return found.stdout.split()[-1] if found.stdout.split() else ""
+
+    try:
+        _wait_for(screen_file.exists, "Xvfb started")
+        video = ROOT / "device" / "demo" / "demo.mp4"
+        reader = subprocess.Popen(
+            [*RUN, "--emulate", "--source", str(video), "--realtime", "--loop", "--output", "log"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=str(tmp_path),
+        )
+        assert '"event": "reading"' in reader.stdout.readline()
+        _wait_for(window_id, "the emulation window is mapped")
+        assert amber() == 0  # running: no banner
+        subprocess.run(["xdotool", "windowfocus", "--sync", window_id(), "key", "p"], env=env, check=True)
+        _wait_for(lambda: amber() > 200, "the PAUSED banner on screen")
+    finally:
+        if reader is not None:
+            reader.terminate()
+            reader.wait(timeout=30)
+        xvfb.terminate()
+        xvfb.wait(timeout=30)
+    assert "INFO device.outputs.emulator: paused" in reader.stderr.read()

@@ -2,7 +2,9 @@
 Chromium while the loop runs on a video."""
 
 import json
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -15,7 +17,7 @@ import pytest
 
 from device.outputs.web import WebOutput
 from device.reading import Box, Digit, Reading
-from tests.conftest import scene, write_video
+from tests.conftest import ROOT, scene, write_video
 from tests.sshd import free_port
 
 RUN = [sys.executable, "-m", "device.cli"]
@@ -78,9 +80,18 @@ def test_status_and_health(running):
     data = json.loads(body)
     assert status == 200 and data["text"] == "42"
     assert [d["digit"] for d in data["digits"]] == [4, 2]
-    assert 5 < data["fps"] < 15  # paced at the video's 10 fps
+    assert data["fps"] > 0
     assert set(data["latency_ms"]) == {"segment", "normalize", "classify", "outputs"}
     assert data["frames"] > 0 and data["dropped"] == 0 and data["uptime"] > 0
+    # Frames advance, and --realtime paces them: never more than the video's 10 frames a second of uptime
+    # (a loaded machine only makes it slower; no absolute rate is asserted).
+    later = json.loads(get(f"{base}/api/status", {"Authorization": f"Bearer {TOKEN}"})[1])
+    deadline = time.monotonic() + 30
+    while later["frames"] == data["frames"] and time.monotonic() < deadline:
+        time.sleep(0.2)
+        later = json.loads(get(f"{base}/api/status", {"Authorization": f"Bearer {TOKEN}"})[1])
+    assert later["frames"] > data["frames"]
+    assert later["frames"] <= later["uptime"] * 10 + 2
     assert data["model"]["backend"] == "ai_edge_litert" and len(data["model"]["sha256"]) == 64
     assert get(f"{base}/healthz") == (200, b"ok\n")
 
@@ -94,44 +105,150 @@ def test_server_sent_events(running):
     assert line.startswith("data: ") and json.loads(line[6:])["text"] == "42"
 
 
-def test_page_in_headless_chromium(running):
-    base, folder = running
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert chromium, "chromium missing (apt-get install chromium; scripts/test.sh does)"
-    flags = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={folder / 'profile'}",
-        "--window-size=1200,700",
-    ]
-    shot = folder / "page.png"
-    subprocess.run(
-        [chromium, *flags, f"--screenshot={shot}", "--timeout=4000", f"{base}/?token={TOKEN}"],
-        capture_output=True,
-        timeout=60,
-    )
-    dom = subprocess.run(
-        [chromium, *flags, "--dump-dom", "--timeout=3000", f"{base}/?token={TOKEN}"],
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+READING_BGR = (0x5E, 0xD4, 0xFF)  # --reading: #ffd45e, the large reading's colour
+
+
+def chromium(url, profile, size=(1200, 700), shot=None, wait_ms=3000) -> str:
+    """The page's DOM after wait_ms in headless Chromium (and a screenshot when shot is given)."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert browser, "chromium missing (apt-get install chromium; scripts/test.sh does)"
+    flags = [*CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--window-size={size[0]},{size[1]}"]
+    if shot is not None:
+        subprocess.run(
+            [browser, *flags, f"--screenshot={shot}", f"--timeout={wait_ms}", url],
+            capture_output=True,
+            timeout=120,
+        )
+    return subprocess.run(
+        [browser, *flags, "--dump-dom", f"--timeout={wait_ms}", url],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=120,
     ).stdout
-    assert '<div id="reading">42</div>' in dom
-    assert "ai_edge_litert" in dom and "segment ms" in dom
+
+
+def chromium_until(ready, url, profile, **kwargs) -> str:
+    """chromium(), again with twice the wait while ready(dom) is false: a busy machine loads the page more
+    slowly, and the test waits for it instead of asserting how fast it is (the last try is returned)."""
+    for wait_ms in (3000, 6000, 12000, 24000):
+        dom = chromium(url, profile, wait_ms=wait_ms, **kwargs)
+        if ready(dom):
+            break
+    return dom
+
+
+def test_page_in_headless_chromium(running):
+    base, folder = running
+    url = f"{base}/?token={TOKEN}"
+    shot = folder / "page.png"
+    dom = chromium_until(
+        lambda d: re.search(r'<ol id="recent"[^>]*><li>', d), url, folder / "profile", shot=shot
+    )
+    assert "<h1>digit-reader" in dom
+    assert 'data-state="live"' in dom and ">live</span>" in dom
+    assert re.search(r'<div id="reading"[^>]*>42</div>', dom)
+    assert re.search(r'<ol id="recent"[^>]*><li><span class="text">42</span><time datetime="[^"]+">', dom)
+    assert re.search(r"\d+\.\d fps · segment \d+\.\d ms", dom)
+    assert "<summary>Model and counters</summary>" in dom and "ai_edge_litert" in dom
+    assert re.search(r"<dt>sha256</dt><dd>[0-9a-f]{64}</dd>", dom)
     image = cv2.imread(str(shot))
     assert image is not None and image.shape[:2] == (700, 1200)
-    # The stream (top left) shows the camera view: light paper, not the dark page background.
-    view = image[30:300, 30:400]
+    # Desktop: the camera view (light paper) on the left, the reading in large amber type on the right.
+    assert image[120:450, 40:650].mean() > 100 and image[120:450, 40:650].std() > 5
+    amber = np.all(np.abs(image.astype(int) - READING_BGR) < 30, axis=2)
+    assert amber[:, 720:].sum() > 3000 and amber[:, :700].sum() < 500
+
+
+def test_page_on_a_phone_screen(running):
+    base, folder = running
+    shot = folder / "phone.png"
+    chromium_until(
+        lambda d: re.search(r'<ol id="recent"[^>]*><li>', d),
+        f"{base}/?token={TOKEN}",
+        folder / "profile-phone",
+        size=(390, 844),
+        shot=shot,
+    )
+    image = cv2.imread(str(shot))
+    assert image is not None and image.shape[:2] == (844, 390)
+    # One column: the view across the width at the top, the reading below it; nothing cut off at the side.
+    view = image[90:300, 20:370]
     assert view.mean() > 100 and view.std() > 5
-    # The reading in large red type (right of the stream).
-    red = (image[:, :, 2] > 200) & (image[:, :, 1] < 120) & (image[:, :, 0] < 120)
-    assert red[:, 500:].sum() > 2000
+    amber = np.all(np.abs(image.astype(int) - READING_BGR) < 30, axis=2)
+    rows = np.nonzero(amber.sum(axis=1))[0]
+    assert amber.sum() > 1000 and rows.min() > 300
+
+
+def test_page_says_stalled_without_frames(tmp_path):
+    web = WebOutput(
+        f"127.0.0.1:{free_port()}", model_info={"name": "m.tflite", "backend": "b", "sha256": "0" * 64}
+    )
+    try:
+        dom = chromium_until(lambda d: "data-state=\"connecting\"" not in d, f"http://127.0.0.1:{web.address[1]}/",
+                             tmp_path / "profile")  # fmt: skip
+    finally:
+        web.close()
+    assert 'data-state="stalled"' in dom and "No new frame for a while." in dom
+
+
+def _luminance(hex_colour: str) -> float:
+    channels = [int(hex_colour[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def test_page_is_self_contained_labelled_and_has_contrast():
+    from device.outputs.web import PAGE
+
+    assert not re.search(r"(src|href)\s*=\s*[\"']?(https?:)?//|@import|url\(", PAGE)  # no external assets
+    assert 'lang="en"' in PAGE and 'name="viewport"' in PAGE
+    assert re.search(r'<img id="view" alt="[^"]{10,}"', PAGE)
+    assert 'id="state" role="status"' in PAGE and 'id="reading" aria-live="polite"' in PAGE
+    colours = dict(re.findall(r"--([a-z-]+):\s*(#[0-9a-f]{6})", PAGE))
+    pairs = [("fg", "bg"), ("fg", "panel"), ("muted", "bg"), ("muted", "panel"), ("reading", "panel")]
+    pairs += [("pill-fg", "live"), ("pill-fg", "stalled"), ("pill-fg", "down"), ("pill-fg", "muted")]
+    for text, background in pairs:
+        light, dark = sorted((_luminance(colours[text]), _luminance(colours[background])), reverse=True)
+        assert (light + 0.05) / (dark + 0.05) >= 4.5, (text, background)  # WCAG AA for normal text
+
+
+def test_image_source_keeps_serving_its_last_frame_until_stopped(mnist_sample, tmp_path):
+    image = tmp_path / "page.png"
+    cv2.imwrite(str(image), scene(mnist_sample, ["58"], seed=4).frame)
+    port = free_port()
+    process = subprocess.Popen(
+        [*RUN, "--source", str(image), "--output", "log,web", "--web-bind", f"127.0.0.1:{port}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert json.loads(process.stdout.readline())["text"] == "58"
+        status = {}
+        deadline = time.monotonic() + 60  # a hang guard
+        while not status.get("source_ended") and time.monotonic() < deadline:
+            time.sleep(0.2)
+            status = json.loads(get(f"http://127.0.0.1:{port}/api/status")[1])
+        assert status["source_ended"] and status["text"] == "58" and status["frames"] == 1
+        assert process.poll() is None  # still serving
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/stream.mjpg", timeout=10) as stream:
+            head = stream.read(200)
+        assert b"Content-Type: image/jpeg" in head
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+    finally:
+        process.kill()
+    assert "keeps serving its last frame until stopped" in process.stderr.read()
 
 
 def test_no_token_off_loopback_refuses_to_start(tmp_path):
@@ -150,6 +267,12 @@ def test_no_token_off_loopback_refuses_to_start(tmp_path):
     )
 
 
+def _timed(work) -> float:
+    started = time.perf_counter()
+    work()
+    return time.perf_counter() - started
+
+
 def test_no_jpeg_is_made_while_nobody_watches():
     web = WebOutput(f"127.0.0.1:{free_port()}")
     try:
@@ -160,7 +283,24 @@ def test_no_jpeg_is_made_while_nobody_watches():
             web.show(reading, frame, None, {"frames": i, "fps": 30.0})
         per_call = (time.perf_counter() - started) / 500
         assert web.encoded == 0 and web.viewers == 0
-        assert per_call < 0.001  # storing references only; a JPEG encode alone takes milliseconds
+        # show() only stores references: measured in the same run, a call costs a small fraction of one
+        # JPEG encode of the same frame (the best of 5, so a busy machine slows both sides alike).
+        encode = min(_timed(lambda: cv2.imencode(".jpg", frame)) for _ in range(5))
+        assert per_call < encode / 5, (per_call, encode)
     finally:
         web.close()
         web.close()  # idempotent
+
+
+def test_screenshot_script_photographs_a_real_run(tmp_path):
+    """docs/web.png is made by scripts/screenshot_web.py from a running device-run, not by hand."""
+    out, phone = tmp_path / "web.png", tmp_path / "phone.png"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "screenshot_web.py"), "--out", out, "--phone", phone],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "device-run is reading '2026'" in result.stdout
+    assert cv2.imread(str(out)).shape[:2] == (720, 1200) and cv2.imread(str(phone)).shape[:2] == (844, 390)

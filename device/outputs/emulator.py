@@ -3,7 +3,7 @@
 ``device-run --emulate`` runs the gpio-7seg and gpio-bcd outputs on gpiozero's ``MockFactory``; this window
 reads the pins back (not the reading) and draws what the hardware would show: the lit segments of the
 7-segment display and the BCD and "valid" LEDs. Keys: ``q`` quit, ``s`` save the frame and its crops,
-``p`` pause.
+``p`` pause (the view then says "PAUSED").
 """
 
 from __future__ import annotations
@@ -25,6 +25,9 @@ VIEW_HEIGHT = 480
 PANEL_WIDTH = 300
 LIT, DARK = (40, 40, 255), (40, 40, 60)  # BGR: red LED segments, unlit segments
 LED_ON, LED_OFF = (60, 230, 60), (50, 70, 50)
+PAUSED_COLOR = (0, 215, 255)  # BGR amber: the "PAUSED" banner
+LABEL, FONT = (200, 200, 200), cv2.FONT_HERSHEY_SIMPLEX
+PAUSED_TEXT = "PAUSED - p: resume, s: save, q: quit"
 
 # Seven-segment geometry in panel coordinates: the digit's box is 120 x 200 at (90, 40).
 SEG_X, SEG_Y, SEG_W, SEG_H, SEG_T = 90, 40, 120, 200, 16
@@ -51,6 +54,13 @@ def segment_center(name: str) -> tuple[int, int]:
     return (x0 + x1) // 2, (y0 + y1) // 2
 
 
+def draw_paused(view: np.ndarray) -> None:
+    """An amber "PAUSED" banner across the bottom of the camera view (in place)."""
+    h, w = view.shape[:2]
+    cv2.rectangle(view, (0, h - 44), (w, h), (0, 0, 0), -1)
+    cv2.putText(view, PAUSED_TEXT, (10, h - 14), cv2.FONT_HERSHEY_SIMPLEX, 0.7, PAUSED_COLOR, 2)
+
+
 class EmulatorWindow:
     """Window output for ``--emulate``: camera view with boxes + panel read from the mock pins."""
 
@@ -65,8 +75,11 @@ class EmulatorWindow:
         title: str = "digit-reader (emulation)",
         stop=None,
         save_dir: str | Path = "captures",
+        bcd_digit: str = "last",
+        render_only: bool = False,
     ):
-        if not has_gui():
+        """``render_only``: no window (compose() and panel() only), for tests and screenshots."""
+        if not render_only and not has_gui():
             raise ConfigError(
                 "--emulate: this OpenCV has no GUI support (opencv-python-headless); install the GUI build: "
                 "pip uninstall -y opencv-python-headless && pip install opencv-python  (or pip install "
@@ -81,10 +94,12 @@ class EmulatorWindow:
         self.title = title
         self.stop = stop
         self.save_dir = Path(save_dir)
+        self.bcd_digit = bcd_digit
         self.paused = False
-        self._open = True
-        cv2.namedWindow(title, cv2.WINDOW_AUTOSIZE)
-        cv2.moveWindow(title, 0, 0)
+        self._open = not render_only
+        if not render_only:
+            cv2.namedWindow(title, cv2.WINDOW_AUTOSIZE)
+            cv2.moveWindow(title, 0, 0)
 
     def _pin_on(self, pin: int, active_high: bool) -> bool:
         return bool(self.factory.pin(pin).state) == active_high
@@ -92,14 +107,16 @@ class EmulatorWindow:
     def panel(self) -> np.ndarray:
         """The virtual hardware, drawn from the pins' current states."""
         image = np.full((VIEW_HEIGHT, PANEL_WIDTH, 3), 25, np.uint8)
-        cv2.putText(image, "7-segment", (SEG_X - 10, 28), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (200, 200, 200), 1)
+        # Each label says which digit of the reading it shows, so a reading of several digits is no puzzle.
+        cv2.putText(image, "7-segment: last digit", (SEG_X - 50, 28), FONT, 0.55, LABEL, 1)
         for name, pin in zip("abcdefg", self.segment_pins, strict=True):
             x0, y0, x1, y1 = SEGMENT_RECTS[name]
             lit = self._pin_on(pin, not self.common_anode)
             cv2.rectangle(image, (x0, y0), (x1 - 1, y1 - 1), LIT if lit else DARK, -1)
-        cv2.putText(
-            image, "BCD  8 4 2 1   valid", (20, 290), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (200, 200, 200), 1
-        )
+        cv2.putText(image, f"BCD: {self.bcd_digit} digit", (20, 270), FONT, 0.55, LABEL, 1)
+        for (x, y), label in zip(LED_CENTERS, ("8", "4", "2", "1", "valid"), strict=True):
+            (w, _), _ = cv2.getTextSize(label, FONT, 0.45, 1)
+            cv2.putText(image, label, (x - w // 2, y - 24), FONT, 0.45, LABEL, 1)
         pins = [*reversed(self.bcd_pins), self.valid_pin]
         for (x, y), pin in zip(LED_CENTERS, pins, strict=True):
             on = pin >= 0 and self._pin_on(pin, self.bcd_active_high)
@@ -110,6 +127,8 @@ class EmulatorWindow:
         view = annotate(frame, reading, digits, stats)
         scale = VIEW_HEIGHT / view.shape[0]
         view = cv2.resize(view, (round(view.shape[1] * scale), VIEW_HEIGHT))
+        if self.paused:
+            draw_paused(view)
         return np.hstack([view, self.panel()])
 
     def show(self, reading, frame, result, stats) -> None:
@@ -118,6 +137,8 @@ class EmulatorWindow:
         digits = result.digits if result is not None else reading.digits
         cv2.imshow(self.title, self.compose(frame, reading, digits, stats))
         self._keys(cv2.waitKey(1) & 0xFF, frame, result)
+        if self.paused:  # say so on screen, on the frame that stays
+            cv2.imshow(self.title, self.compose(frame, reading, digits, stats))
         while self.paused and not (self.stop is not None and self.stop.is_set()):
             self._keys(cv2.waitKey(50) & 0xFF, frame, result)
 

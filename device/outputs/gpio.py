@@ -18,10 +18,36 @@ log = logging.getLogger(__name__)
 DASH = (0, 0, 0, 0, 0, 0, 1)
 
 
-def make_pin_factory(name: str):
-    """A gpiozero pin factory by name; None means gpiozero's own default choice."""
-    if name in ("default", "", None):
+NO_GPIO_HELP = (
+    "no GPIO pin factory works on this machine (not a Raspberry Pi?); off a Pi use --pin-factory mock, "
+    "or --emulate to see the pins on a virtual panel"
+)
+
+
+def _default_factory():
+    """gpiozero's own default choice, made now with its fallback warnings kept quiet: off a Pi it tries four
+    factories, warns about each and ends in BadPinFactory; that becomes one line saying what to do."""
+    import warnings
+
+    from gpiozero import Device
+    from gpiozero.exc import BadPinFactory, PinFactoryFallback
+
+    if Device.pin_factory is not None:  # already chosen (GPIOZERO_PIN_FACTORY, or set by the program)
         return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PinFactoryFallback)
+        try:
+            return Device._default_pin_factory()
+        except AttributeError:  # a gpiozero without this (private) helper: let it choose on first use
+            return None
+        except BadPinFactory:
+            raise ConfigError(NO_GPIO_HELP) from None
+
+
+def make_pin_factory(name: str):
+    """A gpiozero pin factory by name; "default" is gpiozero's own choice (a one-line error off a Pi)."""
+    if name in ("default", "", None):
+        return _default_factory()
     try:
         if name == "mock":
             from gpiozero.pins.mock import MockFactory
@@ -71,18 +97,32 @@ def _factory_as_default(factory):
         Device.pin_factory = previous
 
 
-def _first_digit(reading: Reading):
-    return reading.digits[0] if reading.digits else None
+def _one_digit(reading: Reading, which: str = "last"):
+    if not reading.digits:
+        return None
+    return reading.digits[0] if which == "first" else reading.digits[-1]
 
 
 class BcdLeds:
     """Four LEDs show one digit in binary (``pins`` = bit 0, 1, 2, 3); ``valid_pin`` lights for a sure digit.
 
-    With several digits in the reading, the first one (reading order) is shown.
+    With several digits in the reading, the last one (reading order) is shown by default: the same digit a
+    one-digit 7-segment display shows; ``digit="first"`` shows the first one.
     """
 
-    def __init__(self, pins, valid_pin: int | None = None, active_high: bool = True, pin_factory=None):
+    def __init__(
+        self,
+        pins,
+        valid_pin: int | None = None,
+        active_high: bool = True,
+        pin_factory=None,
+        digit: str = "last",
+    ):
         from gpiozero import LED, LEDBoard
+
+        if digit not in ("first", "last"):
+            raise ConfigError(f"output gpio-bcd: digit {digit!r}: must be first or last")
+        self.digit = digit
 
         self._bits = LEDBoard(*pins, active_high=active_high, pin_factory=pin_factory)
         self._valid = None
@@ -92,7 +132,7 @@ class BcdLeds:
     def show(self, reading: Reading, frame=None, result=None, stats=None) -> None:
         if self._bits is None or not (reading.changed or stats is None):
             return
-        digit = _first_digit(reading)
+        digit = _one_digit(reading, self.digit)
         value = digit.value if digit is not None else None
         if value is None:
             self._bits.off()
@@ -161,3 +201,35 @@ class SevenSegment:
             self._char.off()
             self._char.close()
         self._char = None
+
+
+class MatchLed:
+    """One LED that lights while the reading matches: ``match`` is a regular expression the whole reading
+    text must match (``42``, ``4[0-9]``, ``7|11``); empty means any reading with at least one sure digit."""
+
+    def __init__(self, pin: int, match: str = "", active_high: bool = True, pin_factory=None):
+        import re
+
+        from gpiozero import LED
+
+        try:
+            self._pattern = re.compile(match) if match else None
+        except re.error as exc:
+            raise ConfigError(f"output gpio-led: match {match!r}: not a regular expression ({exc})") from None
+        self._led = LED(pin, active_high=active_high, pin_factory=pin_factory)
+
+    def matches(self, reading: Reading) -> bool:
+        if self._pattern is None:
+            return any(d.value is not None for d in reading.digits)
+        return self._pattern.fullmatch(reading.text) is not None
+
+    def show(self, reading: Reading, frame=None, result=None, stats=None) -> None:
+        if self._led is None or not (reading.changed or stats is None):
+            return
+        self._led.value = self.matches(reading)
+
+    def close(self) -> None:
+        led, self._led = self._led, None
+        if led is not None and not led.closed:
+            led.off()
+            led.close()

@@ -22,6 +22,7 @@ import threading
 import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import cv2
@@ -31,43 +32,8 @@ from device.outputs.window import annotate
 
 log = logging.getLogger(__name__)
 
-PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>digit-reader</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<style>
- body { font-family: system-ui, sans-serif; background: #111; color: #eee; margin: 0;
-        display: flex; gap: 24px; padding: 16px; flex-wrap: wrap; }
- #view { max-width: 70vw; border: 1px solid #333; background: #000; }
- #reading { font-size: 96px; font-weight: 700; color: #ff4040; min-height: 110px; letter-spacing: 4px; }
- table { border-collapse: collapse; font-size: 14px; } td { padding: 2px 10px 2px 0; color: #bbb; }
- td.v { color: #fff; font-variant-numeric: tabular-nums; }
-</style></head><body>
-<img id="view" alt="camera view" src="">
-<div><div>Reading</div><div id="reading">&nbsp;</div>
-<table id="stats"></table></div>
-<script>
-const token = new URLSearchParams(location.search).get("token");
-const q = token ? "?token=" + encodeURIComponent(token) : "";
-document.getElementById("view").src = "stream.mjpg" + q;
-function show(s) {
-  document.getElementById("reading").textContent = s.text === "" ? "-" : s.text;
-  const rows = [["fps", s.fps.toFixed(1)], ["frames", s.frames], ["dropped", s.dropped],
-    ["uptime", Math.round(s.uptime) + " s"], ["backend", s.model.backend], ["model", s.model.name],
-    ["sha256", s.model.sha256.slice(0, 12) + "..."]];
-  for (const [k, v] of Object.entries(s.latency_ms)) rows.push([k + " ms", v.toFixed(2)]);
-  document.getElementById("stats").innerHTML =
-    rows.map(([k, v]) => `<tr><td>${k}</td><td class="v">${v}</td></tr>`).join("");
-}
-async function poll() {
-  try { const r = await fetch("api/status" + q); if (r.ok) show(await r.json()); } catch (e) {}
-}
-poll(); setInterval(poll, 1000);
-const events = new EventSource("events" + q);
-events.onmessage = (m) => {
-  document.getElementById("reading").textContent = JSON.parse(m.data).text || "-";
-};
-</script></body></html>
-"""
+# The page lives in its own file (package data), read once at import.
+PAGE = (Path(__file__).resolve().parent / "web_page.html").read_text(encoding="utf-8")
 
 LOOPBACK_NAMES = {"localhost"}
 
@@ -113,6 +79,7 @@ class WebOutput:
         self._subscribers: list[queue.Queue] = []
         self.viewers = 0
         self.encoded = 0
+        self.source_ended = False  # a finite source (image, video) has ended; its last frame stays
         self._closed = threading.Event()
         handler = type("Handler", (_Handler,), {"web": self})
         try:
@@ -155,6 +122,7 @@ class WebOutput:
             "uptime": round(time.monotonic() - self._started, 1),
             "seconds_since_frame": round(time.monotonic() - last, 2) if last else None,
             "model": self.model_info,
+            "source_ended": self.source_ended,
         }
 
     def authorized(self, handler: BaseHTTPRequestHandler) -> bool:
