@@ -149,12 +149,20 @@ class Collector:
             self.client.username_pw_set(user, password)
         if tls_ca:
             self.client.tls_set(ca_certs=str(tls_ca))
-        self.client.on_connect = lambda client, *args: client.subscribe(topic, qos=1)
+        self.client.on_connect = lambda client, *args: client.subscribe([(topic, 1), ("sync/#", 1)])
         self.client.on_subscribe = lambda *args: self.subscribed.set()
         self.client.on_message = self._on_message
         self.client.connect("127.0.0.1", port, 30)
         self.client.loop_start()
         assert self.subscribed.wait(15), "the test client could not subscribe"
+        self.sync()
+
+    def sync(self) -> None:
+        """Publish a marker and wait for it: the broker handles one client's packets in order, so every
+        retained message of the subscription has arrived by then."""
+        marker = f"sync/{id(self)}"
+        self.client.publish(marker, "x", qos=1)
+        assert self.wait_for(lambda c: c.count(marker) > 0, 15), "the marker did not come back"
 
     def _on_message(self, client, userdata, message) -> None:
         with self.cond:
