@@ -293,7 +293,7 @@ def test_broker_down_at_start_then_restarted_mid_run(video, tmp_path):
         with broker, Collector(broker.port) as seen:
             assert seen.wait_last("test/reader/state", "42"), reader.stderr()
             assert seen.wait_last("test/reader/availability", "online")
-            assert seen.wait_for(lambda c: len({m[0] for m in c.messages if m[0].startswith("ha-test/")}) == 5)
+            assert seen.wait_for(lambda c: len({m[0] for m in c.messages if m[0].startswith("ha-test/")}) > 4)
             assert wait_until(lambda: metrics(web)["digit_reader_mqtt_connected"] == 1)
             assert reader.stop() == 0  # a clean stop says offline itself
             assert seen.wait_last("test/reader/availability", "offline")
