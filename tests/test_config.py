@@ -31,7 +31,7 @@ def test_defaults_and_shipped_example_are_valid():
         ("[camera]\nwidth = '640'", "c.toml: camera.width = '640': must be a whole number"),
         (
             "[output]\nenabled = ['log', 'lcd']",
-            "c.toml: output.enabled[1] = 'lcd': must be one of log, gpio-bcd, gpio-7seg, window, web",
+            "c.toml: output.enabled[1] = 'lcd': must be one of log, gpio-bcd, gpio-7seg, window, web, mqtt",
         ),
         (
             "[decision]\nvote_needed = 7",

@@ -216,6 +216,8 @@ def test_state_attributes_discovery_commands_metrics_and_last_will(broker, video
             assert seen.wait_last("test/reader/state", "42"), reader.stderr()
             assert seen.wait_last("test/reader/availability", "online")
             assert seen.wait_for(lambda c: len([t for t in c.retained() if t.startswith("ha-test/")]) == 5)
+            for topic in ("attributes", "stalled"):
+                assert seen.wait_for(lambda c, t=topic: c.last(f"test/reader/{t}") is not None)
             with Collector(broker.port) as late:  # a client that comes later gets what the broker retained
                 retained = late.retained()
             assert retained["test/reader/state"] == "42"
@@ -315,7 +317,14 @@ def test_tls_with_password_file(video, tmp_path):
         good = Reader(
             tmp_path / "good",
             video,
-            mqtt_config(broker.port, free_port(), "mqtts", password_file=str(tmp_path / "password"), **tls),
+            mqtt_config(
+                broker.port,
+                free_port(),
+                "mqtts",
+                password_file=str(tmp_path / "password"),
+                heartbeat_seconds=1,
+                **tls,
+            ),
         )
         bad = Reader(
             tmp_path / "bad",
@@ -328,6 +337,9 @@ def test_tls_with_password_file(video, tmp_path):
             with Collector(broker.port, tls_ca=certs["ca"], user="reader", password=password) as seen:
                 assert seen.wait_last("test/reader/state", "42"), good.stderr()
                 assert seen.wait_last("test/reader/availability", "online")
+                # the heartbeat republishes the unchanged reading
+                assert seen.wait_for(lambda c: c.count("test/reader/state") >= 3)
+                assert {p for t, p, _ in seen.messages if t == "test/reader/state"} == {"42"}
             assert bad.first_reading() == "42"  # a refused login does not stop the reader
             assert wait_until(lambda: "refused the connection" in bad.stderr()), bad.stderr()
         finally:
@@ -402,3 +414,25 @@ def test_stall_is_reported_over_mqtt_healthz_metrics_and_the_log(broker, mnist_s
             source.stop.set()
             thread.join(timeout=20)
     assert not thread.is_alive()
+
+
+@needs_mosquitto
+def test_once_with_mqtt_url_publishes_the_reading(broker, mnist_sample, tmp_path):
+    import cv2
+
+    image = tmp_path / "305.png"
+    cv2.imwrite(str(image), scene(mnist_sample, ["305"], seed=4).frame)
+    url = f"mqtt://127.0.0.1:{broker.port}"
+    result = subprocess.run(
+        [*RUN, "--source", str(image), "--once", "--mqtt-url", url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "305"
+    with Collector(broker.port) as seen:
+        retained = seen.retained()
+    assert retained[f"digit-reader/{NODE}/state"] == "305"
+    assert json.loads(retained[f"digit-reader/{NODE}/attributes"])["text"] == "305"
+    assert f"homeassistant/sensor/{NODE}/reading/config" in retained

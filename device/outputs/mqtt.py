@@ -40,6 +40,7 @@ from device.errors import ConfigError
 log = logging.getLogger(__name__)
 
 ONLINE, OFFLINE = "online", "offline"
+FLUSH_SECONDS = 3.0  # how long close() waits for queued messages to reach the broker
 
 
 def node_id() -> str:
@@ -338,6 +339,10 @@ class MqttOutput:
     def close(self) -> None:
         if self._closed.is_set():
             return
+        deadline = time.monotonic() + FLUSH_SECONDS  # e.g. --once: let the reading reach the broker
+        with self._cond:
+            while (self._queue or self._resync) and time.monotonic() < deadline:
+                self._cond.wait(0.05)
         self._closed.set()
         with self._cond:
             self._cond.notify_all()
