@@ -138,8 +138,11 @@ class Health:
 
     # --- /healthz and /metrics ---
     def healthz(self) -> tuple[bool, str]:
+        """(healthy, message) for /healthz; with stall detection off, the web preview's 10 s rule."""
         if self.stall_seconds > 0 and self.check():
             return False, f"stalled: no frame for {self.seconds_since_frame():.0f} s\n"
+        if self.stall_seconds <= 0 and self.seconds_since_frame() >= 10:
+            return False, "no frame in 10 s\n"
         return True, "ok\n"
 
     def metrics(self) -> str:
