@@ -436,3 +436,39 @@ def test_once_with_mqtt_url_publishes_the_reading(broker, mnist_sample, tmp_path
     assert retained[f"digit-reader/{NODE}/state"] == "305"
     assert json.loads(retained[f"digit-reader/{NODE}/attributes"])["text"] == "305"
     assert f"homeassistant/sensor/{NODE}/reading/config" in retained
+
+
+@needs_mosquitto
+def test_implausible_flag_and_reason_reach_the_attributes(broker):
+    from device.outputs.mqtt import MqttOutput
+    from device.reading import Box, Digit, Reading
+
+    output = MqttOutput(
+        MqttConfig(url=f"mqtt://127.0.0.1:{broker.port}", base_topic="flag/reader", heartbeat_seconds=0)
+    )
+    kept = (Digit(4, 0.97, Box(0, 0, 5, 9)), Digit(5, 0.91, Box(6, 0, 5, 9)))
+    flags = {"implausible": True, "reason": "went down from 45 to 12 (monotonic)", "rejected": "12"}
+    with Collector(broker.port, "flag/reader/#") as seen:
+        try:
+            output.show(Reading(kept, changed=True, extra=flags), None, None, {"frames": 7, "fps": 3.0})
+            assert seen.wait_for(lambda c: c.json("flag/reader/attributes") is not None)
+            attributes = seen.json("flag/reader/attributes")
+            assert seen.last("flag/reader/state") == "45"
+            assert attributes["implausible"] is True and attributes["rejected"] == "12"
+            assert attributes["reason"] == "went down from 45 to 12 (monotonic)"
+            assert attributes["confidence"] == 0.91 and attributes["frames"] == 7
+        finally:
+            output.close()
+
+
+def test_forget_with_no_broker_is_a_one_line_error(tmp_path):
+    port = free_port()
+    result = subprocess.run(
+        [*RUN, "--mqtt-url", f"mqtt://127.0.0.1:{port}", "--mqtt-forget"], capture_output=True, text=True
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith(
+        f"device-run: output.mqtt.url = 'mqtt://127.0.0.1:{port}': cannot reach the broker"
+    )
+    assert "Traceback" not in result.stderr
