@@ -217,7 +217,8 @@ def build_outputs(
                 from device.outputs.web import WebOutput
 
                 w = config.output.web
-                outputs.append(WebOutput(w.bind, w.token, w.max_fps, model_info, health=health))
+                outputs.append(WebOutput(w.bind, w.token, w.max_fps, model_info))
+                outputs[-1].health = health
             elif kind == "mqtt":
                 from device.outputs.mqtt import MqttOutput
 

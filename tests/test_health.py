@@ -92,7 +92,8 @@ def test_stall_is_flagged_logged_and_cleared(caplog):
 
 def test_metrics_route_follows_the_token_rules():
     health = Health(stall_seconds=0)
-    web = WebOutput(f"127.0.0.1:{free_port()}", token="tok", health=health)
+    web = WebOutput(f"127.0.0.1:{free_port()}", token="tok")
+    web.health = health
     base = f"http://127.0.0.1:{web.address[1]}"
     try:
         with pytest.raises(urllib.error.HTTPError) as err:

@@ -386,7 +386,8 @@ def test_stall_is_reported_over_mqtt_healthz_metrics_and_the_log(broker, mnist_s
     frame = scene(mnist_sample, ["7"], seed=3).frame
     source = StallingSource([frame] * 5)
     health = Health(stall_seconds=0.5)
-    web = WebOutput(f"127.0.0.1:{free_port()}", health=health)
+    web = WebOutput(f"127.0.0.1:{free_port()}")
+    web.health = health
     base = f"http://127.0.0.1:{web.address[1]}"
     mqtt = MqttOutput(
         MqttConfig(url=f"mqtt://127.0.0.1:{broker.port}", base_topic="stall/reader", heartbeat_seconds=0),

@@ -92,14 +92,9 @@ def is_loopback(host: str) -> bool:
 class WebOutput:
     """The preview server. ``show()`` is cheap; the HTTP threads do the work."""
 
-    def __init__(
-        self,
-        bind: str = "127.0.0.1:8088",
-        token: str = "",
-        max_fps: float = 10.0,
-        model_info=None,
-        health=None,
-    ):
+    health = None  # device.health.Health, set by device-run: /metrics and the stall state of /healthz
+
+    def __init__(self, bind: str = "127.0.0.1:8088", token: str = "", max_fps: float = 10.0, model_info=None):
         host, port = parse_bind(bind)
         if not is_loopback(host) and not token:
             raise ConfigError(
@@ -109,7 +104,6 @@ class WebOutput:
         self.token = token
         self.max_fps = max_fps
         self.model_info = model_info or {}
-        self.health = health  # device.health.Health: /metrics and the stall state of /healthz
         self._lock = threading.Lock()
         self._new_frame = threading.Condition(self._lock)
         self._frame = None
