@@ -141,6 +141,7 @@ class Classifier:
         except OSError as exc:
             raise ModelError(f"model {self.model_path}: cannot read ({exc.strerror or exc})") from None
         self.sha256 = sha256_of(content)
+        # The card first: a file that does not match its card is corrupt, whatever else is wrong with it.
         self.card = self._load_card(verify)
         interpreter_class, self.backend = load_interpreter_class()
         try:
@@ -150,6 +151,11 @@ class Classifier:
         except (ValueError, RuntimeError) as exc:
             first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelError(f"model {self.model_path}: not a valid TFLite model ({first_line})") from None
+        if verify and not self.card:
+            raise ModelError(
+                f"model {self.model_path}: its card {card_path_for(self.model_path).name} is missing, so its "
+                "sha256 cannot be verified (set model.verify_sha256 = false to run a model without a card)"
+            )
         inputs, outputs = self._interpreter.get_input_details(), self._interpreter.get_output_details()
         if len(inputs) != 1 or len(outputs) != 1:
             raise ModelError(f"model {self.model_path}: needs one input and one output tensor")
@@ -192,11 +198,6 @@ class Classifier:
     def _load_card(self, verify: bool) -> dict:
         card_path = card_path_for(self.model_path)
         if not card_path.exists():
-            if verify:
-                raise ModelError(
-                    f"model {self.model_path}: its card {card_path.name} is missing, so its sha256 cannot be "
-                    "verified (set model.verify_sha256 = false to run a model without a card)"
-                )
             return {}
         try:
             card = json.loads(card_path.read_text())

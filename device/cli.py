@@ -21,6 +21,7 @@ from device.config import OUTPUT_KINDS, CameraConfig, Config, load_config, repla
 from device.decide import Decider
 from device.errors import ConfigError, DigitReaderError
 from device.pipeline import FramePipeline
+from device.plausibility import PlausibleDecider, Rules
 from device.segment import SegmentSettings
 from device.sources import FrameSource, open_source
 
@@ -68,6 +69,14 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--web-bind", metavar="HOST:PORT", help="web preview address (default 127.0.0.1:8088)"
     )
     parser.add_argument("--web-token", metavar="TOKEN", help="token the web preview requires off loopback")
+    parser.add_argument(
+        "--mqtt-url", metavar="URL", help="MQTT broker mqtt://HOST[:PORT] or mqtts://...; enables output mqtt"
+    )
+    parser.add_argument(
+        "--mqtt-forget",
+        action="store_true",
+        help="remove this reader's Home Assistant entities (empty retained discovery configs) and exit",
+    )
     parser.add_argument(
         "--emulate",
         action="store_true",
@@ -134,6 +143,14 @@ def effective_config(args: argparse.Namespace) -> Config:
         config = replace(
             config, "output", web=dataclasses.replace(web, bind=args.web_bind or web.bind, token=token)
         )
+    if args.mqtt_url is not None:
+        from device.config import mqtt_url_problem
+
+        if problem := mqtt_url_problem(args.mqtt_url):
+            raise ConfigError(f"--mqtt-url {args.mqtt_url}: {problem}")
+        mqtt = dataclasses.replace(config.output.mqtt, url=args.mqtt_url)
+        enabled = [k for k in config.output.enabled if k != "mqtt"] + ["mqtt"]
+        config = replace(config, "output", mqtt=mqtt, enabled=enabled)
     if args.model:
         config = replace(config, "model", path=args.model)
     if args.threads is not None:
@@ -168,7 +185,13 @@ def segment_settings(config: Config) -> SegmentSettings:
 
 
 def build_outputs(
-    config: Config, skip_log: bool = False, args=None, live: bool = True, stop=None, model_info=None
+    config: Config,
+    skip_log: bool = False,
+    args=None,
+    live: bool = True,
+    stop=None,
+    model_info=None,
+    health=None,
 ) -> list:
     """Create the enabled outputs; on failure, close the ones already made."""
     from device.outputs.gpio import BcdLeds, MatchLed, SevenSegment, make_pin_factory
@@ -222,6 +245,11 @@ def build_outputs(
 
                 w = config.output.web
                 outputs.append(WebOutput(w.bind, w.token, w.max_fps, model_info))
+                outputs[-1].health = health
+            elif kind == "mqtt":
+                from device.outputs.mqtt import MqttOutput
+
+                outputs.append(MqttOutput(config.output.mqtt, model_info, health))
         if args is not None and getattr(args, "emulate", False):
             from device.outputs.emulator import EmulatorWindow
 
@@ -284,7 +312,7 @@ def run_once(config: Config, pipeline: FramePipeline, as_json: bool, args=None) 
 
         raise SourceError(f"source {c.source}: gave no frame")
     result = pipeline.process(frame)
-    reading = Decider(live=False).update(result.digits)
+    reading = PlausibleDecider(Decider(live=False), Rules.from_config(config.decision)).update(result.digits)
     outputs = build_outputs(config, skip_log=True, args=args, live=False)
     try:
         for output in outputs:
@@ -306,6 +334,11 @@ def run(args: argparse.Namespace) -> int:
         return 0
     config = effective_config(args)
     logging.getLogger().setLevel(config.service.log_level.upper())
+    if args.mqtt_forget:
+        from device.outputs.mqtt import forget
+
+        print(f"removed {forget(config.output.mqtt)} Home Assistant entities")
+        return 0
     model_path = Path(config.model.path) if config.model.path else DEFAULT_MODEL
     classifier = Classifier(model_path, threads=config.model.threads, verify=config.model.verify_sha256)
     pipeline = FramePipeline(
@@ -338,15 +371,24 @@ def run(args: argparse.Namespace) -> int:
         return first.pop() if first else open_camera(c)
 
     d = config.decision
-    decider = Decider(d.vote_frames, d.vote_needed, d.empty_frames, live=source.live)
+    decider = PlausibleDecider(
+        Decider(d.vote_frames, d.vote_needed, d.empty_frames, live=source.live), Rules.from_config(d)
+    )
+    from device.health import Health
+
+    health = Health(config.service.stall_seconds)
     try:
         model_info = {
             "name": classifier.model_path.name,
             "sha256": classifier.sha256,
             "backend": classifier.backend,
         }
-        outputs = build_outputs(config, args=args, live=source.live, stop=stop, model_info=model_info)
+        outputs = build_outputs(
+            config, args=args, live=source.live, stop=stop, model_info=model_info, health=health
+        )
+        outputs.insert(0, health)  # first: the stall state is cleared before the others publish
     except BaseException:
+        health.close()
         source.close()
         raise
     held = _keep_web_open(outputs)

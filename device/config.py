@@ -17,7 +17,7 @@ import tomllib
 
 from device.errors import ConfigError
 
-OUTPUT_KINDS = ("log", "gpio-bcd", "gpio-7seg", "window", "web", "gpio-led")
+OUTPUT_KINDS = ("log", "gpio-bcd", "gpio-7seg", "window", "web", "gpio-led", "mqtt")
 PIN_FACTORIES = ("default", "lgpio", "rpigpio", "pigpio", "native", "mock")
 
 
@@ -70,6 +70,13 @@ class DecisionConfig:
     vote_frames: int = field(default=5, metadata=rule(1, 100))
     vote_needed: int = field(default=3, metadata=rule(1, 100))
     empty_frames: int = field(default=10, metadata=rule(1, 10000))
+    # Plausibility rules (device.plausibility), checked on each new stable reading before any output sees it.
+    digits: list[int] = field(default_factory=list, metadata=rule(0, 64, doc="[] any, [n] exact, [lo, hi]"))
+    pattern: str = field(default="", metadata=rule(doc="regular expression the whole text must match"))
+    value_range: list[float] = field(default_factory=list, metadata=rule(doc="[low, high] or empty"))
+    monotonic: bool = False
+    max_change_per_minute: float = field(default=0.0, metadata=rule(0.0, 1e12, doc="0 = no limit"))
+    on_implausible: str = field(default="keep", metadata=rule(choices=("keep", "publish")))
 
 
 @dataclass(frozen=True)
@@ -120,6 +127,27 @@ class WebConfig:
 
 
 @dataclass(frozen=True)
+class MqttConfig:
+    """MQTT output with Home Assistant discovery (device.outputs.mqtt)."""
+
+    url: str = field(default="", metadata=rule(doc="mqtt://HOST[:PORT] or mqtts://HOST[:PORT]"))
+    base_topic: str = field(default="", metadata=rule(doc='"" = digit-reader/<hostname>'))
+    client_id: str = field(default="", metadata=rule(doc='"" = digit-reader-<hostname>'))
+    username: str = ""
+    password_file: str = ""
+    ca_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
+    keepalive: int = field(default=60, metadata=rule(5, 3600))
+    qos: int = field(default=1, metadata=rule(0, 2))
+    discovery: bool = True
+    discovery_prefix: str = "homeassistant"
+    heartbeat_seconds: float = field(default=300.0, metadata=rule(0.0, 86400, doc="0 = off"))
+    queue_size: int = field(default=100, metadata=rule(1, 100000))
+    reconnect_max_seconds: float = field(default=60.0, metadata=rule(1.0, 3600))
+
+
+@dataclass(frozen=True)
 class OutputConfig:
     """Which outputs run (several at once) and their settings."""
 
@@ -130,6 +158,7 @@ class OutputConfig:
     gpio_led: GpioLedConfig = field(default_factory=GpioLedConfig)
     window: WindowConfig = field(default_factory=WindowConfig)
     web: WebConfig = field(default_factory=WebConfig)
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
 
 
 @dataclass(frozen=True)
@@ -139,6 +168,7 @@ class ServiceConfig:
     log_level: str = field(default="info", metadata=rule(choices=("debug", "info", "warning", "error")))
     stats_seconds: float = field(default=60.0, metadata=rule(1.0, 86400))
     max_frames: int = field(default=0, metadata=rule(0, 2**62, doc="0 = run forever"))
+    stall_seconds: float = field(default=20.0, metadata=rule(0.0, 86400, doc="0 = no stall detection"))
 
 
 @dataclass(frozen=True)
@@ -237,10 +267,69 @@ def validate(config: Config, where: str = "") -> Config:
             f"{where}output.gpio_led.match = {config.output.gpio_led.match!r}: "
             f"not a regular expression ({exc})"
         ) from None
+    _validate_house(config, where)
     for kind in config.output.enabled:
         if config.output.enabled.count(kind) > 1:
             raise ConfigError(f"{where}output.enabled = {config.output.enabled!r}: {kind} is listed twice")
     return config
+
+
+def mqtt_url_problem(url: str) -> str | None:
+    """Why ``url`` is not a usable broker address (None when it is)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "must be mqtt://HOST[:PORT] or mqtts://HOST[:PORT] (the port must be 1-65535)"
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname or parts.path not in ("", "/"):
+        return "must be mqtt://HOST[:PORT] or mqtts://HOST[:PORT]"
+    if parts.username is not None or parts.password is not None:
+        return "must not hold a user or password (use output.mqtt.username and password_file)"
+    if port == 0:
+        return "the port must be 1-65535"
+    return None
+
+
+def _validate_house(config: Config, where: str) -> None:
+    """Plausibility rules and the MQTT output: rules that span keys or need parsing."""
+    import re
+
+    d = config.decision
+    if len(d.digits) > 2 or (len(d.digits) == 2 and d.digits[0] > d.digits[1]):
+        raise ConfigError(
+            f"{where}decision.digits = {d.digits!r}: must be [], [n] or [low, high] with low <= high"
+        )
+    if d.pattern:
+        try:
+            re.compile(d.pattern)
+        except re.error as exc:
+            raise ConfigError(
+                f"{where}decision.pattern = {d.pattern!r}: not a regular expression ({exc})"
+            ) from None
+    if d.value_range and (len(d.value_range) != 2 or d.value_range[0] > d.value_range[1]):
+        raise ConfigError(
+            f"{where}decision.value_range = {d.value_range!r}: must be [] or [low, high] with low <= high"
+        )
+    m = config.output.mqtt
+    if m.url and (problem := mqtt_url_problem(m.url)):
+        raise ConfigError(f"{where}output.mqtt.url = {m.url!r}: {problem}")
+    if "mqtt" in config.output.enabled and not m.url:
+        raise ConfigError(f"{where}output.mqtt.url = '': must be set when the mqtt output is enabled")
+    for key in ("base_topic", "discovery_prefix"):
+        value = getattr(m, key)
+        if any(c in value for c in "#+") or value.startswith("/") or value.endswith("/"):
+            raise ConfigError(
+                f"{where}output.mqtt.{key} = {value!r}: must be a topic without #, + or a leading/trailing /"
+            )
+    if not m.discovery_prefix:
+        raise ConfigError(f"{where}output.mqtt.discovery_prefix = '': must not be empty")
+    if (m.cert_file == "") != (m.key_file == ""):
+        raise ConfigError(
+            f"{where}output.mqtt.cert_file = {m.cert_file!r}: "
+            "a client certificate needs both cert_file and key_file"
+        )
 
 
 def from_dict(data: dict, where: str = "") -> Config:

@@ -229,7 +229,7 @@ touch '$PREFIX/.deploy.lock'" || rc=$?
     # 3. System packages.
     if [ "$APT" -eq 1 ]; then
         remote "apt: python3-venv, numpy, OpenCV, picamera2, lgpio" '
-wanted="python3-venv python3-pip python3-numpy python3-opencv python3-picamera2 python3-lgpio"
+wanted="python3-venv python3-pip python3-numpy python3-opencv python3-picamera2 python3-lgpio python3-paho-mqtt"
 missing=""
 for p in $wanted; do
     dpkg-query -W -f="\${Status}" "$p" 2>/dev/null | grep -q "install ok installed" && continue
@@ -269,6 +269,7 @@ if ! pip install -q -c constraints.txt ai-edge-litert gpiozero; then
     pip install -q -c constraints.txt tflite-runtime gpiozero
 fi
 venv/bin/python -c 'import cv2' 2>/dev/null || pip install -q -c constraints.txt opencv-python-headless
+venv/bin/python -c 'import paho.mqtt' 2>/dev/null || pip install -q -c constraints.txt paho-mqtt  # output mqtt
 # Editable: the release folder is the package, so its models/ and device/demo/ are found beside it.
 pip install -q --no-deps -e .
 venv/bin/device-run --check-config systemd/config.toml >/dev/null

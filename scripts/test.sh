@@ -11,9 +11,11 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 # python3-venv/numpy/opencv: the Pi-like venv; openssh-server: deploy tests; systemd, systemd-container and
 # debootstrap: the unit checks and the systemd-nspawn host; xvfb: the emulation window test; chromium: the
-# web preview page; xdotool: a key press in the emulation window.
+# web preview page; xdotool: a key press in the emulation window; mosquitto, mosquitto-clients and openssl:
+# a real MQTT broker (plain and TLS) for the MQTT tests; python3-paho-mqtt and python3-prometheus-client: the
+# Pi's MQTT client (1.6) and the /metrics parser.
 APT_PACKAGES=(python3-venv python3-numpy python3-opencv openssh-server systemd systemd-container debootstrap xvfb
-              chromium xdotool)
+              chromium xdotool mosquitto mosquitto-clients openssl python3-paho-mqtt python3-prometheus-client)
 missing=()
 for package in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
@@ -64,8 +66,10 @@ pass_venv_pi() {
     .venv-pi/bin/python -m pip install -q -c .venv-pi/constraints.txt ai-edge-litert gpiozero pytest
     .venv-pi/bin/python -m pip install -q --no-deps -e .
     .venv-pi/bin/python - <<'PY'
-import cv2, numpy
+import cv2, numpy, paho.mqtt
 assert numpy.__file__.startswith("/usr/lib/python3/"), f"numpy was replaced: {numpy.__file__}"
+assert paho.mqtt.__file__.startswith("/usr/lib/python3/"), f"paho-mqtt is not the apt one: {paho.mqtt.__file__}"
+print(f"paho-mqtt {paho.mqtt.__version__} from apt")
 assert cv2.__file__.startswith("/usr/lib/python3/"), f"OpenCV is not the apt one: {cv2.__file__}"
 print(f"numpy {numpy.__version__} and OpenCV {cv2.__version__} from apt")
 PY

@@ -32,7 +32,7 @@ def test_defaults_and_shipped_example_are_valid():
         (
             "[output]\nenabled = ['log', 'lcd']",
             "c.toml: output.enabled[1] = 'lcd': "
-            "must be one of log, gpio-bcd, gpio-7seg, window, web, gpio-led",
+            "must be one of log, gpio-bcd, gpio-7seg, window, web, gpio-led, mqtt",
         ),
         (
             "[decision]\nvote_needed = 7",

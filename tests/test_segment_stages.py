@@ -29,7 +29,7 @@ SETTINGS = SegmentSettings()
 
 
 def stroke_digit(img, x, y, size=80, color=30, thickness=7):
-    """A "7"-like digit: a bar and a slanted stem (not a straight line, so no stage mistakes it for a rule)."""
+    """A "7"-like digit: a bar and a slanted stem (not a straight line: no stage takes it for a rule)."""
     cv2.line(img, (x, y), (x + size // 2, y), color, thickness)
     cv2.line(img, (x + size // 2, y), (x + size // 5, y + size), color, thickness)
 
@@ -54,7 +54,7 @@ def test_page_on_textured_desk_reads_only_the_page():
     img = sheet_on_surface()
     found = segment(img)
     assert len(found) == 2
-    assert all(160 <= s.box.x and s.box.x + s.box.w <= 480 for s in found)
+    assert all(s.box.x >= 160 and s.box.x + s.box.w <= 480 for s in found)
 
 
 def test_paper_is_found_and_the_desk_is_not():

@@ -58,6 +58,8 @@ def is_loopback(host: str) -> bool:
 class WebOutput:
     """The preview server. ``show()`` is cheap; the HTTP threads do the work."""
 
+    health = None  # device.health.Health, set by device-run: /metrics and the stall state of /healthz
+
     def __init__(self, bind: str = "127.0.0.1:8088", token: str = "", max_fps: float = 10.0, model_info=None):
         host, port = parse_bind(bind)
         if not is_loopback(host) and not token:
@@ -199,6 +201,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         path = urlsplit(self.path).path
+        if path == "/healthz" and self.web.health is not None:
+            fresh, message = self.web.health.healthz()
+            status = HTTPStatus.OK if fresh else HTTPStatus.SERVICE_UNAVAILABLE
+            self._send(status, message.encode(), "text/plain")
+            return
         if path == "/healthz":
             fresh = (self.web.status()["seconds_since_frame"] or 1e9) < 10
             self._send(
@@ -223,6 +230,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._stream()
         elif path == "/events":
             self._events()
+        elif path == "/metrics" and self.web.health is not None:
+            from device.health import CONTENT_TYPE
+
+            self._send(HTTPStatus.OK, self.web.health.metrics().encode(), CONTENT_TYPE)
         else:
             self._send(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
 
