@@ -32,8 +32,8 @@ LABELS_WITH_NONE = (*DIGIT_LABELS, NONE_LABEL)  # model v2, the digit-or-not cla
 
 @dataclass(frozen=True)
 class Prediction:
-    """What the model says of one candidate: the likeliest digit and its probability, and the probability
-    that it is not a single digit at all (always 0 for a digits-only model)."""
+    """What the model says of one candidate: the likeliest digit and how sure it is of that digit among the
+    ten, and the probability that it is not a single digit at all (always 0 for a digits-only model)."""
 
     digit: int
     confidence: float
@@ -41,8 +41,8 @@ class Prediction:
 
     @property
     def is_digit(self) -> bool:
-        """The model prefers a digit to "none"."""
-        return self.confidence >= self.none
+        """The model finds a digit likelier than "none"."""
+        return self.none < 0.5
 
 
 def load_interpreter_class():
@@ -254,7 +254,11 @@ class Classifier:
         digit_probs = probs[:, : len(DIGIT_LABELS)]
         best = digit_probs.argmax(axis=1)
         none = probs[:, len(DIGIT_LABELS)] if self.has_none else np.zeros(len(probs), np.float32)
-        return [Prediction(int(d), float(digit_probs[i, d]), float(none[i])) for i, d in enumerate(best)]
+        # Two questions, two answers: "is it a digit?" is the "none" probability; "which digit?" is the
+        # share of the best digit among the digits, so a digit the model is unsure is a digit at all
+        # is not also reported as an unsure digit.
+        which = digit_probs[np.arange(len(best)), best] / np.maximum(digit_probs.sum(axis=1), 1e-6)
+        return [Prediction(int(d), float(which[i]), float(none[i])) for i, d in enumerate(best)]
 
     def close(self) -> None:
         """Release the interpreter (idempotent)."""

@@ -52,13 +52,14 @@ class Interpretation:
     def score(self, none_threshold: float) -> float:
         """How sure the weakest part is of being its digit (0 when any part is not a digit)."""
         return min(
-            (0.0 if rejected(p, none_threshold) else p.confidence for p in self.predictions), default=0.0
+            (0.0 if rejected(p, none_threshold) else p.confidence * (1 - p.none) for p in self.predictions),
+            default=0.0,
         )
 
 
 def rejected(prediction: Prediction, none_threshold: float) -> bool:
-    """The model says "not a digit" with at least ``none_threshold`` probability, more than any digit."""
-    return prediction.none >= none_threshold and not prediction.is_digit
+    """The model says "not a digit" with at least ``none_threshold`` probability."""
+    return prediction.none >= none_threshold
 
 
 def choose(options: list[Interpretation], none_threshold: float) -> Interpretation:

@@ -53,6 +53,13 @@ class NegativeSet:
 # --- drawing: each returns ink coverage in [0, 1] on a CANVAS x CANVAS sheet -------------------------------
 
 
+def pen_width(rng: np.random.Generator, size: float) -> int:
+    """A pen as wide, relative to what it draws, as MNIST's digits are written (their strokes are 8-16 %
+    of the digit's height): negatives drawn with thinner pens would teach the model that thin strokes mean
+    "not a digit", and a camera's thin-pen digits would be rejected."""
+    return max(1, round(rng.uniform(0.08, 0.16) * size))
+
+
 def _stroke(canvas: np.ndarray, points, thickness: int, rng: np.random.Generator) -> None:
     """A hand-drawn stroke through ``points``: jittered, anti-aliased, of the given pen width."""
     points = np.asarray(points, np.float32)
@@ -70,7 +77,7 @@ def draw_operator(rng: np.random.Generator) -> np.ndarray:
     canvas = np.zeros((CANVAS, CANVAS), np.uint8)
     c = CANVAS / 2
     r = rng.uniform(10, 22)
-    t = int(rng.integers(1, 6))
+    t = pen_width(rng, 2 * r)
     op = rng.choice(list("+-x/=()."))
     if op == "/":  # a slash reads as a slanted 1: draw a division sign instead
         op = "÷"
@@ -106,7 +113,7 @@ def draw_letter(rng: np.random.Generator) -> np.ndarray:
     letter = str(rng.choice(list(LETTERS)))
     font = int(rng.choice(FONTS))
     scale = rng.uniform(1.0, 1.6)
-    thickness = int(rng.integers(1, 5))
+    thickness = pen_width(rng, 22 * scale)
     (w, h), _ = cv2.getTextSize(letter, font, scale, thickness)
     origin = (int((CANVAS - w) / 2), int((CANVAS + h) / 2))
     cv2.putText(canvas, letter, origin, font, scale, 255, thickness, cv2.LINE_AA)
@@ -116,7 +123,7 @@ def draw_letter(rng: np.random.Generator) -> np.ndarray:
 def draw_line(rng: np.random.Generator) -> np.ndarray:
     """A piece of ruled or grid paper, a printed box corner, or a hard shadow edge."""
     canvas = np.zeros((CANVAS, CANVAS), np.uint8)
-    t = int(rng.integers(1, 4))
+    t = int(rng.integers(1, 4)) if rng.random() < 0.5 else pen_width(rng, 40)
     style = rng.choice(["rule", "cross", "corner", "tee", "box", "shadow", "rules"])
     a, b = rng.uniform(8, 24), rng.uniform(40, 56)
     if style == "rule":  # a ruled line crossing the candidate's window: a long horizontal bar
@@ -291,8 +298,23 @@ def device_crop(coverage: np.ndarray, rng: np.random.Generator, whole: bool = Fa
     return normalized if normalized.any() else None
 
 
-def generate(count: int, seed: int, digits: np.ndarray, kinds: tuple[str, ...] = KINDS) -> NegativeSet:
-    """``count`` negatives spread evenly over ``kinds``; ``digits`` are MNIST training images (N, 28, 28)."""
+# Kinds whose drawings can come out looking like a digit (half an 8 is a 3, a corner is a 7, a slash is a 1).
+SCREENED = ("piece", "line", "operator")
+
+
+def generate(
+    count: int,
+    seed: int,
+    digits: np.ndarray,
+    kinds: tuple[str, ...] = KINDS,
+    looks_like_a_digit: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> NegativeSet:
+    """``count`` negatives spread evenly over ``kinds``; ``digits`` are MNIST training images (N, 28, 28).
+
+    ``looks_like_a_digit(images) -> bool array`` screens the kinds in ``SCREENED``: a drawing that a
+    digits-only model reads as a clear digit is ambiguous, and calling it "not a digit" would teach the
+    model to reject real digits, so it is drawn again.
+    """
     rng = np.random.default_rng(seed)
     drawers: dict[str, Callable[[], np.ndarray]] = {
         "texture": lambda: draw_texture(rng),
@@ -303,15 +325,26 @@ def generate(count: int, seed: int, digits: np.ndarray, kinds: tuple[str, ...] =
         "pair": lambda: draw_pair(rng, digits),
     }
     images, labels = [], []
-    for index in range(count):
-        kind = kinds[index % len(kinds)]
-        for _attempt in range(10):
-            image = device_crop(drawers[kind](), rng, whole=kind == "texture")
-            if image is not None:
-                images.append(image)
-                labels.append(KINDS.index(kind))
+    for kind in kinds:
+        wanted = count // len(kinds) + (kinds.index(kind) < count % len(kinds))
+        found: list[np.ndarray] = []
+        for _round in range(20):
+            batch = []
+            for _ in range(2 * (wanted - len(found))):
+                image = device_crop(drawers[kind](), rng, whole=kind == "texture")
+                if image is not None:
+                    batch.append(image)
+            if batch and looks_like_a_digit is not None and kind in SCREENED:
+                digit_like = looks_like_a_digit(np.stack(batch))
+                batch = [image for image, like in zip(batch, digit_like, strict=True) if not like]
+            found += batch[: wanted - len(found)]
+            if len(found) >= wanted:
                 break
-    return NegativeSet(np.asarray(images, np.uint8).reshape(-1, 28, 28), np.asarray(labels, np.uint8))
+        images += found
+        labels += [KINDS.index(kind)] * len(found)
+    order = rng.permutation(len(images))
+    images_array = np.asarray(images, np.uint8).reshape(-1, 28, 28)[order]
+    return NegativeSet(images_array, np.asarray(labels, np.uint8)[order])
 
 
 def sample_grid(negatives: NegativeSet, per_kind: int = 12) -> np.ndarray:

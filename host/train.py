@@ -182,6 +182,36 @@ def plot_history(history: dict, path: Path) -> None:
     plt.close(fig)
 
 
+SCREEN_MODEL = Path(__file__).resolve().parent.parent / "models" / "digits_v1_int8.tflite"
+
+
+def digit_screen(model: Path = SCREEN_MODEL, confidence: float = 0.9):
+    """``images -> bool array``: the digits-only model v1 reads them as a digit with ``confidence`` or more
+    (used to keep digit-like drawings out of the negatives); None when that model is not there."""
+    if not model.is_file():
+        log.warning("no %s: generated negatives are not screened for digit-like drawings", model)
+        return None
+    from device.classify import Classifier
+
+    classifier = Classifier(model, verify=False)
+
+    def looks_like_a_digit(images: np.ndarray) -> np.ndarray:
+        return np.array([p.confidence >= confidence for p in classifier.classify(images)])
+
+    return looks_like_a_digit
+
+
+def write_grid(path: Path, negatives) -> None:
+    """A PNG of the generated negatives, one row per kind, enlarged 3x, for review."""
+    import cv2
+
+    from host.negatives import sample_grid
+
+    grid = sample_grid(negatives, per_kind=16)
+    if not cv2.imwrite(str(path), cv2.resize(grid, None, fx=3, fy=3, interpolation=cv2.INTER_NEAREST)):
+        raise OSError(f"cannot write {path}")
+
+
 def history_path(model_path: Path) -> Path:
     """Where the history/settings JSON of a model lives (``digits.keras`` -> ``digits.history.json``)."""
     return model_path.with_suffix(".history.json")
@@ -308,7 +338,9 @@ def run(args: argparse.Namespace) -> dict:
         from host.negatives import generate
 
         # Pairs and pieces are cut from the training digits only, never from validation or test digits.
-        negatives = generate(settings.negatives, settings.negatives_seed, train_data.images)
+        negatives = generate(
+            settings.negatives, settings.negatives_seed, train_data.images, looks_like_a_digit=digit_screen()
+        )
         neg_train, neg_val = split_validation(
             Dataset(negatives.images, np.full(len(negatives), NONE_CLASS, np.uint8)),
             settings.validation_fraction,
@@ -323,6 +355,8 @@ def run(args: argparse.Namespace) -> dict:
             np.concatenate([val_data.labels, neg_val.labels]),
         )
         log.info("negatives: %d generated (seed %d)", len(negatives), settings.negatives_seed)
+        grid_path = out.with_suffix(".negatives.png")
+        save_atomically(grid_path, lambda p: write_grid(p, negatives))
 
     from host.model import count_macs
 

@@ -15,9 +15,14 @@ pytestmark = [needs_tf, pytest.mark.host]
 @pytest.fixture(scope="module")
 def trained(mnist_sample, tmp_path_factory):
     from host.data import Dataset, split_validation
-    from host.train import TrainSettings, history_path, train
+    from host.negatives import generate
+    from host.train import NONE_CLASS, TrainSettings, history_path, train
 
-    data = Dataset(mnist_sample["train_images"], mnist_sample["train_labels"])
+    negatives = generate(800, seed=3, digits=mnist_sample["train_images"])
+    data = Dataset(
+        np.concatenate([mnist_sample["train_images"], negatives.images]),
+        np.concatenate([mnist_sample["train_labels"], np.full(len(negatives), NONE_CLASS, np.uint8)]),
+    )
     train_part, val_part = split_validation(data, 0.1, seed=1)
     settings = TrainSettings(epochs=2, batch_size=64, seed=7)
     model, history = train(train_part, val_part, settings, verbose=0)
@@ -97,20 +102,24 @@ def test_export_cli_writes_card_and_refuses_big_drop(trained, tmp_path, monkeypa
 
     out = tmp_path / "m_int8.tflite"
     # A negative margin demands int8 be *better* than float by 5 points: it must refuse and write nothing.
-    args = export.parse_args(["--int8", "--model", str(keras_path), "--out", str(out), "--max-drop", "-5"])
+    args = export.parse_args(
+        ["--int8", "--model", str(keras_path), "--out", str(out), "--max-drop", "-5", "--negatives", "120"]
+    )
     with pytest.raises(
         export.ModelError, match=r"int8 export loses .* more than --max-drop -5.0; nothing written"
     ):
         export.run(args)
     assert list(tmp_path.iterdir()) == []
 
-    args = export.parse_args(["--int8", "--model", str(keras_path), "--out", str(out)])
+    args = export.parse_args(["--int8", "--model", str(keras_path), "--out", str(out), "--negatives", "120"])
     card = export.run(args)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m_int8.json", "m_int8.tflite"]
     on_disk = json.loads((tmp_path / "m_int8.json").read_text())
     assert on_disk == card
     assert card["input"]["dtype"] == "int8" and card["output"]["dtype"] == "int8"
-    assert card["input"]["shape"] == [1, 28, 28, 1] and card["labels"] == [str(d) for d in range(10)]
+    assert card["input"]["shape"] == [1, 28, 28, 1]
+    assert card["labels"] == [*(str(d) for d in range(10)), "none"]
+    assert card["negatives_count"] > 100 and 0 <= card["negatives_rejected_all"] <= 1
     assert abs(card["float_accuracy"] - card["tflite_accuracy"]) <= 0.01
     assert card["size_bytes"] == out.stat().st_size
     import hashlib

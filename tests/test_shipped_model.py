@@ -7,30 +7,65 @@ import json
 import numpy as np
 import pytest
 
-from device.classify import Classifier, Quantization
+from device.classify import LABELS_WITH_NONE, Classifier, Quantization
 from device.errors import ModelError
-from tests.conftest import MODEL
+from tests.conftest import MODEL, ROOT
+
+MODEL_V1 = ROOT / "models" / "digits_v1_int8.tflite"
 
 
 def test_card_matches_file():
     card = json.loads(MODEL.with_suffix(".json").read_text())
     data = MODEL.read_bytes()
     assert card["sha256"] == hashlib.sha256(data).hexdigest()
-    assert card["size_bytes"] == len(data) <= 100 * 1024
+    assert card["size_bytes"] == len(data) <= 48 * 1024
+    assert card["macs"] <= 6_000_000
     assert card["input"]["dtype"] == "int8" and card["output"]["dtype"] == "int8"
-    assert card["labels"] == [str(d) for d in range(10)]
+    assert card["labels"] == [*(str(d) for d in range(10)), "none"]
     assert card["training_command"] and card["export_command"]
     assert card["tflite_accuracy"] >= card["float_accuracy"] - 0.001
+    assert card["negatives_recipe"]["evaluation_seed"] != card["negatives_recipe"]["training_seed"]
+    assert set(card["negatives_rejected"]) == {"texture", "line", "operator", "letter", "piece", "pair"}
 
 
 def test_shipped_model_on_the_mnist_sample(mnist_sample):
     with Classifier(MODEL) as classifier:
         assert classifier.backend == "ai_edge_litert"
         assert classifier.input_quantization.dtype == np.int8
+        assert classifier.labels == LABELS_WITH_NONE and classifier.has_none
         probs = classifier.probabilities(mnist_sample["test_images"])
+        predictions = classifier.classify(mnist_sample["test_images"][:50])
     accuracy = np.mean(probs.argmax(axis=1) == mnist_sample["test_labels"])
     assert accuracy >= 0.99
+    assert np.mean(probs.argmax(axis=1) == 10) <= 0.005  # real digits are hardly ever called "none"
     assert np.allclose(probs.sum(axis=1), 1.0, atol=0.05)
+    assert all(p.is_digit and p.none < 0.5 for p in predictions)
+
+
+def test_shipped_model_rejects_generated_negatives():
+    """Negatives drawn with a seed the model never saw, through the device's own crop path."""
+    pytest.importorskip("host.negatives")
+    from host.negatives import KINDS, generate
+
+    with np.load(ROOT / "tests" / "data" / "mnist_sample.npz") as npz:
+        digits = npz["train_images"]
+    negatives = generate(300, seed=12345, digits=digits)
+    with Classifier(MODEL) as classifier:
+        predictions = classifier.classify(negatives.images)
+    rejected = np.array([not p.is_digit for p in predictions])
+    for k, kind in enumerate(KINDS):
+        assert rejected[negatives.kinds == k].mean() >= 0.8, kind
+    assert rejected.mean() >= 0.9
+
+
+def test_model_v1_stays_loadable(mnist_sample):
+    """The 10-class model v1 keeps working: labels from its card, no "none" ever."""
+    with Classifier(MODEL_V1) as classifier:
+        assert not classifier.has_none
+        predictions = classifier.classify(mnist_sample["test_images"][:200])
+    assert all(p.none == 0.0 for p in predictions)
+    accuracy = np.mean([p.digit for p in predictions] == mnist_sample["test_labels"][:200])
+    assert accuracy >= 0.98
 
 
 def test_batches_give_the_same_answers_as_single_digits(mnist_sample):
