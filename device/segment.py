@@ -109,6 +109,11 @@ class Piece:
     peak: float = 0.0
     edge: float = 0.0
 
+    def is_stroke_line(self, typical_h: float) -> bool:
+        """Flat and wider than a digit: an underline, an edge or a rule, not part of one digit (a 5's
+        flag is flat too, but no wider than a digit)."""
+        return self.w > 2.5 * self.h and self.w > 1.5 * typical_h
+
     def union(self, other: Piece) -> Piece:
         x0, y0 = min(self.x, other.x), min(self.y, other.y)
         x1, y1 = max(self.x + self.w, other.x + other.w), max(self.y + self.h, other.y + other.h)
@@ -264,12 +269,18 @@ def find_ink(work: WorkImage, dark: bool, settings: SegmentSettings) -> InkImage
     p10, p50 = np.percentile(tiled(sub).reshape(tiles_y, tiles_x, -1), (10, 50), axis=2)
     sigma = ((p50 - p10) / 1.2816).astype(np.float32)
     bare = (p50 < 0.1) & (tiled(sub_bright).mean(axis=(2, 3)) > 0.5)
-    # A tile inked all over by a large digit, amid bare tiles, is still paper.
-    bare = cv2.morphologyEx(bare.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8)).astype(bool)
+    # A tile inked all over by a large digit, amid bare tiles, is still paper: a tile is filled in when
+    # three quarters of its neighbours (those inside the frame) are bare.
+    ring = np.ones((3, 3), np.float32)
+    ring[1, 1] = 0
+    border = {"borderType": cv2.BORDER_CONSTANT}
+    bare_neighbours = cv2.filter2D(bare.astype(np.float32), -1, ring, **border)
+    neighbours = cv2.filter2D(np.ones(bare.shape, np.float32), -1, ring, **border)
+    bare |= bare_neighbours >= 0.75 * neighbours - 1e-3
     if not bare.any():  # no clear paper (a close-up, a board): the whole frame is the writing surface
         bare[:] = True
     paper = bright & cv2.resize(bare.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
-    noise = float(np.median(sigma[bare]))
+    noise = float(np.percentile(sigma[bare], 25))  # the paper: the quieter part of what is bare
     floor = max(settings.min_contrast, 5.0 * noise)
     # Each tile of the paper gets the threshold its own noise needs (texture raises only its own).
     tile_thresholds = np.maximum(floor, 5.0 * sigma)
@@ -374,6 +385,8 @@ def merge_pieces(pieces: list[Piece], typical_h: float) -> list[Piece]:
 
     Two pieces merge when they overlap horizontally by half the narrower one and their union is no taller
     than a digit; stacked digits of two lines form a union far taller than one digit, so they stay apart.
+    A long flat piece (an underline, a paper edge, what is left of a rule) joins nothing: it would swallow
+    every digit above it.
     A sweep over pieces sorted by x compares only pieces whose columns overlap.
     """
     merged = True
@@ -387,7 +400,11 @@ def merge_pieces(pieces: list[Piece], typical_h: float) -> list[Piece]:
                 overlap = min(other.x + other.w, piece.x + piece.w) - max(other.x, piece.x)
                 top = min(other.y, piece.y)
                 bottom = max(other.y + other.h, piece.y + piece.h)
-                if overlap >= 0.5 * min(other.w, piece.w) and bottom - top <= 1.3 * typical_h:
+                if (
+                    overlap >= 0.5 * min(other.w, piece.w)
+                    and bottom - top <= 1.3 * typical_h
+                    and not (other.is_stroke_line(typical_h) or piece.is_stroke_line(typical_h))
+                ):
                     result[i] = other.union(piece)
                     merged = True
                     break

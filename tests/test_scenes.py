@@ -1,0 +1,60 @@
+"""Reading hard scenes with the shipped model: textured surfaces around the page, ruled and squared paper,
+touching digits, slanted and scattered lines, operators between digits, hard shadows, glare, digits at the
+frame's edge (MNIST test digits, never trained on); and blank cluttered frames that must read as nothing.
+The full-size measurement is scripts/bench_scenes.py (docs/benchmarks.md); this is a smaller sample of it."""
+
+import numpy as np
+import pytest
+
+from device.classify import Classifier
+from device.pipeline import FramePipeline
+from device.reading import Reading
+from device.scenes import KINDS, render_scene
+from tests.conftest import MODEL
+from tests.test_accuracy import edit_distance
+
+
+@pytest.fixture(scope="module")
+def pipeline():
+    return FramePipeline(Classifier(MODEL))
+
+
+def lines_of(sample, rng, start):
+    images, labels = sample["test_images"], sample["test_labels"]
+    lines, texts = [], []
+    for _ in range(int(rng.integers(1, 3))):
+        n = int(rng.integers(3, 6))
+        index = [(start + k) % len(images) for k in range(n)]
+        start += n
+        lines.append([images[i] for i in index])
+        texts.append([int(labels[i]) for i in index])
+    return lines, texts, start
+
+
+def test_hard_scenes_are_read(pipeline, mnist_sample):
+    rng = np.random.default_rng(31)
+    start, right, total = 0, {}, {}
+    for kind in KINDS:
+        right[kind] = total[kind] = 0
+        for _ in range(6):
+            lines, texts, start = lines_of(mnist_sample, rng, start)
+            scene = render_scene(kind, lines, texts, rng)
+            read = Reading(tuple(pipeline.process(scene.frame).digits)).text.replace(" ", "")
+            truth = scene.text.replace(" ", "")
+            right[kind] += max(0, len(truth) - edit_distance(read, truth))
+            total[kind] += len(truth)
+    overall = sum(right.values()) / sum(total.values())
+    per_kind = {kind: round(right[kind] / total[kind], 3) for kind in KINDS}
+    print("hard scenes:", round(overall, 3), per_kind)
+    assert overall >= 0.85, per_kind
+    assert min(per_kind.values()) >= 0.6, per_kind
+
+
+def test_blank_cluttered_frames_read_nothing(pipeline):
+    rng = np.random.default_rng(5)
+    kinds = ("texture", "ruled", "grid", "shadow")
+    found = [
+        len(pipeline.process(render_scene(kinds[i % 4], [[]], [[]], rng, blank=True).frame).digits)
+        for i in range(24)
+    ]
+    assert sum(1 for n in found if n == 0) >= 22, found
