@@ -186,23 +186,34 @@ def prepare(frame, settings: SegmentSettings) -> WorkImage:
 
 
 def dark_ink(grey: np.ndarray) -> bool:
-    """Dark ink on paper, unless thin bright strokes clearly outweigh thin dark ones (chalk on a board).
+    """Dark ink on paper, unless two independent measures both say "bright strokes on a dark board".
 
-    Thin-structure energy, not brightness: a black-hat (thin dark strokes) against a top-hat (thin bright
-    strokes) with a kernel a little wider than a stroke. Large dark or bright areas (a desk, a sweater
-    behind a held-up page, the frame's black bars) give neither, so they cannot flip the polarity. The
-    99th percentiles decide; when writing covers under 1 % of the frame, the 99.9th.
+    (a) Thin-structure energy: a black-hat (thin dark strokes) against a top-hat (thin bright strokes) with
+    a kernel a little wider than a pen stroke; large dark or bright areas (a desk, a sweater behind a
+    held-up page, the frame's black bars) give neither. The 99th percentiles decide; when writing covers
+    under 1 % of the frame, the 99.9th. (b) The tail of pixels far from their local mean: dark ink makes a
+    long dark tail. Each alone is fooled by some scenes ((a) by a marker stroke wider than its kernel on
+    blotchy paper, (b) by a page held before a dark background); dark ink is by far the common case, so
+    chalk is chosen only when both agree.
     """
     small = grey[::2, ::2]
     k = max(3, (min(small.shape) // 40) | 1)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
     blackhat = cv2.morphologyEx(small, cv2.MORPH_BLACKHAT, kernel)
     tophat = cv2.morphologyEx(small, cv2.MORPH_TOPHAT, kernel)
+    thin_says_dark = True
     for percentile in (99, 99.9):
         dark, light = np.percentile(blackhat, percentile), np.percentile(tophat, percentile)
         if max(dark, light) > 4:  # grey levels: something thin stands out of the surface
-            return bool(dark >= light)
-    return True
+            thin_says_dark = bool(dark >= light)
+            break
+    if thin_says_dark:
+        return True
+    smallf = small.astype(np.float32)
+    k = max(3, (min(small.shape) // 8) | 1)
+    deviation = smallf - cv2.blur(smallf, (k, k))
+    low, high = np.percentile(deviation, (0.5, 99.5))
+    return bool(-low >= high)
 
 
 def find_polarity(work: WorkImage, settings: SegmentSettings) -> bool:

@@ -35,10 +35,61 @@ def per_digit_us(run, count: int, repeats: int = 3) -> float:
     return best / count * 1e6
 
 
+# Rough int8 convolution throughput of one Cortex-A core with XNNPACK (multiply-accumulates per µs):
+# published TFLite benchmarks of small CNNs put a Pi 4's A72 at 1.5 GHz near 1,000 and a Pi 5's A76 at
+# 2.4 GHz near 3,000. A projection, not a measurement: no Pi here.
+PI_MACS_PER_US = {"Raspberry Pi 4": 1000, "Raspberry Pi 5": 3000}
+
+
+def card_macs(model: Path) -> int | None:
+    import json
+
+    try:
+        return json.loads(model.with_suffix(".json").read_text()).get("macs")
+    except (OSError, ValueError):
+        return None
+
+
+def versus(baseline: Path, model: Path, digits, batches) -> list[str]:
+    """Two int8 models timed pair by pair in the same run (µs per digit, batch 1 and 8, one thread), and
+    what their MACs project for a Pi."""
+    if not baseline.is_file():
+        return [f"(no {baseline.name}: the side-by-side table is left out)"]
+    old, new = Classifier(baseline, threads=1), Classifier(model, threads=1)
+    rows = ["| model | KB | MACs per digit | µs batch 1 | µs batch 8 |"]
+    rows.append("|---|---:|---:|---:|---:|")
+    timings = {}
+    for name, classifier, path in (("v1 " + baseline.name, old, baseline), ("v2 " + model.name, new, model)):
+        one = per_digit_us(batches(classifier, 1), len(digits))
+        eight = per_digit_us(batches(classifier, 8), len(digits))
+        timings[name] = (one, eight, card_macs(path))
+        macs = timings[name][2]
+        rows.append(
+            f"| {name} | {path.stat().st_size / 1024:.1f} | {macs or 0:,} | {one:.1f} | {eight:.1f} |"
+        )
+    (v1_one, v1_eight, v1_macs), (v2_one, v2_eight, v2_macs) = timings.values()
+    rows += [
+        "",
+        f"v2 / v1 in this run: {v2_one / v1_one:.2f} at batch 1, {v2_eight / v1_eight:.2f} at batch 8.",
+    ]
+    if v1_macs and v2_macs:
+        projection = ", ".join(
+            f"{pi}: v1 {v1_macs / rate:.0f} µs, v2 {v2_macs / rate:.0f} µs per digit"
+            for pi, rate in PI_MACS_PER_US.items()
+        )
+        rows.append(f"Projected from MACs (not measured; no Pi here): {projection}.")
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keras", default=str(ROOT / "models" / "digits.keras"))
     parser.add_argument("--tflite", default=str(ROOT / "models" / "digits_int8.tflite"))
+    parser.add_argument(
+        "--baseline",
+        default=str(ROOT / "models" / "digits_v1_int8.tflite"),
+        help="an earlier int8 model to time beside --tflite in the same run (default: model v1)",
+    )
     parser.add_argument("--data-dir", default=os.environ.get("MNIST_DIR"))
     parser.add_argument("--write", metavar="MARKDOWN")
     args = parser.parse_args()
@@ -90,6 +141,7 @@ def main() -> int:
             )
         )
         same = (int8.probabilities(digits).argmax(1) == float32.probabilities(digits).argmax(1)).mean()
+        side_by_side = versus(Path(args.baseline), Path(args.tflite), digits, batches)
 
     base = rows[0][1]
     lines = [
@@ -103,6 +155,8 @@ def main() -> int:
     lines += [
         "",
         f"int8 and float32 TFLite agree on {same:.1%} of the 1,000 digits.",
+        "",
+        *side_by_side,
         "",
         f"Machine: {machine()}.",
     ]
