@@ -2,6 +2,8 @@
 
 Exit codes: 0 ok, 2 bad arguments or config, 3 model problem, 4 source problem; each failure is one line
 on stderr. JSON results go to stdout, logs to stderr (plain lines: journald adds the time).
+Ctrl-C, SIGTERM and SIGHUP stop it cleanly at any moment (outputs switched off, no traceback); a reader
+that closes stdout (``| head -1``) ends it quietly.
 """
 
 from __future__ import annotations
@@ -15,23 +17,34 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from device.classify import DEFAULT_MODEL, Classifier
-from device.config import OUTPUT_KINDS, CameraConfig, Config, load_config, replace
-from device.decide import Decider
-from device.errors import ConfigError, DigitReaderError
-from device.pipeline import FramePipeline
-from device.segment import SegmentSettings
-from device.sources import FrameSource, open_source
+from device.config import OUTPUT_KINDS, CameraConfig, Config, load_config, replace, validate, web_token
+from device.errors import ConfigError, DigitReaderError, FrameError, ModelError, SourceError
+
+if TYPE_CHECKING:  # numpy, OpenCV and the runtime load inside main(), where Ctrl-C is handled
+    from device.pipeline import FramePipeline
+    from device.segment import SegmentSettings
+    from device.sources import FrameSource
 
 log = logging.getLogger("device")
+MAX_MODEL_BYTES = 64 << 20
+# Native libraries' own chatter (ffmpeg: thousands of lines for one corrupt video); our errors say enough.
+QUIET_NATIVE = {"OPENCV_LOG_LEVEL": "ERROR", "OPENCV_FFMPEG_LOGLEVEL": "-8", "TF_CPP_MIN_LOG_LEVEL": "2"}
 
 DEMO_DIR = Path(__file__).resolve().parent / "demo"
 DEMO_VIDEO = DEMO_DIR / "demo.mp4"
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (the contract), not the whole usage text."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="device-run",
         description="Read handwritten digits from a camera, video, image or folder.",
         epilog="Sources: picamera2, webcam:N, /dev/videoN, VIDEO, IMAGE, FOLDER. Outputs: "
@@ -58,6 +71,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--web-bind", metavar="HOST:PORT", help="web preview address (default 127.0.0.1:8088)"
     )
     parser.add_argument("--web-token", metavar="TOKEN", help="token the web preview requires off loopback")
+    parser.add_argument(
+        "--web-token-file", metavar="FILE", help="read the web token from FILE (keeps it out of ps)"
+    )
     parser.add_argument(
         "--emulate",
         action="store_true",
@@ -106,11 +122,14 @@ def effective_config(args: argparse.Namespace) -> Config:
         config = replace(config, "output", enabled=[*outputs, "gpio-bcd", "gpio-7seg"], pin_factory="mock")
         if not args.source and not args.demo:
             config = replace(config, "camera", source="webcam:0")
-    if args.web_bind or args.web_token is not None:
+    if args.web_bind or args.web_token is not None or args.web_token_file:
         web = config.output.web
         token = web.token if args.web_token is None else args.web_token
+        token_file = args.web_token_file or web.token_file
         config = replace(
-            config, "output", web=dataclasses.replace(web, bind=args.web_bind or web.bind, token=token)
+            config,
+            "output",
+            web=dataclasses.replace(web, bind=args.web_bind or web.bind, token=token, token_file=token_file),
         )
     if args.model:
         config = replace(config, "model", path=args.model)
@@ -124,7 +143,7 @@ def effective_config(args: argparse.Namespace) -> Config:
         config = replace(config, "service", max_frames=args.max_frames)
     if args.log_level:
         config = replace(config, "service", log_level=args.log_level)
-    return config
+    return validate(config)  # the same rules as --check-config, on the overridden values
 
 
 def _has_gui() -> bool:
@@ -134,6 +153,8 @@ def _has_gui() -> bool:
 
 
 def segment_settings(config: Config) -> SegmentSettings:
+    from device.segment import SegmentSettings
+
     s = config.segmentation
     return SegmentSettings(
         polarity=s.polarity,
@@ -194,7 +215,18 @@ def build_outputs(
                 from device.outputs.web import WebOutput
 
                 w = config.output.web
-                outputs.append(WebOutput(w.bind, w.token, w.max_fps, model_info))
+                outputs.append(
+                    WebOutput(
+                        w.bind,
+                        web_token(w),
+                        w.max_fps,
+                        model_info,
+                        max_viewers=w.max_viewers,
+                        max_connections=w.max_connections,
+                        header_timeout=w.header_timeout,
+                        health_seconds=w.health_seconds,
+                    )
+                )
         if args is not None and getattr(args, "emulate", False):
             from device.outputs.emulator import EmulatorWindow
 
@@ -220,7 +252,9 @@ def build_outputs(
 
 def open_camera(c: CameraConfig) -> FrameSource:
     """The frame source the ``[camera]`` section describes."""
-    return open_source(c.source, c.width, c.height, c.fps, c.realtime, c.loop)
+    from device.sources import open_source
+
+    return open_source(c.source, c.width, c.height, c.fps, c.realtime, c.loop, c.max_pixels)
 
 
 def run_once(config: Config, pipeline: FramePipeline, as_json: bool, args=None) -> int:
@@ -229,10 +263,15 @@ def run_once(config: Config, pipeline: FramePipeline, as_json: bool, args=None) 
     with open_camera(c) as source:
         frame = source.read()
     if frame is None:
-        from device.errors import SourceError
-
         raise SourceError(f"source {c.source}: gave no frame")
-    result = pipeline.process(frame)
+    try:
+        result = pipeline.process(frame)
+    except Exception as exc:  # a frame the pipeline cannot take is a source problem (exit 4), one line
+        shape = "x".join(str(n) for n in getattr(frame, "shape", ())[:2][::-1])
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[-1][:200]
+        raise FrameError(f"source {c.source}: frame {shape} cannot be read ({reason})") from None
+    from device.decide import Decider
+
     reading = Decider(live=False).update(result.digits)
     outputs = build_outputs(config, skip_log=True, args=args, live=False)
     try:
@@ -242,10 +281,23 @@ def run_once(config: Config, pipeline: FramePipeline, as_json: bool, args=None) 
         for output in outputs:
             output.close()
     if as_json:
-        print(json.dumps(reading.as_dict()))
+        print(json.dumps(reading.as_dict(), allow_nan=False))
     else:
         print(reading.text)
     return 0
+
+
+def check_model_files(model_path: Path) -> None:
+    """A model (and its card) must be regular files of sane size: a FIFO would block, /dev/zero never ends."""
+    from device.classify import card_path_for
+    from device.safeio import check_regular
+
+    check_regular(model_path, "model", ModelError)
+    if model_path.stat().st_size > MAX_MODEL_BYTES:
+        raise ModelError(f"{model_path}: model is larger than {MAX_MODEL_BYTES >> 20} MB")
+    card = card_path_for(model_path)
+    if os.path.lexists(card):
+        check_regular(card, "model card", ModelError)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -255,12 +307,17 @@ def run(args: argparse.Namespace) -> int:
         return 0
     config = effective_config(args)
     logging.getLogger().setLevel(config.service.log_level.upper())
+    from device.classify import DEFAULT_MODEL, Classifier
+    from device.pipeline import FramePipeline
+
     model_path = Path(config.model.path) if config.model.path else DEFAULT_MODEL
+    check_model_files(model_path)
     classifier = Classifier(model_path, threads=config.model.threads, verify=config.model.verify_sha256)
     pipeline = FramePipeline(classifier, segment_settings(config), config.decision.min_confidence)
     if args.once:
-        return run_once(config, pipeline, args.json, args)
+        return _interruptible(run_once, config, pipeline, args.json, args)
 
+    from device.decide import Decider
     from device.notify import Notifier
     from device.service import ReaderLoop
 
@@ -271,8 +328,8 @@ def run(args: argparse.Namespace) -> int:
         log.info("signal %s: stopping", signal.Signals(signum).name)
         stop.set()
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, on_signal)
 
     source = open_camera(c)
     first = [source]
@@ -304,6 +361,7 @@ def run(args: argparse.Namespace) -> int:
         config.service.max_frames,
         c.reopen_max_seconds,
         config.service.stats_seconds,
+        config.service.frame_timeout,
     )
     try:
         stats = loop.run()
@@ -321,15 +379,80 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv=None) -> int:
     """Console entry point."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    args = parse_args(argv)
     try:
-        return run(args)
+        for key, value in QUIET_NATIVE.items():
+            os.environ.setdefault(key, value)
+        logging.basicConfig(
+            level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
+        )
+        args = parse_args(argv)
+        # SIGTERM/SIGHUP before the loop installs its handlers: the same quiet exit as Ctrl-C.
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, _interrupt)
+        code = run(args)
+        sys.stdout.flush()  # a full disk or a closed pipe shows here, not in the interpreter's exit
+        return code
     except DigitReaderError as exc:
         print(f"device-run: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader of stdout has gone (device-run ... | head -1): nothing more to say, to anyone.
+        _silence_stdout()
+        return 0
+    except OSError as exc:
+        if exc.filename is None and _stdout_failed():
+            _silence_stdout()
+            print(f"device-run: cannot write to stdout ({exc.strerror or exc})", file=sys.stderr)
+            return 2
+        raise
+
+
+def _interruptible(function, *args):
+    """Run ``function`` on a thread so Ctrl-C is answered at once even while native code (a decode, a
+    segmentation) holds the main thread's attention; the process then ends without waiting for it."""
+    outcome: dict = {}
+
+    def target():
+        try:
+            outcome["value"] = function(*args)
+        except BaseException as exc:  # handed back to the main thread
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=target, name="once", daemon=True)
+    worker.start()
+    try:
+        while worker.is_alive():
+            worker.join(0.1)
+    except KeyboardInterrupt:
+        sys.stderr.flush()
+        os._exit(130)  # the worker may be inside native code; nothing of it needs finishing
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+def _interrupt(signum, _frame):
+    raise KeyboardInterrupt
+
+
+def _stdout_failed() -> bool:
+    try:
+        sys.stdout.flush()
+        return False
+    except OSError:
+        return True
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush has nowhere to fail."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":

@@ -36,4 +36,7 @@ class SourceError(DigitReaderError, RuntimeError):
 
 
 class FrameError(DigitReaderError, ValueError):
-    """A frame that cannot be processed (None, empty, wrong dtype/shape); the loop skips it and goes on."""
+    """A frame that cannot be processed (None, empty, wrong dtype/shape); the loop skips it and goes on.
+    Where it ends a run (``--once``) it is a source problem: exit 4."""
+
+    exit_code = 4
