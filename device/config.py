@@ -251,8 +251,8 @@ def validate(config: Config, where: str = "") -> Config:
     host, _ = parse_bind(web.bind, where)
     if "web" in config.output.enabled and not is_loopback(host) and not web_token(web, where):
         raise ConfigError(
-            f"{where}output.web.bind = {web.bind!r}: binding beyond this machine needs a token "
-            "(output.web.token or output.web.token_file)"
+            f"{where}web bind {web.bind}: binding beyond this machine needs a token "
+            "(--web-token or [output.web] token)"
         )
     return config
 
