@@ -26,6 +26,7 @@ import json
 import logging
 import queue
 import re
+import select
 import selectors
 import socket
 import threading
@@ -141,6 +142,7 @@ class WebOutput:
         self._subscribers: list[queue.Queue] = []
         self.viewers = 0
         self.encoded = 0
+        self.sent = 0  # JPEGs written to viewers (all of them share each encode)
         self.refused = 0  # connections answered 503 or dropped for a limit
         self._jpeg: bytes | None = None
         self._jpeg_seq = 0
@@ -549,15 +551,24 @@ class _Handler(BaseHTTPRequestHandler):
             if not self._start_streaming("multipart/x-mixed-replace; boundary=frame"):
                 return
             for jpeg in self.web.jpeg_frames():
+                # The shared JPEG is sent as it is: no per-viewer copy.
                 self.wfile.write(
-                    b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "
-                    + str(len(jpeg)).encode()
-                    + b"\r\n\r\n"
-                    + jpeg
-                    + b"\r\n"
+                    b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpeg)
                 )
+                self.wfile.write(jpeg)
+                self.wfile.write(b"\r\n")
+                self.web.sent += 1
         finally:
             self.web.remove_viewer()
+
+    def _client_gone(self) -> bool:
+        """The client has closed its end (a stream's slot is given back within a second, not at the next
+        write)."""
+        try:
+            readable, _, _ = select.select([self.connection], [], [], 0)
+            return bool(readable) and not self.connection.recv(1, socket.MSG_PEEK)
+        except (OSError, ValueError):
+            return True
 
     def _events(self) -> None:
         q = self.web.subscribe()
@@ -569,12 +580,16 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             self.wfile.write(f"data: {json.dumps({'text': self.web.status()['text']})}\n\n".encode())
             self.wfile.flush()
-            while not self.web._closed.is_set():
+            quiet = 0
+            while not self.web._closed.is_set() and not self._client_gone():
                 try:
-                    data = q.get(timeout=15)
+                    data = q.get(timeout=1)
                     self.wfile.write(f"data: {data}\n\n".encode())
+                    quiet = 0
                 except queue.Empty:
-                    self.wfile.write(b": keep-alive\n\n")
+                    quiet += 1
+                    if quiet % 15 == 0:
+                        self.wfile.write(b": keep-alive\n\n")
                 self.wfile.flush()
         finally:
             self.web.unsubscribe(q)
