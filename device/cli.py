@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from device.config import OUTPUT_KINDS, CameraConfig, Config, load_config, replace, validate, web_token
-from device.errors import ConfigError, DigitReaderError, FrameError, ModelError, SourceError
+from device.errors import ConfigError, DigitReaderError, FrameError, ModelError, OutputError, SourceError
 
 if TYPE_CHECKING:  # numpy, OpenCV and the runtime load inside main(), where Ctrl-C is handled
     from device.pipeline import FramePipeline
@@ -280,10 +280,9 @@ def run_once(config: Config, pipeline: FramePipeline, as_json: bool, args=None) 
     finally:
         for output in outputs:
             output.close()
-    if as_json:
-        print(json.dumps(reading.as_dict(), allow_nan=False))
-    else:
-        print(reading.text)
+    from device.outputs.log import write_line
+
+    write_line(sys.stdout, json.dumps(reading.as_dict(), allow_nan=False) if as_json else reading.text)
     return 0
 
 
@@ -390,9 +389,16 @@ def main(argv=None) -> int:
         for signum in (signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, _interrupt)
         code = run(args)
-        sys.stdout.flush()  # a full disk or a closed pipe shows here, not in the interpreter's exit
+        try:
+            sys.stdout.flush()  # a full disk or a closed pipe shows here, not in the interpreter's exit
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise OutputError(f"cannot write to stdout ({exc.strerror or exc})") from None
         return code
     except DigitReaderError as exc:
+        if isinstance(exc, OutputError):
+            _silence_stdout()
         print(f"device-run: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
@@ -401,12 +407,6 @@ def main(argv=None) -> int:
         # The reader of stdout has gone (device-run ... | head -1): nothing more to say, to anyone.
         _silence_stdout()
         return 0
-    except OSError as exc:
-        if exc.filename is None and _stdout_failed():
-            _silence_stdout()
-            print(f"device-run: cannot write to stdout ({exc.strerror or exc})", file=sys.stderr)
-            return 2
-        raise
 
 
 def _interruptible(function, *args):
@@ -435,14 +435,6 @@ def _interruptible(function, *args):
 
 def _interrupt(signum, _frame):
     raise KeyboardInterrupt
-
-
-def _stdout_failed() -> bool:
-    try:
-        sys.stdout.flush()
-        return False
-    except OSError:
-        return True
 
 
 def _silence_stdout() -> None:
