@@ -19,10 +19,12 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from device.config import OUTPUT_KINDS, CameraConfig, Config, load_config, replace, validate, web_token
 from device.errors import ConfigError, DigitReaderError, FrameError, ModelError, OutputError, SourceError
 
-if TYPE_CHECKING:  # numpy, OpenCV and the runtime load inside main(), where Ctrl-C is handled
+if (
+    TYPE_CHECKING
+):  # the rest loads inside main(), where Ctrl-C is handled: start-up ends quietly at any moment
+    from device.config import CameraConfig, Config
     from device.pipeline import FramePipeline
     from device.segment import SegmentSettings
     from device.sources import FrameSource
@@ -44,6 +46,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def parse_args(argv=None) -> argparse.Namespace:
+    from device.config import OUTPUT_KINDS
+
     parser = _Parser(
         prog="device-run",
         description="Read handwritten digits from a camera, video, image or folder.",
@@ -89,6 +93,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def effective_config(args: argparse.Namespace) -> Config:
     """The config file (or defaults) with command-line overrides applied and checked."""
+    from device.config import OUTPUT_KINDS, load_config, replace, validate
+
     config = load_config(args.config)
     if args.demo:
         config = replace(config, "camera", source=str(DEMO_VIDEO))
@@ -170,6 +176,7 @@ def build_outputs(
     config: Config, skip_log: bool = False, args=None, live: bool = True, stop=None, model_info=None
 ) -> list:
     """Create the enabled outputs; on failure, close the ones already made."""
+    from device.config import web_token
     from device.outputs.gpio import BcdLeds, SevenSegment, make_pin_factory
 
     outputs = []
@@ -300,6 +307,8 @@ def check_model_files(model_path: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from device.config import load_config
+
     if args.check_config:
         load_config(args.check_config)
         print(f"{args.check_config}: ok")
@@ -321,7 +330,7 @@ def run(args: argparse.Namespace) -> int:
     from device.service import ReaderLoop
 
     c = config.camera
-    stop = threading.Event()
+    stop = _STOP  # already set if a signal came during start-up (and some library swallowed the interrupt)
 
     def on_signal(signum, _frame):
         log.info("signal %s: stopping", signal.Signals(signum).name)
@@ -329,6 +338,8 @@ def run(args: argparse.Namespace) -> int:
 
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, on_signal)
+    if stop.is_set():
+        raise KeyboardInterrupt
 
     source = open_camera(c)
     first = [source]
@@ -388,6 +399,7 @@ def main(argv=None) -> int:
         # SIGTERM/SIGHUP before the loop installs its handlers: the same quiet exit as Ctrl-C.
         for signum in (signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, _interrupt)
+        signal.signal(signal.SIGINT, _interrupt)
         code = run(args)
         try:
             sys.stdout.flush()  # a full disk or a closed pipe shows here, not in the interpreter's exit
@@ -433,7 +445,11 @@ def _interruptible(function, *args):
     return outcome["value"]
 
 
+_STOP = threading.Event()
+
+
 def _interrupt(signum, _frame):
+    _STOP.set()
     raise KeyboardInterrupt
 
 

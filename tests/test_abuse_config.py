@@ -99,7 +99,8 @@ def test_fuzzed_configs_give_a_config_or_one_config_error(tmp_path):
         for output in outputs:
             output.close()
     print(
-        f"\n{MUTATIONS} mutated configs: {accepted} accepted, {refused} refused in one line, {opened} outputs opened"
+        f"\n{MUTATIONS} mutated configs: {accepted} accepted, {refused} refused in one line, "
+        f"{opened} outputs opened"
     )
     assert accepted > 20 and refused > 100, (accepted, refused)
     assert opened > 0
