@@ -126,7 +126,7 @@ class FolderSource(_Closing):
         self.name = str(self.folder)
         self.loop = loop
         self.max_pixels = max_pixels
-        self._warned: set[str] = set()
+        self._bad: dict[str, tuple] = {}  # name -> (mtime, size) when it failed: not re-read until it changes
         self._files = self._list()
         if not self._files:
             raise SourceError(
@@ -159,13 +159,21 @@ class FolderSource(_Closing):
             path = self._files[self._next]
             self._next += 1
             try:
+                info = path.stat()
+                version = (info.st_mtime_ns, info.st_size)
+            except OSError:
+                version = None
+            if path.name in self._bad and self._bad[path.name] == version:
+                self.skipped += 1  # known bad and unchanged: skipped without reading (or a decoder's noise)
+                continue
+            try:
                 image = _read_image(path, self.max_pixels)
             except SourceError as exc:
                 self.skipped += 1
-                if path.name not in self._warned:  # once per entry, not once per pass
-                    self._warned.add(path.name)
-                    log.warning("%s; skipped", exc)
+                self._bad[path.name] = version
+                log.warning("%s; skipped", exc)  # once per entry (and again only if it changes)
                 continue
+            self._bad.pop(path.name, None)
             self._read_this_pass += 1
             return image
         return None
