@@ -2,6 +2,8 @@
 
 Exit codes: 0 ok, 2 bad arguments or config, 3 model problem, 4 source problem; each failure is one line
 on stderr. JSON results go to stdout, logs to stderr (plain lines: journald adds the time).
+Ctrl-C, SIGTERM and SIGHUP stop it cleanly at any moment (outputs switched off, no traceback); a reader
+that closes stdout (``| head -1``) ends it quietly.
 """
 
 from __future__ import annotations
@@ -15,17 +17,22 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from device.classify import DEFAULT_MODEL, Classifier
-from device.config import OUTPUT_KINDS, CameraConfig, Config, load_config, replace, validate
-from device.decide import Decider
-from device.errors import ConfigError, DigitReaderError
-from device.pipeline import FramePipeline
-from device.plausibility import PlausibleDecider, Rules
-from device.segment import SegmentSettings
-from device.sources import FrameSource, open_source
+from device.errors import ConfigError, DigitReaderError, FrameError, ModelError, OutputError, SourceError
+
+if (
+    TYPE_CHECKING
+):  # the rest loads inside main(), where Ctrl-C is handled: start-up ends quietly at any moment
+    from device.config import CameraConfig, Config
+    from device.pipeline import FramePipeline
+    from device.segment import SegmentSettings
+    from device.sources import FrameSource
 
 log = logging.getLogger("device")
+MAX_MODEL_BYTES = 64 << 20
+# Native libraries' own chatter (ffmpeg: thousands of lines for one corrupt video); our errors say enough.
+QUIET_NATIVE = {"OPENCV_LOG_LEVEL": "ERROR", "OPENCV_FFMPEG_LOGLEVEL": "-8", "TF_CPP_MIN_LOG_LEVEL": "2"}
 
 DEMO_DIR = Path(__file__).resolve().parent / "demo"
 DEMO_VIDEO = DEMO_DIR / "demo.mp4"
@@ -36,8 +43,17 @@ NO_WINDOW_HELP = (
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (the contract), not the whole usage text."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    from device.config import OUTPUT_KINDS
+
+    parser = _Parser(
         prog="device-run",
         description="Read handwritten digits from a camera, video, image or folder.",
         epilog="Sources: auto (default: the CSI camera, else the first webcam), picamera2, webcam:N, "
@@ -70,6 +86,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     parser.add_argument("--web-token", metavar="TOKEN", help="token the web preview requires off loopback")
     parser.add_argument(
+        "--web-token-file", metavar="FILE", help="read the web token from FILE (keeps it out of ps)"
+    )
+    parser.add_argument(
         "--mqtt-url", metavar="URL", help="MQTT broker mqtt://HOST[:PORT] or mqtts://...; enables output mqtt"
     )
     parser.add_argument(
@@ -92,6 +111,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def effective_config(args: argparse.Namespace) -> Config:
     """The config file (or defaults) with command-line overrides applied and checked."""
+    from device.config import OUTPUT_KINDS, load_config, replace, validate
+
     config = load_config(args.config)
     if args.demo:
         config = replace(config, "camera", source=str(DEMO_VIDEO))
@@ -137,11 +158,14 @@ def effective_config(args: argparse.Namespace) -> Config:
         config = replace(config, "output", enabled=[*outputs, "gpio-bcd", "gpio-7seg"], pin_factory="mock")
         if not args.source and not args.demo:
             config = replace(config, "camera", source="webcam:0")
-    if args.web_bind or args.web_token is not None:
+    if args.web_bind or args.web_token is not None or args.web_token_file:
         web = config.output.web
         token = web.token if args.web_token is None else args.web_token
+        token_file = args.web_token_file or web.token_file
         config = replace(
-            config, "output", web=dataclasses.replace(web, bind=args.web_bind or web.bind, token=token)
+            config,
+            "output",
+            web=dataclasses.replace(web, bind=args.web_bind or web.bind, token=token, token_file=token_file),
         )
     if args.mqtt_url is not None:
         from device.config import mqtt_url_problem
@@ -163,7 +187,7 @@ def effective_config(args: argparse.Namespace) -> Config:
         config = replace(config, "service", max_frames=args.max_frames)
     if args.log_level:
         config = replace(config, "service", log_level=args.log_level)
-    return config
+    return validate(config)  # the same rules as --check-config, on the overridden values
 
 
 def _has_gui() -> bool:
@@ -173,6 +197,8 @@ def _has_gui() -> bool:
 
 
 def segment_settings(config: Config) -> SegmentSettings:
+    from device.segment import SegmentSettings
+
     s = config.segmentation
     return SegmentSettings(
         polarity=s.polarity,
@@ -194,6 +220,7 @@ def build_outputs(
     health=None,
 ) -> list:
     """Create the enabled outputs; on failure, close the ones already made."""
+    from device.config import web_token
     from device.outputs.gpio import BcdLeds, MatchLed, SevenSegment, make_pin_factory
 
     outputs = []
@@ -244,7 +271,18 @@ def build_outputs(
                 from device.outputs.web import WebOutput
 
                 w = config.output.web
-                outputs.append(WebOutput(w.bind, w.token, w.max_fps, model_info))
+                outputs.append(
+                    WebOutput(
+                        w.bind,
+                        web_token(w),
+                        w.max_fps,
+                        model_info,
+                        max_viewers=w.max_viewers,
+                        max_connections=w.max_connections,
+                        header_timeout=w.header_timeout,
+                        health_seconds=w.health_seconds,
+                    )
+                )
                 outputs[-1].health = health
             elif kind == "mqtt":
                 from device.outputs.mqtt import MqttOutput
@@ -299,7 +337,9 @@ def _keep_web_open(outputs: list):
 
 def open_camera(c: CameraConfig) -> FrameSource:
     """The frame source the ``[camera]`` section describes."""
-    return open_source(c.source, c.width, c.height, c.fps, c.realtime, c.loop)
+    from device.sources import open_source
+
+    return open_source(c.source, c.width, c.height, c.fps, c.realtime, c.loop, c.max_pixels)
 
 
 def run_once(config: Config, pipeline: FramePipeline, as_json: bool, args=None) -> int:
@@ -308,10 +348,16 @@ def run_once(config: Config, pipeline: FramePipeline, as_json: bool, args=None) 
     with open_camera(c) as source:
         frame = source.read()
     if frame is None:
-        from device.errors import SourceError
-
         raise SourceError(f"source {c.source}: gave no frame")
-    result = pipeline.process(frame)
+    try:
+        result = pipeline.process(frame)
+    except Exception as exc:  # a frame the pipeline cannot take is a source problem (exit 4), one line
+        shape = "x".join(str(n) for n in getattr(frame, "shape", ())[:2][::-1])
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[-1][:200]
+        raise FrameError(f"source {c.source}: frame {shape} cannot be read ({reason})") from None
+    from device.decide import Decider
+    from device.plausibility import PlausibleDecider, Rules
+
     reading = PlausibleDecider(Decider(live=False), Rules.from_config(config.decision)).update(result.digits)
     outputs = build_outputs(config, skip_log=True, args=args, live=False)
     try:
@@ -320,14 +366,28 @@ def run_once(config: Config, pipeline: FramePipeline, as_json: bool, args=None) 
     finally:
         for output in outputs:
             output.close()
-    if as_json:
-        print(json.dumps(reading.as_dict()))
-    else:
-        print(reading.text)
+    from device.outputs.log import write_line
+
+    write_line(sys.stdout, json.dumps(reading.as_dict(), allow_nan=False) if as_json else reading.text)
     return 0
 
 
+def check_model_files(model_path: Path) -> None:
+    """A model (and its card) must be regular files of sane size: a FIFO would block, /dev/zero never ends."""
+    from device.classify import card_path_for
+    from device.safeio import check_regular
+
+    check_regular(model_path, "model", ModelError)
+    if model_path.stat().st_size > MAX_MODEL_BYTES:
+        raise ModelError(f"{model_path}: model is larger than {MAX_MODEL_BYTES >> 20} MB")
+    card = card_path_for(model_path)
+    if os.path.lexists(card):
+        check_regular(card, "model card", ModelError)
+
+
 def run(args: argparse.Namespace) -> int:
+    from device.config import load_config
+
     if args.check_config:
         load_config(args.check_config)
         print(f"{args.check_config}: ok")
@@ -339,7 +399,11 @@ def run(args: argparse.Namespace) -> int:
 
         print(f"removed {forget(config.output.mqtt)} Home Assistant entities")
         return 0
+    from device.classify import DEFAULT_MODEL, Classifier
+    from device.pipeline import FramePipeline
+
     model_path = Path(config.model.path) if config.model.path else DEFAULT_MODEL
+    check_model_files(model_path)
     classifier = Classifier(model_path, threads=config.model.threads, verify=config.model.verify_sha256)
     pipeline = FramePipeline(
         classifier,
@@ -348,20 +412,25 @@ def run(args: argparse.Namespace) -> int:
         none_threshold=config.decision.none_threshold,
     )
     if args.once:
-        return run_once(config, pipeline, args.json, args)
+        return _interruptible(run_once, config, pipeline, args.json, args)
 
+    from device.decide import Decider
+    from device.health import Health
     from device.notify import Notifier
+    from device.plausibility import PlausibleDecider, Rules
     from device.service import ReaderLoop
 
     c = config.camera
-    stop = threading.Event()
+    stop = _STOP  # already set if a signal came during start-up (and some library swallowed the interrupt)
 
     def on_signal(signum, _frame):
         log.info("signal %s: stopping", signal.Signals(signum).name)
         stop.set()
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, on_signal)
+    if stop.is_set():
+        raise KeyboardInterrupt
 
     source = open_camera(c)
     first = [source]
@@ -374,8 +443,6 @@ def run(args: argparse.Namespace) -> int:
     decider = PlausibleDecider(
         Decider(d.vote_frames, d.vote_needed, d.empty_frames, live=source.live), Rules.from_config(d)
     )
-    from device.health import Health
-
     health = Health(config.service.stall_seconds)
     try:
         model_info = {
@@ -403,6 +470,7 @@ def run(args: argparse.Namespace) -> int:
         config.service.max_frames,
         c.reopen_max_seconds,
         config.service.stats_seconds,
+        config.service.frame_timeout,
     )
     try:
         stats = loop.run()
@@ -432,15 +500,78 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv=None) -> int:
     """Console entry point."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    args = parse_args(argv)
     try:
-        return run(args)
+        for key, value in QUIET_NATIVE.items():
+            os.environ.setdefault(key, value)
+        logging.basicConfig(
+            level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
+        )
+        args = parse_args(argv)
+        # SIGTERM/SIGHUP before the loop installs its handlers: the same quiet exit as Ctrl-C.
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, _interrupt)
+        signal.signal(signal.SIGINT, _interrupt)
+        code = run(args)
+        try:
+            sys.stdout.flush()  # a full disk or a closed pipe shows here, not in the interpreter's exit
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise OutputError(f"cannot write to stdout ({exc.strerror or exc})") from None
+        return code
     except DigitReaderError as exc:
+        if isinstance(exc, OutputError):
+            _silence_stdout()
         print(f"device-run: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader of stdout has gone (device-run ... | head -1): nothing more to say, to anyone.
+        _silence_stdout()
+        return 0
+
+
+def _interruptible(function, *args):
+    """Run ``function`` on a thread so Ctrl-C is answered at once even while native code (a decode, a
+    segmentation) holds the main thread's attention; the process then ends without waiting for it."""
+    outcome: dict = {}
+
+    def target():
+        try:
+            outcome["value"] = function(*args)
+        except BaseException as exc:  # handed back to the main thread
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=target, name="once", daemon=True)
+    worker.start()
+    try:
+        while worker.is_alive():
+            worker.join(0.1)
+    except KeyboardInterrupt:
+        sys.stderr.flush()
+        os._exit(130)  # the worker may be inside native code; nothing of it needs finishing
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+_STOP = threading.Event()
+
+
+def _interrupt(signum, _frame):
+    _STOP.set()
+    raise KeyboardInterrupt
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush has nowhere to fail."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ back to a default). Errors name the key, the value and the rule, e.g.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
+import math
 import re
 import typing
 from dataclasses import dataclass, field
@@ -16,9 +18,13 @@ from pathlib import Path
 import tomllib
 
 from device.errors import ConfigError
+from device.safeio import read_regular
 
 OUTPUT_KINDS = ("log", "gpio-bcd", "gpio-7seg", "window", "web", "gpio-led", "mqtt")
 PIN_FACTORIES = ("default", "lgpio", "rpigpio", "pigpio", "native", "mock")
+MAX_CONFIG_BYTES = 1 << 20  # a config is a few KB; /dev/zero or a wrong path must not eat memory
+MAX_TOKEN_BYTES = 4096
+LOOPBACK_NAMES = {"localhost"}
 
 
 def rule(low=None, high=None, choices=None, doc=""):
@@ -38,6 +44,9 @@ class CameraConfig:
     realtime: bool = False
     loop: bool = False
     reopen_max_seconds: float = field(default=30.0, metadata=rule(0.1, 3600))
+    max_pixels: int = field(
+        default=40_000_000, metadata=rule(10_000, 400_000_000, doc="bigger images are refused undecoded")
+    )
 
 
 @dataclass(frozen=True)
@@ -123,7 +132,12 @@ class WebConfig:
 
     bind: str = "127.0.0.1:8088"
     token: str = ""
+    token_file: str = field(default="", metadata=rule(doc="file holding the token (first line), or empty"))
     max_fps: float = field(default=10.0, metadata=rule(0.5, 60.0))
+    max_viewers: int = field(default=4, metadata=rule(1, 64, doc="MJPEG streams at once; more get 503"))
+    max_connections: int = field(default=24, metadata=rule(2, 256, doc="requests at once; more get 503"))
+    header_timeout: float = field(default=5.0, metadata=rule(0.5, 120.0, doc="seconds to send a request"))
+    health_seconds: float = field(default=10.0, metadata=rule(1.0, 3600.0, doc="/healthz: a frame in N s"))
 
 
 @dataclass(frozen=True)
@@ -168,6 +182,9 @@ class ServiceConfig:
     log_level: str = field(default="info", metadata=rule(choices=("debug", "info", "warning", "error")))
     stats_seconds: float = field(default=60.0, metadata=rule(1.0, 86400))
     max_frames: int = field(default=0, metadata=rule(0, 2**62, doc="0 = run forever"))
+    frame_timeout: float = field(
+        default=10.0, metadata=rule(0.5, 600.0, doc="a frame slower than this is abandoned and counted")
+    )
     stall_seconds: float = field(default=20.0, metadata=rule(0.0, 86400, doc="0 = no stall detection"))
 
 
@@ -183,32 +200,43 @@ class Config:
     service: ServiceConfig = field(default_factory=ServiceConfig)
 
 
+def _short(value) -> str:
+    """repr() for messages: one short line whatever the value (5,000 nested lists included)."""
+    try:
+        text = repr(value)
+    except RecursionError:
+        text = "a deeply nested value"
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def _check_value(where: str, key: str, value, hint, meta: dict):
     shown = value  # messages quote the value as the user wrote it
     origin = typing.get_origin(hint)
     if hint is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{where}{key} = {value!r}: must be true or false")
+            raise ConfigError(f"{where}{key} = {_short(value)}: must be true or false")
     elif hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}{key} = {value!r}: must be a whole number")
+            raise ConfigError(f"{where}{key} = {_short(value)}: must be a whole number")
     elif hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}{key} = {value!r}: must be a number")
+            raise ConfigError(f"{where}{key} = {_short(value)}: must be a number")
         value = float(value)
+        if not math.isfinite(value):
+            raise ConfigError(f"{where}{key} = {_short(shown)}: must be a finite number (not nan or inf)")
     elif hint is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{where}{key} = {value!r}: must be a string")
+            raise ConfigError(f"{where}{key} = {_short(value)}: must be a string")
     elif origin is list:
         (item_type,) = typing.get_args(hint)
         if not isinstance(value, list):
-            raise ConfigError(f"{where}{key} = {value!r}: must be a list")
+            raise ConfigError(f"{where}{key} = {_short(value)}: must be a list")
         return [_check_value(where, f"{key}[{i}]", v, item_type, meta) for i, v in enumerate(value)]
     low, high, choices = meta.get("low"), meta.get("high"), meta.get("choices")
     if low is not None and not (low <= value <= high):
-        raise ConfigError(f"{where}{key} = {shown!r}: must be between {low} and {high}")
+        raise ConfigError(f"{where}{key} = {_short(shown)}: must be between {low} and {high}")
     if choices is not None and value not in choices:
-        raise ConfigError(f"{where}{key} = {shown!r}: must be one of {', '.join(choices)}")
+        raise ConfigError(f"{where}{key} = {_short(shown)}: must be one of {', '.join(choices)}")
     return value
 
 
@@ -271,7 +299,92 @@ def validate(config: Config, where: str = "") -> Config:
     for kind in config.output.enabled:
         if config.output.enabled.count(kind) > 1:
             raise ConfigError(f"{where}output.enabled = {config.output.enabled!r}: {kind} is listed twice")
+    _check_pins(config, where)
+    web = config.output.web
+    host, _ = parse_bind(web.bind, where)
+    if "web" in config.output.enabled and not is_loopback(host) and not web_token(web, where):
+        raise ConfigError(
+            f"{where}web bind {web.bind}: binding beyond this machine needs a token "
+            "(--web-token or [output.web] token)"
+        )
     return config
+
+
+def _check_pins(config: Config, where: str) -> None:
+    """Every GPIO pin an enabled output drives is used once (a pin cannot be two LEDs)."""
+    bcd, seg = config.output.gpio_bcd, config.output.gpio_7seg
+    groups = {
+        "gpio-bcd": [("output.gpio_bcd.pins", p) for p in bcd.pins]
+        + ([("output.gpio_bcd.valid_pin", bcd.valid_pin)] if bcd.valid_pin >= 0 else []),
+        "gpio-7seg": [("output.gpio_7seg.segment_pins", p) for p in seg.segment_pins]
+        + ([("output.gpio_7seg.dp_pin", seg.dp_pin)] if seg.dp_pin >= 0 else [])
+        + [("output.gpio_7seg.digit_pins", p) for p in seg.digit_pins],
+    }
+    # Each output's own pins must differ even when it is not enabled; across outputs only when both are.
+    for pins in groups.values():
+        _unique(pins, where, "")
+    both = [pin for kind, pins in groups.items() if kind in config.output.enabled for pin in pins]
+    _unique(both, where, " (both outputs are enabled)")
+
+
+def _unique(pins: list[tuple[str, int]], where: str, note: str) -> None:
+    seen: dict[int, str] = {}
+    for key, pin in pins:
+        if pin in seen:
+            raise ConfigError(f"{where}{key}: GPIO {pin} is also used by {seen[pin]}; each pin once{note}")
+        seen[pin] = key
+
+
+def parse_bind(bind: str, where: str = "") -> tuple[str, int]:
+    """``HOST:PORT`` -> (host, port); raises ConfigError naming the value and the rule."""
+    host, sep, port = bind.rpartition(":")
+    bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    ok = bool(sep and bare and port.isascii() and port.isdigit() and len(port) <= 5 and int(port) <= 65535)
+    if ok and not _valid_host(bare):
+        ok = False
+    if not ok:
+        raise ConfigError(
+            f"{where}web bind {bind!r}: must be HOST:PORT with an IP address or host name and a port "
+            "0-65535, e.g. 127.0.0.1:8088"
+        )
+    return bare, int(port)
+
+
+def _valid_host(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    labels = host.rstrip(".").split(".")
+    return len(host) <= 253 and all(
+        0 < len(label) <= 63 and label.isascii() and label.replace("-", "").isalnum() for label in labels
+    )
+
+
+def is_loopback(host: str) -> bool:
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def web_token(web: WebConfig, where: str = "") -> str:
+    """The web token: ``token`` itself, else the first line of ``token_file`` (readable only by the service,
+    so it never shows in ``/proc/PID/cmdline`` or a world-readable config)."""
+    if web.token or not web.token_file:
+        return web.token
+    data = read_regular(web.token_file, "web token file", MAX_TOKEN_BYTES, ConfigError)
+    try:
+        lines = data.decode("utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise ConfigError(f"{where}output.web.token_file {web.token_file}: must be UTF-8 text") from None
+    token = lines[0].strip() if lines else ""
+    if not token:
+        raise ConfigError(f"{where}output.web.token_file {web.token_file}: is empty (want the token)")
+    return token
 
 
 def mqtt_url_problem(url: str) -> str | None:
@@ -342,12 +455,15 @@ def load_config(path: str | Path | None) -> Config:
     if path is None:
         return Config()
     path = Path(path)
+    raw = read_regular(path, "config", MAX_CONFIG_BYTES, ConfigError)
     try:
-        data = tomllib.loads(path.read_text())
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read config ({exc.strerror or exc})") from None
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); TOML files are UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid TOML (nested too deeply)") from None
     return from_dict(data, f"{path}: ")
 
 

@@ -35,5 +35,14 @@ class SourceError(DigitReaderError, RuntimeError):
     exit_code = 4
 
 
+class OutputError(DigitReaderError, OSError):
+    """Results cannot be written (stdout on a full disk, a closed file); a closed pipe is not one."""
+
+    exit_code = 2
+
+
 class FrameError(DigitReaderError, ValueError):
-    """A frame that cannot be processed (None, empty, wrong dtype/shape); the loop skips it and goes on."""
+    """A frame that cannot be processed (None, empty, wrong dtype/shape); the loop skips it and goes on.
+    Where it ends a run (``--once``) it is a source problem: exit 4."""
+
+    exit_code = 4

@@ -24,6 +24,8 @@ class Notifier:
         self._socket = None
         if self._address:
             self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+            # Never block the loop on a busy receiver: a message that does not fit is dropped (debug log).
+            self._socket.setblocking(False)
         usec = environ.get("WATCHDOG_USEC", "")
         pid = environ.get("WATCHDOG_PID", "")
         self.watchdog_seconds = 0.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 
@@ -32,7 +33,10 @@ class Digit:
         return "?" if self.value is None else str(self.value)
 
     def as_dict(self) -> dict:
-        return {"digit": self.value, "confidence": round(self.confidence, 4), "box": self.box.as_list()}
+        # JSON has no NaN: a model that outputs one gives a null confidence (and a "?" digit upstream).
+        confidence = float(self.confidence)
+        shown = round(confidence, 4) if math.isfinite(confidence) else None
+        return {"digit": self.value, "confidence": shown, "box": self.box.as_list()}
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,12 @@ Frames are dropped rather than queued (a camera hands out its newest frame; a ba
 skipped), a failing camera is reopened with exponential back-off, and crash recovery is left to systemd.
 The watchdog is pinged only after a frame has really been processed, so a stuck camera gets the service
 restarted.
+
+Each frame is processed on one worker thread while the loop waits for it: any exception a frame raises
+counts it as bad (it never ends the service), a frame slower than ``frame_timeout`` is abandoned (its result
+thrown away) and counted as slow, and while a frame is being worked on the watchdog is still pinged, but
+only for ``STUCK_FACTOR * frame_timeout``: a frame stuck longer than that gets the service restarted.
+A stop request is answered at once, even in the middle of a slow frame.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ from device.outputs import QuitRequested
 
 log = logging.getLogger(__name__)
 
+STUCK_FACTOR = 6  # a frame still running after this many frame_timeouts: stop pinging, let systemd restart
+
 
 @dataclass
 class LoopStats:
@@ -28,6 +36,7 @@ class LoopStats:
     frames: int = 0
     bad_frames: int = 0
     reopens: int = 0
+    slow_frames: int = 0
     fps: float = 0.0
     started: float = field(default_factory=time.monotonic)
     stage_seconds: dict = field(default_factory=dict)
@@ -37,10 +46,52 @@ class LoopStats:
             "frames": self.frames,
             "bad_frames": self.bad_frames,
             "reopens": self.reopens,
+            "slow_frames": self.slow_frames,
             "fps": self.fps,
             "uptime": time.monotonic() - self.started,
             "stage_ms": {k: v / max(self.frames, 1) * 1000 for k, v in self.stage_seconds.items()},
         }
+
+
+class _FrameWorker:
+    """One daemon thread that runs ``process(frame)``; the loop hands it a frame and waits with a deadline."""
+
+    def __init__(self, process: Callable):
+        self._process = process
+        self._cond = threading.Condition()
+        self._frame = None
+        self._pending = False
+        self.busy = False
+        self.result = None
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="frame", daemon=True)
+        self._thread.start()
+
+    def submit(self, frame) -> None:
+        with self._cond:
+            self._frame, self._pending, self.busy = frame, True, True
+            self.result, self.error = None, None
+            self._cond.notify_all()
+
+    def wait(self, timeout: float) -> bool:
+        """True once the frame is done (its result or error is set)."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self.busy, timeout)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._pending)
+                frame, self._pending = self._frame, False
+            result, error = None, None
+            try:
+                result = self._process(frame)
+            except BaseException as exc:  # handed to the loop, which counts the frame as bad
+                error = exc
+            with self._cond:
+                self.result, self.error, self.busy = result, error, False
+                self._frame = None
+                self._cond.notify_all()
 
 
 class ReaderLoop:
@@ -57,6 +108,7 @@ class ReaderLoop:
         max_frames: int = 0,
         reopen_max_seconds: float = 30.0,
         stats_seconds: float = 60.0,
+        frame_timeout: float = 10.0,
     ):
         self.open_source = open_source
         self.pipeline = pipeline
@@ -67,8 +119,60 @@ class ReaderLoop:
         self.max_frames = max_frames
         self.reopen_max_seconds = reopen_max_seconds
         self.stats_seconds = stats_seconds
+        self.frame_timeout = frame_timeout
         self.stats = LoopStats()
         self.last_result = None
+        self._worker: _FrameWorker | None = None
+        self._frame_errors_logged = 0
+
+    def _process(self, frame):
+        """The frame's result, or None when it was bad, slow (abandoned) or the loop was told to stop."""
+        if self._worker is None:
+            self._worker = _FrameWorker(self.pipeline.process)
+        worker = self._worker
+        started = time.monotonic()
+        worker.submit(frame)
+        abandoned = False
+        step = min(0.5, self.frame_timeout / 4)
+        while not worker.wait(step):
+            elapsed = time.monotonic() - started
+            if self.stop.is_set():
+                return None
+            if not abandoned and elapsed > self.frame_timeout:
+                abandoned = True
+                self.stats.slow_frames += 1
+                log.warning(
+                    "a frame has taken %.1f s (frame_timeout %.1f s): abandoned, %d slow so far",
+                    elapsed,
+                    self.frame_timeout,
+                    self.stats.slow_frames,
+                )
+            if elapsed < STUCK_FACTOR * self.frame_timeout:
+                self.notifier.watchdog()  # alive and working on a frame; past the limit: let systemd act
+        if abandoned:
+            return None
+        if worker.error is not None:
+            self.stats.bad_frames += 1
+            error = worker.error
+            if isinstance(error, FrameError):
+                log.debug("bad frame skipped: %s", error)
+            elif isinstance(error, Exception):
+                # A bug on some input (e.g. in segmentation): count it, never die of it; log a few.
+                self._frame_errors_logged += 1
+                if self._frame_errors_logged <= 3:
+                    shape = getattr(frame, "shape", None)
+                    dtype = getattr(frame, "dtype", None)
+                    log.warning(
+                        "frame %s %s failed (%s: %s); counted as bad",
+                        shape,
+                        dtype,
+                        type(error).__name__,
+                        (str(error).strip().splitlines() or [""])[-1][:200],
+                    )
+            else:
+                raise error  # KeyboardInterrupt, SystemExit: not the frame's fault
+            return None
+        return worker.result
 
     def _reopen(self, source, error: Exception):
         """Close a failed source and open it again, waiting longer after each failure."""
@@ -101,17 +205,16 @@ class ReaderLoop:
                 try:
                     frame = source.read()
                 except SourceError as exc:
+                    if not getattr(source, "live", True):
+                        raise  # a file or folder that fails will fail again: end the run (exit 4)
                     source = self._reopen(source, exc)
                     if source is None:
                         break
                     continue
                 if frame is None:  # a finite source has ended
                     break
-                try:
-                    result = self.pipeline.process(frame)
-                except FrameError as exc:
-                    self.stats.bad_frames += 1
-                    log.debug("bad frame skipped: %s", exc)
+                result = self._process(frame)
+                if result is None:
                     continue
                 reading = self.decider.update(result.digits)
                 self.last_result = result
@@ -141,10 +244,11 @@ class ReaderLoop:
                 if now >= next_stats:
                     next_stats = now + self.stats_seconds
                     log.info(
-                        "%d frames, %.1f fps, %d bad, %d reopens, reading %r",
+                        "%d frames, %.1f fps, %d bad, %d slow, %d reopens, reading %r",
                         self.stats.frames,
                         self.stats.fps,
                         self.stats.bad_frames,
+                        self.stats.slow_frames,
                         self.stats.reopens,
                         reading.text,
                     )

@@ -9,8 +9,11 @@ Hardware libraries are imported only by the source that needs them.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import re
+import stat
 import time
 from pathlib import Path
 from typing import Protocol
@@ -19,11 +22,16 @@ import cv2
 import numpy as np
 
 from device.errors import SourceError
+from device.safeio import check_regular, image_size, read_regular
 
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".pgm", ".ppm", ".tif", ".tiff", ".webp"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mjpeg", ".mjpg"}
+MAX_PIXELS = 40_000_000  # camera.max_pixels: larger images are refused from their header, before decoding
+MAX_IMAGE_BYTES = 256 << 20
+MAX_WEBCAM_INDEX = 1023
+V4L2_MAJOR = 81
 
 
 class FrameSource(Protocol):
@@ -56,11 +64,34 @@ class _OpenCVCapture(_Closing):
             self._capture = None
 
 
-def _read_image(path: Path) -> np.ndarray:
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
+def _read_image(path: Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Decode an image file: a regular file only, its size read from the header and checked against
+    ``max_pixels`` before a byte is decoded (a 1 MB PNG can claim 32000x32000 pixels)."""
+    data = read_regular(path, "image", MAX_IMAGE_BYTES, SourceError)
+    size = image_size(data)
+    if size is None:
+        raise SourceError(
+            f"source {path}: not a readable image (not a PNG, JPEG, BMP, PNM, TIFF, WebP or GIF header)"
+        )
+    width, height = size
+    if width * height > max_pixels:
+        raise SourceError(
+            f"source {path}: image is {width}x{height} = {width * height} pixels, "
+            f"more than camera.max_pixels = {max_pixels}"
+        )
+    try:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error as exc:
+        raise SourceError(f"source {path}: not a readable image ({_cv2_message(exc)})") from None
+    if image is None or image.size == 0:
         raise SourceError(f"source {path}: not a readable image")
     return image
+
+
+def _cv2_message(exc: Exception) -> str:
+    """The last meaningful line of a cv2.error (they span several lines)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[-1][:200] if lines else type(exc).__name__
 
 
 class ImageSource(_Closing):
@@ -68,10 +99,10 @@ class ImageSource(_Closing):
 
     live = False
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, max_pixels: int = MAX_PIXELS):
         self.path = Path(path)
         self.name = str(self.path)
-        self._image: np.ndarray | None = _read_image(self.path)
+        self._image: np.ndarray | None = _read_image(self.path, max_pixels)
 
     def read(self) -> np.ndarray | None:
         image, self._image = self._image, None
@@ -82,31 +113,74 @@ class ImageSource(_Closing):
 
 
 class FolderSource(_Closing):
-    """The images of a folder, in sorted file-name order (over and over with ``loop``)."""
+    """The images of a folder, in sorted file-name order (over and over with ``loop``).
+
+    The folder is listed at the start of each pass, so files deleted meanwhile are not read (and new ones
+    are). An entry that cannot be read (unreadable, empty, a broken link, a FIFO, a folder named
+    ``*.png``, too many pixels) is skipped with one warning; a pass that yields no image at all raises
+    SourceError, so a folder with nothing readable ends the run (exit 4) instead of spinning."""
 
     live = False
 
-    def __init__(self, folder: str | Path, loop: bool = False):
+    def __init__(self, folder: str | Path, loop: bool = False, max_pixels: int = MAX_PIXELS):
         self.folder = Path(folder)
         self.name = str(self.folder)
         self.loop = loop
-        self._files = sorted(p for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        self.max_pixels = max_pixels
+        self._bad: dict[str, tuple] = {}  # name -> (mtime, size) when it failed: not re-read until it changes
+        self._files = self._list()
         if not self._files:
             raise SourceError(
                 f"source {self.folder}: folder has no images ({', '.join(sorted(IMAGE_SUFFIXES))})"
             )
         self._next = 0
+        self._read_this_pass = 0
+        self._closed = False
+        self.skipped = 0
+
+    def _list(self) -> list[Path]:
+        try:
+            return sorted(p for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        except OSError as exc:
+            reason = exc.strerror or exc
+            raise SourceError(f"source {self.folder}: cannot list the folder ({reason})") from None
 
     def read(self) -> np.ndarray | None:
-        if self._next >= len(self._files):
-            if not self.loop or not self._files:
-                return None
-            self._next = 0
-        path = self._files[self._next]
-        self._next += 1
-        return _read_image(path)
+        while not self._closed:
+            if self._next >= len(self._files):
+                if not self._read_this_pass:
+                    raise SourceError(
+                        f"source {self.folder}: no readable image in the folder ({self.skipped} skipped)"
+                    )
+                if not self.loop:
+                    return None
+                self._files, self._next, self._read_this_pass = self._list(), 0, 0
+                if not self._files:
+                    raise SourceError(f"source {self.folder}: folder has no images any more")
+            path = self._files[self._next]
+            self._next += 1
+            try:
+                info = path.stat()
+                version = (info.st_mtime_ns, info.st_size)
+            except OSError:
+                version = None
+            if path.name in self._bad and self._bad[path.name] == version:
+                self.skipped += 1  # known bad and unchanged: skipped without reading (or a decoder's noise)
+                continue
+            try:
+                image = _read_image(path, self.max_pixels)
+            except SourceError as exc:
+                self.skipped += 1
+                self._bad[path.name] = version
+                log.warning("%s; skipped", exc)  # once per entry (and again only if it changes)
+                continue
+            self._bad.pop(path.name, None)
+            self._read_this_pass += 1
+            return image
+        return None
 
     def close(self) -> None:
+        self._closed = True
         self._files = []
         self._next = 0
 
@@ -157,9 +231,11 @@ class OpenCVCamera(_OpenCVCapture):
     def __init__(self, device: int | str, width: int = 640, height: int = 480, fps: int = 30):
         self.device = device
         self.name = f"webcam:{device}" if isinstance(device, int) else str(device)
-        self._capture = (
-            cv2.VideoCapture(device, cv2.CAP_V4L2) if hasattr(cv2, "CAP_V4L2") else cv2.VideoCapture(device)
-        )
+        try:
+            backend = (cv2.CAP_V4L2,) if hasattr(cv2, "CAP_V4L2") else ()
+            self._capture = cv2.VideoCapture(device, *backend)
+        except (cv2.error, OverflowError, SystemError) as exc:
+            raise SourceError(f"source {self.name}: cannot open ({_cv2_message(exc)})") from None
         if not self._capture.isOpened():
             self._capture.release()
             self._capture = None
@@ -274,7 +350,13 @@ def open_auto(
 
 
 def open_source(
-    spec: str, width: int = 640, height: int = 480, fps: int = 30, realtime: bool = False, loop: bool = False
+    spec: str,
+    width: int = 640,
+    height: int = 480,
+    fps: int = 30,
+    realtime: bool = False,
+    loop: bool = False,
+    max_pixels: int = MAX_PIXELS,
 ):
     """Open a source from its command-line spelling; ``loop`` repeats a video or a folder forever."""
     if spec == "auto":
@@ -283,22 +365,35 @@ def open_source(
         return Picamera2Source(width, height, fps)
     match = re.fullmatch(r"webcam:(\d+)", spec)
     if match:
+        if len(match.group(1)) > 4 or int(match.group(1)) > MAX_WEBCAM_INDEX:
+            raise SourceError(f"source {spec}: webcam number must be between 0 and {MAX_WEBCAM_INDEX}")
         return OpenCVCamera(int(match.group(1)), width, height, fps)
-    if re.fullmatch(r"/dev/video\d+", spec):
+    if re.fullmatch(r"/dev/video\d{1,4}", spec):
         return OpenCVCamera(spec, width, height, fps)
     path = Path(spec)
     if path.is_dir():
-        return FolderSource(path, loop)
+        return FolderSource(path, loop, max_pixels)
     if not path.exists():
         raise SourceError(
             f"source {spec}: no such file or folder "
             "(use auto, picamera2, webcam:N, /dev/videoN, a video, an image or a folder)"
         )
+    with contextlib.suppress(OSError):  # a V4L2 node by another name (/dev/v4l/by-id/...) is a camera
+        info = path.stat()
+        if stat.S_ISCHR(info.st_mode) and os.major(info.st_rdev) == V4L2_MAJOR:
+            return OpenCVCamera(str(path), width, height, fps)
+    # A FIFO would block OpenCV forever, /dev/zero never ends: only regular files (or links to them).
+    check_regular(path, "source", SourceError)
     if path.suffix.lower() in IMAGE_SUFFIXES:
-        return ImageSource(path)
+        return ImageSource(path, max_pixels)
     if path.suffix.lower() in VIDEO_SUFFIXES:
         return VideoSource(path, realtime, loop)
-    # Unknown extension: try it as an image, then as a video.
-    if cv2.imread(str(path)) is not None:
-        return ImageSource(path)
+    # Unknown extension: an image if its header says so, else a video.
+    try:
+        with path.open("rb") as f:
+            head = f.read(4096)
+    except OSError as exc:
+        raise SourceError(f"source {spec}: cannot read ({exc.strerror or exc})") from None
+    if image_size(head) is not None:
+        return ImageSource(path, max_pixels)
     return VideoSource(path, realtime, loop)

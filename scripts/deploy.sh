@@ -278,9 +278,19 @@ echo \"  \$(cat constraints.txt), \$(venv/bin/python -c 'import cv2; print(\"Ope
 
     # 6. Configuration: never overwrite the user's.
     # Written beside and renamed into place, so a lost connection never leaves half a config file.
+    # It may hold the web token: mode 0640, root:digit-reader (the service's group reads it, nobody else).
     remote "configuration in $ETC" "
 mkdir -p '$ETC'
-put() { install -m 0644 '$rel_dir/systemd/config.toml' '$ETC/.config.toml.tmp' && mv '$ETC/.config.toml.tmp' \"\$1\"; }
+owner=()
+if [ \"\$(id -u)\" = 0 ]; then
+    getent group digit-reader >/dev/null || groupadd --system digit-reader
+    owner=(-o root -g digit-reader)
+fi
+put() { install -m 0640 \"\${owner[@]}\" '$rel_dir/systemd/config.toml' '$ETC/.config.toml.tmp' && mv '$ETC/.config.toml.tmp' \"\$1\"; }
+if [ -e '$ETC/config.toml' ]; then  # an older deploy installed it world-readable
+    chmod 0640 '$ETC/config.toml'
+    [ \${#owner[@]} -eq 0 ] || chown root:digit-reader '$ETC/config.toml'
+fi
 if [ ! -e '$ETC/config.toml' ]; then
     put '$ETC/config.toml'; echo '  installed $ETC/config.toml'
 elif ! cmp -s '$rel_dir/systemd/config.toml' '$ETC/config.toml'; then
@@ -306,8 +316,9 @@ fi" || { abandon "writing the configuration failed"; return 1; }
         remote "system user, unit, enable" "
 getent group gpio >/dev/null || groupadd --system gpio
 getent group video >/dev/null || groupadd --system video
+getent group digit-reader >/dev/null || groupadd --system digit-reader
 id digit-reader >/dev/null 2>&1 || useradd --system --home-dir /var/lib/digit-reader --no-create-home \
-    --shell /usr/sbin/nologin --groups video,gpio digit-reader
+    --gid digit-reader --shell /usr/sbin/nologin --groups video,gpio digit-reader
 usermod -aG video,gpio digit-reader
 sed 's#@PREFIX@#$PREFIX#g' '$rel_dir/systemd/digit-reader.service' > /etc/systemd/system/digit-reader.service.new
 sed -i 's#/etc/digit-reader/#$ETC/#g' /etc/systemd/system/digit-reader.service.new

@@ -26,7 +26,7 @@ def test_defaults_and_shipped_example_are_valid():
         (
             "[camera]\nfsp = 30",
             "c.toml: camera.fsp: unknown key (known: source, width, height, fps, realtime, loop, "
-            "reopen_max_seconds)",
+            "reopen_max_seconds, max_pixels)",
         ),
         ("[camera]\nwidth = '640'", "c.toml: camera.width = '640': must be a whole number"),
         (

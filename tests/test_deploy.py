@@ -74,6 +74,10 @@ def test_deploy_redeploy_and_rollback(server, keys, tmp_path):
     assert (release / "device" / "cli.py").exists() and (release / "models" / "digits_int8.tflite").exists()
     assert not (release / "host").exists() and not (release / "models" / "digits.keras").exists()
     assert (etc / "config.toml").read_text() == (ROOT / "systemd" / "config.toml").read_text()
+    # It may hold the web token: readable by root and the service's group only.
+    assert (etc / "config.toml").stat().st_mode & 0o777 == 0o640
+    if os.geteuid() == 0:
+        assert (etc / "config.toml").group() == "digit-reader"
     reading = run_deployed(prefix, ROOT / "device" / "demo" / "page.jpg")
     assert reading["text"] == (ROOT / "device" / "demo" / "page.txt").read_text().strip()
     pip_list = subprocess.run([str(release / "venv" / "bin" / "pip"), "list"], capture_output=True, text=True)

@@ -4,10 +4,15 @@ Each classified digit is stored as its normalized 28x28 PNG in ``DIR/<predicted 
 below the confidence threshold) and its raw camera crop in ``DIR/<digit>/raw/``, named
 ``<time>_<confidence>_<n>.png``. Fix wrong labels by moving files between the digit folders, then
 ``host-eval --data DIR`` and ``host-train --extra-data DIR``. Stops saving at ``limit`` files.
+
+A write that fails (full disk, read-only folder, no permission) never leaves a file under a final name: the
+PNG is encoded in memory, written to a hidden temporary file, fsynced, its size checked, and only then
+renamed. The failure is logged once, crops pause for ``RETRY_SECONDS`` and the reader keeps reading.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -15,16 +20,24 @@ from pathlib import Path
 
 import cv2
 
+from device.errors import ConfigError
+from device.safeio import write_atomically
 from device.segment import to_grey
 
 log = logging.getLogger(__name__)
 
+RETRY_SECONDS = 30.0
+
 
 def _write_png(path: Path, image) -> None:
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    if not cv2.imwrite(str(tmp), image):
-        raise OSError(f"cannot write {path}")
-    os.replace(tmp, path)  # never a half-written PNG in the dataset
+    """Encode in memory, then write atomically: never a half-written or empty PNG in the dataset."""
+    try:
+        ok, encoded = cv2.imencode(".png", image)
+    except cv2.error:
+        ok = False
+    if not ok or encoded.size == 0:
+        raise OSError(f"{path}: the image could not be encoded as PNG")
+    write_atomically(path, encoded.tobytes())
 
 
 class CropSaver:
@@ -34,13 +47,42 @@ class CropSaver:
         self.folder = Path(folder)
         self.limit = limit
         self.live = live
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self.saved = sum(1 for _ in self.folder.glob("*/*.png"))
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self.saved = sum(1 for _ in self.folder.glob("*/*.png"))
+        except OSError as exc:
+            raise ConfigError(
+                f"--save-crops {self.folder}: cannot use the folder ({exc.strerror or exc})"
+            ) from None
         self._warned = False
+        self.failures = 0
+        self._paused_until = 0.0
+        self._failing = False
 
     def show(self, reading, frame, result, stats) -> None:
         if result is None or frame is None or (self.live and not reading.changed) or not result.digits:
             return
+        if time.monotonic() < self._paused_until:
+            return
+        try:
+            self._save(frame, result)
+        except OSError as exc:
+            self.failures += 1
+            self._paused_until = time.monotonic() + RETRY_SECONDS
+            if not self._failing:  # once per outage, not once per frame
+                self._failing = True
+                log.warning(
+                    "--save-crops: cannot write in %s (%s); crops paused, retrying every %.0f s",
+                    self.folder,
+                    exc.strerror or exc,
+                    RETRY_SECONDS,
+                )
+            return
+        if self._failing:
+            self._failing = False
+            log.info("--save-crops: writing crops again in %s", self.folder)
+
+    def _save(self, frame, result) -> None:
         grey = to_grey(frame)
         stamp = time.strftime("%Y%m%d-%H%M%S") + f"-{int(time.time() * 1000) % 1000:03d}"
         for n, (digit, image) in enumerate(zip(result.digits, result.normalized, strict=True)):
@@ -58,7 +100,12 @@ class CropSaver:
             pad = max(2, h // 8)
             raw = grey[max(0, y - pad) : y + h + pad, max(0, x - pad) : x + w + pad]
             _write_png(self.folder / label / name, image)
-            _write_png(self.folder / label / "raw" / name, raw)
+            try:
+                _write_png(self.folder / label / "raw" / name, raw)
+            except OSError:
+                with contextlib.suppress(OSError):  # keep the pair together: both or neither
+                    os.unlink(self.folder / label / name)
+                raise
             self.saved += 1
 
     def close(self) -> None:

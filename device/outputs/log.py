@@ -6,6 +6,7 @@ import contextlib
 import json
 import sys
 
+from device.errors import OutputError
 from device.reading import Reading
 
 
@@ -25,9 +26,20 @@ class JsonLinesOutput:
             "frame": stats.get("frames", 0),
             "fps": round(stats.get("fps", 0.0), 1),
         }
-        self.stream.write(json.dumps(event) + "\n")
-        self.stream.flush()
+        write_line(self.stream, json.dumps(event, allow_nan=False))
 
     def close(self) -> None:
-        with contextlib.suppress(ValueError):  # already closed
+        with contextlib.suppress(ValueError, OSError):  # already closed, or the failure was reported
             self.stream.flush()
+
+
+def write_line(stream, line: str) -> None:
+    """Write and flush one line; a closed pipe stays BrokenPipeError (a quiet end), anything else
+    (a full disk) becomes a one-line OutputError."""
+    try:
+        stream.write(line + "\n")
+        stream.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise OutputError(f"cannot write to stdout ({exc.strerror or exc})") from None
