@@ -114,3 +114,17 @@ def test_cli_error_is_one_line(tmp_path):
     assert result.stderr.strip().splitlines()[-1].startswith(f"host-train: {tmp_path}: missing train-images")
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "m.keras").exists()
+
+
+def test_folder_dataset_reads_none_as_label_10(tmp_path, mnist_sample):
+    """The user's own negatives (a none/ folder, as --save-crops writes it) are label 10 for model v2."""
+    import cv2
+
+    from host.data import NONE_LABEL_INDEX, load_folder
+
+    (tmp_path / "3").mkdir()
+    (tmp_path / "none").mkdir()
+    cv2.imwrite(str(tmp_path / "3" / "a.png"), mnist_sample["test_images"][0])
+    cv2.imwrite(str(tmp_path / "none" / "b.png"), np.eye(28, dtype=np.uint8) * 255)
+    data = load_folder(tmp_path)
+    assert sorted(data.labels.tolist()) == [3, NONE_LABEL_INDEX]

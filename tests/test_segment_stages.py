@@ -242,3 +242,21 @@ def test_pipeline_drops_what_the_model_calls_not_a_digit():
     result = FramePipeline(FakeClassifier()).process(img)
     assert Reading(tuple(result.digits)).text == "7"
     assert len(result.rejected) == 1
+
+
+def test_save_crops_keeps_rejected_candidates_under_none(tmp_path):
+    """--save-crops stores what the model called "not a digit" in none/, so a user can correct it."""
+    from device.outputs.crops import CropSaver
+
+    img = np.full((480, 640), 215, np.uint8)
+    stroke_digit(img, 100, 150, size=80)
+    cv2.line(img, (300, 190), (370, 192), 30, 7)
+    cv2.line(img, (335, 155), (336, 225), 30, 7)
+    result = FramePipeline(FakeClassifier()).process(img)
+    reading = Reading(tuple(result.digits), changed=True)
+    saver = CropSaver(tmp_path, live=False)
+    saver.show(reading, img, result, None)
+    saver.close()
+    assert len(list((tmp_path / "7").glob("*.png"))) == 1
+    assert len(list((tmp_path / "none").glob("*.png"))) == 1
+    assert len(list((tmp_path / "none" / "raw").glob("*.png"))) == 1

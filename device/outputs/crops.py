@@ -2,7 +2,9 @@
 
 Each classified digit is stored as its normalized 28x28 PNG in ``DIR/<predicted digit>/`` (``DIR/unsure/``
 below the confidence threshold) and its raw camera crop in ``DIR/<digit>/raw/``, named
-``<time>_<confidence>_<n>.png``. Fix wrong labels by moving files between the digit folders, then
+``<time>_<confidence>_<n>.png``; what the model rejected as "not a digit" goes to ``DIR/none/`` (the
+confidence in the name is then the "none" probability). Fix wrong labels by moving files between the
+folders (a digit wrongly rejected from ``none/`` to its digit, a wrongly read mark into ``none/``), then
 ``host-eval --data DIR`` and ``host-train --extra-data DIR``. Stops saving at ``limit`` files.
 
 A write that fails (full disk, read-only folder, no permission) never leaves a file under a final name: the
@@ -60,7 +62,9 @@ class CropSaver:
         self._failing = False
 
     def show(self, reading, frame, result, stats) -> None:
-        if result is None or frame is None or (self.live and not reading.changed) or not result.digits:
+        if result is None or frame is None or (self.live and not reading.changed):
+            return
+        if not result.digits and not getattr(result, "rejected", None):
             return
         if time.monotonic() < self._paused_until:
             return
@@ -85,7 +89,14 @@ class CropSaver:
     def _save(self, frame, result) -> None:
         grey = to_grey(frame)
         stamp = time.strftime("%Y%m%d-%H%M%S") + f"-{int(time.time() * 1000) % 1000:03d}"
-        for n, (digit, image) in enumerate(zip(result.digits, result.normalized, strict=True)):
+        kept = [
+            ("unsure" if digit.value is None else str(digit.value), digit.confidence, digit.box, image)
+            for digit, image in zip(result.digits, result.normalized, strict=True)
+        ]
+        rejected = [
+            ("none", r.prediction.none, r.segment.box, r.normalized) for r in getattr(result, "rejected", [])
+        ]
+        for n, (label, confidence, box, image) in enumerate(kept + rejected):
             if self.saved >= self.limit:
                 if not self._warned:
                     log.warning(
@@ -93,10 +104,9 @@ class CropSaver:
                     )
                     self._warned = True
                 return
-            label = "unsure" if digit.value is None else str(digit.value)
-            name = f"{stamp}_{digit.confidence:.2f}_{n}.png"
+            name = f"{stamp}_{confidence:.2f}_{n}.png"
             (self.folder / label / "raw").mkdir(parents=True, exist_ok=True)
-            x, y, w, h = digit.box.as_list()
+            x, y, w, h = box.as_list()
             pad = max(2, h // 8)
             raw = grey[max(0, y - pad) : y + h + pad, max(0, x - pad) : x + w + pad]
             _write_png(self.folder / label / name, image)
