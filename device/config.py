@@ -55,7 +55,7 @@ class SegmentationConfig:
 
     polarity: str = field(default="auto", metadata=rule(choices=("auto", "dark", "light")))
     work_size: int = field(default=800, metadata=rule(64, 4096))
-    min_contrast: float = field(default=0.06, metadata=rule(0.01, 0.9))
+    min_contrast: float = field(default=0.08, metadata=rule(0.01, 0.9))
     min_height: float = field(default=0.02, metadata=rule(0.005, 1.0))
     max_aspect: float = field(default=1.5, metadata=rule(0.2, 5.0))
     roi: list[float] = field(default_factory=list, metadata=rule(doc="[x, y, w, h] fractions, or empty"))
@@ -74,8 +74,8 @@ class ModelConfig:
 class DecisionConfig:
     """Confidence threshold and the temporal vote for live sources."""
 
-    min_confidence: float = field(default=0.6, metadata=rule(0.0, 1.0))
-    none_threshold: float = field(default=0.5, metadata=rule(0.0, 1.0))
+    min_confidence: float = field(default=0.5, metadata=rule(0.0, 1.0))
+    none_threshold: float = field(default=0.7, metadata=rule(0.0, 1.0))
     vote_frames: int = field(default=5, metadata=rule(1, 100))
     vote_needed: int = field(default=3, metadata=rule(1, 100))
     empty_frames: int = field(default=10, metadata=rule(1, 10000))

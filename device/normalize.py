@@ -17,7 +17,7 @@ SIZE = 28
 FIT = 20
 # Stroke width / longer side of the box: MNIST's median is 0.11 and its 5th percentile 0.076 (measured on
 # the test set with stroke_width() below). Thin-pen camera digits are thickened up to MIN_STROKE.
-MIN_STROKE = 0.11
+MIN_STROKE = 0.09
 
 
 def center_of_mass(image: np.ndarray) -> tuple[float, float]:

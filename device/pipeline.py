@@ -62,9 +62,15 @@ def rejected(prediction: Prediction, none_threshold: float) -> bool:
     return prediction.none >= none_threshold
 
 
-def choose(options: list[Interpretation], none_threshold: float) -> Interpretation:
-    """The interpretation whose weakest digit is surest; the candidate as a whole on a tie."""
-    return max(options, key=lambda option: option.score(none_threshold))
+def choose(options: list[Interpretation], none_threshold: float, unsure: float = 0.5) -> Interpretation:
+    """The candidate as a whole, unless the model is unsure of it (its score below ``unsure``, or it is
+    "not a digit") and a split reading is surer: a pair of confident digits beats one unsure wide blob,
+    but a confident single digit is never cut in two because its halves happen to look like digits."""
+    whole, splits = options[0], options[1:]
+    best = max(splits, key=lambda option: option.score(none_threshold), default=None)
+    if best is not None and whole.score(none_threshold) < unsure < best.score(none_threshold):
+        return best
+    return whole
 
 
 class FramePipeline:
@@ -74,8 +80,8 @@ class FramePipeline:
         self,
         classifier,
         settings: SegmentSettings = SegmentSettings(),
-        min_confidence: float = 0.6,
-        none_threshold: float = 0.5,
+        min_confidence: float = 0.5,
+        none_threshold: float = 0.7,
     ):
         self.classifier = classifier
         self.settings = settings

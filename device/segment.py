@@ -40,7 +40,8 @@ class SegmentSettings:
 
     polarity: str = "auto"  # "auto", "dark" (ink on paper) or "light" (chalk on a board)
     work_size: int = 800  # longer side the frame is reduced to before segmenting (px)
-    min_contrast: float = 0.06  # ink must be this much darker (relative) than the paper around it
+    heavy_ink: float = 0.5  # the highest threshold of a tile that is paper only through its neighbours
+    min_contrast: float = 0.08  # ink must be this much darker (relative) than the paper around it
     min_height: float = 0.02  # digit height, fraction of the frame's shorter side
     max_height: float = 0.98
     max_aspect: float = 1.5  # width / height of one digit; wider candidates are offered as split digits
@@ -287,19 +288,26 @@ def find_ink(work: WorkImage, dark: bool, settings: SegmentSettings) -> InkImage
     border = {"borderType": cv2.BORDER_CONSTANT}
     bare_neighbours = cv2.filter2D(bare.astype(np.float32), -1, ring, **border)
     neighbours = cv2.filter2D(np.ones(bare.shape, np.float32), -1, ring, **border)
-    bare |= bare_neighbours >= 0.75 * neighbours - 1e-3
+    filled = ~bare & (bare_neighbours >= 0.75 * neighbours - 1e-3)
+    bare |= filled
     if not bare.any():  # no clear paper (a close-up, a board): the whole frame is the writing surface
         bare[:] = True
     paper = bright & cv2.resize(bare.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
     noise = float(np.percentile(sigma[bare], 25))  # the paper: the quieter part of what is bare
     floor = max(settings.min_contrast, 5.0 * noise)
     # Each tile of the paper gets the threshold its own noise needs (texture raises only its own).
+    # Each tile of the paper gets the threshold its own noise needs (texture raises only its own). A tile
+    # taken as paper only through its neighbours is inked over much of its area: by a large, thick digit,
+    # or by texture at the page's edge. Its spread is not noise, so its threshold is capped at heavy_ink:
+    # dark pen strokes (0.5-0.9) pass, most grain and halos do not.
     tile_thresholds = np.maximum(floor, 5.0 * sigma)
+    capped = np.minimum(tile_thresholds, max(floor, settings.heavy_ink))
+    tile_thresholds = np.where(filled, capped, tile_thresholds).astype(np.float32)
     threshold = cv2.resize(tile_thresholds, (w, h), interpolation=cv2.INTER_LINEAR)
     return InkImage(ink.astype(np.float32), paper, threshold, noise)
 
 
-def ink_mask(ink: InkImage, low: float = 0.6) -> np.ndarray:
+def ink_mask(ink: InkImage, low: float = 0.75) -> np.ndarray:
     """Pixels that are ink (uint8 0/1), with hysteresis: a stroke is traced down to ``low`` times the
     threshold from wherever it passes the threshold, so a blurred or faint stroke stays whole without
     letting the paper's noise in."""
@@ -344,7 +352,13 @@ def find_rules(mask: np.ndarray, settings: SegmentSettings) -> list[tuple[int, i
     )
     turn = np.abs(angles[None, :] - angles[:, None])
     parallel = np.minimum(turn, np.pi - turn) < np.radians(3)
-    partner = (parallel & (apart > max(12.0, 0.02 * max(h, w)))).any(axis=1)
+    # A partner has paper between the two: two edges of one thick stroke (a large "1") are parallel too.
+    candidates = np.argwhere(parallel & (apart > max(12.0, 0.02 * max(h, w))))
+    between_x = np.clip(((mid_x[candidates[:, 0]] + mid_x[candidates[:, 1]]) / 2).astype(int), 0, w - 1)
+    between_y = np.clip(((mid_y[candidates[:, 0]] + mid_y[candidates[:, 1]]) / 2).astype(int), 0, h - 1)
+    separate = mask[between_y, between_x] == 0
+    partner = np.zeros(len(segments), bool)
+    partner[candidates[separate, 0]] = True
     is_rule = (lengths >= 0.8 * spans) | partner
     # A rule runs on across the page: extend it to the frame's edges, so the short pieces of it that
     # the transform missed (between two crossings, near the edge) go too.
@@ -523,15 +537,19 @@ def propose_splits(crop: np.ndarray, box: tuple[int, int, int, int], work: WorkI
     """Alternative readings of a wide candidate as 2 or 3 touching digits (each a tuple of Segments)."""
     x, y, w, h = box
     aspect = w / max(h, 1)
-    if aspect < 0.9:
+    if aspect < 1.1:  # as wide as tall is still one digit (a wide 0, 2 or 8); touching pairs are wider
         return ()
     counts = [2] if aspect < 1.6 else [2, 3] if aspect < 2.6 else [3, 4]
-    splits = []
+    width = crop.shape[1]
+    cut_sets = []
     for parts in counts:
+        # At the valleys of the ink profile: where digits touch by a stroke, few columns are inked.
         cuts = split_columns(crop, parts)
-        if cuts is None:
-            continue
-        bounds = [0, *cuts, crop.shape[1]]
+        if cuts is not None and cuts not in cut_sets:
+            cut_sets.append(cuts)
+    splits = []
+    for cuts in cut_sets:
+        bounds = [0, *cuts, width]
         segments = []
         for left, right in itertools.pairwise(bounds):
             part = crop[:, left:right]
@@ -542,7 +560,7 @@ def propose_splits(crop: np.ndarray, box: tuple[int, int, int, int], work: WorkI
             part = part[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
             px, py = x + left + cols[0], y + rows[0]
             segments.append(Segment(work.to_frame(px, py, part.shape[1], part.shape[0]), part))
-        if len(segments) == parts:
+        if len(segments) == len(cuts) + 1:
             splits.append(tuple(segments))
     return tuple(splits)
 
@@ -659,7 +677,7 @@ def segment(frame, settings: SegmentSettings = SegmentSettings()) -> list[Segmen
         pad_x, pad_y = piece.x - max(0, piece.x - 2), piece.y - max(0, piece.y - 2)
         core = crop[pad_y : pad_y + piece.h, pad_x : pad_x + piece.w]
         splits = ()
-        if piece.w > 0.9 * piece.h:
+        if piece.w > 1.1 * piece.h:
             splits = propose_splits(core, (piece.x, piece.y, piece.w, piece.h), work, settings)
         if piece.w > settings.max_aspect * piece.h and not splits:
             continue

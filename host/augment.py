@@ -23,7 +23,7 @@ class AugmentSettings:
     zoom: float = 0.1
     shear: float = 0.15  # slanted handwriting: x moves by up to this fraction of y
     thickness: float = 0.6  # max blend towards a dilated/eroded stroke
-    blur: float = 0.5  # max blend towards a 3x3 Gaussian blur
+    blur: float = 1.0  # max blend towards a 3x3 Gaussian blur, applied once or twice (webcam focus, motion)
     noise: float = 0.05  # max std-dev of additive Gaussian noise, in [0, 1] intensity units
     clean_share: float = 0.3  # share of images left as they are (the device's crops are clean)
 
@@ -58,8 +58,9 @@ def build_augmenter(settings: AugmentSettings, seed: int):
         t = per_image(n, settings.thickness, -settings.thickness)
         x = tf.where(t > 0, x + t * (dilated - x), x - t * (eroded - x))
         # Softness.
-        blurred = tf.nn.conv2d(x, kernel, 1, "SAME")
-        x = x + per_image(n, settings.blur) * (blurred - x)
+        for _ in range(2):  # two passes at random strengths: a webcam's focus is often softer than one
+            blurred = tf.nn.conv2d(x, kernel, 1, "SAME")
+            x = x + per_image(n, settings.blur) * (blurred - x)
         # Sensor noise.
         x = x + per_image(n, settings.noise) * generator.normal(tf.shape(x))
         x = tf.clip_by_value(x, 0.0, 1.0)

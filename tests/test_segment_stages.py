@@ -148,10 +148,16 @@ def test_split_columns_cut_at_the_valley():
     assert 24 <= cut <= 27
 
 
+def touching_pair(img, x=250, y=150):
+    """Two "0"s joined by a stroke (a pen not lifted between them): one component, wider than one digit."""
+    cv2.ellipse(img, (x + 28, y + 42), (26, 40), 0, 0, 360, 30, 7)
+    cv2.ellipse(img, (x + 100, y + 42), (26, 40), 0, 0, 360, 30, 7)
+    cv2.line(img, (x + 52, y + 60), (x + 76, y + 56), 30, 5)
+
+
 def test_touching_pair_is_offered_as_two_digits():
     img = np.full((480, 640), 215, np.uint8)
-    stroke_digit(img, 250, 150, size=80)
-    stroke_digit(img, 285, 150, size=80)  # overlapping the first one's bar: one component
+    touching_pair(img)
     (candidate,) = segment(img)
     assert candidate.splits, "a wide candidate must come with split readings"
     assert any(len(split) == 2 for split in candidate.splits)
@@ -219,7 +225,7 @@ class FakeClassifier:
             width = cols[-1] - cols[0] + 1 if len(cols) else 0
             rows = np.flatnonzero(image.max(axis=1) > 0)
             height = rows[-1] - rows[0] + 1 if len(rows) else 1
-            if width > 0.8 * height:
+            if width > 0.95 * height:
                 predictions.append(Prediction(4, 0.2, 0.75))
             else:
                 predictions.append(Prediction(7, 0.95, 0.01))
@@ -228,10 +234,22 @@ class FakeClassifier:
 
 def test_pipeline_prefers_two_confident_digits_to_one_rejected_blob():
     img = np.full((480, 640), 215, np.uint8)
-    stroke_digit(img, 250, 150, size=80)
-    stroke_digit(img, 285, 150, size=80)
+    touching_pair(img)
     result = FramePipeline(FakeClassifier()).process(img)
     assert Reading(tuple(result.digits)).text == "77"
+
+
+def test_pipeline_keeps_a_confident_digit_whole():
+    """A wide single digit whose halves also look like digits stays one digit when the model is sure of it."""
+
+    class SureOfWholes(FakeClassifier):
+        def classify(self, digits):
+            return [Prediction(0, 0.97, 0.01) for _ in digits]
+
+    img = np.full((480, 640), 215, np.uint8)
+    touching_pair(img)
+    result = FramePipeline(SureOfWholes()).process(img)
+    assert Reading(tuple(result.digits)).text == "0"
 
 
 def test_pipeline_drops_what_the_model_calls_not_a_digit():
