@@ -46,7 +46,7 @@ class SegmentSettings:
     max_height: float = 0.98
     max_aspect: float = 1.5  # width / height of one digit; wider candidates are offered as split digits
     max_split_aspect: float = 5.0  # wider than this is not a group of digits (a line, an edge)
-    max_fill: float = 0.8  # ink pixels / box area, for boxes wider than a "1"
+    max_fill: float = 0.88  # ink pixels / box area, for boxes wider than a "1"
     relative_height: float = 0.4  # a digit is at least this fraction of the typical digit height
     relative_contrast: float = 0.3  # ...and at least this fraction as dark as the darkest digit
     min_edge: float = 0.035  # strokes have sharp edges: ink contrast change per px (smooth blotches don't)
@@ -187,15 +187,16 @@ def prepare(frame, settings: SegmentSettings) -> WorkImage:
 
 
 def dark_ink(grey: np.ndarray) -> bool:
-    """Dark ink on paper, unless two independent measures both say "bright strokes on a dark board".
+    """Dark ink on paper, unless three independent measures all say "bright strokes on a dark board".
 
     (a) Thin-structure energy: a black-hat (thin dark strokes) against a top-hat (thin bright strokes) with
     a kernel a little wider than a pen stroke; large dark or bright areas (a desk, a sweater behind a
     held-up page, the frame's black bars) give neither. The 99th percentiles decide; when writing covers
     under 1 % of the frame, the 99.9th. (b) The tail of pixels far from their local mean: dark ink makes a
-    long dark tail. Each alone is fooled by some scenes ((a) by a marker stroke wider than its kernel on
-    blotchy paper, (b) by a page held before a dark background); dark ink is by far the common case, so
-    chalk is chosen only when both agree.
+    long dark tail. (c) Most of a board is darker than the middle of the frame's range. Each alone is
+    fooled by some scenes ((a) and (b) by a marker stroke wider than their kernels, (b) and (c) by a page
+    held before a dark background); dark ink is by far the common case, so chalk is chosen only when all
+    three agree.
     """
     small = grey[::2, ::2]
     k = max(3, (min(small.shape) // 40) | 1)
@@ -214,7 +215,12 @@ def dark_ink(grey: np.ndarray) -> bool:
     k = max(3, (min(small.shape) // 8) | 1)
     deviation = smallf - cv2.blur(smallf, (k, k))
     low, high = np.percentile(deviation, (0.5, 99.5))
-    return bool(-low >= high)
+    if -low >= high:
+        return True
+    # (c) A board is dark: most of the frame sits in the lower half of its brightness range. A marker
+    # stroke wider than both kernels fools (a) and (b) on a light page, never this.
+    darkest, median, brightest = np.percentile(small, (0.1, 50, 99.9))
+    return bool(median >= (darkest + brightest) / 2)
 
 
 def find_polarity(work: WorkImage, settings: SegmentSettings) -> bool:
@@ -289,6 +295,11 @@ def find_ink(work: WorkImage, dark: bool, settings: SegmentSettings) -> InkImage
     bare_neighbours = cv2.filter2D(bare.astype(np.float32), -1, ring, **border)
     neighbours = cv2.filter2D(np.ones(bare.shape, np.float32), -1, ring, **border)
     filled = ~bare & (bare_neighbours >= 0.75 * neighbours - 1e-3)
+    # ...and so is every inked tile the paper encloses (a digit larger than a tile): only inked tiles
+    # that reach the frame's edge through other inked tiles are the surroundings.
+    outside = np.pad((~bare).astype(np.uint8), 1, constant_values=1)
+    cv2.floodFill(outside, None, (0, 0), 2)
+    filled |= outside[1:-1, 1:-1] == 1
     bare |= filled
     if not bare.any():  # no clear paper (a close-up, a board): the whole frame is the writing surface
         bare[:] = True
