@@ -57,8 +57,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         prog="device-run",
         description="Read handwritten digits from a camera, video, image or folder.",
         epilog="Sources: auto (default: the CSI camera, else the first webcam), picamera2, webcam:N, "
-        "/dev/videoN, VIDEO, IMAGE, FOLDER. Outputs: "
-        + ", ".join(OUTPUT_KINDS),
+        "/dev/videoN, VIDEO, IMAGE, FOLDER. Outputs: " + ", ".join(OUTPUT_KINDS),
     )
     parser.add_argument("--config", help="TOML config file (default: built-in defaults)")
     parser.add_argument("--check-config", metavar="FILE", help="validate a config file and exit")

@@ -218,3 +218,19 @@ def render_scene(
         )
     image = photograph(frame, rng, perspective=0.0 if on_surface else 0.03)
     return Scene(image, " ".join(texts), [])
+
+
+def edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance between two strings."""
+    row = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        previous, row[0] = row[0], i
+        for j, cb in enumerate(b, 1):
+            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (ca != cb))
+    return row[len(b)]
+
+
+def digits_right(read: str, truth: str) -> int:
+    """Digits read right, as the photo scorer counts them: length minus edit distance, spaces ignored."""
+    read, truth = read.replace(" ", ""), truth.replace(" ", "")
+    return max(0, len(truth) - edit_distance(read, truth))

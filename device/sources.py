@@ -304,8 +304,7 @@ class Picamera2Source(_Closing):
 
 
 AUTO_HELP = (
-    "pass --source webcam:N (a USB webcam), a video, an image or a folder of images; "
-    "or try device-run --demo"
+    "pass --source webcam:N (a USB webcam), a video, an image or a folder of images; or try device-run --demo"
 )
 
 

@@ -25,24 +25,9 @@ from device.bench import machine, write_section  # noqa: E402
 from device.classify import DEFAULT_MODEL, Classifier  # noqa: E402
 from device.pipeline import FramePipeline  # noqa: E402
 from device.reading import Reading  # noqa: E402
-from device.scenes import KINDS, render_scene  # noqa: E402
+from device.scenes import KINDS, digits_right, render_scene  # noqa: E402
 from device.segment import segment  # noqa: E402
 from device.synthetic import render  # noqa: E402
-
-
-def edit_distance(a: str, b: str) -> int:
-    row = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        previous, row[0] = row[0], i
-        for j, cb in enumerate(b, 1):
-            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (ca != cb))
-    return row[len(b)]
-
-
-def digits_right(read: str, truth: str) -> int:
-    """Digits right, as the photo scorer counts them: length minus edit distance, spaces ignored."""
-    read, truth = read.replace(" ", ""), truth.replace(" ", "")
-    return max(0, len(truth) - edit_distance(read, truth))
 
 
 def otsu_floor(frame: np.ndarray) -> None:

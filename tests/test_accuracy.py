@@ -8,17 +8,9 @@ import pytest
 from device.classify import Classifier
 from device.pipeline import FramePipeline
 from device.reading import Reading
+from device.scenes import edit_distance
 from device.synthetic import blank, render
 from tests.conftest import MODEL
-
-
-def edit_distance(a: str, b: str) -> int:
-    row = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        previous, row[0] = row[0], i
-        for j, cb in enumerate(b, 1):
-            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (ca != cb))
-    return row[len(b)]
 
 
 @pytest.fixture(scope="module")

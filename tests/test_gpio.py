@@ -186,8 +186,10 @@ def test_gpio_led_from_the_cli_and_a_bad_match_is_one_line():
     bad = subprocess.run([*run, "--output", "gpio-led", "--led-match", "("], capture_output=True, text=True,
                          timeout=120)  # fmt: skip
     assert bad.returncode == 2
-    assert bad.stderr.strip().splitlines()[-1].startswith(
-        "device-run: output.gpio_led.match = '(': not a regular expression"
+    assert (
+        bad.stderr.strip()
+        .splitlines()[-1]
+        .startswith("device-run: output.gpio_led.match = '(': not a regular expression")
     )
 
 

@@ -9,9 +9,8 @@ import pytest
 from device.classify import Classifier
 from device.pipeline import FramePipeline
 from device.reading import Reading
-from device.scenes import KINDS, render_scene
+from device.scenes import KINDS, edit_distance, render_scene
 from tests.conftest import MODEL
-from tests.test_accuracy import edit_distance
 
 
 @pytest.fixture(scope="module")
