@@ -381,6 +381,26 @@ def find_rules(mask: np.ndarray, settings: SegmentSettings) -> list[tuple[int, i
     return rules
 
 
+def rule_fragments(
+    mask: np.ndarray, rules: list, settings: SegmentSettings
+) -> list[tuple[int, int, int, int]]:
+    """Shorter straight pieces running exactly along the rules found (within 1.5 degrees) and at least half
+    a rule long: the parts of a faint or shadowed grid line too broken to be found whole. A digit's stroke
+    is rarely that long, that straight and that parallel to the paper's own lines."""
+    h, w = mask.shape
+    half = cv2.resize(mask, (max(1, w // 2), max(1, h // 2)), interpolation=cv2.INTER_AREA)
+    length = max(10, int(settings.rule_length * max(h, w)) // 4)  # half a rule, at half resolution
+    found = cv2.HoughLinesP(half, 1, np.pi / 360, threshold=length // 2, minLineLength=length, maxLineGap=2)
+    if found is None:
+        return []
+    segments = found.reshape(-1, 4)[:1000].astype(np.float32) * 2
+    rule_angles = np.array([np.arctan2(y1 - y0, x1 - x0) % np.pi for x0, y0, x1, y1 in rules])
+    angles = np.arctan2(segments[:, 3] - segments[:, 1], segments[:, 2] - segments[:, 0]) % np.pi
+    turn = np.abs(angles[:, None] - rule_angles[None, :])
+    along = (np.minimum(turn, np.pi - turn) < np.radians(1.5)).any(axis=1)
+    return [tuple(int(v) for v in seg) for seg in segments[along]]
+
+
 def remove_rules(mask: np.ndarray, settings: SegmentSettings) -> np.ndarray:
     """Take the rules (see :func:`find_rules`) out of a binary ink mask and bridge the strokes they crossed:
     a stroke that crossed the line continues on both sides of it, so a digit written over a line stays
@@ -388,6 +408,7 @@ def remove_rules(mask: np.ndarray, settings: SegmentSettings) -> np.ndarray:
     rules = find_rules(mask, settings)
     if not rules:
         return mask
+    rules += rule_fragments(mask, rules, settings)
     band = np.zeros_like(mask)
     for x0, y0, x1, y1 in rules:
         cv2.line(band, (x0, y0), (x1, y1), 1, 3)  # thick lines give several parallel segments: all drawn
@@ -465,6 +486,16 @@ def edge_sharpness(crop_ink: np.ndarray, size: int = 32) -> float:
     return float(np.percentile(np.hypot(gx, gy), 95))
 
 
+def fill(piece: Piece, before_rules: np.ndarray | None) -> float:
+    """How much of the piece's box is ink: of the piece itself, or of the mask before rules were removed
+    (a solid blot cut into slabs by the rules crossing it is still solid)."""
+    own = piece.area / max(piece.w * piece.h, 1)
+    if before_rules is None:
+        return own
+    box = before_rules[piece.y : piece.y + piece.h, piece.x : piece.x + piece.w]
+    return max(own, float(box.mean()) if box.size else 0.0)
+
+
 def typical_height(pieces: list[Piece], min_h: float) -> float:
     """The height of a whole digit among the pieces: the upper quartile, since pieces of broken digits
     (a stroke cut by a removed rule, a 4 in two strokes) are shorter than the digits they belong to."""
@@ -472,7 +503,9 @@ def typical_height(pieces: list[Piece], min_h: float) -> float:
     return float(np.percentile(tall, 75)) if tall else min_h
 
 
-def keep_digits(pieces: list[Piece], ink: InkImage, settings: SegmentSettings) -> list[Piece]:
+def keep_digits(
+    pieces: list[Piece], ink: InkImage, settings: SegmentSettings, before_rules: np.ndarray | None = None
+) -> list[Piece]:
     """Drop what cannot be a digit or a group of touching digits: too small or large for the frame, too
     flat, solid blotches, off the paper, faint or soft-edged marks, and marks much smaller or fainter than
     the other candidates."""
@@ -484,7 +517,7 @@ def keep_digits(pieces: list[Piece], ink: InkImage, settings: SegmentSettings) -
         if min_h <= p.h <= settings.max_height * h
         and p.w <= settings.max_height * w
         and p.w <= settings.max_split_aspect * p.h
-        and not (p.w > 0.35 * p.h and p.area > settings.max_fill * p.w * p.h)
+        and not (p.w > 0.35 * p.h and fill(p, before_rules) > settings.max_fill)
         and ink.paper[p.y + p.h // 2, p.x + p.w // 2]
     ]
     # More candidates than a page of writing holds means clutter: the largest are measured, the rest
@@ -670,15 +703,15 @@ def segment(frame, settings: SegmentSettings = SegmentSettings()) -> list[Segmen
     work = prepare(frame, settings)
     dark = find_polarity(work, settings)
     ink = find_ink(work, dark, settings)
-    mask = ink_mask(ink)
-    mask = remove_rules(mask, settings)
+    inked = ink_mask(ink)
+    mask = remove_rules(inked, settings)
     pieces, labels = find_pieces(mask, settings)
     if not pieces:
         return []
     h, w = mask.shape
     min_h = max(8.0, settings.min_height * min(h, w))
     pieces = merge_pieces(pieces, typical_height(pieces, min_h))
-    kept = keep_digits(pieces, ink, settings)
+    kept = keep_digits(pieces, ink, settings, inked)
 
     by_box: dict[Box, Segment] = {}
     for piece in kept:
