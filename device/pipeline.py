@@ -117,10 +117,12 @@ class FramePipeline:
             options = [interpretation((candidate,))] + [interpretation(split) for split in candidate.splits]
             best = choose(options, self.none_threshold)
             for part, image, prediction in zip(best.segments, best.normalized, best.predictions, strict=True):
-                if rejected(prediction, self.none_threshold):
+                sure = prediction.confidence >= self.min_confidence
+                # An unsure digit that the model half thinks is no digit at all is dropped, not shown as "?".
+                doubtful = not sure and prediction.none >= self.none_threshold / 2
+                if rejected(prediction, self.none_threshold) or doubtful:
                     result.rejected.append(Rejected(part, image, prediction))
                     continue
-                sure = prediction.confidence >= self.min_confidence
                 result.digits.append(
                     Digit(prediction.digit if sure else None, prediction.confidence, part.box)
                 )

@@ -278,3 +278,19 @@ def test_save_crops_keeps_rejected_candidates_under_none(tmp_path):
     assert len(list((tmp_path / "7").glob("*.png"))) == 1
     assert len(list((tmp_path / "none").glob("*.png"))) == 1
     assert len(list((tmp_path / "none" / "raw").glob("*.png"))) == 1
+
+
+def test_pipeline_drops_an_unsure_digit_that_may_be_no_digit():
+    """Unsure of the digit and not sure it is one at all: dropped; unsure but surely a digit: shown as "?"."""
+
+    class Answers(FakeClassifier):
+        def __init__(self, none):
+            self.none = none
+
+        def classify(self, digits):
+            return [Prediction(3, 0.4, self.none) for _ in digits]
+
+    img = np.full((480, 640), 215, np.uint8)
+    stroke_digit(img, 250, 150, size=80)
+    assert Reading(tuple(FramePipeline(Answers(0.02)).process(img).digits)).text == "?"
+    assert FramePipeline(Answers(0.4)).process(img).digits == []
