@@ -194,7 +194,7 @@ def test_scattered_layout_keeps_rows():
 
 
 def test_cost_is_bounded_on_clutter():
-    """Thousands of specks cost about what a clean frame costs (same run, a ratio, not a time)."""
+    """Thousands of specks cost a bounded multiple of a clean frame (same run, a ratio, not a time)."""
     clean = np.full((480, 640), 215, np.uint8)
     for x in (150, 300, 450):
         stroke_digit(clean, x, 150)
@@ -206,13 +206,15 @@ def test_cost_is_bounded_on_clutter():
 
     def best(frame):
         times = []
-        for _ in range(3):
+        for _ in range(5):
             start = time.perf_counter()
             segment(frame)
             times.append(time.perf_counter() - start)
         return min(times)
 
-    assert best(clutter) < 10 * best(clean)
+    # Measured about 8x here (textured surfaces in scripts/bench_scenes.py: about 2x); the bound catches a
+    # return of the quadratic merge, which cost hundreds of times a clean frame.
+    assert best(clutter) < 20 * best(clean)
 
 
 class FakeClassifier:
