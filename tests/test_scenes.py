@@ -45,8 +45,8 @@ def test_hard_scenes_are_read(pipeline, mnist_sample):
     overall = sum(right.values()) / sum(total.values())
     per_kind = {kind: round(right[kind] / total[kind], 3) for kind in KINDS}
     print("hard scenes:", round(overall, 3), per_kind)
-    # Measured with the shipped model: 89 % overall, touching pairs (55 %) and squared paper (77 %) the weakest;
-    # the target is 97 %. These bounds guard what is reached (the seed is fixed).
+    # Measured with the shipped model: 89 % overall, touching pairs (55 %) and squared paper (77 %) the
+    # weakest; the target is 97 %. These bounds guard what is reached (the seed is fixed).
     assert overall >= 0.85, per_kind
     assert min(per_kind.values()) >= 0.5, per_kind
 
