@@ -151,8 +151,13 @@ def test_page_in_headless_chromium(running):
     base, folder = running
     url = f"{base}/?token={TOKEN}"
     shot = folder / "page.png"
+    # Ready when both have arrived: a reading (by the event stream) and the live state (by the status poll,
+    # which may come a second later on a busy machine).
     dom = chromium_until(
-        lambda d: re.search(r'<ol id="recent"[^>]*><li>', d), url, folder / "profile", shot=shot
+        lambda d: re.search(r'<ol id="recent"[^>]*><li>', d) and 'data-state="live"' in d,
+        url,
+        folder / "profile",
+        shot=shot,
     )
     assert "<h1>digit-reader" in dom
     assert 'data-state="live"' in dom and ">live</span>" in dom
