@@ -370,7 +370,9 @@ def find_rules(mask: np.ndarray, settings: SegmentSettings) -> list[tuple[int, i
     separate = mask[between_y, between_x] == 0
     partner = np.zeros(len(segments), bool)
     partner[candidates[separate, 0]] = True
-    is_rule = (lengths >= 0.8 * spans) | partner
+    # Partners must be long as well: the two sides of a boxy "0" written large are parallel too, but a
+    # ruled or squared page's lines run across much of the frame.
+    is_rule = (lengths >= 0.8 * spans) | (partner & (lengths >= 0.35 * max(h, w)))
     # A rule runs on across the page: extend it to the frame's edges, so the short pieces of it that
     # the transform missed (between two crossings, near the edge) go too.
     rules = []
