@@ -21,7 +21,7 @@ from device.classify import DIGIT_LABELS, LABELS_WITH_NONE, Classifier, card_pat
 from device.errors import DigitReaderError, ModelError
 from host.cli import run_command, stdout_chatter_hidden, summary
 from host.data import load_mnist
-from host.train import NEGATIVES_EVAL_SEED, NONE_CLASS, history_path, save_atomically
+from host.train import NEGATIVES_EVAL_SEED, NONE_CLASS, RUNS, history_path, save_atomically
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +180,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     kind.add_argument("--uint8", dest="kind", action="store_const", const="uint8", help="integer, uint8 I/O")
     kind.add_argument("--float16", dest="kind", action="store_const", const="float16", help="float16 weights")
     kind.add_argument("--float32", dest="kind", action="store_const", const="float32", help="plain float32")
-    parser.add_argument("--model", default="models/digits.keras", help="the float Keras model")
+    parser.add_argument(
+        "--model",
+        help="the float Keras model (default: the newest runs/*/digits.keras, else models/digits.keras)",
+    )
+    parser.add_argument(
+        "--ship",
+        action="store_true",
+        help="also replace the shipped model in models/ (the exported file, its card and the float model)",
+    )
     parser.add_argument("--out", help="output .tflite (default: models/digits_<kind>.tflite beside --model)")
     parser.add_argument("--data-dir", help="MNIST IDX folder (default: $MNIST_DIR, else download)")
     parser.add_argument(
@@ -206,7 +214,8 @@ def run(args: argparse.Namespace) -> dict:
     """host-export's work: convert, evaluate, refuse or write model + card atomically. Returns the card."""
     import keras
 
-    keras_path = Path(args.model)
+    keras_path = Path(args.model) if args.model else newest_run(RUNS) or SHIPPED / "digits.keras"
+    log.info("exporting %s", keras_path)
     out = Path(args.out) if args.out else keras_path.with_name(f"{keras_path.stem}_{args.kind}.tflite")
     if out.suffix != ".tflite":
         raise DigitReaderError(f"--out {out}: the exported file must end in .tflite")
@@ -273,7 +282,42 @@ def run(args: argparse.Namespace) -> dict:
     save_atomically(out, lambda p: p.write_bytes(content))
     save_atomically(card_path_for(out), lambda p: p.write_text(json.dumps(card, indent=2) + "\n"))
     log.info("wrote %s and %s", out, card_path_for(out))
+    if args.ship:
+        ship(out, keras_path, SHIPPED)
     return card
+
+
+SHIPPED = Path(__file__).resolve().parent.parent / "models"  # the model the device loads by default
+
+
+def newest_run(runs: Path) -> Path | None:
+    """The newest ``runs/<time>/digits.keras`` (by modification time), or None when there is none."""
+    found = sorted(runs.glob("*/digits.keras"), key=lambda path: path.stat().st_mtime)
+    return found[-1] if found else None
+
+
+def ship(tflite: Path, keras_path: Path, models: Path) -> None:
+    """Copy an exported model, its card and its float model (with its training record) into ``models/``,
+    each file written beside and renamed into place; log the replaced card's accuracy beside the new one."""
+    import shutil
+
+    new_card = json.loads(card_path_for(tflite).read_text())
+    old_card_path = card_path_for(models / tflite.name)
+    old = json.loads(old_card_path.read_text()) if old_card_path.is_file() else {}
+    pairs = [(tflite, models / tflite.name), (card_path_for(tflite), old_card_path)]
+    for extra in (keras_path, history_path(keras_path), keras_path.with_suffix(".curves.png")):
+        if extra.is_file():
+            pairs.append((extra, models / f"digits{''.join(extra.suffixes)}"))
+    for source, target in pairs:
+        if source.resolve() != target.resolve():
+            save_atomically(target, lambda p, source=source: shutil.copyfile(source, p))
+    log.info(
+        "shipped %s to %s: TFLite accuracy %.4f (the model it replaced: %s)",
+        tflite.name,
+        models,
+        new_card.get("tflite_accuracy", float("nan")),
+        f"{old['tflite_accuracy']:.4f}" if "tflite_accuracy" in old else "none",
+    )
 
 
 def training_data_dir(keras_path: Path) -> str | None:

@@ -48,6 +48,7 @@ class TrainSettings:
     notes: dict = field(default_factory=dict)
 
 
+RUNS = Path("runs")  # each training run writes to a folder of its own under here, unless --out says otherwise
 NONE_CLASS = NONE_LABEL_INDEX  # label index of "none" in an 11-class model
 NEGATIVES_EVAL_SEED = 99  # the held-apart negatives: a seed never used for training
 
@@ -261,7 +262,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--finetune", metavar="MODEL", help="start from this .keras model instead of from scratch"
     )
-    parser.add_argument("--out", default="models/digits.keras", help="where to write the float model")
+    parser.add_argument(
+        "--out",
+        help="where to write the float model (default: runs/<time>/digits.keras, a folder of its own per "
+        "run; the shipped model in models/ is replaced only by host-export --ship)",
+    )
     parser.add_argument(
         "--digits-only",
         action="store_true",
@@ -296,7 +301,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def run(args: argparse.Namespace) -> dict:
     """host-train's work, separated from argument parsing so tests can call it."""
-    out = Path(args.out)
+    out = Path(args.out) if args.out else RUNS / time.strftime("%Y%m%d-%H%M%S") / "digits.keras"
     if out.suffix != ".keras":
         raise DigitReaderError(f"--out {out}: the model file must end in .keras")
     settings = TrainSettings(

@@ -172,3 +172,42 @@ def test_classifier_runs_every_export_kind(trained, mnist_sample, tmp_path, kind
         predictions = classifier.probabilities(mnist_sample["test_images"]).argmax(axis=1)
     agreement = np.mean(predictions == keras_predictions(model, mnist_sample["test_images"]))
     assert agreement >= 0.98
+
+
+def test_runs_go_to_their_own_folder_and_ship_replaces_the_shipped_model(tmp_path, caplog):
+    """host-train writes under runs/<time>/ by default, host-export takes the newest run, and only --ship
+    replaces models/ (logging the replaced model's accuracy beside the new one)."""
+    import logging
+    import os
+    import time
+
+    from host.export import newest_run, ship
+    from host.export import parse_args as export_args
+    from host.train import parse_args as train_args
+
+    assert train_args([]).out is None and export_args([]).model is None and not export_args([]).ship
+    runs = tmp_path / "runs"
+    assert newest_run(runs) is None
+    for name, age in (("20260101-000000", 100), ("20260102-000000", 0)):
+        (runs / name).mkdir(parents=True)
+        path = runs / name / "digits.keras"
+        path.write_bytes(name.encode())
+        os.utime(path, (time.time() - age, time.time() - age))
+    assert newest_run(runs) == runs / "20260102-000000" / "digits.keras"
+
+    run = runs / "20260102-000000"
+    (run / "digits_int8.tflite").write_bytes(b"new model")
+    (run / "digits_int8.json").write_text(json.dumps({"tflite_accuracy": 0.99}))
+    (run / "digits.history.json").write_text("{}")
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "digits_int8.tflite").write_bytes(b"old model")
+    (models / "digits_int8.json").write_text(json.dumps({"tflite_accuracy": 0.98}))
+    with caplog.at_level(logging.INFO, logger="host.export"):
+        ship(run / "digits_int8.tflite", run / "digits.keras", models)
+    assert (models / "digits_int8.tflite").read_bytes() == b"new model"
+    assert json.loads((models / "digits_int8.json").read_text()) == {"tflite_accuracy": 0.99}
+    assert (models / "digits.keras").read_bytes() == b"20260102-000000"
+    assert (models / "digits.history.json").read_text() == "{}"
+    assert "0.9900" in caplog.text and "0.9800" in caplog.text
+    assert sorted(p.name for p in models.iterdir() if p.name.startswith(".")) == []
