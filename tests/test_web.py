@@ -35,7 +35,7 @@ def get(url, headers=None, timeout=5):
 
 @pytest.fixture(scope="module")
 def running(mnist_sample, tmp_path_factory):
-    """device-run on a video of "42" at its own pace, with log and web outputs and a token."""
+    """device-run on a video of "42" at its own pace, looped, with log and web outputs and a token."""
     folder = tmp_path_factory.mktemp("web")
     frames = [scene(mnist_sample, ["42"], seed=s).frame for s in (1, 2)]
     video = folder / "42.avi"
@@ -47,6 +47,7 @@ def running(mnist_sample, tmp_path_factory):
             "--source",
             str(video),
             "--realtime",
+            "--loop",  # the video (30 s) must outlast the module's tests, however slowly they run
             "--output",
             "log,web",
             "--web-bind",
