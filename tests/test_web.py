@@ -3,7 +3,6 @@ Chromium while the loop runs on a video."""
 
 import json
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -17,6 +16,7 @@ import pytest
 
 from device.outputs.web import WebOutput
 from device.reading import Box, Digit, Reading
+from tests.browser import Chromium
 from tests.conftest import ROOT, scene, write_video
 from tests.sshd import free_port
 
@@ -106,60 +106,23 @@ def test_server_sent_events(running):
     assert line.startswith("data: ") and json.loads(line[6:])["text"] == "42"
 
 
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 READING_BGR = (0x5E, 0xD4, 0xFF)  # --reading: #ffd45e, the large reading's colour
+LIVE = "document.getElementById('state').dataset.state === 'live'"
+HAS_RECENT = "document.querySelector('#recent li') !== null"
 
 
-def chromium(url, profile, size=(1200, 700), shot=None, wait_ms=3000) -> str:
-    """The page's DOM after wait_ms in headless Chromium (and a screenshot when shot is given)."""
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert browser, "chromium missing (apt-get install chromium; scripts/test.sh does)"
-    flags = [*CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--window-size={size[0]},{size[1]}"]
-    if shot is not None:
-        subprocess.run(
-            [browser, *flags, f"--screenshot={shot}", f"--timeout={wait_ms}", url],
-            capture_output=True,
-            timeout=120,
-        )
-    return subprocess.run(
-        [browser, *flags, "--dump-dom", f"--timeout={wait_ms}", url],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    ).stdout
-
-
-def chromium_until(ready, url, profile, **kwargs) -> str:
-    """chromium(), again with twice the wait while ready(dom) is false: a busy machine loads the page more
-    slowly, and the test waits for it instead of asserting how fast it is (the last try is returned)."""
-    for wait_ms in (3000, 6000, 12000, 24000):
-        dom = chromium(url, profile, wait_ms=wait_ms, **kwargs)
-        if ready(dom):
-            break
-    return dom
-
-
-def test_page_in_headless_chromium(running):
-    base, folder = running
-    url = f"{base}/?token={TOKEN}"
-    shot = folder / "page.png"
-    # Ready when both have arrived: a reading (by the event stream) and the live state (by the status poll,
-    # which may come a second later on a busy machine).
-    dom = chromium_until(
-        lambda d: re.search(r'<ol id="recent"[^>]*><li>', d) and 'data-state="live"' in d,
-        url,
-        folder / "profile",
-        shot=shot,
-    )
+def test_page_in_headless_chromium(running, tmp_path):
+    base, _ = running
+    shot = tmp_path / "page.png"
+    with Chromium(tmp_path / "profile", size=(1200, 700)) as page:
+        page.open(f"{base}/?token={TOKEN}")
+        # Both must arrive: a reading (by the event stream) and the live state (by the status poll). The page
+        # is waited for, never timed: a busy machine only takes longer.
+        assert page.wait_for(f"{LIVE} && {HAS_RECENT}"), page.evaluate("document.body.outerHTML")
+        # The camera view shows a frame (the MJPEG stream has delivered one) before the screenshot.
+        assert page.wait_for("document.getElementById('view').naturalWidth > 0")
+        dom = page.dom()
+        page.screenshot(shot)
     assert "<h1>digit-reader" in dom
     assert 'data-state="live"' in dom and ">live</span>" in dom
     assert re.search(r'<div id="reading"[^>]*>42</div>', dom)
@@ -175,16 +138,13 @@ def test_page_in_headless_chromium(running):
     assert amber[:, 720:].sum() > 3000 and amber[:, :700].sum() < 500
 
 
-def test_page_on_a_phone_screen(running):
-    base, folder = running
-    shot = folder / "phone.png"
-    chromium_until(
-        lambda d: re.search(r'<ol id="recent"[^>]*><li>', d),
-        f"{base}/?token={TOKEN}",
-        folder / "profile-phone",
-        size=(390, 844),
-        shot=shot,
-    )
+def test_page_on_a_phone_screen(running, tmp_path):
+    base, _ = running
+    shot = tmp_path / "phone.png"
+    with Chromium(tmp_path / "profile", size=(390, 844)) as page:
+        page.open(f"{base}/?token={TOKEN}")
+        assert page.wait_for(HAS_RECENT) and page.wait_for("document.getElementById('view').naturalWidth > 0")
+        page.screenshot(shot)
     image = cv2.imread(str(shot))
     assert image is not None and image.shape[:2] == (844, 390)
     # One column: the view across the width at the top, the reading below it; nothing cut off at the side.
@@ -200,8 +160,10 @@ def test_page_says_stalled_without_frames(tmp_path):
         f"127.0.0.1:{free_port()}", model_info={"name": "m.tflite", "backend": "b", "sha256": "0" * 64}
     )
     try:
-        dom = chromium_until(lambda d: "data-state=\"connecting\"" not in d, f"http://127.0.0.1:{web.address[1]}/",
-                             tmp_path / "profile")  # fmt: skip
+        with Chromium(tmp_path / "profile") as page:
+            page.open(f"http://127.0.0.1:{web.address[1]}/")
+            assert page.wait_for("document.getElementById('state').dataset.state !== 'connecting'")
+            dom = page.dom()
     finally:
         web.close()
     assert 'data-state="stalled"' in dom and "No new frame for a while." in dom
