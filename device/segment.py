@@ -537,12 +537,63 @@ def keep_digits(
     if not candidates:
         return []
     typical_h = float(np.median([min(p.h, p.w / 0.6) for p in candidates]))
-    strongest = max(p.peak for p in candidates)
+    # The contrast bar is set by digit-sized candidates: a mark far larger than the writing (a hand or a
+    # dark object at the page's edge, a shadow) is as dark as it gets and would hide every real digit.
+    strongest = max((p.peak for p in candidates if p.h <= 2 * typical_h), default=0.0)
     return [
         p
         for p in candidates
         if p.h >= settings.relative_height * typical_h and p.peak >= settings.relative_contrast * strongest
     ]
+
+
+def part_of_a_longer_line(piece: Piece, ink: InkImage, labels: np.ndarray) -> bool:
+    """A straight, thin piece whose line runs on well beyond it: a stretch of a rule, a margin or a grid
+    line cut into pieces by the lines crossing it (or too faint to be found whole), not a "1".
+
+    The piece's own pixels give its axis; along that axis, for the piece's own length beyond one of its
+    ends, nearly all the way is darker than the paper beside it (a rule is often fainter than writing and
+    than the threshold, and it may fade into a shadow further on).
+    A written "1" ends where the pen lifted: paper lies beyond both of its ends.
+    """
+    if piece.w > 0.4 * piece.h and piece.h > 0.4 * piece.w:
+        return False  # not a thin stroke
+    box = labels[piece.y : piece.y + piece.h, piece.x : piece.x + piece.w]
+    ys, xs = np.nonzero(np.isin(box, list(piece.labels)))
+    if len(xs) < 5:
+        return False
+    points = np.stack([xs + piece.x, ys + piece.y], axis=1).astype(np.float32)
+    vx, vy, x0, y0 = (float(v) for v in cv2.fitLine(points, cv2.DIST_L2, 0, 0.01, 0.01).ravel())
+    along = (points[:, 0] - x0) * vx + (points[:, 1] - y0) * vy
+    across = (points[:, 0] - x0) * -vy + (points[:, 1] - y0) * vx
+    length = float(along.max() - along.min())
+    if length < 8 or float(np.std(across)) > 0.12 * length:
+        return False  # curved: a written stroke
+    h, w = ink.ink.shape
+
+    def ink_at(steps: np.ndarray, offset: float, spread: int) -> np.ndarray:
+        """The strongest ink within ``spread`` px of the points ``steps`` along the axis, ``offset`` aside."""
+        x = np.clip(np.round(x0 + steps * vx - offset * vy).astype(int), spread, w - 1 - spread)
+        y = np.clip(np.round(y0 + steps * vy + offset * vx).astype(int), spread, h - 1 - spread)
+        near = range(-spread, spread + 1)
+        return np.max([ink.ink[y + dy, x + dx] for dy in near for dx in near], axis=0)
+
+    margin = max(0.03, 2.0 * ink.noise)
+    for steps in (
+        np.arange(along.max() + 3, along.max() + 3 + length),
+        np.arange(along.min() - 3 - length, along.min() - 3),
+    ):
+        sx, sy = x0 + steps * vx, y0 + steps * vy
+        steps = steps[(sx >= 0) & (sx < w) & (sy >= 0) & (sy < h)]
+        if len(steps) < length / 2:  # the frame ends here
+            continue
+        # On the axis (the line may wander by a pixel) against the paper a few px to either side: a rule
+        # is darker than the paper beside it all along, however faint it is against the threshold.
+        on_axis = ink_at(steps, 0, 1)
+        beside = np.maximum(ink_at(steps, 5, 0), ink_at(steps, -5, 0))
+        if float(np.mean(on_axis > beside + margin)) >= 0.7:
+            return True
+    return False
 
 
 # --- 6. crops and splits ---------------------------------------------------------------------------------
@@ -714,6 +765,7 @@ def segment(frame, settings: SegmentSettings = SegmentSettings()) -> list[Segmen
     min_h = max(8.0, settings.min_height * min(h, w))
     pieces = merge_pieces(pieces, typical_height(pieces, min_h))
     kept = keep_digits(pieces, ink, settings, inked)
+    kept = [piece for piece in kept if not part_of_a_longer_line(piece, ink, labels)]
 
     by_box: dict[Box, Segment] = {}
     for piece in kept:

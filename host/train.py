@@ -44,6 +44,9 @@ class TrainSettings:
     classes: int = 11  # 10: digits only (model v1); 11: digits and "none"
     negatives: int = 24000  # generated "not a digit" crops (host.negatives), 11-class models only
     negatives_seed: int = 1  # the held-apart evaluation set uses NEGATIVES_EVAL_SEED, never this one
+    device_digits: int = (
+        20000  # training digits also shown through the device's camera and cut (host.negatives)
+    )
     label_smoothing: float = 0.1
     notes: dict = field(default_factory=dict)
 
@@ -279,6 +282,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="generated 'not a digit' crops to train on (default %(default)s)",
     )
     parser.add_argument(
+        "--device-digits",
+        type=int,
+        default=TrainSettings.device_digits,
+        help="training digits also written on generated paper, photographed and cut the way the device cuts "
+        "them, so a camera's soft strokes never tell a digit from 'none' (default %(default)s)",
+    )
+    parser.add_argument(
         "--widths",
         default=",".join(map(str, TrainSettings.stage_widths)),
         help="conv stage widths (default %(default)s)",
@@ -317,6 +327,8 @@ def run(args: argparse.Namespace) -> dict:
         stage_widths=args.widths,
         classes=10 if args.digits_only else 11,
         negatives=0 if args.digits_only else args.negatives,
+        # A quick run on --limit digits gets device digits in proportion (a third as many), not 20,000.
+        device_digits=min(args.device_digits, args.limit // 3) if args.limit else args.device_digits,
         label_smoothing=args.label_smoothing,
     )
     train_full, test = load_mnist(args.data_dir)
@@ -339,12 +351,38 @@ def run(args: argparse.Namespace) -> dict:
             len(custom_val),
         )
 
+    mnist_train = train_data  # pieces and pairs of digits are cut from these
+    if settings.device_digits:
+        from host.negatives import device_digits
+
+        # From the training split only; the validation split gets its share from its own digits.
+        share = settings.validation_fraction
+        extra_train = device_digits(
+            settings.device_digits, settings.negatives_seed + 1, train_data.images, train_data.labels
+        )
+        train_data = Dataset(
+            np.concatenate([train_data.images, extra_train[0]]),
+            np.concatenate([train_data.labels, extra_train[1]]),
+        )
+        if len(val_data) and share:
+            extra_val = device_digits(
+                int(settings.device_digits * share),
+                settings.negatives_seed + 2,
+                val_data.images,
+                val_data.labels,
+            )
+            val_data = Dataset(
+                np.concatenate([val_data.images, extra_val[0]]),
+                np.concatenate([val_data.labels, extra_val[1]]),
+            )
+        log.info("device digits: %d training digits seen through the device's camera", settings.device_digits)
+
     if settings.negatives:
         from host.negatives import generate
 
         # Pairs and pieces are cut from the training digits only, never from validation or test digits.
         negatives = generate(
-            settings.negatives, settings.negatives_seed, train_data.images, looks_like_a_digit=digit_screen()
+            settings.negatives, settings.negatives_seed, mnist_train.images, looks_like_a_digit=digit_screen()
         )
         neg_train, neg_val = split_validation(
             Dataset(negatives.images, np.full(len(negatives), NONE_CLASS, np.uint8)),
