@@ -630,34 +630,81 @@ def split_columns(crop: np.ndarray, parts: int) -> list[int] | None:
     return cuts
 
 
+def valley_columns(crop: np.ndarray, min_gap: int, limit: int = 6) -> list[int]:
+    """Columns where touching digits may meet: local minima of the ink profile (few inked columns where one
+    digit's stroke touches the next), at least ``min_gap`` px from the sides and from each other, the
+    ``limit`` lowest."""
+    profile = crop.astype(np.float32).sum(axis=0)
+    profile = np.convolve(profile, np.ones(3, np.float32) / 3, mode="same")
+    w = len(profile)
+    inner = np.arange(min_gap, w - min_gap)
+    if not len(inner):
+        return []
+    lower = np.minimum(profile[inner - 1], profile[inner + 1])
+    minima = inner[(profile[inner] <= lower) & (profile[inner] < 0.6 * profile.max())]
+    chosen: list[int] = []
+    for column in minima[np.argsort(profile[minima], kind="stable")]:
+        # The middle of a flat valley (a bridge several px long), not its first column.
+        level = profile[column] * 1.05 + 1e-6
+        left, right = int(column), int(column)
+        while left > min_gap and profile[left - 1] <= level:
+            left -= 1
+        while right < w - 1 - min_gap and profile[right + 1] <= level:
+            right += 1
+        column = (left + right) // 2
+        if all(abs(column - c) >= min_gap for c in chosen):
+            chosen.append(column)
+        if len(chosen) == limit:
+            break
+    return sorted(chosen)
+
+
 def propose_splits(crop: np.ndarray, box: tuple[int, int, int, int], work: WorkImage, settings) -> tuple:
-    """Alternative readings of a wide candidate as 2 or 3 touching digits (each a tuple of Segments)."""
+    """Alternative readings of a wide candidate as 2 to 5 touching digits (each a tuple of Segments).
+
+    Over-segment, then let recognition decide: every combination of the candidate cut columns (the valleys
+    of the ink profile, and cuts at even spacing for digits that touch along a whole stroke) that gives
+    parts of a plausible digit width is offered. A part shared by several combinations is one Segment, so
+    the pipeline classifies it once.
+    """
     x, y, w, h = box
     aspect = w / max(h, 1)
     if aspect < 1.1:  # as wide as tall is still one digit (a wide 0, 2 or 8); touching pairs are wider
         return ()
-    counts = [2] if aspect < 1.6 else [2, 3] if aspect < 2.6 else [3, 4]
     width = crop.shape[1]
-    cut_sets = []
+    counts = [2] if aspect < 1.6 else [2, 3, 4] if aspect < 2.6 else [3, 4, 5]
+    cut_sets: list[tuple[int, ...]] = []
     for parts in counts:
-        # At the valleys of the ink profile: where digits touch by a stroke, few columns are inked.
         cuts = split_columns(crop, parts)
-        if cuts is not None and cuts not in cut_sets:
-            cut_sets.append(cuts)
+        if cuts is not None:
+            cut_sets.append(tuple(cuts))
+    # A "1" is narrow: a part may be a fifth of the height wide; no digit is much wider than it is tall.
+    narrowest, widest = max(2, round(0.2 * h)), round(1.3 * h)
+    valleys = valley_columns(crop, narrowest)
+    for count in range(1, min(len(valleys), max(counts) - 1) + 1):
+        cut_sets += itertools.combinations(valleys, count)
+    parts: dict[tuple[int, int], Segment | None] = {}
+
+    def part(left: int, right: int) -> Segment | None:
+        if (left, right) not in parts:
+            piece = crop[:, left:right]
+            rows = np.flatnonzero(piece.max(axis=1) > 0)
+            cols = np.flatnonzero(piece.max(axis=0) > 0)
+            segment_ = None
+            if len(rows) >= 2 and len(cols) >= 1:
+                piece = piece[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+                px, py = x + left + cols[0], y + rows[0]
+                segment_ = Segment(work.to_frame(px, py, piece.shape[1], piece.shape[0]), piece)
+            parts[(left, right)] = segment_
+        return parts[(left, right)]
+
     splits = []
-    for cuts in cut_sets:
+    for cuts in dict.fromkeys(cut_sets):  # in order, each once
         bounds = [0, *cuts, width]
-        segments = []
-        for left, right in itertools.pairwise(bounds):
-            part = crop[:, left:right]
-            rows = np.flatnonzero(part.max(axis=1) > 0)
-            cols = np.flatnonzero(part.max(axis=0) > 0)
-            if len(rows) < 2 or len(cols) < 1:
-                break
-            part = part[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-            px, py = x + left + cols[0], y + rows[0]
-            segments.append(Segment(work.to_frame(px, py, part.shape[1], part.shape[0]), part))
-        if len(segments) == len(cuts) + 1:
+        if any(not narrowest <= right - left <= widest for left, right in itertools.pairwise(bounds)):
+            continue
+        segments = [part(left, right) for left, right in itertools.pairwise(bounds)]
+        if all(segments):
             splits.append(tuple(segments))
     return tuple(splits)
 

@@ -26,6 +26,7 @@ from device.segment import (
     reading_order,
     segment,
     split_columns,
+    valley_columns,
 )
 
 SETTINGS = SegmentSettings()
@@ -214,6 +215,30 @@ def test_split_columns_cut_at_the_valley():
     crop[18:22, 25:27] = 255  # the two digits touch by a thin bridge
     (cut,) = split_columns(crop, 2)
     assert 24 <= cut <= 27
+
+
+def test_uneven_touching_digits_are_cut_at_their_own_valleys():
+    """A narrow "1" touching two wide digits: cuts at even spacing would slice the wide ones; the
+    combinations of the profile's valleys include the right cuts, each part offered once."""
+    crop = np.zeros((40, 76), np.uint8)
+    crop[:, 2:8] = 255  # a "1"
+    crop[:, 14:40] = 255
+    crop[:, 46:74] = 255
+    crop[18:22, 8:14] = crop[18:22, 40:46] = 255  # touching by thin bridges
+    assert valley_columns(crop, min_gap=8) == [10, 42]  # the middles of the two bridges
+    work = prepare(np.full((100, 100), 200, np.uint8), SETTINGS)
+    splits = propose_splits(crop, (0, 0, 76, 40), work, SETTINGS)
+    bars = [(2, 8), (14, 40), (46, 74)]
+
+    def one_bar_each(split):
+        return len(split) == 3 and all(
+            s.box.x <= left and right <= s.box.x + s.box.w <= right + 6
+            for s, (left, right) in zip(split, bars, strict=True)
+        )
+
+    assert any(one_bar_each(split) for split in splits), [[s.box for s in split] for split in splits]
+    parts = [s for split in splits for s in split]
+    assert len({id(s) for s in parts}) == len({(s.box.x, s.box.w) for s in parts})  # shared, not copied
 
 
 def touching_pair(img, x=250, y=150):
