@@ -54,7 +54,7 @@ class SegmentSettings:
     paper_brightness: float = 0.4  # paper is at least this fraction as bright as the brightest paper
     rule_length: float = 0.2  # a straight stroke this long (fraction of the longer side) is a rule
     max_pieces: int = 200  # components considered per frame (the largest), bounding the cost
-    max_candidates: int = 120  # digit candidates measured per frame (the largest): a dense page's worth
+    max_candidates: int = 200  # digit candidates measured per frame (the largest): a dense page's worth
     roi: tuple[float, float, float, float] | None = None  # x, y, w, h as fractions of the frame
 
 
@@ -551,9 +551,9 @@ def part_of_a_longer_line(piece: Piece, ink: InkImage, labels: np.ndarray) -> bo
     """A straight, thin piece whose line runs on well beyond it: a stretch of a rule, a margin or a grid
     line cut into pieces by the lines crossing it (or too faint to be found whole), not a "1".
 
-    The piece's own pixels give its axis; along that axis, for the piece's own length beyond one of its
-    ends, nearly all the way is darker than the paper beside it (a rule is often fainter than writing and
-    than the threshold, and it may fade into a shadow further on).
+    The piece's own pixels give its axis; along that axis, for twice the piece's length beyond each of its
+    ends (those inside the frame), nearly all the way is darker than the paper beside it (a rule is often
+    fainter than writing and than the threshold).
     A written "1" ends where the pen lifted: paper lies beyond both of its ends.
     """
     if piece.w > 0.4 * piece.h and piece.h > 0.4 * piece.w:
@@ -579,21 +579,25 @@ def part_of_a_longer_line(piece: Piece, ink: InkImage, labels: np.ndarray) -> bo
         return np.max([ink.ink[y + dy, x + dx] for dy in near for dx in near], axis=0)
 
     margin = max(0.03, 2.0 * ink.noise)
+    reach = 2 * length
+    sides = []
     for steps in (
-        np.arange(along.max() + 3, along.max() + 3 + length),
-        np.arange(along.min() - 3 - length, along.min() - 3),
+        np.arange(along.max() + 3, along.max() + 3 + reach),
+        np.arange(along.min() - 3 - reach, along.min() - 3),
     ):
         sx, sy = x0 + steps * vx, y0 + steps * vy
         steps = steps[(sx >= 0) & (sx < w) & (sy >= 0) & (sy < h)]
-        if len(steps) < length / 2:  # the frame ends here
+        if len(steps) < length:  # the frame ends here: this side cannot tell
             continue
         # On the axis (the line may wander by a pixel) against the paper a few px to either side: a rule
         # is darker than the paper beside it all along, however faint it is against the threshold.
         on_axis = ink_at(steps, 0, 1)
         beside = np.maximum(ink_at(steps, 5, 0), ink_at(steps, -5, 0))
-        if float(np.mean(on_axis > beside + margin)) >= 0.7:
-            return True
-    return False
+        sides.append(float(np.mean(on_axis > beside + margin)) >= 0.7)
+    # Both ways (as far as the frame goes): a stretch of a rule between two crossings has the rule on both
+    # sides, while a column of "1"s (written one under the other, never quite on one straight axis) does
+    # not run on straight for twice a digit's length in both directions.
+    return bool(sides) and all(sides)
 
 
 # --- 6. crops and splits ---------------------------------------------------------------------------------

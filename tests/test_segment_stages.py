@@ -208,6 +208,16 @@ def test_a_dark_mark_off_the_writing_does_not_hide_faint_digits():
     assert len(found) == 3, [s.box for s in segment(img)]
 
 
+def test_a_dense_page_keeps_all_its_digits():
+    """A sheet of 12 rows of 14 digits (a practice sheet, a table of numbers): every digit is a candidate;
+    the cap on candidates bounds the cost of clutter, not of a full page."""
+    img = np.full((600, 800), 215, np.uint8)
+    for row in range(12):
+        for col in range(14):
+            stroke_digit(img, 20 + 55 * col, 12 + 48 * row, size=30, thickness=3)
+    assert len(segment(img)) == 12 * 14
+
+
 def test_split_columns_cut_at_the_valley():
     crop = np.zeros((40, 60), np.uint8)
     crop[:, 5:25] = 255
