@@ -673,18 +673,26 @@ def propose_splits(crop: np.ndarray, box: tuple[int, int, int, int], work: WorkI
     """
     x, y, w, h = box
     aspect = w / max(h, 1)
-    if aspect < 1.1:  # as wide as tall is still one digit (a wide 0, 2 or 8); touching pairs are wider
-        return ()
     width = crop.shape[1]
-    counts = [2] if aspect < 1.6 else [2, 3, 4] if aspect < 2.6 else [3, 4, 5]
-    cut_sets: list[tuple[int, ...]] = []
-    for parts in counts:
-        cuts = split_columns(crop, parts)
-        if cuts is not None:
-            cut_sets.append(tuple(cuts))
-    # A "1" is narrow: a part may be a fifth of the height wide; no digit is much wider than it is tall.
-    narrowest, widest = max(2, round(0.2 * h)), round(1.3 * h)
-    valleys = valley_columns(crop, narrowest)
+    # A "1" is narrow: a part may be a tenth of the height wide; no digit is much wider than it is tall.
+    narrowest, widest = max(2, round(0.1 * h)), round(1.3 * h)
+    if aspect < 1.1:
+        # As wide as tall is one digit (a wide 0, 2 or 8), unless a "1" touches its neighbour by a single
+        # point: then the ink profile almost vanishes between them ("11", "17", "19" written close).
+        if aspect < 0.5:
+            return ()
+        profile = crop.astype(np.float32).sum(axis=0)
+        valleys = [v for v in valley_columns(crop, narrowest, limit=2) if profile[v] < 0.15 * profile.max()]
+        counts = [2]
+        cut_sets: list[tuple[int, ...]] = [(v,) for v in valleys]
+    else:
+        counts = [2] if aspect < 1.6 else [2, 3, 4] if aspect < 2.6 else [3, 4, 5]
+        cut_sets = []
+        for parts in counts:
+            cuts = split_columns(crop, parts)
+            if cuts is not None:
+                cut_sets.append(tuple(cuts))
+        valleys = valley_columns(crop, max(narrowest, round(0.2 * h)))
     for count in range(1, min(len(valleys), max(counts) - 1) + 1):
         cut_sets += itertools.combinations(valleys, count)
     parts: dict[tuple[int, int], Segment | None] = {}
@@ -826,7 +834,7 @@ def segment(frame, settings: SegmentSettings = SegmentSettings()) -> list[Segmen
         pad_x, pad_y = piece.x - max(0, piece.x - 2), piece.y - max(0, piece.y - 2)
         core = crop[pad_y : pad_y + piece.h, pad_x : pad_x + piece.w]
         splits = ()
-        if piece.w > 1.1 * piece.h:
+        if piece.w >= 0.5 * piece.h:
             splits = propose_splits(core, (piece.x, piece.y, piece.w, piece.h), work, settings)
         if piece.w > settings.max_aspect * piece.h and not splits:
             continue

@@ -251,6 +251,22 @@ def test_uneven_touching_digits_are_cut_at_their_own_valleys():
     assert len({id(s) for s in parts}) == len({(s.box.x, s.box.w) for s in parts})  # shared, not copied
 
 
+def test_a_one_touching_its_neighbour_by_a_point_is_offered_apart():
+    """A "1" that touches the next digit by a single point makes a candidate no wider than one digit; the
+    profile nearly vanishes between them, so the two are offered apart (a ring, a "0", is not cut)."""
+    crop = np.zeros((40, 30), np.uint8)
+    crop[2:38, 2:6] = 255  # the "1"
+    cv2.ellipse(crop, (19, 14), (8, 10), 0, 0, 360, 255, 4)  # a "9": its loop...
+    cv2.line(crop, (26, 14), (24, 38), 255, 4)  # ...and its stem
+    crop[30:32, 6:11] = 255  # the point where they touch
+    work = prepare(np.full((100, 100), 200, np.uint8), SETTINGS)
+    splits = propose_splits(crop, (0, 0, 30, 40), work, SETTINGS)
+    assert any(len(split) == 2 and split[0].box.x + split[0].box.w <= 10 for split in splits), splits
+    ring = np.zeros((40, 30), np.uint8)
+    cv2.ellipse(ring, (15, 20), (12, 17), 0, 0, 360, 255, 4)
+    assert propose_splits(ring, (0, 0, 30, 40), work, SETTINGS) == ()
+
+
 def touching_pair(img, x=250, y=150):
     """Two "0"s joined by a stroke (a pen not lifted between them): one component, wider than one digit."""
     cv2.ellipse(img, (x + 28, y + 42), (26, 40), 0, 0, 360, 30, 7)
