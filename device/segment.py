@@ -306,7 +306,6 @@ def find_ink(work: WorkImage, dark: bool, settings: SegmentSettings) -> InkImage
     paper = bright & cv2.resize(bare.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
     noise = float(np.percentile(sigma[bare], 25))  # the paper: the quieter part of what is bare
     floor = max(settings.min_contrast, 5.0 * noise)
-    # Each tile of the paper gets the threshold its own noise needs (texture raises only its own).
     # Each tile of the paper gets the threshold its own noise needs (texture raises only its own). A tile
     # taken as paper only through its neighbours is inked over much of its area: by a large, thick digit,
     # or by texture at the page's edge. Its spread is not noise, so its threshold is capped at heavy_ink:
