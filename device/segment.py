@@ -263,6 +263,34 @@ def robust_sigma(values: np.ndarray) -> float:
     return float(p50 - p10) / 1.2816
 
 
+def textured_surroundings(
+    signed: np.ndarray, outside_tiles: np.ndarray, noise: float, size: tuple[int, int]
+) -> np.ndarray:
+    """Texture around the page that a 64-px tile is too coarse to see: a strip of desk or wall between the
+    page's edge and the frame's, inside a tile that is mostly page (bool mask at ``size``).
+
+    Texture is busy everywhere (its local spread stands well above the paper's noise) and it reaches the
+    surroundings found tile by tile, or runs along the frame's edge; the paper around a digit is quiet,
+    so a digit written on the page is never reached. Thin busy lines (rules, a digit's strokes) are
+    opened away first, so nothing spreads along a ruled line into the digits it crosses.
+    """
+    mean = cv2.blur(signed, (9, 9))
+    spread = np.sqrt(np.maximum(cv2.blur(signed * signed, (9, 9)) - mean * mean, 0))
+    busy = (spread > max(0.04, 3.0 * noise)).astype(np.uint8)
+    busy = cv2.morphologyEx(busy, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (13, 13)))
+    seeds = cv2.resize(outside_tiles.astype(np.uint8), busy.shape[::-1], interpolation=cv2.INTER_NEAREST)
+    count, labels = cv2.connectedComponents(busy, connectivity=8)
+    reached = np.zeros(count, bool)
+    reached[np.unique(labels[(seeds > 0) & (busy > 0)])] = True
+    # Texture beside the page runs along the frame's edge; a digit cut off by the edge only touches it
+    # for the width of its strokes.
+    edge = np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])
+    contact = np.bincount(edge, minlength=count)
+    reached |= contact >= 0.2 * min(busy.shape)
+    reached[0] = False
+    return cv2.resize(reached[labels].astype(np.uint8), size, interpolation=cv2.INTER_NEAREST).astype(bool)
+
+
 def find_ink(work: WorkImage, dark: bool, settings: SegmentSettings) -> InkImage:
     """Ink strength, the paper, and a per-region threshold above the noise of that region of the paper."""
     source = work.ink_source if dark else work.grey
@@ -303,8 +331,9 @@ def find_ink(work: WorkImage, dark: bool, settings: SegmentSettings) -> InkImage
     bare |= filled
     if not bare.any():  # no clear paper (a close-up, a board): the whole frame is the writing surface
         bare[:] = True
-    paper = bright & cv2.resize(bare.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
     noise = float(np.percentile(sigma[bare], 25))  # the paper: the quieter part of what is bare
+    tile_paper = cv2.resize(bare.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
+    paper = bright & tile_paper & ~textured_surroundings(sub, ~bare, noise, (w, h))
     floor = max(settings.min_contrast, 5.0 * noise)
     # Each tile of the paper gets the threshold its own noise needs (texture raises only its own). A tile
     # taken as paper only through its neighbours is inked over much of its area: by a large, thick digit,

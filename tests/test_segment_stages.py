@@ -81,6 +81,19 @@ def test_blank_textured_scenes_give_nothing_away_from_the_page():
             assert s.box.y >= 100 - 64 and s.box.y + s.box.h <= 380 + 64, (seed, s.box)
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_a_strip_of_texture_narrower_than_a_tile_gives_nothing(seed):
+    """The page fills the frame but for a strip of wood grain along its bottom and right edges, narrower
+    than the 64-px tiles the paper is found in: the strip is no paper, its grain no digits."""
+    img = texture(480, 640, seed, base=150, contrast=60)
+    img[:440, :600] = 215
+    stroke_digit(img, 200, 150)
+    stroke_digit(img, 330, 150)
+    found = segment(img)
+    assert len(found) == 2, [s.box for s in found]
+    assert all(s.box.y + s.box.h < 440 and s.box.x + s.box.w < 600 for s in found)
+
+
 def test_polarity_is_not_fooled_by_a_dark_surround():
     img = sheet_on_surface()
     assert dark_ink(prepare(img, SETTINGS).grey)
