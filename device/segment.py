@@ -9,7 +9,8 @@ The stages, each a function on numpy arrays:
    desks, walls, sweaters and the frame's black bars are not paper), and a threshold above the noise of
    each region of the paper, so a textured area raises only its own threshold.
 4. ``remove_rules``: long straight strokes (ruled and grid lines, printed boxes, paper and shadow edges)
-   are taken out of the ink mask, and the strokes they crossed are bridged again.
+   are taken out of the ink mask, and the strokes they crossed are bridged again. ``textured_surroundings``
+   then takes from the paper what a tile is too coarse to see: texture beside the page's edge.
 5. ``find_pieces`` -> ``merge_pieces`` -> ``keep_digits``: connected components (a bounded number), the
    pieces of one digit merged (a 5's flag, a 4 in two strokes), then filters relative to the other
    candidates: height, contrast, fill, edge sharpness (pen strokes have sharp edges, shadows do not).
@@ -25,7 +26,7 @@ over all of them.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
@@ -263,34 +264,6 @@ def robust_sigma(values: np.ndarray) -> float:
     return float(p50 - p10) / 1.2816
 
 
-def textured_surroundings(
-    signed: np.ndarray, outside_tiles: np.ndarray, noise: float, size: tuple[int, int]
-) -> np.ndarray:
-    """Texture around the page that a 64-px tile is too coarse to see: a strip of desk or wall between the
-    page's edge and the frame's, inside a tile that is mostly page (bool mask at ``size``).
-
-    Texture is busy everywhere (its local spread stands well above the paper's noise) and it reaches the
-    surroundings found tile by tile, or runs along the frame's edge; the paper around a digit is quiet,
-    so a digit written on the page is never reached. Thin busy lines (rules, a digit's strokes) are
-    opened away first, so nothing spreads along a ruled line into the digits it crosses.
-    """
-    mean = cv2.blur(signed, (9, 9))
-    spread = np.sqrt(np.maximum(cv2.blur(signed * signed, (9, 9)) - mean * mean, 0))
-    busy = (spread > max(0.04, 3.0 * noise)).astype(np.uint8)
-    busy = cv2.morphologyEx(busy, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (13, 13)))
-    seeds = cv2.resize(outside_tiles.astype(np.uint8), busy.shape[::-1], interpolation=cv2.INTER_NEAREST)
-    count, labels = cv2.connectedComponents(busy, connectivity=8)
-    reached = np.zeros(count, bool)
-    reached[np.unique(labels[(seeds > 0) & (busy > 0)])] = True
-    # Texture beside the page runs along the frame's edge; a digit cut off by the edge only touches it
-    # for the width of its strokes.
-    edge = np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])
-    contact = np.bincount(edge, minlength=count)
-    reached |= contact >= 0.2 * min(busy.shape)
-    reached[0] = False
-    return cv2.resize(reached[labels].astype(np.uint8), size, interpolation=cv2.INTER_NEAREST).astype(bool)
-
-
 def find_ink(work: WorkImage, dark: bool, settings: SegmentSettings) -> InkImage:
     """Ink strength, the paper, and a per-region threshold above the noise of that region of the paper."""
     source = work.ink_source if dark else work.grey
@@ -332,8 +305,7 @@ def find_ink(work: WorkImage, dark: bool, settings: SegmentSettings) -> InkImage
     if not bare.any():  # no clear paper (a close-up, a board): the whole frame is the writing surface
         bare[:] = True
     noise = float(np.percentile(sigma[bare], 25))  # the paper: the quieter part of what is bare
-    tile_paper = cv2.resize(bare.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
-    paper = bright & tile_paper & ~textured_surroundings(sub, ~bare, noise, (w, h))
+    paper = bright & cv2.resize(bare.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
     floor = max(settings.min_contrast, 5.0 * noise)
     # Each tile of the paper gets the threshold its own noise needs (texture raises only its own). A tile
     # taken as paper only through its neighbours is inked over much of its area: by a large, thick digit,
@@ -448,6 +420,38 @@ def remove_rules(mask: np.ndarray, settings: SegmentSettings) -> np.ndarray:
         cleaned, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (13, 13))
     )
     return cleaned | (bridged & band)
+
+
+def textured_surroundings(ink: InkImage, rules: np.ndarray) -> np.ndarray:
+    """Texture around the page that a 64-px tile is too coarse to see: a strip of desk or wall between the
+    page's edge and the frame's, inside a tile that is mostly page (bool, at the working size). ``rules``
+    are the pixels of the rules found: a ruled or squared page is busy with lines, not texture.
+
+    Texture is busy everywhere (its local spread stands well above the paper's noise) and it reaches the
+    surroundings found tile by tile, or runs along the frame's edge; the paper around a digit is quiet,
+    so a digit written on the page is never reached. Thin busy lines (rules, a digit's strokes) are
+    opened away first, so nothing spreads along a ruled line into the digits it crosses.
+    """
+    # At half resolution, without the rules.
+    signed = np.where(rules > 0, 0.0, ink.ink)[::2, ::2]
+    noise = ink.noise
+    mean = cv2.blur(signed, (9, 9))
+    spread = np.sqrt(np.maximum(cv2.blur(signed * signed, (9, 9)) - mean * mean, 0))
+    busy = (spread > max(0.04, 3.0 * noise)).astype(np.uint8)
+    busy = cv2.morphologyEx(busy, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9)))
+    seeds = ~ink.paper[::2, ::2]
+    count, labels = cv2.connectedComponents(busy, connectivity=8)
+    reached = np.zeros(count, bool)
+    reached[np.unique(labels[seeds & (busy > 0)])] = True
+    # Texture beside the page runs along much of one of the frame's sides (in pieces, where its grain was
+    # taken for rules); a digit at the edge (cut off by it, or just touching it) meets it for a digit's
+    # width only.
+    for side in (labels[0], labels[-1], labels[:, 0], labels[:, -1]):
+        if np.count_nonzero(side) >= 0.4 * len(side):
+            reached[side] = True
+    reached[0] = False
+    h, w = ink.ink.shape
+    return cv2.resize(reached[labels].astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
 
 
 # --- 5. pieces and filters -------------------------------------------------------------------------------
@@ -845,6 +849,7 @@ def segment(frame, settings: SegmentSettings = SegmentSettings()) -> list[Segmen
     ink = find_ink(work, dark, settings)
     inked = ink_mask(ink)
     mask = remove_rules(inked, settings)
+    ink = replace(ink, paper=ink.paper & ~textured_surroundings(ink, inked & ~mask))
     pieces, labels = find_pieces(mask, settings)
     if not pieces:
         return []
