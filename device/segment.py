@@ -334,7 +334,17 @@ def ink_mask(ink: InkImage, low: float = 0.75) -> np.ndarray:
 # --- 4. ruled lines and edges ----------------------------------------------------------------------------
 
 
-def find_rules(mask: np.ndarray, settings: SegmentSettings) -> list[tuple[int, int, int, int]]:
+def paper_extent(paper: np.ndarray) -> tuple[int, int]:
+    """Width and height of the box around the paper (the frame's, when there is none)."""
+    rows, cols = np.flatnonzero(paper.any(axis=1)), np.flatnonzero(paper.any(axis=0))
+    if not len(rows):
+        return paper.shape[1], paper.shape[0]
+    return int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1)
+
+
+def find_rules(
+    mask: np.ndarray, settings: SegmentSettings, extent: tuple[int, int] | None = None
+) -> list[tuple[int, int, int, int]]:
     """Long straight strokes that are not writing: (x0, y0, x1, y1) segments.
 
     Found with a probabilistic Hough transform (any angle, dashed or faint lines too). A segment counts
@@ -343,9 +353,13 @@ def find_rules(mask: np.ndarray, settings: SegmentSettings) -> list[tuple[int, i
     grid): a single long stroke, a "1" written large, has neither.
     """
     h, w = mask.shape
+    # Lengths are measured against the writing surface (``extent``, its width and height; the frame by
+    # default): the lines of a page that fills a third of the frame are a third as long.
+    surface_w, surface_h = extent or (w, h)
+    size = max(surface_w, surface_h)
     # At half resolution: rules are long, and the transform's cost grows with the ink it is given.
     half = cv2.resize(mask, (max(1, w // 2), max(1, h // 2)), interpolation=cv2.INTER_AREA)
-    length = max(15, int(settings.rule_length * max(h, w)) // 2)
+    length = max(15, int(settings.rule_length * size) // 2)
     found = cv2.HoughLinesP(half, 1, np.pi / 180, threshold=length // 2, minLineLength=length, maxLineGap=5)
     if found is None:
         return []
@@ -353,7 +367,7 @@ def find_rules(mask: np.ndarray, settings: SegmentSettings) -> list[tuple[int, i
     dx, dy = segments[:, 2] - segments[:, 0], segments[:, 3] - segments[:, 1]
     lengths = np.hypot(dx, dy)
     angles = np.arctan2(dy, dx) % np.pi
-    spans = np.where(np.abs(np.cos(angles)) >= np.sqrt(0.5), w, h)  # the frame's extent along the line
+    spans = np.where(np.abs(np.cos(angles)) >= np.sqrt(0.5), surface_w, surface_h)  # extent along the line
     mid_x, mid_y = (segments[:, 0] + segments[:, 2]) / 2, (segments[:, 1] + segments[:, 3]) / 2
     # Perpendicular distance between the middles of each pair of segments, and whether they are parallel.
     normal_x, normal_y = -np.sin(angles), np.cos(angles)
@@ -364,7 +378,7 @@ def find_rules(mask: np.ndarray, settings: SegmentSettings) -> list[tuple[int, i
     turn = np.abs(angles[None, :] - angles[:, None])
     parallel = np.minimum(turn, np.pi - turn) < np.radians(3)
     # A partner has paper between the two: two edges of one thick stroke (a large "1") are parallel too.
-    candidates = np.argwhere(parallel & (apart > max(12.0, 0.02 * max(h, w))))
+    candidates = np.argwhere(parallel & (apart > max(12.0, 0.02 * size)))
     between_x = np.clip(((mid_x[candidates[:, 0]] + mid_x[candidates[:, 1]]) / 2).astype(int), 0, w - 1)
     between_y = np.clip(((mid_y[candidates[:, 0]] + mid_y[candidates[:, 1]]) / 2).astype(int), 0, h - 1)
     separate = mask[between_y, between_x] == 0
@@ -372,7 +386,7 @@ def find_rules(mask: np.ndarray, settings: SegmentSettings) -> list[tuple[int, i
     partner[candidates[separate, 0]] = True
     # Partners must be long as well: the two sides of a boxy "0" written large are parallel too, but a
     # ruled or squared page's lines run across much of the frame.
-    is_rule = (lengths >= 0.8 * spans) | (partner & (lengths >= 0.35 * max(h, w)))
+    is_rule = (lengths >= 0.8 * spans) | (partner & (lengths >= 0.35 * size))
     # A rule runs on across the page: extend it to the frame's edges, so the short pieces of it that
     # the transform missed (between two crossings, near the edge) go too.
     rules = []
@@ -384,14 +398,14 @@ def find_rules(mask: np.ndarray, settings: SegmentSettings) -> list[tuple[int, i
 
 
 def rule_fragments(
-    mask: np.ndarray, rules: list, settings: SegmentSettings
+    mask: np.ndarray, rules: list, settings: SegmentSettings, extent: tuple[int, int] | None = None
 ) -> list[tuple[int, int, int, int]]:
     """Shorter straight pieces running exactly along the rules found (within 1.5 degrees) and at least half
     a rule long: the parts of a faint or shadowed grid line too broken to be found whole. A digit's stroke
     is rarely that long, that straight and that parallel to the paper's own lines."""
     h, w = mask.shape
     half = cv2.resize(mask, (max(1, w // 2), max(1, h // 2)), interpolation=cv2.INTER_AREA)
-    length = max(10, int(settings.rule_length * max(h, w)) // 4)  # half a rule, at half resolution
+    length = max(10, int(settings.rule_length * max(extent or (w, h))) // 4)  # half a rule, half resolution
     found = cv2.HoughLinesP(half, 1, np.pi / 360, threshold=length // 2, minLineLength=length, maxLineGap=2)
     if found is None:
         return []
@@ -403,14 +417,16 @@ def rule_fragments(
     return [tuple(int(v) for v in seg) for seg in segments[along]]
 
 
-def remove_rules(mask: np.ndarray, settings: SegmentSettings) -> np.ndarray:
+def remove_rules(
+    mask: np.ndarray, settings: SegmentSettings, extent: tuple[int, int] | None = None
+) -> np.ndarray:
     """Take the rules (see :func:`find_rules`) out of a binary ink mask and bridge the strokes they crossed:
     a stroke that crossed the line continues on both sides of it, so a digit written over a line stays
     in one piece."""
-    rules = find_rules(mask, settings)
+    rules = find_rules(mask, settings, extent)
     if not rules:
         return mask
-    rules += rule_fragments(mask, rules, settings)
+    rules += rule_fragments(mask, rules, settings, extent)
     band = np.zeros_like(mask)
     for x0, y0, x1, y1 in rules:
         cv2.line(band, (x0, y0), (x1, y1), 1, 3)  # thick lines give several parallel segments: all drawn
@@ -848,7 +864,7 @@ def segment(frame, settings: SegmentSettings = SegmentSettings()) -> list[Segmen
     dark = find_polarity(work, settings)
     ink = find_ink(work, dark, settings)
     inked = ink_mask(ink)
-    mask = remove_rules(inked, settings)
+    mask = remove_rules(inked, settings, paper_extent(ink.paper))
     ink = replace(ink, paper=ink.paper & ~textured_surroundings(ink, inked & ~mask))
     pieces, labels = find_pieces(mask, settings)
     if not pieces:

@@ -147,6 +147,21 @@ def test_ruled_and_squared_paper_crossing_the_digits(squared):
     assert all(s.box.h >= 55 for s in found)  # each digit whole across the lines it crosses
 
 
+def test_rules_are_as_long_as_the_page_not_the_frame():
+    """Squared paper on a page that fills a third of the frame's width: its lines are too short to be rules
+    of the frame, and rules of the page (``extent``: the width and height of the paper) all the same."""
+    mask = np.zeros((480, 640), np.uint8)
+    for y in range(160, 330, 25):
+        cv2.line(mask, (220, y), (419, y), 1, 2)
+    for x in range(230, 420, 25):
+        cv2.line(mask, (x, 150), (x, 329), 1, 2)
+    assert find_rules(mask, SETTINGS) == []
+    rules = find_rules(mask, SETTINGS, extent=(200, 180))
+    horizontal = {round((y0 + y1) / 2) for x0, y0, x1, y1 in rules if abs(y1 - y0) < abs(x1 - x0)}
+    vertical = {round((x0 + x1) / 2) for x0, y0, x1, y1 in rules if abs(y1 - y0) > abs(x1 - x0)}
+    assert len(horizontal) >= 6 and len(vertical) >= 6
+
+
 def test_a_large_single_stroke_is_not_a_rule():
     img = np.full((480, 640), 215, np.uint8)
     cv2.line(img, (320, 60), (320, 420), 30, 10)  # a "1" filling most of the frame's height
