@@ -462,14 +462,9 @@ def textured_surroundings(ink: InkImage, rules: np.ndarray) -> np.ndarray:
     # Texture beside the page runs along much of one of the frame's sides (in pieces, where its grain was
     # taken for rules); a digit at the edge (cut off by it, or just touching it) meets it for a digit's
     # width only.
-    # Texture is busy all over its area, a digit only in a band along its strokes: only solid components
-    # (busy over most of their box) count.
-    _, _, stats, _ = cv2.connectedComponentsWithStats(busy, connectivity=8)
-    solid = stats[:, cv2.CC_STAT_AREA] >= 0.7 * stats[:, cv2.CC_STAT_WIDTH] * stats[:, cv2.CC_STAT_HEIGHT]
     for side in (labels[0], labels[-1], labels[:, 0], labels[:, -1]):
-        texture = side[(side > 0) & solid[side]]
-        if len(texture) >= 0.4 * len(side):
-            reached[texture] = True
+        if np.count_nonzero(side) >= 0.4 * len(side):
+            reached[side] = True
     reached[0] = False
     h, w = ink.ink.shape
     return cv2.resize(reached[labels].astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
