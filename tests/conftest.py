@@ -10,7 +10,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
-MODEL = ROOT / "models" / "digits_int8.tflite"
+MODEL = ROOT / "device" / "models" / "digits_int8.tflite"  # the shipped model (package data)
 
 HAS_TF = importlib.util.find_spec("tensorflow") is not None
 needs_tf = pytest.mark.skipif(not HAS_TF, reason="needs TensorFlow (pip install -e '.[host]')")
@@ -46,8 +46,8 @@ def write_video(path, frames, fps=20, count=None) -> None:
 
 
 def scene(sample, lines: list[str], seed: int = 0, **kwargs):
-    """A camera-like frame with the given lines of digits written on it (device.synthetic.render)."""
-    from device.synthetic import render
+    """A camera-like frame with the given lines of digits written on it (host.synthetic.render)."""
+    from host.synthetic import render
 
     rng = np.random.default_rng(seed)
     digits = [digits_of(sample, line, offset=seed) for line in lines]

@@ -102,7 +102,7 @@ def test_panel_shows_the_same_digit_on_both_displays_and_the_view_says_paused():
 
     from device.outputs.emulator import PAUSED_COLOR, EmulatorWindow
     from device.outputs.gpio import BcdLeds, SevenSegment
-    from device.reading import Box, Digit, Reading
+    from device.reading import Box, Digit, FrameEvent, Reading
 
     factory = MockFactory()
     seg_pins, bcd_pins = [17, 27, 22, 10, 9, 11, 0], [5, 6, 13, 19]
@@ -111,10 +111,10 @@ def test_panel_shows_the_same_digit_on_both_displays_and_the_view_says_paused():
         tuple(Digit(int(c), 0.99, Box(40 + 90 * i, 100, 60, 90)) for i, c in enumerate("2026")), True
     )
     for output in outputs:
-        output.show(reading, None, None, {})
+        output.show(FrameEvent(reading))
     window = EmulatorWindow(factory, seg_pins, bcd_pins, 26, render_only=True)
     frame = np.full((480, 640, 3), 200, np.uint8)
-    running = window.compose(frame, reading, reading.digits, {"fps": 10.0})
+    running = window.compose(frame, reading, reading.digits, 10.0)
     panel = running[:, 640:]
     lit = {n for n in "abcdefg" if tuple(panel[segment_center(n)[1], segment_center(n)[0]]) == LIT}
     assert lit == set("acdefg")  # a seven-segment "6"
@@ -122,7 +122,7 @@ def test_panel_shows_the_same_digit_on_both_displays_and_the_view_says_paused():
     amber = np.all(running[:, :640] == PAUSED_COLOR, axis=2)
     assert not amber.any()
     window.paused = True
-    paused = window.compose(frame, reading, reading.digits, {"fps": 10.0})
+    paused = window.compose(frame, reading, reading.digits, 10.0)
     amber = np.all(paused[:, :640] == PAUSED_COLOR, axis=2)
     assert amber[-44:].sum() > 200 and not amber[:-44].any()  # the banner at the bottom of the view
     for output in outputs:

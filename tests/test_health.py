@@ -10,7 +10,7 @@ import pytest
 
 from device.health import Health
 from device.outputs.web import WebOutput
-from device.reading import Box, Digit, Reading
+from device.reading import Box, Digit, FrameEvent, LoopStats, Reading
 from tests.sshd import free_port
 
 parser = pytest.importorskip("prometheus_client.parser", reason="needs prometheus-client (pip or apt)")
@@ -42,9 +42,8 @@ def samples(text: str) -> dict:
 
 
 def frame(health: Health, n: int, reading: Reading, timings=None) -> None:
-    health.show(
-        reading, None, Result(timings or {"segment": 0.004, "classify": 0.02}), {"frames": n, "fps": 9.5}
-    )
+    result = Result(timings or {"segment": 0.004, "classify": 0.02})
+    health.show(FrameEvent(reading, None, result, LoopStats(frames=n, fps=9.5)))
 
 
 def test_metrics_parse_and_count():

@@ -394,8 +394,8 @@ def test_stall_is_reported_over_mqtt_healthz_metrics_and_the_log(broker, mnist_s
         health=health,
     )
     stop = threading.Event()
-    loop = ReaderLoop(lambda: source, FramePipeline(Classifier(MODEL)), Decider(), [health, web, mqtt], stop)
-    thread = threading.Thread(target=loop.run)
+    loop = ReaderLoop(FramePipeline(Classifier(MODEL)), Decider(), [health, web, mqtt], stop=stop)
+    thread = threading.Thread(target=loop.run, args=(lambda: source,))
     with Collector(broker.port, "stall/reader/#") as seen:
         thread.start()
         try:
@@ -414,6 +414,8 @@ def test_stall_is_reported_over_mqtt_healthz_metrics_and_the_log(broker, mnist_s
             stop.set()
             source.stop.set()
             thread.join(timeout=20)
+            for output in (mqtt, web, health):  # closed by their opener, the test
+                output.close()
     assert not thread.is_alive()
 
 
@@ -442,7 +444,7 @@ def test_once_with_mqtt_url_publishes_the_reading(broker, mnist_sample, tmp_path
 @needs_mosquitto
 def test_implausible_flag_and_reason_reach_the_attributes(broker):
     from device.outputs.mqtt import MqttOutput
-    from device.reading import Box, Digit, Reading
+    from device.reading import Box, Digit, FrameEvent, LoopStats, Reading
 
     output = MqttOutput(
         MqttConfig(url=f"mqtt://127.0.0.1:{broker.port}", base_topic="flag/reader", heartbeat_seconds=0)
@@ -451,7 +453,9 @@ def test_implausible_flag_and_reason_reach_the_attributes(broker):
     flags = {"implausible": True, "reason": "went down from 45 to 12 (monotonic)", "rejected": "12"}
     with Collector(broker.port, "flag/reader/#") as seen:
         try:
-            output.show(Reading(kept, changed=True, extra=flags), None, None, {"frames": 7, "fps": 3.0})
+            output.show(
+                FrameEvent(Reading(kept, changed=True, extra=flags), None, None, LoopStats(frames=7, fps=3.0))
+            )
             assert seen.wait_for(lambda c: c.json("flag/reader/attributes") is not None)
             attributes = seen.json("flag/reader/attributes")
             assert seen.last("flag/reader/state") == "45"
