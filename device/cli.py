@@ -172,8 +172,8 @@ def _has_gui() -> bool:
 def run_once(config: Config, pipeline: FramePipeline, as_json: bool) -> int:
     """Read one frame, print its reading (a JSON object with --json), drive the outputs once."""
     from device.assemble import OutputContext, make_decider, open_camera, open_outputs
+    from device.events import FrameEvent, LoopStats
     from device.outputs.log import write_line
-    from device.reading import FrameEvent, LoopStats
 
     c = config.camera
     with open_camera(c) as source:

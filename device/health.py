@@ -18,8 +18,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from device.events import FrameEvent
 from device.outputs import ClosedOnExit
-from device.reading import FrameEvent
 
 log = logging.getLogger(__name__)
 

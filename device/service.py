@@ -23,9 +23,9 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from device.errors import FrameError, SourceError
+from device.events import FrameEvent, LoopStats
 from device.notify import Notifier
 from device.outputs import Output, QuitRequested
-from device.reading import FrameEvent, LoopStats
 
 if TYPE_CHECKING:
     from device.sources import FrameSource

@@ -16,8 +16,9 @@ import pytest
 
 from device.config import WebConfig, web_token
 from device.errors import ConfigError
+from device.events import FrameEvent, LoopStats
 from device.outputs.web import WebOutput
-from device.reading import Box, Digit, FrameEvent, LoopStats, Reading
+from device.reading import Box, Digit, Reading
 from tests.sshd import free_port
 
 TOKEN = "s3cret-token"

@@ -3,8 +3,9 @@
 import pytest
 from gpiozero.pins.mock import MockFactory
 
+from device.events import FrameEvent, LoopStats
 from device.outputs.gpio import BcdLeds, MatchLed, SevenSegment, make_pin_factory
-from device.reading import Box, Digit, FrameEvent, LoopStats, Reading
+from device.reading import Box, Digit, Reading
 
 # The standard seven-segment patterns, segments a b c d e f g (the hardware's truth, not our code's).
 SEGMENTS = {

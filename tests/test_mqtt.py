@@ -7,6 +7,7 @@ and the stall path (a source that stops delivering frames) seen over MQTT, /heal
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import subprocess
@@ -21,7 +22,7 @@ import pytest
 from device.config import MqttConfig, from_dict
 from device.errors import ConfigError
 from device.outputs.mqtt import Topics, discovery, node_id
-from tests.conftest import scene, write_video
+from tests.conftest import needs, scene, write_video
 from tests.mosquitto import MISSING, Broker, Collector, make_certs, needs_mosquitto, needs_tls_tools
 from tests.sshd import free_port
 
@@ -40,7 +41,9 @@ def get(url: str):
 
 def metrics(base: str) -> dict[str, float]:
     """Scrape /metrics and parse it with prometheus_client's own parser: {sample name{labels}: value}."""
-    parser = pytest.importorskip("prometheus_client.parser")
+    needs(importlib.util.find_spec("prometheus_client") is None and "prometheus-client (pip or apt)")
+    from prometheus_client import parser
+
     status, text = get(f"{base}/metrics")
     assert status == 200
     values = {}
@@ -200,8 +203,7 @@ def test_password_file_that_cannot_be_read_is_a_one_line_error(tmp_path, video):
 
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory):
-    if MISSING:
-        pytest.skip(MISSING)
+    needs(MISSING)
     with Broker(tmp_path_factory.mktemp("broker")) as broker:
         yield broker
 
@@ -443,8 +445,9 @@ def test_once_with_mqtt_url_publishes_the_reading(broker, mnist_sample, tmp_path
 
 @needs_mosquitto
 def test_implausible_flag_and_reason_reach_the_attributes(broker):
+    from device.events import FrameEvent, LoopStats
     from device.outputs.mqtt import MqttOutput
-    from device.reading import Box, Digit, FrameEvent, LoopStats, Reading
+    from device.reading import Box, Digit, Reading
 
     output = MqttOutput(
         MqttConfig(url=f"mqtt://127.0.0.1:{broker.port}", base_topic="flag/reader", heartbeat_seconds=0)

@@ -266,8 +266,8 @@ def test_pipeline_drops_what_the_model_calls_not_a_digit():
 
 def test_save_crops_keeps_rejected_candidates_under_none(tmp_path):
     """--save-crops stores what the model called "not a digit" in none/, so a user can correct it."""
+    from device.events import FrameEvent
     from device.outputs.crops import CropSaver
-    from device.reading import FrameEvent
 
     img = np.full((480, 640), 215, np.uint8)
     stroke_digit(img, 100, 150, size=80)

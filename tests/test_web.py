@@ -14,8 +14,9 @@ import cv2
 import numpy as np
 import pytest
 
+from device.events import FrameEvent, LoopStats
 from device.outputs.web import WebOutput
-from device.reading import Box, Digit, FrameEvent, LoopStats, Reading
+from device.reading import Box, Digit, Reading
 from tests.browser import Chromium
 from tests.conftest import ROOT, scene, write_video
 from tests.sshd import free_port

@@ -20,9 +20,9 @@ import numpy as np
 
 from device.assemble import make_decider, make_pipeline, open_classifier
 from device.config import Config, load_config, override
+from device.events import FrameEvent
 from device.outputs.log import JsonLinesOutput
 from device.pipeline import FramePipeline
-from device.reading import FrameEvent
 from host.synthetic import render
 from tools.report import machine, write_section
 

@@ -166,7 +166,7 @@ def main() -> int:
     print(text)
     if args.write:
         write_section(
-            Path(args.write), "bench-model", "## Model inference (`tools/bench_model.py`)\n\n" + text
+            Path(args.write), "bench-model", "## Model inference (`python -m tools.bench_model`)\n\n" + text
         )
     return 0
 

@@ -167,7 +167,7 @@ def main() -> int:
             f"({100 * right / max(total, 1):.1f} %), {exact} of {count} photos exact.",
         ]
     lines_out += ["", f"Machine: {machine()}."]
-    body = "\n".join(["## Hard scenes (`tools/bench_scenes.py`)", "", *lines_out])
+    body = "\n".join(["## Hard scenes (`python -m tools.bench_scenes`)", "", *lines_out])
     print(body)
     if args.write:
         write_section(Path(args.write), "bench-scenes", body)

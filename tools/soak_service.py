@@ -187,7 +187,7 @@ def main(argv=None) -> int:
     text = report(result, args.source, watchdog, args.realtime, watchdog_from)
     print(text)
     if args.write:
-        title = "## Service soak (`tools/soak_service.py`)"
+        title = "## Service soak (`python -m tools.soak_service`)"
         write_section(Path(args.write), "service-soak", f"{title}\n\n{text}")
     healthy = result["missed"] == 0 and result["returncode"] == 0 and result["stopping"]
     return 0 if healthy else 1

@@ -316,7 +316,7 @@ def report(r: dict, viewers: int, slow: int, realtime: bool) -> str:
     rss = f"{min(s['rss'] for s in load):.1f}-{max(s['rss'] for s in load):.1f}" if load else "n/a"
     threads = max(s["threads"] for s in load) if load else "n/a"
     lines = [
-        "## Web preview under abuse (`tools/soak_web.py`)",
+        "## Web preview under abuse (`python -m tools.soak_web`)",
         "",
         f"{machine()}. device-run on the demo video ({pace}) with log and web outputs "
         f"(defaults: max_viewers 4, max_connections 24, header_timeout 5 s), "

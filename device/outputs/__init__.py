@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from device.reading import FrameEvent
+    from device.events import FrameEvent
 
 
 class Output(Protocol):

@@ -23,8 +23,8 @@ from pathlib import Path
 import cv2
 
 from device.errors import ConfigError
+from device.events import FrameEvent
 from device.outputs import ClosedOnExit
-from device.reading import FrameEvent
 from device.safeio import write_atomically
 from device.segment import to_grey
 

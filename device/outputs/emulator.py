@@ -16,9 +16,9 @@ import cv2
 import numpy as np
 
 from device.errors import ConfigError
+from device.events import FrameEvent
 from device.outputs import ClosedOnExit, QuitRequested
 from device.outputs.window import annotate, close_window, has_gui
-from device.reading import FrameEvent
 
 log = logging.getLogger(__name__)
 

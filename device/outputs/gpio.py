@@ -12,8 +12,9 @@ import contextlib
 import logging
 
 from device.errors import ConfigError
+from device.events import FrameEvent
 from device.outputs import ClosedOnExit
-from device.reading import FrameEvent, Reading
+from device.reading import Reading
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ import json
 import sys
 
 from device.errors import OutputError
+from device.events import FrameEvent
 from device.outputs import ClosedOnExit
-from device.reading import FrameEvent
 
 
 def build(_section, _context) -> JsonLinesOutput:

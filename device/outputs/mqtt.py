@@ -36,8 +36,8 @@ from urllib.parse import urlsplit
 
 import device
 from device.errors import ConfigError
+from device.events import FrameEvent, LoopStats
 from device.outputs import ClosedOnExit
-from device.reading import FrameEvent, LoopStats
 
 log = logging.getLogger(__name__)
 

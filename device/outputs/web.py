@@ -40,9 +40,9 @@ import cv2
 
 from device.config import is_loopback, parse_bind, web_token
 from device.errors import ConfigError
+from device.events import FrameEvent, LoopStats
 from device.outputs import ClosedOnExit
 from device.outputs.window import annotate
-from device.reading import FrameEvent, LoopStats
 
 log = logging.getLogger(__name__)
 

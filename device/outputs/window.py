@@ -6,8 +6,9 @@ import cv2
 import numpy as np
 
 from device.errors import ConfigError
+from device.events import FrameEvent
 from device.outputs import ClosedOnExit, QuitRequested
-from device.reading import FrameEvent, Reading
+from device.reading import Reading
 
 GREEN, ORANGE, WHITE, BLACK = (60, 200, 60), (0, 160, 255), (255, 255, 255), (0, 0, 0)
 
