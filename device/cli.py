@@ -72,7 +72,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--led-match", metavar="REGEX", help="gpio-led: lit while the reading matches, e.g. 42 (default: any)"
     )
-    parser.add_argument("--model", help="TFLite model (default: the shipped models/digits_int8.tflite)")
+    parser.add_argument("--model", help="TFLite model (default: the shipped one, device/models/)")
     parser.add_argument("--threads", type=int, help="inference threads")
     parser.add_argument("--max-frames", type=int, help="stop after N processed frames")
     parser.add_argument("--once", action="store_true", help="process one frame and print its reading")

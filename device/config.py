@@ -71,7 +71,7 @@ class SegmentationConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The TFLite model; empty path means the shipped models/digits_int8.tflite."""
+    """The TFLite model; empty path means the shipped one (device/models/digits_int8.tflite, package data)."""
 
     path: str = ""
     threads: int = field(default=1, metadata=rule(1, 16))
