@@ -16,7 +16,6 @@ import os
 import signal
 import sys
 import threading
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,9 +31,7 @@ log = logging.getLogger("device")
 # Native libraries' own chatter (ffmpeg: thousands of lines for one corrupt video); our errors say enough.
 QUIET_NATIVE = {"OPENCV_LOG_LEVEL": "ERROR", "OPENCV_FFMPEG_LOGLEVEL": "-8", "TF_CPP_MIN_LOG_LEVEL": "2"}
 
-# Package data, like the shipped model: in a wheel's install as in the source tree.
-DEMO_DIR = Path(str(resources.files("device") / "demo"))
-DEMO_VIDEO = DEMO_DIR / "demo.mp4"
+
 NO_WINDOW_HELP = (
     "--demo: no window although a display is present: this OpenCV has no GUI support "
     "(opencv-python-headless); for a window use the emulate extra in its own venv: python3 -m venv .venv-gui "
@@ -116,7 +113,7 @@ def effective_config(args: argparse.Namespace) -> Config:
     config = load_config(args.config)
     enabled = list(config.output.enabled)
     if args.demo:
-        config = override(config, "--demo", "camera.source", str(DEMO_VIDEO))
+        config = override(config, "--demo", "camera.source", str(demo_dir() / "demo.mp4"))
         enabled = ["log"]
         if os.environ.get("DISPLAY") and _has_gui():
             # On screen, play the demo at its own pace so a person can watch it.
@@ -161,6 +158,14 @@ def effective_config(args: argparse.Namespace) -> Config:
     if enabled != list(config.output.enabled):
         config = override(config, "--output", "output.enabled", enabled)
     return validate(config)  # the rules across keys, as --check-config runs them
+
+
+def demo_dir() -> Path:
+    """The bundled demo (video, page and its text): package data, like the shipped model, so it is there in a
+    wheel's install as in the source tree. Looked up here, not at import: start-up stays interruptible."""
+    from importlib import resources
+
+    return Path(str(resources.files("device") / "demo"))
 
 
 def _has_gui() -> bool:
@@ -321,6 +326,10 @@ def main(argv=None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except ImportError:
+        if _STOP.is_set():  # Ctrl-C inside a C extension's import (numpy) surfaces as its ImportError
+            return 130
+        raise
     except BrokenPipeError:
         # The reader of stdout has gone (device-run ... | head -1): nothing more to say, to anyone.
         _silence_stdout()

@@ -10,6 +10,7 @@ keys (:class:`Override`), checked by the same rules and named by the flag: ``--t
 from __future__ import annotations
 
 import dataclasses
+import functools
 import ipaddress
 import math
 import re
@@ -25,10 +26,17 @@ from device.errors import ConfigError
 from device.outputs import OUTPUT_KINDS
 from device.safeio import read_regular
 
-# gpiozero's own list of pin factories (the entry points it registers), read without importing gpiozero;
-# "default" lets gpiozero choose.
 PIN_FACTORY_GROUP = "gpiozero_pin_factories"
-PIN_FACTORIES = ("default", *sorted(ep.name for ep in entry_points(group=PIN_FACTORY_GROUP)))
+
+
+@functools.cache
+def pin_factories() -> tuple[str, ...]:
+    """gpiozero's own list of pin factories (the entry points it registers), read without importing gpiozero,
+    and only when a pin factory is checked (reading every installed package's metadata costs a Pi start-up
+    time); "default" lets gpiozero choose."""
+    return ("default", *sorted(ep.name for ep in entry_points(group=PIN_FACTORY_GROUP)))
+
+
 MAX_CONFIG_BYTES = 1 << 20  # a config is a few KB; /dev/zero or a wrong path must not eat memory
 MAX_TOKEN_BYTES = 4096
 LOOPBACK_NAMES = {"localhost"}
@@ -194,7 +202,7 @@ class OutputConfig:
     """Which outputs run (several at once) and their settings."""
 
     enabled: list[str] = field(default_factory=lambda: ["log"], metadata=rule(choices=OUTPUT_KINDS))
-    pin_factory: str = field(default="default", metadata=rule(choices=PIN_FACTORIES))
+    pin_factory: str = field(default="default", metadata=rule(choices=pin_factories))
     gpio_bcd: GpioBcdConfig = field(default_factory=GpioBcdConfig)
     gpio_7seg: Gpio7SegConfig = field(default_factory=Gpio7SegConfig)
     gpio_led: GpioLedConfig = field(default_factory=GpioLedConfig)
@@ -265,6 +273,7 @@ def _check_value(subject: Callable[[str, object], str], key: str, value, hint, m
             raise ConfigError(f"{subject(key, value)}: must be a list")
         return [_check_value(subject, f"{key}[{i}]", v, item_type, meta) for i, v in enumerate(value)]
     low, high, choices = meta.get("low"), meta.get("high"), meta.get("choices")
+    choices = choices() if callable(choices) else choices
     if low is not None and high is None and value < low:
         raise ConfigError(f"{subject(key, shown)}: must be at least {low}")
     if low is not None and high is not None and not (low <= value <= high):

@@ -171,7 +171,7 @@ def test_two_hosts_in_parallel_with_summary(keys, tmp_path):
             # Each host runs its own release (the venv's paths are the host's, so ask over SSH).
             ssh = ["ssh", "-i", str(keys), "-o", f"UserKnownHostsFile={known}", "-p", str(server.port)]
             venv = prefix / "current" / "venv"
-            demo = f"$({venv}/bin/python -c 'import device.cli as c; print(c.DEMO_DIR)')/page.jpg"
+            demo = f"$({venv}/bin/python -c 'import device.cli as c; print(c.demo_dir())')/page.jpg"
             command = f"{venv}/bin/device-run --source {demo} --once --json"
             reader = subprocess.run(
                 [*ssh, f"{server.user}@127.0.0.1", command], capture_output=True, text=True, timeout=120

@@ -52,13 +52,13 @@ def make_pin_factory(name: str):
     """A gpiozero pin factory by name; "default" is gpiozero's own choice (a one-line error off a Pi)."""
     from importlib.metadata import entry_points
 
-    from device.config import PIN_FACTORIES, PIN_FACTORY_GROUP
+    from device.config import PIN_FACTORY_GROUP, pin_factories
 
     if name in ("default", "", None):
         return _default_factory()
     found = [ep for ep in entry_points(group=PIN_FACTORY_GROUP) if ep.name == name]
     if not found:
-        raise ConfigError(f"pin factory {name!r}: must be one of {', '.join(PIN_FACTORIES)}")
+        raise ConfigError(f"pin factory {name!r}: must be one of {', '.join(pin_factories())}")
     try:
         return found[0].load()()
     except ImportError as exc:
