@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from device.classify import DEFAULT_MODEL
 from device.errors import ModelError
 from host.cli import run_command, summary
 from host.data import Dataset, load_folder, load_mnist
@@ -165,7 +166,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="host-eval", description=summary(__doc__), formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
-    parser.add_argument("--model", default="models/digits_int8.tflite", help=".keras or .tflite model")
+    parser.add_argument(
+        "--model", default=str(DEFAULT_MODEL), help=".keras or .tflite model (default: the shipped one)"
+    )
     parser.add_argument("--data", help="folder dataset DIR/<digit>/*.png (default: MNIST test)")
     parser.add_argument("--data-dir", help="MNIST IDX folder (default: $MNIST_DIR, else download)")
     parser.add_argument("--report-dir", default="reports", help="where the PNGs go (default: reports/)")

@@ -21,7 +21,7 @@ import numpy as np
 
 from device.normalize import normalize_digit
 from device.segment import InkImage, SegmentSettings, ink_map, ink_mask, robust_sigma
-from device.synthetic import paper, photograph
+from host.synthetic import paper, photograph
 
 KINDS = ("texture", "line", "operator", "letter", "piece", "pair")
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from device.errors import DigitReaderError
+from device.safeio import save_atomically
 from host.cli import run_command, summary
 from host.data import NONE_LABEL_INDEX, Dataset, load_folder, load_mnist, split_validation
 
@@ -219,17 +220,6 @@ def write_grid(path: Path, negatives) -> None:
 def history_path(model_path: Path) -> Path:
     """Where the history/settings JSON of a model lives (``digits.keras`` -> ``digits.history.json``)."""
     return model_path.with_suffix(".history.json")
-
-
-def save_atomically(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` then rename over ``path``, so a crash never leaves a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -204,7 +204,7 @@ def test_runs_go_to_their_own_folder_and_ship_replaces_the_shipped_model(tmp_pat
     (models / "digits_int8.tflite").write_bytes(b"old model")
     (models / "digits_int8.json").write_text(json.dumps({"tflite_accuracy": 0.98}))
     with caplog.at_level(logging.INFO, logger="host.export"):
-        ship(run / "digits_int8.tflite", run / "digits.keras", models)
+        ship(run / "digits_int8.tflite", run / "digits.keras", models, models)
     assert (models / "digits_int8.tflite").read_bytes() == b"new model"
     assert json.loads((models / "digits_int8.json").read_text()) == {"tflite_accuracy": 0.99}
     assert (models / "digits.keras").read_bytes() == b"20260102-000000"

@@ -359,7 +359,7 @@ def test_cost_is_bounded_on_clutter():
             times.append(time.perf_counter() - start)
         return min(times)
 
-    # Measured about 8x here (textured surfaces in scripts/bench_scenes.py: about 2x); the bound catches a
+    # Measured about 8x here (textured surfaces in tools/bench_scenes.py: about 2x); the bound catches a
     # return of the quadratic merge, which cost hundreds of times a clean frame.
     assert best(clutter) < 20 * best(clean)
 
@@ -413,6 +413,7 @@ def test_pipeline_drops_what_the_model_calls_not_a_digit():
 
 def test_save_crops_keeps_rejected_candidates_under_none(tmp_path):
     """--save-crops stores what the model called "not a digit" in none/, so a user can correct it."""
+    from device.events import FrameEvent
     from device.outputs.crops import CropSaver
 
     img = np.full((480, 640), 215, np.uint8)
@@ -422,7 +423,7 @@ def test_save_crops_keeps_rejected_candidates_under_none(tmp_path):
     result = FramePipeline(FakeClassifier()).process(img)
     reading = Reading(tuple(result.digits), changed=True)
     saver = CropSaver(tmp_path, live=False)
-    saver.show(reading, img, result, None)
+    saver.show(FrameEvent(reading, img, result))
     saver.close()
     assert len(list((tmp_path / "7").glob("*.png"))) == 1
     assert len(list((tmp_path / "none").glob("*.png"))) == 1

@@ -1,6 +1,6 @@
 """Model benchmark: microseconds per digit for the ways a digit can be classified, on one thread.
 
-Usage: python scripts/bench_model.py [--keras models/digits.keras] [--tflite models/digits_int8.tflite]
+Usage: python -m tools.bench_model [--keras models/digits.keras] [--tflite device/models/digits_int8.tflite]
                                      [--data-dir MNIST_DIR] [--write docs/benchmarks.md]
 The same 1,000 MNIST test digits for every row (Keras rows that take tens of ms per digit use the first 200).
 """
@@ -18,11 +18,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from device.classify import DEFAULT_MODEL, Classifier
+from tools.report import machine, write_section
 
-from device.bench import machine, write_section  # noqa: E402
-from device.classify import Classifier  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 CAMERA_SEED = 77  # the camera-cut test digits: a seed of their own
 
@@ -100,7 +99,7 @@ def versus(baseline: Path, model: Path, digits, batches, camera_digits) -> list[
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keras", default=str(ROOT / "models" / "digits.keras"))
-    parser.add_argument("--tflite", default=str(ROOT / "models" / "digits_int8.tflite"))
+    parser.add_argument("--tflite", default=str(DEFAULT_MODEL))
     parser.add_argument(
         "--baseline",
         default=str(ROOT / "models" / "digits_v1_int8.tflite"),
@@ -183,7 +182,7 @@ def main() -> int:
     print(text)
     if args.write:
         write_section(
-            Path(args.write), "bench-model", "## Model inference (`scripts/bench_model.py`)\n\n" + text
+            Path(args.write), "bench-model", "## Model inference (`python -m tools.bench_model`)\n\n" + text
         )
     return 0
 
