@@ -1,6 +1,6 @@
 """Make the bundled demo: device/demo/demo.mp4 (a few pages of handwritten digits seen by a camera that
 moves a little) and device/demo/page.jpg (one still page). Digits are MNIST test digits
-(device/demo/digits.npz) printed by device.synthetic. Usage: python -m tools.make_demo
+(device/demo/digits.npz) printed by host.synthetic. Usage: python -m tools.make_demo
 """
 
 from pathlib import Path
