@@ -45,10 +45,11 @@ def test_hard_scenes_are_read(pipeline, mnist_sample):
     overall = sum(right.values()) / sum(total.values())
     per_kind = {kind: round(right[kind] / total[kind], 3) for kind in KINDS}
     print("hard scenes:", round(overall, 3), per_kind)
-    # Measured with the shipped model: 89 % overall, touching pairs (55 %) and squared paper (77 %) the
-    # weakest; the target is 97 %. These bounds guard what is reached (the seed is fixed).
-    assert overall >= 0.85, per_kind
-    assert min(per_kind.values()) >= 0.5, per_kind
+    # Measured with the shipped model (v2e): 92.7 % overall, touching pairs (79 %) and squared paper (82 %)
+    # the weakest (89 %, 55 % and 77 % before over-segmentation at the valleys and device digits); the
+    # issue's target is 97 %. These bounds guard what is reached (the seed is fixed).
+    assert overall >= 0.9, per_kind
+    assert min(per_kind.values()) >= 0.7, per_kind
 
 
 def test_blank_cluttered_frames_read_nothing(pipeline):
@@ -58,5 +59,6 @@ def test_blank_cluttered_frames_read_nothing(pipeline):
         len(pipeline.process(render_scene(kinds[i % 4], [[]], [[]], rng, blank=True).frame).digits)
         for i in range(24)
     ]
-    # Measured: 18 of 24 read as nothing (squared paper is the weak kind); the target is 99 %.
-    assert sum(1 for n in found if n == 0) >= 15, found
+    # Measured: 21 of 24 read as nothing (18 before texture beside the page and stretches of lines were
+    # recognised); the target is 99 %.
+    assert sum(1 for n in found if n == 0) >= 20, found
