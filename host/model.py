@@ -82,7 +82,8 @@ def build_model(spec: ModelSpec = ModelSpec()) -> keras.Model:
 
 
 def build_mlp(spec: ModelSpec) -> keras.Model:
-    """The tutorial's fully-connected baseline: every pixel to every hidden unit, no notion of a stroke."""
+    """The tutorial's fully-connected baseline: every pixel to every hidden unit, no notion of a stroke.
+    (host-train trains it without dropout, as the tutorial does; the layer is there for ``spec.dropout``.)"""
     inputs = keras.Input((28, 28, 1), name="image")
     x = layers.Flatten(name="flatten")(inputs)
     x = layers.Dense(spec.hidden_units, activation="relu", name="hidden")(x)

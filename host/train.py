@@ -392,7 +392,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--convs", help="conv layers per stage (default: 2 per stage, 1 in the last: 2,2,1 for 3 stages)"
     )
     parser.add_argument("--kernels", help="kernel size per stage, odd (default: 3 in every stage)")
-    parser.add_argument("--dropout", type=float, default=TrainSettings.dropout, help="before the classifier")
+    parser.add_argument(
+        "--dropout",
+        type=float,
+        help=f"before the classifier (default {TrainSettings.dropout} for the cnn; 0 for the mlp, which the "
+        "tutorial trains without)",
+    )
     parser.add_argument("--hidden-units", type=int, default=TrainSettings.hidden_units, help="mlp only")
     parser.add_argument("--label-smoothing", type=float, default=TrainSettings.label_smoothing)
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -420,6 +425,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         bad("--convs", args.convs, f"must be {stages} positive integers, one per stage of --widths")
     if len(args.kernels) != stages or any(k < 1 or k % 2 == 0 for k in args.kernels):
         bad("--kernels", args.kernels, f"must be {stages} odd positive integers, one per stage of --widths")
+    if args.dropout is None:
+        args.dropout = 0.0 if args.arch == "mlp" else TrainSettings.dropout
     if not 0 <= args.dropout < 1:
         bad("--dropout", args.dropout, "must be in [0, 1)")
     if not 0 <= args.label_smoothing < 1:

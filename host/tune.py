@@ -185,6 +185,7 @@ def budgeted_oracle(base, budget: Budget, classes: int, ledger: Ledger):
             if problems:
                 self._tried_so_far.add(self._compute_values_hash(values))
                 ledger.rejected.append({"values": values, "reason": "; ".join(problems) + how})
+                ledger.save()  # the oracle saves its record of them now too, at the trial's creation
                 log.info(
                     "over budget, not trained: %s (%s%s)", describe(spec, values), "; ".join(problems), how
                 )
