@@ -499,7 +499,8 @@ def plot(rows: list[dict], budget: Budget, path: Path) -> None:
         ax.axvline(
             budget.max_kb, color="red", linestyle="--", linewidth=1, label=f"--max-kb {budget.max_kb:g}"
         )
-    ax.set_xlabel("estimated int8 size (kB)")
+    ax.set_xscale("log")  # rejected candidates reach hundreds of kB, the trained ones a few to 50
+    ax.set_xlabel("estimated int8 size (kB, log scale)")
     ax.set_ylabel("validation accuracy")
     ax.set_title("host-tune: accuracy vs size")
     ax.grid(alpha=0.3)

@@ -281,3 +281,30 @@ def test_mlp_baseline_learns_in_one_epoch_and_is_compared_with_the_cnn(
     both, only_mlp = int(np.sum(right_mlp & right_cnn)), int(np.sum(right_mlp & ~right_cnn))
     assert f"both right {both}, only mlp.keras {only_mlp}, only digits_int8.tflite" in out
     assert isinstance(keras.models.load_model(path).layers[1], keras.layers.Flatten)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "cannot read (No such file or directory)"),
+        ("nope", "not JSON"),
+        ('{"widths": "16,32,64"}', 'must be a JSON object with a "train" object'),
+        ('{"train": {"width": "16"}}', "unknown key 'width' in \"train\" (allowed: arch, widths,"),
+        ('{"train": {"dropout": "x"}}', "dropout must be float, got 'x'"),
+        ('{"train": {"epochs": 2.5}}', "epochs must be int, got 2.5"),
+        ('{"train": {"widths": [16, "a"]}}', 'widths must be a list of integers or a string like "16,32,64"'),
+        ('{"train": {"kernels": [3, 4, 3]}}', "--kernels (3, 4, 3) (from --config"),
+    ],
+)
+def test_bad_config_file_is_one_error_line(content, message, tmp_path, capsys):
+    from host.train import parse_args
+
+    path = tmp_path / "best.json"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(["--config", str(path)])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith("host-train: error: ") and message in error, error
+    assert str(path) in error
