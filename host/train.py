@@ -546,7 +546,8 @@ def run(args: argparse.Namespace) -> dict:
         test_acc,
     )
 
-    command = " ".join(["host-train", *sys.argv[1:]]) if sys.argv and "host-train" in sys.argv[0] else None
+    ours = sys.argv and Path(sys.argv[0]).name in ("host-train", "train.py")  # or python -m host.train
+    command = " ".join(["host-train", *sys.argv[1:]]) if ours else None
     record = {
         "settings": dataclasses.asdict(settings),
         "command": command,
