@@ -164,12 +164,14 @@ class Ledger:
         self.path = path
         self.trials: dict[str, dict] = {}
         self.rejected: list[dict] = []
+        self.runs: list[dict] = []  # wall seconds and trials trained, per run of the command
         if path.is_file():
             state = json.loads(path.read_text())
-            self.trials, self.rejected = state["trials"], state["rejected"]
+            self.trials, self.rejected, self.runs = state["trials"], state["rejected"], state.get("runs", [])
 
     def save(self) -> None:
-        text = json.dumps({"trials": self.trials, "rejected": self.rejected}, indent=1)
+        state = {"trials": self.trials, "rejected": self.rejected, "runs": self.runs}
+        text = json.dumps(state, indent=1)
         save_atomically(self.path, lambda p: p.write_text(text))
 
 
@@ -463,8 +465,9 @@ def markdown_table(rows: list[dict]) -> str:
 
 
 def plot(rows: list[dict], budget: Budget, path: Path) -> None:
-    """Validation accuracy against estimated int8 size: trained trials, the best one, the budget line, and
-    the rejected candidates as ticks along the bottom."""
+    """Validation error (1 - accuracy) against estimated int8 size, both on log scales (the good trials
+    differ by tenths of a percent, the sizes by 100x): trained trials by epochs, the best one, the budget
+    line, and the rejected candidates as crosses along the top."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -472,39 +475,41 @@ def plot(rows: list[dict], budget: Budget, path: Path) -> None:
 
     trained = [r for r in rows if r["status"] == "trained" and r["val_accuracy"]]
     rejected = [r for r in rows if r["status"].startswith("over budget")]
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+
+    def error(r) -> float:
+        return max(100 * (1 - float(r["val_accuracy"])), 0.01)  # a perfect score still has a place
+
+    worst = 100.0
+    for epochs in sorted({int(r["epochs"]) for r in trained}):
+        group = [r for r in trained if int(r["epochs"]) == epochs]
+        ax.scatter([float(r["int8_kb"]) for r in group], [error(r) for r in group],
+                   s=[20 + 10 * r["macs"] / 1e6 for r in group], alpha=0.75,
+                   label=f"trained {epochs} epoch{'s' if epochs > 1 else ''}")  # fmt: skip
     if trained:
-        epochs = np.array([int(r["epochs"]) for r in trained])
-        points = ax.scatter(
-            [float(r["int8_kb"]) for r in trained],
-            [float(r["val_accuracy"]) for r in trained],
-            c=epochs,
-            cmap="viridis",
-            s=[20 + 8 * r["macs"] / 1e6 for r in trained],
-            alpha=0.8,
-            label="trained (dot area ~ MACs)",
-        )
-        if len(set(epochs)) > 1:
-            fig.colorbar(points, ax=ax, label="epochs")
         best = best_row(rows)
-        ax.scatter([float(best["int8_kb"])], [float(best["val_accuracy"])], marker="*", s=250, c="red",
-                   label=f"best: trial {best['trial']}")  # fmt: skip
-        low = min(float(r["val_accuracy"]) for r in trained)
-    else:
-        low = 0.9
+        ax.scatter([float(best["int8_kb"])], [error(best)], marker="*", s=250, c="red", zorder=3,
+                   label=f"best: trial {best['trial']}, {float(best['val_accuracy']):.2%}")  # fmt: skip
+        worst = max(error(r) for r in trained) * 1.5
     if rejected:
-        ax.scatter([float(r["int8_kb"]) for r in rejected], [low] * len(rejected), marker="x", c="grey",
+        ax.scatter([float(r["int8_kb"]) for r in rejected], [worst] * len(rejected), marker="x", c="grey",
                    label="over budget (not trained)")  # fmt: skip
     if budget.max_kb is not None:
         ax.axvline(
             budget.max_kb, color="red", linestyle="--", linewidth=1, label=f"--max-kb {budget.max_kb:g}"
         )
-    ax.set_xscale("log")  # rejected candidates reach hundreds of kB, the trained ones a few to 50
-    ax.set_xlabel("estimated int8 size (kB, log scale)")
-    ax.set_ylabel("validation accuracy")
-    ax.set_title("host-tune: accuracy vs size")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    plain = matplotlib.ticker.FormatStrFormatter("%g")  # 0.5, 1, 2, 5 rather than 10^0
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+        axis.set_major_formatter(plain)
+        axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.set_xlabel("estimated int8 size (kB); dot area ~ MACs")
+    ax.set_ylabel("validation error (%, 1 - accuracy)")
+    ax.set_title("host-tune: validation error vs int8 size (lower is better)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8, loc="lower left")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -725,6 +730,7 @@ def run(args: argparse.Namespace, verbose: int | None = None) -> dict:
     ledger = Ledger(project / "host_tune_ledger.json")
     tuner = make_tuner(args, budget, classes, ledger, steps, verbose)
     done = len(tuner.oracle.trials)
+    trained_before = sum(entry.get("status") == "trained" for entry in ledger.trials.values())
     if done:
         log.info("resuming %s: %d trial(s) done", project, done)
     # verbose=0 silences Keras Tuner's own tables; the trials log one line each, and Keras its epochs.
@@ -733,6 +739,14 @@ def run(args: argparse.Namespace, verbose: int | None = None) -> dict:
     rows = rows_of(tuner.oracle, ledger, classes)
     seconds = time.monotonic() - started
     trained = sum(r["status"] == "trained" for r in rows)
+    ledger.runs.append(
+        {
+            "date": time.strftime("%Y-%m-%d %H:%M"),
+            "seconds": round(seconds),
+            "trained": trained - trained_before,
+        }
+    )
+    ledger.save()
     log.info(
         "search done: %d trial(s) trained, %d candidate(s) over budget, %.0f s this run; wrote %s",
         trained,
@@ -750,11 +764,14 @@ def run(args: argparse.Namespace, verbose: int | None = None) -> dict:
             project / "best.json",
         )
     if args.write:
-        write_section(Path(args.write), "host-tune", report(rows, config, args, seconds))
+        # The plot goes beside the Markdown file, so the section can show it.
+        plot_copy = Path(args.write).parent / "host-tune.png"
+        save_atomically(plot_copy, lambda p: p.write_bytes((project / "accuracy_vs_size.png").read_bytes()))
+        write_section(Path(args.write), "host-tune", report(rows, config, args, ledger.runs))
     return {"rows": rows, "best": config}
 
 
-def report(rows: list[dict], config: dict | None, args: argparse.Namespace, seconds: float) -> str:
+def report(rows: list[dict], config: dict | None, args: argparse.Namespace, runs: list[dict]) -> str:
     """The docs/benchmarks.md section: command, data, budget, every trial, the best configuration."""
     import keras_tuner
     import tensorflow as tf
@@ -765,14 +782,18 @@ def report(rows: list[dict], config: dict | None, args: argparse.Namespace, seco
     )  # the script, or python -m host.tune
     command = shlex.join(["host-tune", *(sys.argv[1:] if ours else [])])
     trained = [r for r in rows if r["status"] == "trained"]
+    training_seconds = sum(float(r["seconds"] or 0) for r in trained)
     lines = [
         "## Hyper-parameter search (`host-tune`)",
         "",
         f"`{command}`: Keras Tuner {keras_tuner.__version__} ({args.tuner}), TensorFlow {tf.__version__}, "
         f"budget {args.budget.describe()}, scored on validation accuracy "
         f"({args.validation_fraction:g} of the training digits and of the generated negatives; never the "
-        f"test set). {len(trained)} trials trained in {sum(float(r['seconds'] or 0) for r in trained):.0f} s "
-        f"(this run: {seconds:.0f} s wall). Sizes are host.model's int8 estimate.",
+        f"test set). {len(trained)} trials trained in {training_seconds:.0f} s; "
+        f"{sum(r['seconds'] for r in runs)} s wall in {len(runs)} run(s) of the command (data and negatives "
+        "included). Sizes are host.model's int8 estimate.",
+        "",
+        "![validation error against int8 size, every trial](host-tune.png)",
         "",
         markdown_table(rows),
         "",
