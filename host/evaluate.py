@@ -178,6 +178,11 @@ def model_facts(model_path: Path) -> dict:
     return {key: facts.get(key) for key in ("params", "macs")} if isinstance(facts, dict) else {}
 
 
+def label(path: Path, paths: list[Path]) -> str:
+    """The file name, with its folder where two models share a name (runs/a/digits.keras, runs/b/...)."""
+    return f"{path.parent.name}/{path.name}" if sum(p.name == path.name for p in paths) > 1 else path.name
+
+
 def comparison(paths: list[Path], evaluations: list[Evaluation]) -> str:
     """A side-by-side table of models evaluated on the same digits, and how their errors overlap."""
     lines = [
@@ -189,15 +194,15 @@ def comparison(paths: list[Path], evaluations: list[Evaluation]) -> str:
         macs = f"{facts['macs'] / 1e6:.2f}" if facts.get("macs") else "?"
         wrong = int(np.sum(evaluation.labels != evaluation.predictions))
         lines.append(
-            f"{path.name:<32} {path.stat().st_size / 1000:>7.1f} {params:>9} {macs:>7} "
+            f"{label(path, paths):<32} {path.stat().st_size / 1000:>7.1f} {params:>9} {macs:>7} "
             f"{evaluation.accuracy:>9.4f} {wrong:>6}"
         )
-    first, first_ok = paths[0].name, evaluations[0].labels == evaluations[0].predictions
+    first, first_ok = label(paths[0], paths), evaluations[0].labels == evaluations[0].predictions
     for path, evaluation in zip(paths[1:], evaluations[1:], strict=True):
-        ok = evaluation.labels == evaluation.predictions
+        ok, name = evaluation.labels == evaluation.predictions, label(path, paths)
         lines.append(
-            f"{first} vs {path.name}: both right {int(np.sum(first_ok & ok))}, only {first} "
-            f"{int(np.sum(first_ok & ~ok))}, only {path.name} {int(np.sum(~first_ok & ok))}, both wrong "
+            f"{first} vs {name}: both right {int(np.sum(first_ok & ok))}, only {first} "
+            f"{int(np.sum(first_ok & ~ok))}, only {name} {int(np.sum(~first_ok & ok))}, both wrong "
             f"{int(np.sum(~first_ok & ~ok))}"
         )
     return "\n".join(lines)

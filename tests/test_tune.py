@@ -160,6 +160,22 @@ def test_resume_after_an_interrupted_trial(search, sample_data, tmp_path, monkey
         run(parse_args([*TINY, "--project", str(project), "--limit", "2000"]), verbose=0)
 
 
+def test_bayesian_search_keeps_the_gaussian_process_under_the_budget(sample_data, tmp_path):
+    """Two random trials, then the Gaussian process proposes the third; a proposal over the budget is
+    recorded as such and replaced by a candidate under it."""
+    from host.tune import parse_args, run
+
+    argv = [*TINY, "--tuner", "bayesian", "--limit", "1500", "--project", str(tmp_path / "bayes")]
+    result = run(parse_args(argv), verbose=0)
+    trained = [r for r in result["rows"] if r["status"] == "trained"]
+    assert len(trained) == 3
+    assert all(float(r["int8_kb"]) <= 30 and r["macs"] <= 3_000_000 for r in trained)
+    for r in result["rows"]:
+        if r["status"].startswith("over budget"):
+            assert float(r["int8_kb"]) > 30 or r["macs"] > 3_000_000, r
+    assert result["best"]["search"]["trial"] in {r["trial"] for r in trained}
+
+
 def test_impossible_budget_is_one_line_before_any_work(tmp_path, capsys):
     from host.tune import main
 
