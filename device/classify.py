@@ -14,6 +14,7 @@ import logging
 import os
 import sys
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,9 @@ from device.normalize import SIZE
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "digits_int8.tflite"
+# The shipped model and its card are package data (device/models/), so a wheel carries them. pip unpacks a
+# wheel into plain folders, so the resource is a real file and the card is found beside it.
+DEFAULT_MODEL = Path(str(resources.files("device") / "models" / "digits_int8.tflite"))
 DIGIT_LABELS = tuple(str(d) for d in range(10))
 NONE_LABEL = "none"  # "not a single digit": texture, a line, an operator, a letter, touching digits
 LABELS = DIGIT_LABELS  # model v1

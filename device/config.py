@@ -2,34 +2,50 @@
 
 Every value is checked against its type and rule; unknown keys are rejected (a typo must not silently fall
 back to a default). Errors name the key, the value and the rule, e.g.
-``config.toml: camera.fps = 0: must be between 1 and 240``.
+``config.toml: camera.fps = 0: must be between 1 and 240``. Command-line flags are an overlay on the same
+keys (:class:`Override`), checked by the same rules and named by the flag: ``--threads 0: must be between
+1 and 16``; ``--check-config`` and a start see exactly the same rules.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import ipaddress
 import math
 import re
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import tomllib
 
 from device.errors import ConfigError
+from device.outputs import OUTPUT_KINDS
 from device.safeio import read_regular
 
-OUTPUT_KINDS = ("log", "gpio-bcd", "gpio-7seg", "window", "web", "gpio-led", "mqtt")
-PIN_FACTORIES = ("default", "lgpio", "rpigpio", "pigpio", "native", "mock")
+PIN_FACTORY_GROUP = "gpiozero_pin_factories"
+
+
+@functools.cache
+def pin_factories() -> tuple[str, ...]:
+    """gpiozero's own list of pin factories (the entry points it registers), read without importing gpiozero,
+    and only when a pin factory is checked (reading every installed package's metadata costs a Pi start-up
+    time); "default" lets gpiozero choose."""
+    return ("default", *sorted(ep.name for ep in entry_points(group=PIN_FACTORY_GROUP)))
+
+
 MAX_CONFIG_BYTES = 1 << 20  # a config is a few KB; /dev/zero or a wrong path must not eat memory
 MAX_TOKEN_BYTES = 4096
 LOOPBACK_NAMES = {"localhost"}
 
 
-def rule(low=None, high=None, choices=None, doc=""):
-    """Field metadata: numeric bounds or allowed values."""
-    return {"low": low, "high": high, "choices": choices, "doc": doc}
+def rule(low=None, high=None, choices=None, doc="", check=None):
+    """Field metadata: numeric bounds or allowed values, or ``check(value)``: why the value is unusable
+    (None when it is fine)."""
+    return {"low": low, "high": high, "choices": choices, "doc": doc, "check": check}
 
 
 @dataclass(frozen=True)
@@ -63,7 +79,7 @@ class SegmentationConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The TFLite model; empty path means the shipped models/digits_int8.tflite."""
+    """The TFLite model; empty path means the shipped one (device/models/digits_int8.tflite, package data)."""
 
     path: str = ""
     threads: int = field(default=1, metadata=rule(1, 16))
@@ -144,7 +160,12 @@ class WebConfig:
 class MqttConfig:
     """MQTT output with Home Assistant discovery (device.outputs.mqtt)."""
 
-    url: str = field(default="", metadata=rule(doc="mqtt://HOST[:PORT] or mqtts://HOST[:PORT]"))
+    url: str = field(
+        default="",
+        metadata=rule(
+            doc="mqtt://HOST[:PORT] or mqtts://HOST[:PORT]", check=lambda url: url and mqtt_url_problem(url)
+        ),
+    )
     base_topic: str = field(default="", metadata=rule(doc='"" = digit-reader/<hostname>'))
     client_id: str = field(default="", metadata=rule(doc='"" = digit-reader-<hostname>'))
     username: str = ""
@@ -162,17 +183,34 @@ class MqttConfig:
 
 
 @dataclass(frozen=True)
+class SaveCropsConfig:
+    """``--save-crops``: each digit the model saw (28x28 and raw) in ``folder/<digit>/``; "" = off."""
+
+    folder: str = ""
+    max_files: int = field(default=5000, metadata=rule(1, 10**9, doc="stop saving at this many crops"))
+
+
+@dataclass(frozen=True)
+class EmulatorConfig:
+    """``--emulate``: the camera view beside a virtual panel drawn from the mock GPIO pins' states."""
+
+    enabled: bool = False
+
+
+@dataclass(frozen=True)
 class OutputConfig:
     """Which outputs run (several at once) and their settings."""
 
     enabled: list[str] = field(default_factory=lambda: ["log"], metadata=rule(choices=OUTPUT_KINDS))
-    pin_factory: str = field(default="default", metadata=rule(choices=PIN_FACTORIES))
+    pin_factory: str = field(default="default", metadata=rule(choices=pin_factories))
     gpio_bcd: GpioBcdConfig = field(default_factory=GpioBcdConfig)
     gpio_7seg: Gpio7SegConfig = field(default_factory=Gpio7SegConfig)
     gpio_led: GpioLedConfig = field(default_factory=GpioLedConfig)
     window: WindowConfig = field(default_factory=WindowConfig)
     web: WebConfig = field(default_factory=WebConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
+    save_crops: SaveCropsConfig = field(default_factory=SaveCropsConfig)
+    emulator: EmulatorConfig = field(default_factory=EmulatorConfig)
 
 
 @dataclass(frozen=True)
@@ -209,35 +247,46 @@ def _short(value) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _check_value(where: str, key: str, value, hint, meta: dict):
+def _check_value(subject: Callable[[str, object], str], key: str, value, hint, meta: dict):
+    """``value`` checked against its type and rule; errors begin with ``subject(key, value)``: the key and
+    value for a file (``config.toml: camera.fps = 0``), the flag for the command line (``--threads 0``)."""
     shown = value  # messages quote the value as the user wrote it
     origin = typing.get_origin(hint)
     if hint is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{where}{key} = {_short(value)}: must be true or false")
+            raise ConfigError(f"{subject(key, value)}: must be true or false")
     elif hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}{key} = {_short(value)}: must be a whole number")
+            raise ConfigError(f"{subject(key, value)}: must be a whole number")
     elif hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}{key} = {_short(value)}: must be a number")
+            raise ConfigError(f"{subject(key, value)}: must be a number")
         value = float(value)
         if not math.isfinite(value):
-            raise ConfigError(f"{where}{key} = {_short(shown)}: must be a finite number (not nan or inf)")
+            raise ConfigError(f"{subject(key, shown)}: must be a finite number (not nan or inf)")
     elif hint is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{where}{key} = {_short(value)}: must be a string")
+            raise ConfigError(f"{subject(key, value)}: must be a string")
     elif origin is list:
         (item_type,) = typing.get_args(hint)
         if not isinstance(value, list):
-            raise ConfigError(f"{where}{key} = {_short(value)}: must be a list")
-        return [_check_value(where, f"{key}[{i}]", v, item_type, meta) for i, v in enumerate(value)]
+            raise ConfigError(f"{subject(key, value)}: must be a list")
+        return [_check_value(subject, f"{key}[{i}]", v, item_type, meta) for i, v in enumerate(value)]
     low, high, choices = meta.get("low"), meta.get("high"), meta.get("choices")
-    if low is not None and not (low <= value <= high):
-        raise ConfigError(f"{where}{key} = {_short(shown)}: must be between {low} and {high}")
+    choices = choices() if callable(choices) else choices
+    if low is not None and high is None and value < low:
+        raise ConfigError(f"{subject(key, shown)}: must be at least {low}")
+    if low is not None and high is not None and not (low <= value <= high):
+        raise ConfigError(f"{subject(key, shown)}: must be between {low} and {high}")
     if choices is not None and value not in choices:
-        raise ConfigError(f"{where}{key} = {_short(shown)}: must be one of {', '.join(choices)}")
+        raise ConfigError(f"{subject(key, shown)}: must be one of {', '.join(choices)}")
+    if meta.get("check") is not None and (problem := meta["check"](value)):
+        raise ConfigError(f"{subject(key, shown)}: {problem}")
     return value
+
+
+def _in_file(where: str) -> Callable[[str, object], str]:
+    return lambda key, value: f"{where}{key} = {_short(value)}"
 
 
 def _build(cls, table: dict, where: str, prefix: str):
@@ -254,7 +303,9 @@ def _build(cls, table: dict, where: str, prefix: str):
         if dataclasses.is_dataclass(hint):
             values[name] = _build(hint, value, where, f"{prefix}{key}.")
         else:
-            values[name] = _check_value(where, prefix + key, value, hint, dict(fields[name].metadata))
+            values[name] = _check_value(
+                _in_file(where), prefix + key, value, hint, dict(fields[name].metadata)
+            )
     try:
         return cls(**values)
     except TypeError as exc:  # pragma: no cover - guarded by the checks above
@@ -300,6 +351,14 @@ def validate(config: Config, where: str = "") -> Config:
         if config.output.enabled.count(kind) > 1:
             raise ConfigError(f"{where}output.enabled = {config.output.enabled!r}: {kind} is listed twice")
     _check_pins(config, where)
+    out = config.output
+    if out.emulator.enabled and (
+        out.pin_factory != "mock" or not {"gpio-bcd", "gpio-7seg"} <= set(out.enabled)
+    ):
+        raise ConfigError(
+            f"{where}output.emulator.enabled = true: needs output.pin_factory = 'mock' and the gpio-bcd and "
+            "gpio-7seg outputs (--emulate sets them)"
+        )
     web = config.output.web
     host, _ = parse_bind(web.bind, where)
     if "web" in config.output.enabled and not is_loopback(host) and not web_token(web, where):
@@ -426,8 +485,6 @@ def _validate_house(config: Config, where: str) -> None:
             f"{where}decision.value_range = {d.value_range!r}: must be [] or [low, high] with low <= high"
         )
     m = config.output.mqtt
-    if m.url and (problem := mqtt_url_problem(m.url)):
-        raise ConfigError(f"{where}output.mqtt.url = {m.url!r}: {problem}")
     if "mqtt" in config.output.enabled and not m.url:
         raise ConfigError(f"{where}output.mqtt.url = '': must be set when the mqtt output is enabled")
     for key in ("base_topic", "discovery_prefix"):
@@ -465,6 +522,30 @@ def load_config(path: str | Path | None) -> Config:
     except RecursionError:
         raise ConfigError(f"{path}: not valid TOML (nested too deeply)") from None
     return from_dict(data, f"{path}: ")
+
+
+def override(config: Config, flag: str, key: str, value, at_least: float | None = None) -> Config:
+    """``config`` with the dotted ``key`` set to a command-line flag's ``value``, checked by the key's own
+    rule and named by the flag (``--threads 0: must be between 1 and 16``). ``at_least`` tightens the
+    lower bound where a value that means "off" in a file is a mistake on the command line (``--max-frames
+    0``). Rules across keys are checked once all flags are in: :func:`validate`."""
+    *path, name = key.split(".")
+    owners = [config]
+    for section in path:
+        owners.append(getattr(owners[-1], section))
+    owner = owners[-1]
+    meta = dict(next(f for f in dataclasses.fields(owner) if f.name == name).metadata)
+    if at_least is not None:
+        meta.update(low=at_least, high=None)
+    hint = typing.get_type_hints(type(owner))[name]
+    checked = _check_value(lambda _key, shown: f"{flag} {_flag_value(shown)}", key, value, hint, meta)
+    for owner, attribute in zip(reversed(owners), reversed([*path, name]), strict=True):
+        checked = dataclasses.replace(owner, **{attribute: checked})
+    return checked
+
+
+def _flag_value(value) -> str:
+    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
 def replace(config: Config, section: str, **changes) -> Config:

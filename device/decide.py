@@ -55,11 +55,11 @@ class Decider:
 
     def _keep(self) -> Reading:
         current = self.current
-        return Reading(current.digits, changed=False, stable=False)
+        return Reading(current.digits, changed=False)
 
     def _report(self, reading: Reading) -> Reading:
         changed = self._reported is None or reading.text != self._reported.text
-        self._reported = Reading(reading.digits, changed=changed, stable=True)
+        self._reported = Reading(reading.digits, changed=changed)
         # Forget boxes of texts no longer in the window.
         self._latest = {t: d for t, d in self._latest.items() if t in self._history or t == reading.text}
         return self._reported

@@ -1,4 +1,4 @@
-"""Every exception the project raises on purpose.
+"""Every exception the device raises on purpose (the host adds its own ``host.data.DataError``).
 
 The command-line entry points turn these into one line on stderr and an exit code; anything else is a bug
 and keeps its traceback.
@@ -13,12 +13,6 @@ class DigitReaderError(Exception):
 
 class ConfigError(DigitReaderError, ValueError):
     """A bad command-line argument or config value (names the key, the value and the rule)."""
-
-    exit_code = 2
-
-
-class DataError(DigitReaderError, ValueError):
-    """A dataset file or folder that is missing, truncated or not what it claims to be."""
 
     exit_code = 2
 

@@ -18,6 +18,9 @@ import threading
 import time
 from collections.abc import Callable
 
+from device.events import FrameEvent
+from device.outputs import ClosedOnExit
+
 log = logging.getLogger(__name__)
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -54,7 +57,7 @@ def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-class Health:
+class Health(ClosedOnExit):
     """Counters of the run plus the stall watch. Thread-safe: the loop writes, HTTP/MQTT threads read."""
 
     def __init__(self, stall_seconds: float = 20.0, clock: Callable[[], float] = time.monotonic):
@@ -81,14 +84,15 @@ class Health:
             self._thread.start()
 
     # --- the loop ---
-    def show(self, reading, frame, result, stats: dict) -> None:
+    def show(self, event: FrameEvent) -> None:
+        reading, stats = event.reading, event.stats
         with self._lock:
             self.last_frame = self.clock()
-            self.frames = stats.get("frames", self.frames + 1)
-            self.bad_frames = stats.get("bad_frames", 0)
-            self.reopens = stats.get("reopens", 0)
-            self.fps = stats.get("fps", 0.0)
-            for stage, seconds in (getattr(result, "timings", None) or {}).items():
+            self.frames = stats.frames
+            self.bad_frames = stats.bad_frames
+            self.reopens = stats.reopens
+            self.fps = stats.fps
+            for stage, seconds in (getattr(event.result, "timings", None) or {}).items():
                 self.stages.setdefault(stage, Histogram()).observe(seconds)
             if reading.changed:
                 if reading.extra.get("implausible"):

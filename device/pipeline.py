@@ -96,7 +96,8 @@ class FramePipeline:
         # Every candidate and every part of every split, flattened into one batch.
         groups = [(s,) for s in segments]
         groups += [split for s in segments for split in s.splits]
-        flat = [part for group in groups for part in group]
+        # A part shared by several splits is classified once.
+        flat = list({id(part): part for group in groups for part in group}.values())
         normalized = [normalize_digit(part.ink) for part in flat]
         t2 = time.perf_counter()
         predictions = self.classifier.classify(normalized) if normalized else []

@@ -129,7 +129,7 @@ class PlausibleDecider:
             return reading
         if not reading.changed:
             current = self.current
-            return Reading(current.digits, changed=False, stable=reading.stable, extra=current.extra)
+            return Reading(current.digits, changed=False, extra=current.extra)
         problem = self.checker.problem(reading.text)
         if problem is None:
             self.checker.accept(reading.text)
@@ -139,9 +139,9 @@ class PlausibleDecider:
         flags = {"implausible": True, "reason": problem, "rejected": reading.text}
         if self.rules.on_implausible == "publish":
             log.warning("reading %r implausible: %s; publishing it flagged", reading.text, problem)
-            self._current = Reading(reading.digits, changed=True, stable=True, extra=flags)
+            self._current = Reading(reading.digits, changed=True, extra=flags)
         else:
             kept = self._current or Reading()
             log.warning("reading %r implausible: %s; keeping %r", reading.text, problem, kept.text)
-            self._current = Reading(kept.digits, changed=True, stable=True, extra=flags)
+            self._current = Reading(kept.digits, changed=True, extra=flags)
         return self._current

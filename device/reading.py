@@ -45,7 +45,7 @@ class Reading:
 
     digits: tuple[Digit, ...] = ()
     changed: bool = False
-    stable: bool = True
+    # What the plausibility rules say of it (``implausible``, ``reason``, ``rejected``); empty when they pass.
     extra: dict = field(default_factory=dict, compare=False)
 
     @property

@@ -3,8 +3,9 @@
 ``read_regular`` refuses FIFOs, devices (``/dev/zero``), sockets and folders before reading a byte, and
 never reads more than a stated limit, so a wrong path fails in one line instead of hanging or eating
 memory. ``image_size`` reads an image's width and height from its header, so a decompression bomb is
-refused before it is decoded. ``write_atomically`` puts a file under its final name only when every
-byte is on disk.
+refused before it is decoded. ``write_atomically`` (bytes) and ``save_atomically`` (a writer that wants a
+file name: Keras, matplotlib) put a file under its final name only when every byte is on disk; the crops,
+the host's models and the benchmark reports are all written through them.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import contextlib
 import os
 import stat
 import struct
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -181,3 +183,23 @@ def write_atomically(path: str | Path, data: bytes) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def save_atomically(path: str | Path, write: Callable[[Path], object]) -> None:
+    """``write(tmp)`` into a hidden temporary file beside ``path`` with the same suffix (Keras and
+    matplotlib choose the format by it), fsynced and renamed over ``path``; on any failure the temporary
+    file is removed and ``path`` left as it was."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+    try:
+        write(tmp)
+        fd = os.open(tmp, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)

@@ -9,7 +9,8 @@ The stages, each a function on numpy arrays:
    desks, walls, sweaters and the frame's black bars are not paper), and a threshold above the noise of
    each region of the paper, so a textured area raises only its own threshold.
 4. ``remove_rules``: long straight strokes (ruled and grid lines, printed boxes, paper and shadow edges)
-   are taken out of the ink mask, and the strokes they crossed are bridged again.
+   are taken out of the ink mask, and the strokes they crossed are bridged again. ``textured_surroundings``
+   then takes from the paper what a tile is too coarse to see: texture beside the page's edge.
 5. ``find_pieces`` -> ``merge_pieces`` -> ``keep_digits``: connected components (a bounded number), the
    pieces of one digit merged (a 5's flag, a 4 in two strokes), then filters relative to the other
    candidates: height, contrast, fill, edge sharpness (pen strokes have sharp edges, shadows do not).
@@ -25,7 +26,7 @@ over all of them.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
@@ -54,7 +55,7 @@ class SegmentSettings:
     paper_brightness: float = 0.4  # paper is at least this fraction as bright as the brightest paper
     rule_length: float = 0.2  # a straight stroke this long (fraction of the longer side) is a rule
     max_pieces: int = 200  # components considered per frame (the largest), bounding the cost
-    max_candidates: int = 120  # digit candidates measured per frame (the largest): a dense page's worth
+    max_candidates: int = 200  # digit candidates measured per frame (the largest): a dense page's worth
     roi: tuple[float, float, float, float] | None = None  # x, y, w, h as fractions of the frame
 
 
@@ -303,10 +304,9 @@ def find_ink(work: WorkImage, dark: bool, settings: SegmentSettings) -> InkImage
     bare |= filled
     if not bare.any():  # no clear paper (a close-up, a board): the whole frame is the writing surface
         bare[:] = True
-    paper = bright & cv2.resize(bare.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
     noise = float(np.percentile(sigma[bare], 25))  # the paper: the quieter part of what is bare
+    paper = bright & cv2.resize(bare.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
     floor = max(settings.min_contrast, 5.0 * noise)
-    # Each tile of the paper gets the threshold its own noise needs (texture raises only its own).
     # Each tile of the paper gets the threshold its own noise needs (texture raises only its own). A tile
     # taken as paper only through its neighbours is inked over much of its area: by a large, thick digit,
     # or by texture at the page's edge. Its spread is not noise, so its threshold is capped at heavy_ink:
@@ -334,7 +334,17 @@ def ink_mask(ink: InkImage, low: float = 0.75) -> np.ndarray:
 # --- 4. ruled lines and edges ----------------------------------------------------------------------------
 
 
-def find_rules(mask: np.ndarray, settings: SegmentSettings) -> list[tuple[int, int, int, int]]:
+def paper_extent(paper: np.ndarray) -> tuple[int, int]:
+    """Width and height of the box around the paper (the frame's, when there is none)."""
+    rows, cols = np.flatnonzero(paper.any(axis=1)), np.flatnonzero(paper.any(axis=0))
+    if not len(rows):
+        return paper.shape[1], paper.shape[0]
+    return int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1)
+
+
+def find_rules(
+    mask: np.ndarray, settings: SegmentSettings, extent: tuple[int, int] | None = None
+) -> list[tuple[int, int, int, int]]:
     """Long straight strokes that are not writing: (x0, y0, x1, y1) segments.
 
     Found with a probabilistic Hough transform (any angle, dashed or faint lines too). A segment counts
@@ -343,9 +353,13 @@ def find_rules(mask: np.ndarray, settings: SegmentSettings) -> list[tuple[int, i
     grid): a single long stroke, a "1" written large, has neither.
     """
     h, w = mask.shape
+    # Lengths are measured against the writing surface (``extent``, its width and height; the frame by
+    # default): the lines of a page that fills a third of the frame are a third as long.
+    surface_w, surface_h = extent or (w, h)
+    size = max(surface_w, surface_h)
     # At half resolution: rules are long, and the transform's cost grows with the ink it is given.
     half = cv2.resize(mask, (max(1, w // 2), max(1, h // 2)), interpolation=cv2.INTER_AREA)
-    length = max(15, int(settings.rule_length * max(h, w)) // 2)
+    length = max(15, int(settings.rule_length * size) // 2)
     found = cv2.HoughLinesP(half, 1, np.pi / 180, threshold=length // 2, minLineLength=length, maxLineGap=5)
     if found is None:
         return []
@@ -353,7 +367,7 @@ def find_rules(mask: np.ndarray, settings: SegmentSettings) -> list[tuple[int, i
     dx, dy = segments[:, 2] - segments[:, 0], segments[:, 3] - segments[:, 1]
     lengths = np.hypot(dx, dy)
     angles = np.arctan2(dy, dx) % np.pi
-    spans = np.where(np.abs(np.cos(angles)) >= np.sqrt(0.5), w, h)  # the frame's extent along the line
+    spans = np.where(np.abs(np.cos(angles)) >= np.sqrt(0.5), surface_w, surface_h)  # extent along the line
     mid_x, mid_y = (segments[:, 0] + segments[:, 2]) / 2, (segments[:, 1] + segments[:, 3]) / 2
     # Perpendicular distance between the middles of each pair of segments, and whether they are parallel.
     normal_x, normal_y = -np.sin(angles), np.cos(angles)
@@ -364,7 +378,7 @@ def find_rules(mask: np.ndarray, settings: SegmentSettings) -> list[tuple[int, i
     turn = np.abs(angles[None, :] - angles[:, None])
     parallel = np.minimum(turn, np.pi - turn) < np.radians(3)
     # A partner has paper between the two: two edges of one thick stroke (a large "1") are parallel too.
-    candidates = np.argwhere(parallel & (apart > max(12.0, 0.02 * max(h, w))))
+    candidates = np.argwhere(parallel & (apart > max(12.0, 0.02 * size)))
     between_x = np.clip(((mid_x[candidates[:, 0]] + mid_x[candidates[:, 1]]) / 2).astype(int), 0, w - 1)
     between_y = np.clip(((mid_y[candidates[:, 0]] + mid_y[candidates[:, 1]]) / 2).astype(int), 0, h - 1)
     separate = mask[between_y, between_x] == 0
@@ -372,7 +386,7 @@ def find_rules(mask: np.ndarray, settings: SegmentSettings) -> list[tuple[int, i
     partner[candidates[separate, 0]] = True
     # Partners must be long as well: the two sides of a boxy "0" written large are parallel too, but a
     # ruled or squared page's lines run across much of the frame.
-    is_rule = (lengths >= 0.8 * spans) | (partner & (lengths >= 0.35 * max(h, w)))
+    is_rule = (lengths >= 0.8 * spans) | (partner & (lengths >= 0.35 * size))
     # A rule runs on across the page: extend it to the frame's edges, so the short pieces of it that
     # the transform missed (between two crossings, near the edge) go too.
     rules = []
@@ -384,14 +398,14 @@ def find_rules(mask: np.ndarray, settings: SegmentSettings) -> list[tuple[int, i
 
 
 def rule_fragments(
-    mask: np.ndarray, rules: list, settings: SegmentSettings
+    mask: np.ndarray, rules: list, settings: SegmentSettings, extent: tuple[int, int] | None = None
 ) -> list[tuple[int, int, int, int]]:
     """Shorter straight pieces running exactly along the rules found (within 1.5 degrees) and at least half
     a rule long: the parts of a faint or shadowed grid line too broken to be found whole. A digit's stroke
     is rarely that long, that straight and that parallel to the paper's own lines."""
     h, w = mask.shape
     half = cv2.resize(mask, (max(1, w // 2), max(1, h // 2)), interpolation=cv2.INTER_AREA)
-    length = max(10, int(settings.rule_length * max(h, w)) // 4)  # half a rule, at half resolution
+    length = max(10, int(settings.rule_length * max(extent or (w, h))) // 4)  # half a rule, half resolution
     found = cv2.HoughLinesP(half, 1, np.pi / 360, threshold=length // 2, minLineLength=length, maxLineGap=2)
     if found is None:
         return []
@@ -403,14 +417,16 @@ def rule_fragments(
     return [tuple(int(v) for v in seg) for seg in segments[along]]
 
 
-def remove_rules(mask: np.ndarray, settings: SegmentSettings) -> np.ndarray:
+def remove_rules(
+    mask: np.ndarray, settings: SegmentSettings, extent: tuple[int, int] | None = None
+) -> np.ndarray:
     """Take the rules (see :func:`find_rules`) out of a binary ink mask and bridge the strokes they crossed:
     a stroke that crossed the line continues on both sides of it, so a digit written over a line stays
     in one piece."""
-    rules = find_rules(mask, settings)
+    rules = find_rules(mask, settings, extent)
     if not rules:
         return mask
-    rules += rule_fragments(mask, rules, settings)
+    rules += rule_fragments(mask, rules, settings, extent)
     band = np.zeros_like(mask)
     for x0, y0, x1, y1 in rules:
         cv2.line(band, (x0, y0), (x1, y1), 1, 3)  # thick lines give several parallel segments: all drawn
@@ -420,6 +436,38 @@ def remove_rules(mask: np.ndarray, settings: SegmentSettings) -> np.ndarray:
         cleaned, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (13, 13))
     )
     return cleaned | (bridged & band)
+
+
+def textured_surroundings(ink: InkImage, rules: np.ndarray) -> np.ndarray:
+    """Texture around the page that a 64-px tile is too coarse to see: a strip of desk or wall between the
+    page's edge and the frame's, inside a tile that is mostly page (bool, at the working size). ``rules``
+    are the pixels of the rules found: a ruled or squared page is busy with lines, not texture.
+
+    Texture is busy everywhere (its local spread stands well above the paper's noise) and it reaches the
+    surroundings found tile by tile, or runs along the frame's edge; the paper around a digit is quiet,
+    so a digit written on the page is never reached. Thin busy lines (rules, a digit's strokes) are
+    opened away first, so nothing spreads along a ruled line into the digits it crosses.
+    """
+    # At half resolution, without the rules.
+    signed = np.where(rules > 0, 0.0, ink.ink)[::2, ::2]
+    noise = ink.noise
+    mean = cv2.blur(signed, (9, 9))
+    spread = np.sqrt(np.maximum(cv2.blur(signed * signed, (9, 9)) - mean * mean, 0))
+    busy = (spread > max(0.04, 3.0 * noise)).astype(np.uint8)
+    busy = cv2.morphologyEx(busy, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9)))
+    seeds = ~ink.paper[::2, ::2]
+    count, labels = cv2.connectedComponents(busy, connectivity=8)
+    reached = np.zeros(count, bool)
+    reached[np.unique(labels[seeds & (busy > 0)])] = True
+    # Texture beside the page runs along much of one of the frame's sides (in pieces, where its grain was
+    # taken for rules); a digit at the edge (cut off by it, or just touching it) meets it for a digit's
+    # width only.
+    for side in (labels[0], labels[-1], labels[:, 0], labels[:, -1]):
+        if np.count_nonzero(side) >= 0.4 * len(side):
+            reached[side] = True
+    reached[0] = False
+    h, w = ink.ink.shape
+    return cv2.resize(reached[labels].astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
 
 
 # --- 5. pieces and filters -------------------------------------------------------------------------------
@@ -537,12 +585,67 @@ def keep_digits(
     if not candidates:
         return []
     typical_h = float(np.median([min(p.h, p.w / 0.6) for p in candidates]))
-    strongest = max(p.peak for p in candidates)
+    # The contrast bar is set by digit-sized candidates: a mark far larger than the writing (a hand or a
+    # dark object at the page's edge, a shadow) is as dark as it gets and would hide every real digit.
+    strongest = max((p.peak for p in candidates if p.h <= 2 * typical_h), default=0.0)
     return [
         p
         for p in candidates
         if p.h >= settings.relative_height * typical_h and p.peak >= settings.relative_contrast * strongest
     ]
+
+
+def part_of_a_longer_line(piece: Piece, ink: InkImage, labels: np.ndarray) -> bool:
+    """A straight, thin piece whose line runs on well beyond it: a stretch of a rule, a margin or a grid
+    line cut into pieces by the lines crossing it (or too faint to be found whole), not a "1".
+
+    The piece's own pixels give its axis; along that axis, for twice the piece's length beyond each of its
+    ends (those inside the frame), nearly all the way is darker than the paper beside it (a rule is often
+    fainter than writing and than the threshold).
+    A written "1" ends where the pen lifted: paper lies beyond both of its ends.
+    """
+    if piece.w > 0.4 * piece.h and piece.h > 0.4 * piece.w:
+        return False  # not a thin stroke
+    box = labels[piece.y : piece.y + piece.h, piece.x : piece.x + piece.w]
+    ys, xs = np.nonzero(np.isin(box, list(piece.labels)))
+    if len(xs) < 5:
+        return False
+    points = np.stack([xs + piece.x, ys + piece.y], axis=1).astype(np.float32)
+    vx, vy, x0, y0 = (float(v) for v in cv2.fitLine(points, cv2.DIST_L2, 0, 0.01, 0.01).ravel())
+    along = (points[:, 0] - x0) * vx + (points[:, 1] - y0) * vy
+    across = (points[:, 0] - x0) * -vy + (points[:, 1] - y0) * vx
+    length = float(along.max() - along.min())
+    if length < 8 or float(np.std(across)) > 0.12 * length:
+        return False  # curved: a written stroke
+    h, w = ink.ink.shape
+
+    def ink_at(steps: np.ndarray, offset: float, spread: int) -> np.ndarray:
+        """The strongest ink within ``spread`` px of the points ``steps`` along the axis, ``offset`` aside."""
+        x = np.clip(np.round(x0 + steps * vx - offset * vy).astype(int), spread, w - 1 - spread)
+        y = np.clip(np.round(y0 + steps * vy + offset * vx).astype(int), spread, h - 1 - spread)
+        near = range(-spread, spread + 1)
+        return np.max([ink.ink[y + dy, x + dx] for dy in near for dx in near], axis=0)
+
+    margin = max(0.03, 2.0 * ink.noise)
+    reach = 2 * length
+    sides = []
+    for steps in (
+        np.arange(along.max() + 3, along.max() + 3 + reach),
+        np.arange(along.min() - 3 - reach, along.min() - 3),
+    ):
+        sx, sy = x0 + steps * vx, y0 + steps * vy
+        steps = steps[(sx >= 0) & (sx < w) & (sy >= 0) & (sy < h)]
+        if len(steps) < length:  # the frame ends here: this side cannot tell
+            continue
+        # On the axis (the line may wander by a pixel) against the paper a few px to either side: a rule
+        # is darker than the paper beside it all along, however faint it is against the threshold.
+        on_axis = ink_at(steps, 0, 1)
+        beside = np.maximum(ink_at(steps, 5, 0), ink_at(steps, -5, 0))
+        sides.append(float(np.mean(on_axis > beside + margin)) >= 0.7)
+    # Both ways (as far as the frame goes): a stretch of a rule between two crossings has the rule on both
+    # sides, while a column of "1"s (written one under the other, never quite on one straight axis) does
+    # not run on straight for twice a digit's length in both directions.
+    return bool(sides) and all(sides)
 
 
 # --- 6. crops and splits ---------------------------------------------------------------------------------
@@ -579,34 +682,89 @@ def split_columns(crop: np.ndarray, parts: int) -> list[int] | None:
     return cuts
 
 
+def valley_columns(crop: np.ndarray, min_gap: int, limit: int = 6) -> list[int]:
+    """Columns where touching digits may meet: local minima of the ink profile (few inked columns where one
+    digit's stroke touches the next), at least ``min_gap`` px from the sides and from each other, the
+    ``limit`` lowest."""
+    profile = crop.astype(np.float32).sum(axis=0)
+    profile = np.convolve(profile, np.ones(3, np.float32) / 3, mode="same")
+    w = len(profile)
+    inner = np.arange(min_gap, w - min_gap)
+    if not len(inner):
+        return []
+    lower = np.minimum(profile[inner - 1], profile[inner + 1])
+    minima = inner[(profile[inner] <= lower) & (profile[inner] < 0.6 * profile.max())]
+    chosen: list[int] = []
+    for column in minima[np.argsort(profile[minima], kind="stable")]:
+        # The middle of a flat valley (a bridge several px long), not its first column.
+        level = profile[column] * 1.05 + 1e-6
+        left, right = int(column), int(column)
+        while left > min_gap and profile[left - 1] <= level:
+            left -= 1
+        while right < w - 1 - min_gap and profile[right + 1] <= level:
+            right += 1
+        column = (left + right) // 2
+        if all(abs(column - c) >= min_gap for c in chosen):
+            chosen.append(column)
+        if len(chosen) == limit:
+            break
+    return sorted(chosen)
+
+
 def propose_splits(crop: np.ndarray, box: tuple[int, int, int, int], work: WorkImage, settings) -> tuple:
-    """Alternative readings of a wide candidate as 2 or 3 touching digits (each a tuple of Segments)."""
+    """Alternative readings of a wide candidate as 2 to 5 touching digits (each a tuple of Segments).
+
+    Over-segment, then let recognition decide: every combination of the candidate cut columns (the valleys
+    of the ink profile, and cuts at even spacing for digits that touch along a whole stroke) that gives
+    parts of a plausible digit width is offered. A part shared by several combinations is one Segment, so
+    the pipeline classifies it once.
+    """
     x, y, w, h = box
     aspect = w / max(h, 1)
-    if aspect < 1.1:  # as wide as tall is still one digit (a wide 0, 2 or 8); touching pairs are wider
-        return ()
-    counts = [2] if aspect < 1.6 else [2, 3] if aspect < 2.6 else [3, 4]
     width = crop.shape[1]
-    cut_sets = []
-    for parts in counts:
-        # At the valleys of the ink profile: where digits touch by a stroke, few columns are inked.
-        cuts = split_columns(crop, parts)
-        if cuts is not None and cuts not in cut_sets:
-            cut_sets.append(cuts)
+    # A "1" is narrow: a part may be a tenth of the height wide; no digit is much wider than it is tall.
+    narrowest, widest = max(2, round(0.1 * h)), round(1.3 * h)
+    if aspect < 1.1:
+        # As wide as tall is one digit (a wide 0, 2 or 8), unless a "1" touches its neighbour by a single
+        # point: then the ink profile almost vanishes between them ("11", "17", "19" written close).
+        if aspect < 0.5:
+            return ()
+        profile = crop.astype(np.float32).sum(axis=0)
+        valleys = [v for v in valley_columns(crop, narrowest, limit=2) if profile[v] < 0.15 * profile.max()]
+        counts = [2]
+        cut_sets: list[tuple[int, ...]] = [(v,) for v in valleys]
+    else:
+        counts = [2] if aspect < 1.6 else [2, 3, 4] if aspect < 2.6 else [3, 4, 5]
+        cut_sets = []
+        for parts in counts:
+            cuts = split_columns(crop, parts)
+            if cuts is not None:
+                cut_sets.append(tuple(cuts))
+        valleys = valley_columns(crop, max(narrowest, round(0.2 * h)))
+    for count in range(1, min(len(valleys), max(counts) - 1) + 1):
+        cut_sets += itertools.combinations(valleys, count)
+    parts: dict[tuple[int, int], Segment | None] = {}
+
+    def part(left: int, right: int) -> Segment | None:
+        if (left, right) not in parts:
+            piece = crop[:, left:right]
+            rows = np.flatnonzero(piece.max(axis=1) > 0)
+            cols = np.flatnonzero(piece.max(axis=0) > 0)
+            segment_ = None
+            if len(rows) >= 2 and len(cols) >= 1:
+                piece = piece[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+                px, py = x + left + cols[0], y + rows[0]
+                segment_ = Segment(work.to_frame(px, py, piece.shape[1], piece.shape[0]), piece)
+            parts[(left, right)] = segment_
+        return parts[(left, right)]
+
     splits = []
-    for cuts in cut_sets:
+    for cuts in dict.fromkeys(cut_sets):  # in order, each once
         bounds = [0, *cuts, width]
-        segments = []
-        for left, right in itertools.pairwise(bounds):
-            part = crop[:, left:right]
-            rows = np.flatnonzero(part.max(axis=1) > 0)
-            cols = np.flatnonzero(part.max(axis=0) > 0)
-            if len(rows) < 2 or len(cols) < 1:
-                break
-            part = part[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-            px, py = x + left + cols[0], y + rows[0]
-            segments.append(Segment(work.to_frame(px, py, part.shape[1], part.shape[0]), part))
-        if len(segments) == len(cuts) + 1:
+        if any(not narrowest <= right - left <= widest for left, right in itertools.pairwise(bounds)):
+            continue
+        segments = [part(left, right) for left, right in itertools.pairwise(bounds)]
+        if all(segments):
             splits.append(tuple(segments))
     return tuple(splits)
 
@@ -706,7 +864,8 @@ def segment(frame, settings: SegmentSettings = SegmentSettings()) -> list[Segmen
     dark = find_polarity(work, settings)
     ink = find_ink(work, dark, settings)
     inked = ink_mask(ink)
-    mask = remove_rules(inked, settings)
+    mask = remove_rules(inked, settings, paper_extent(ink.paper))
+    ink = replace(ink, paper=ink.paper & ~textured_surroundings(ink, inked & ~mask))
     pieces, labels = find_pieces(mask, settings)
     if not pieces:
         return []
@@ -714,6 +873,7 @@ def segment(frame, settings: SegmentSettings = SegmentSettings()) -> list[Segmen
     min_h = max(8.0, settings.min_height * min(h, w))
     pieces = merge_pieces(pieces, typical_height(pieces, min_h))
     kept = keep_digits(pieces, ink, settings, inked)
+    kept = [piece for piece in kept if not part_of_a_longer_line(piece, ink, labels)]
 
     by_box: dict[Box, Segment] = {}
     for piece in kept:
@@ -723,7 +883,7 @@ def segment(frame, settings: SegmentSettings = SegmentSettings()) -> list[Segmen
         pad_x, pad_y = piece.x - max(0, piece.x - 2), piece.y - max(0, piece.y - 2)
         core = crop[pad_y : pad_y + piece.h, pad_x : pad_x + piece.w]
         splits = ()
-        if piece.w > 1.1 * piece.h:
+        if piece.w >= 0.5 * piece.h:
             splits = propose_splits(core, (piece.x, piece.y, piece.w, piece.h), work, settings)
         if piece.w > settings.max_aspect * piece.h and not splits:
             continue

@@ -19,10 +19,16 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from device.errors import FrameError, SourceError
+from device.events import FrameEvent, LoopStats
 from device.notify import Notifier
-from device.outputs import QuitRequested
+from device.outputs import Output, QuitRequested
+
+if TYPE_CHECKING:
+    from device.sources import FrameSource
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +36,8 @@ STUCK_FACTOR = 6  # a frame still running after this many frame_timeouts: stop p
 
 
 @dataclass
-class LoopStats:
-    """Counters of a run."""
+class LoopCounters:
+    """The counters of a run, kept by the loop; outputs see a frozen :class:`LoopStats` of them."""
 
     frames: int = 0
     bad_frames: int = 0
@@ -41,16 +47,17 @@ class LoopStats:
     started: float = field(default_factory=time.monotonic)
     stage_seconds: dict = field(default_factory=dict)
 
-    def as_dict(self) -> dict:
-        return {
-            "frames": self.frames,
-            "bad_frames": self.bad_frames,
-            "reopens": self.reopens,
-            "slow_frames": self.slow_frames,
-            "fps": self.fps,
-            "uptime": time.monotonic() - self.started,
-            "stage_ms": {k: v / max(self.frames, 1) * 1000 for k, v in self.stage_seconds.items()},
-        }
+    def snapshot(self) -> LoopStats:
+        per_frame = 1000 / max(self.frames, 1)
+        return LoopStats(
+            frames=self.frames,
+            bad_frames=self.bad_frames,
+            reopens=self.reopens,
+            slow_frames=self.slow_frames,
+            fps=self.fps,
+            uptime=time.monotonic() - self.started,
+            stage_ms=MappingProxyType({k: v * per_frame for k, v in self.stage_seconds.items()}),
+        )
 
 
 class _FrameWorker:
@@ -95,14 +102,17 @@ class _FrameWorker:
 
 
 class ReaderLoop:
-    """Runs source -> pipeline -> decider -> outputs. Everything is injected; nothing is global."""
+    """Runs source -> pipeline -> decider -> outputs. Everything is injected; nothing is global.
+
+    The outputs belong to whoever opened them (device-run's ExitStack): the loop shows them every frame and
+    never closes them. The source is opened (and reopened, and closed) by the loop itself."""
 
     def __init__(
         self,
-        open_source: Callable[[], object],
         pipeline,
         decider,
-        outputs: list,
+        outputs: list[Output],
+        *,
         stop: threading.Event | None = None,
         notifier: Notifier | None = None,
         max_frames: int = 0,
@@ -110,7 +120,6 @@ class ReaderLoop:
         stats_seconds: float = 60.0,
         frame_timeout: float = 10.0,
     ):
-        self.open_source = open_source
         self.pipeline = pipeline
         self.decider = decider
         self.outputs = outputs
@@ -120,7 +129,7 @@ class ReaderLoop:
         self.reopen_max_seconds = reopen_max_seconds
         self.stats_seconds = stats_seconds
         self.frame_timeout = frame_timeout
-        self.stats = LoopStats()
+        self.stats = LoopCounters()
         self.last_result = None
         self._worker: _FrameWorker | None = None
         self._frame_errors_logged = 0
@@ -174,7 +183,7 @@ class ReaderLoop:
             return None
         return worker.result
 
-    def _reopen(self, source, error: Exception):
+    def _reopen(self, source, error: Exception, open_source: Callable[[], FrameSource]):
         """Close a failed source and open it again, waiting longer after each failure."""
         delay = 0.5
         while not self.stop.is_set():
@@ -185,7 +194,7 @@ class ReaderLoop:
             if self.stop.wait(delay):
                 return None
             try:
-                source = self.open_source()
+                source = open_source()
                 self.stats.reopens += 1
                 log.info("source reopened")
                 return source
@@ -194,9 +203,10 @@ class ReaderLoop:
                 delay = min(delay * 2, self.reopen_max_seconds)
         return source
 
-    def run(self) -> LoopStats:
-        """Run until the stop event, the end of a finite source, ``max_frames`` or a quit key."""
-        source = self.open_source()
+    def run(self, open_source: Callable[[], FrameSource]) -> LoopCounters:
+        """Read from ``open_source()`` until the stop event, the end of a finite source, ``max_frames`` or a
+        quit key; a failing live source is closed and ``open_source()`` called again (with back-off)."""
+        source = open_source()
         last_frame_time = None
         next_stats = time.monotonic() + self.stats_seconds
         ready = False
@@ -207,7 +217,7 @@ class ReaderLoop:
                 except SourceError as exc:
                     if not getattr(source, "live", True):
                         raise  # a file or folder that fails will fail again: end the run (exit 4)
-                    source = self._reopen(source, exc)
+                    source = self._reopen(source, exc, open_source)
                     if source is None:
                         break
                     continue
@@ -228,10 +238,10 @@ class ReaderLoop:
                 self.stats.frames += 1
                 for stage, seconds in result.timings.items():
                     self.stats.stage_seconds[stage] = self.stats.stage_seconds.get(stage, 0.0) + seconds
-                stats = self.stats.as_dict()
+                event = FrameEvent(reading, frame, result, self.stats.snapshot())
                 t_out = time.perf_counter()
                 for output in self.outputs:
-                    output.show(reading, frame, result, stats)
+                    output.show(event)
                 self.stats.stage_seconds["outputs"] = (
                     self.stats.stage_seconds.get("outputs", 0.0) + time.perf_counter() - t_out
                 )
@@ -259,11 +269,6 @@ class ReaderLoop:
             log.info("quit requested")
         finally:
             self.notifier.stopping()
-            for output in self.outputs:
-                try:
-                    output.close()
-                except Exception:  # one broken output must not keep the others (or the pins) on
-                    log.exception("closing output %s failed", type(output).__name__)
             if source is not None:
                 source.close()
         return self.stats

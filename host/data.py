@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from device.errors import DataError
+from device.errors import DigitReaderError
+from device.sources import IMAGE_SUFFIXES  # one list of image files for the camera's folders and the datasets
 
 IMAGES_MAGIC = 2051  # 0x00000803: unsigned bytes, 3 dimensions
 LABELS_MAGIC = 2049  # 0x00000801: unsigned bytes, 1 dimension
@@ -25,7 +26,12 @@ FILES = {
     "test_images": "t10k-images-idx3-ubyte",
     "test_labels": "t10k-labels-idx1-ubyte",
 }
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".pgm"}
+
+
+class DataError(DigitReaderError, ValueError):
+    """A dataset file or folder that is missing, truncated or not what it claims to be."""
+
+    exit_code = 2
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from device.classify import DEFAULT_MODEL
 from device.errors import ModelError
 from host.cli import run_command, summary
 from host.data import Dataset, load_folder, load_mnist
@@ -216,13 +217,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--model",
         action="append",
         help=".keras or .tflite model; give it again to compare several on the same digits "
-        "(default: models/digits_int8.tflite)",
+        "(default: the shipped one)",
     )
     parser.add_argument("--data", help="folder dataset DIR/<digit>/*.png (default: MNIST test)")
     parser.add_argument("--data-dir", help="MNIST IDX folder (default: $MNIST_DIR, else download)")
     parser.add_argument("--report-dir", default="reports", help="where the PNGs go (default: reports/)")
     args = parser.parse_args(argv)
-    args.model = args.model or ["models/digits_int8.tflite"]
+    args.model = args.model or [str(DEFAULT_MODEL)]
     return args
 
 

@@ -17,11 +17,19 @@ from pathlib import Path
 
 import numpy as np
 
-from device.classify import DIGIT_LABELS, LABELS_WITH_NONE, Classifier, card_path_for, sha256_of
+from device.classify import (
+    DEFAULT_MODEL,
+    DIGIT_LABELS,
+    LABELS_WITH_NONE,
+    Classifier,
+    card_path_for,
+    sha256_of,
+)
 from device.errors import DigitReaderError, ModelError
+from device.safeio import save_atomically
 from host.cli import run_command, stdout_chatter_hidden, summary
 from host.data import load_mnist
-from host.train import NEGATIVES_EVAL_SEED, NONE_CLASS, RUNS, history_path, save_atomically
+from host.train import NEGATIVES_EVAL_SEED, NONE_CLASS, RUNS, history_path
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +195,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--ship",
         action="store_true",
-        help="also replace the shipped model in models/ (the exported file, its card and the float model)",
+        help="also replace the shipped model: the exported file and its card in device/models/ (package "
+        "data), the float model and its record in models/",
     )
     parser.add_argument("--out", help="output .tflite (default: models/digits_<kind>.tflite beside --model)")
     parser.add_argument("--data-dir", help="MNIST IDX folder (default: $MNIST_DIR, else download)")
@@ -214,7 +223,7 @@ def run(args: argparse.Namespace) -> dict:
     """host-export's work: convert, evaluate, refuse or write model + card atomically. Returns the card."""
     import keras
 
-    keras_path = Path(args.model) if args.model else newest_run(RUNS) or SHIPPED / "digits.keras"
+    keras_path = Path(args.model) if args.model else newest_run(RUNS) or ARTEFACTS / "digits.keras"
     log.info("exporting %s", keras_path)
     out = Path(args.out) if args.out else keras_path.with_name(f"{keras_path.stem}_{args.kind}.tflite")
     if out.suffix != ".tflite":
@@ -283,11 +292,13 @@ def run(args: argparse.Namespace) -> dict:
     save_atomically(card_path_for(out), lambda p: p.write_text(json.dumps(card, indent=2) + "\n"))
     log.info("wrote %s and %s", out, card_path_for(out))
     if args.ship:
-        ship(out, keras_path, SHIPPED)
+        ship(out, keras_path, DEFAULT_MODEL.parent, ARTEFACTS)
     return card
 
 
-SHIPPED = Path(__file__).resolve().parent.parent / "models"  # the model the device loads by default
+# The shipped pair (model and card) is package data of the device package, so a wheel carries it; the float
+# model and its training record stay with the other training artefacts in models/.
+ARTEFACTS = Path(__file__).resolve().parent.parent / "models"
 
 
 def newest_run(runs: Path) -> Path | None:
@@ -296,25 +307,26 @@ def newest_run(runs: Path) -> Path | None:
     return found[-1] if found else None
 
 
-def ship(tflite: Path, keras_path: Path, models: Path) -> None:
-    """Copy an exported model, its card and its float model (with its training record) into ``models/``,
-    each file written beside and renamed into place; log the replaced card's accuracy beside the new one."""
+def ship(tflite: Path, keras_path: Path, package_models: Path, artefacts: Path) -> None:
+    """Copy an exported model and its card into ``package_models`` (device/models/, what device-run loads
+    and the wheel carries) and its float model with its training record into ``artefacts`` (models/), each
+    file written beside and renamed into place; log the replaced card's accuracy beside the new one."""
     import shutil
 
     new_card = json.loads(card_path_for(tflite).read_text())
-    old_card_path = card_path_for(models / tflite.name)
+    old_card_path = card_path_for(package_models / tflite.name)
     old = json.loads(old_card_path.read_text()) if old_card_path.is_file() else {}
-    pairs = [(tflite, models / tflite.name), (card_path_for(tflite), old_card_path)]
+    pairs = [(tflite, package_models / tflite.name), (card_path_for(tflite), old_card_path)]
     for extra in (keras_path, history_path(keras_path), keras_path.with_suffix(".curves.png")):
         if extra.is_file():
-            pairs.append((extra, models / f"digits{''.join(extra.suffixes)}"))
+            pairs.append((extra, artefacts / f"digits{''.join(extra.suffixes)}"))
     for source, target in pairs:
         if source.resolve() != target.resolve():
             save_atomically(target, lambda p, source=source: shutil.copyfile(source, p))
     log.info(
         "shipped %s to %s: TFLite accuracy %.4f (the model it replaced: %s)",
         tflite.name,
-        models,
+        package_models,
         new_card.get("tflite_accuracy", float("nan")),
         f"{old['tflite_accuracy']:.4f}" if "tflite_accuracy" in old else "none",
     )

@@ -20,8 +20,8 @@ import cv2
 import numpy as np
 
 from device.normalize import normalize_digit
-from device.segment import ink_map
-from device.synthetic import paper, photograph
+from device.segment import InkImage, SegmentSettings, ink_map, ink_mask, robust_sigma
+from host.synthetic import paper, photograph
 
 KINDS = ("texture", "line", "operator", "letter", "piece", "pair")
 
@@ -269,15 +269,22 @@ def device_crop(coverage: np.ndarray, rng: np.random.Generator, whole: bool = Fa
 
     Returns the normalized 28x28 image, or None when nothing stands out as ink. ``whole`` crops the whole
     inked area (textures, where the "candidate" is whatever the threshold leaves).
+
+    The camera varies as real ones do: ink from black to a faint felt pen (a third of the paper's
+    brightness darker, or less), focus from sharp to a soft webcam blur. The threshold is the segmenter's
+    (``min_contrast`` or 5 sigma of the paper, traced by its own ``ink_mask``), so a crop keeps the soft
+    edge of its strokes exactly as the device's crops do.
     """
     page = paper(rng, CANVAS, CANVAS)
-    ink_level = rng.uniform(10, 80)
+    ink_level = float(np.median(page)) * rng.uniform(0.05, 0.7)
     page = page * (1 - coverage) + ink_level * coverage
-    grey = cv2.cvtColor(photograph(page, rng, perspective=0, blur=1.0, noise=3.0), cv2.COLOR_BGR2GRAY)
+    photo = photograph(page, rng, perspective=0, blur=rng.uniform(0.8, 2.4), noise=rng.uniform(1.0, 4.0))
+    grey = cv2.cvtColor(photo, cv2.COLOR_BGR2GRAY)
     ink = ink_map(cv2.GaussianBlur(grey, (3, 3), 0), dark=True)
-    noise = 1.4826 * float(np.median(np.abs(ink - np.median(ink))))
-    threshold = max(0.15, 5.0 * noise)
-    mask = (ink > threshold).astype(np.uint8)
+    noise = robust_sigma(ink)
+    threshold = max(SegmentSettings.min_contrast, 5.0 * noise)
+    everywhere = np.ones(ink.shape, bool)
+    mask = ink_mask(InkImage(ink, everywhere, np.full(ink.shape, threshold, np.float32), noise))
     if whole:
         # A texture candidate: a random window of what passed the threshold, as a segmenter would cut it.
         size = int(rng.integers(16, 48))
@@ -296,6 +303,27 @@ def device_crop(coverage: np.ndarray, rng: np.random.Generator, whole: bool = Fa
     crop_u8 = (np.clip(crop / max(level, 1e-3), 0, 1) * 255).astype(np.uint8)
     normalized = normalize_digit(crop_u8)
     return normalized if normalized.any() else None
+
+
+def device_digits(
+    count: int, seed: int, digits: np.ndarray, labels: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` MNIST training digits written on paper, photographed and cut exactly as the negatives are.
+
+    Without them the only camera-looking crops in training are negatives, and the model learns "soft,
+    camera-cut strokes mean not a digit": faint felt-pen or blurred webcam digits are rejected. With them,
+    the camera's look says nothing about the class; only the shape does. Returns (images, labels).
+    """
+    rng = np.random.default_rng(seed)
+    images, kept = [], []
+    while len(images) < count:
+        index = int(rng.integers(len(digits)))
+        coverage = _affine(_place(digits[index].astype(np.float32) / 255.0, rng), rng, 8.0, 0.15)
+        image = device_crop(coverage, rng)
+        if image is not None:
+            images.append(image)
+            kept.append(labels[index])
+    return np.asarray(images, np.uint8).reshape(-1, 28, 28), np.asarray(kept, np.uint8)
 
 
 # Kinds whose drawings can come out looking like a digit (half an 8 is a 3, a corner is a 7, a slash is a 1).

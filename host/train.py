@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from device.errors import DigitReaderError
+from device.safeio import save_atomically
 from host.cli import run_command, summary
 from host.data import NONE_LABEL_INDEX, Dataset, load_folder, load_mnist, split_validation
 
@@ -50,6 +51,9 @@ class TrainSettings:
     classes: int = 11  # 10: digits only (model v1); 11: digits and "none"
     negatives: int = 24000  # generated "not a digit" crops (host.negatives), 11-class models only
     negatives_seed: int = 1  # the held-apart evaluation set uses NEGATIVES_EVAL_SEED, never this one
+    device_digits: int = (
+        20000  # training digits also shown through the device's camera and cut (host.negatives)
+    )
     label_smoothing: float = 0.1
     notes: dict = field(default_factory=dict)
 
@@ -246,17 +250,6 @@ def history_path(model_path: Path) -> Path:
     return model_path.with_suffix(".history.json")
 
 
-def save_atomically(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` then rename over ``path``, so a crash never leaves a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 # The keys a --config file may set: host-train's own flags for the model and its optimizer, so a file that
 # host-tune wrote (or a person wrote by hand) retrains exactly that configuration.
 CONFIG_KEYS = {
@@ -384,6 +377,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--hidden-units, Dense 10 or 11), to compare with",
     )
     parser.add_argument(
+        "--device-digits",
+        type=int,
+        default=TrainSettings.device_digits,
+        help="training digits also written on generated paper, photographed and cut the way the device cuts "
+        "them, so a camera's soft strokes never tell a digit from 'none' (default %(default)s)",
+    )
+    parser.add_argument(
         "--widths",
         default=",".join(map(str, TrainSettings.stage_widths)),
         help="conv stage widths, 1 to 4 stages (default %(default)s)",
@@ -451,11 +451,13 @@ def load_training_data(
     negatives: int,
     negatives_seed: int,
     extra_data: str | None = None,
+    device_digits: int = 0,
 ):
     """MNIST training digits (the first ``limit``), split into training and validation with ``seed``, each
-    with its share of ``negatives`` generated "not a digit" crops (label NONE_CLASS); custom digits from
-    ``extra_data`` split 80/20 the same way. Returns (train, validation, extra or None, test, the
-    generated NegativeSet or None); host-tune prepares its data with this too."""
+    with its share of ``device_digits`` (its own digits seen through the device's camera and crop path) and
+    of ``negatives`` generated "not a digit" crops (label NONE_CLASS); custom digits from ``extra_data``
+    split 80/20 the same way. Returns (train, validation, extra or None, test, the generated NegativeSet or
+    None); host-tune prepares its data with this too."""
     train_full, test = load_mnist(data_dir)
     if limit:
         train_full = Dataset(train_full.images[:limit], train_full.labels[:limit])
@@ -471,12 +473,34 @@ def load_training_data(
         )
         log.info("custom data: %d for training, %d held out", len(custom_train), len(custom_val))
 
+    mnist_train = train_data  # pieces and pairs of digits are cut from these
+    if device_digits:
+        from host.negatives import device_digits as through_the_camera
+
+        # From the training split only; the validation split gets its share from its own digits.
+        extra_train = through_the_camera(
+            device_digits, negatives_seed + 1, train_data.images, train_data.labels
+        )
+        train_data = Dataset(
+            np.concatenate([train_data.images, extra_train[0]]),
+            np.concatenate([train_data.labels, extra_train[1]]),
+        )
+        if len(val_data) and validation_fraction:
+            extra_val = through_the_camera(
+                int(device_digits * validation_fraction), negatives_seed + 2, val_data.images, val_data.labels
+            )
+            val_data = Dataset(
+                np.concatenate([val_data.images, extra_val[0]]),
+                np.concatenate([val_data.labels, extra_val[1]]),
+            )
+        log.info("device digits: %d training digits seen through the device's camera", device_digits)
+
     generated = None
     if negatives:
         from host.negatives import generate
 
         # Pairs and pieces are cut from the training digits only, never from validation or test digits.
-        generated = generate(negatives, negatives_seed, train_data.images, looks_like_a_digit=digit_screen())
+        generated = generate(negatives, negatives_seed, mnist_train.images, looks_like_a_digit=digit_screen())
         labels = np.full(len(generated), NONE_CLASS, np.uint8)
         neg_train, neg_val = split_validation(Dataset(generated.images, labels), validation_fraction, seed)
         train_data = Dataset(
@@ -516,6 +540,8 @@ def run(args: argparse.Namespace) -> dict:
         hidden_units=args.hidden_units,
         classes=10 if args.digits_only else 11,
         negatives=0 if args.digits_only else args.negatives,
+        # A quick run on --limit digits gets device digits in proportion (a third as many), not 20,000.
+        device_digits=min(args.device_digits, args.limit // 3) if args.limit else args.device_digits,
         label_smoothing=args.label_smoothing,
         notes={"config": str(args.config)} if args.config else {},
     )
@@ -527,6 +553,7 @@ def run(args: argparse.Namespace) -> dict:
         settings.negatives,
         settings.negatives_seed,
         args.extra_data,
+        device_digits=settings.device_digits,
     )
     if negatives is not None:
         grid_path = out.with_suffix(".negatives.png")

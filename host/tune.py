@@ -26,9 +26,10 @@ from pathlib import Path
 import numpy as np
 
 from device.errors import DigitReaderError
+from device.safeio import save_atomically
 from host.cli import machine, run_command, summary, write_section
 from host.model import Cost, ModelSpec, cost
-from host.train import TrainSettings, load_training_data, save_atomically
+from host.train import TrainSettings, load_training_data
 
 log = logging.getLogger(__name__)
 
@@ -627,6 +628,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         default=TrainSettings.negatives,
         help="generated 'not a digit' crops, split like the digits",
     )
+    parser.add_argument(
+        "--device-digits",
+        type=int,
+        default=TrainSettings.device_digits,
+        help="training digits also seen through the device's camera and crop path, as host-train (a third "
+        "of --limit when it is given)",
+    )
     parser.add_argument("--batch-size", type=int, default=TrainSettings.batch_size)
     parser.add_argument(
         "--write", metavar="MARKDOWN", help="also put the results into this file's host-tune section"
@@ -635,7 +643,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     for name in ("max_trials", "epochs_per_trial", "batch_size"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
-    for name in ("max_params", "max_macs", "max_kb", "negatives"):
+    # As host-train: a quick run on --limit digits gets device digits in proportion, not 20,000.
+    if args.limit and not args.digits_only:
+        args.device_digits = min(args.device_digits, args.limit // 3)
+    for name in ("max_params", "max_macs", "max_kb", "negatives", "device_digits"):
         if getattr(args, name) < 0:
             parser.error(f"--{name.replace('_', '-')} must be 0 or more, got {getattr(args, name)}")
     if args.limit is not None and args.limit < 10:
@@ -661,6 +672,7 @@ FIXED_OPTIONS = (
     "no_augment",
     "digits_only",
     "negatives",
+    "device_digits",
     "batch_size",
 )
 
@@ -714,6 +726,7 @@ def run(args: argparse.Namespace, verbose: int | None = None) -> dict:
         args.seed,
         0 if args.digits_only else args.negatives,
         TrainSettings.negatives_seed,
+        device_digits=0 if args.digits_only else args.device_digits,
     )
     log.info(
         "search data: %d for training, %d for validation (no test digits)", len(train_data), len(val_data)

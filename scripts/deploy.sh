@@ -1,15 +1,14 @@
 #!/usr/bin/env bash
-# Remote scripts are built here on purpose: expanding on the client side (SC2029) and single-quoted remote
-# code (SC2016) are what is meant.
-# shellcheck disable=SC2029,SC2016
 # Deploy digit-reader to one or more Raspberry Pis (or any 64-bit Debian-based host) over SSH.
 #
 #   scripts/deploy.sh [options] [user@]host[:port] [more hosts...]
 #
-# Each host gets a new release in PREFIX/releases/<release> with its own venv (system site packages, so
+# The project's wheel is built here (the model and the demo are package data inside it). Each host gets a
+# new release in PREFIX/releases/<release>: the wheel installed into its own venv (system site packages, so
 # the apt numpy/OpenCV/picamera2 are used and numpy is never upgraded), PREFIX/current is switched to it
 # atomically, the systemd service is restarted and must come up READY; otherwise the previous release is
-# switched back and restarted. The last 3 releases are kept. Hosts are deployed in parallel.
+# switched back and restarted. The last 3 releases are kept. Hosts are deployed in parallel. What runs on a
+# host is scripts/deploy-remote.sh, one step per SSH call.
 #
 # Prerequisite: key-based SSH login, and passwordless sudo for a non-root user.
 set -euo pipefail
@@ -28,6 +27,7 @@ usage: scripts/deploy.sh [options] [user@]host[:port] [more hosts...]
   --no-restart       install and switch, but do not restart the service
   --no-systemd       host without systemd as PID 1 (e.g. a container): no unit, no systemctl; the health
                      check is a run of device-run --once on the bundled demo page
+  --python FILE      the Python that builds the wheel (default: the project's .venv, else python3)
   -h, --help         this help
 EOF
 }
@@ -41,6 +41,7 @@ DRY_RUN=0
 APT=1
 RESTART=1
 SYSTEMD=1
+PYTHON=""
 HOSTS=()
 KEEP=3
 LOCK_STALE=1800  # seconds after which another deploy's lock counts as left behind by a dead deploy
@@ -58,6 +59,7 @@ while [ $# -gt 0 ]; do
         --no-apt) APT=0 ;;
         --no-restart) RESTART=0 ;;
         --no-systemd) SYSTEMD=0 ;;
+        --python) [ $# -ge 2 ] || die "--python needs a file"; PYTHON=$2; shift ;;
         -h|--help) usage; exit 0 ;;
         -*) usage >&2; die "unknown option $1" ;;
         *)  # the same host twice would race against itself
@@ -80,13 +82,27 @@ if [ "$SHA" != nogit ] && [ -n "$(git -C "$ROOT" status --porcelain -- device mo
 fi
 RELEASE="$(date -u +%Y%m%d-%H%M%S)-v$VERSION-$SHA"
 
+REMOTE="$ROOT/scripts/deploy-remote.sh"
+if [ -z "$PYTHON" ]; then
+    PYTHON=python3
+    [ -x "$ROOT/.venv/bin/python" ] && PYTHON="$ROOT/.venv/bin/python"
+fi
+
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 PAYLOAD="$WORK/payload.tar.gz"
-# Only what the Pi needs: the device package, the model and its card, the unit and config, the metadata.
-mapfile -t MODEL_FILES < <(cd "$ROOT" && ls models/*.tflite models/*.json)
-tar -C "$ROOT" -czf "$PAYLOAD" --exclude=__pycache__ --exclude='*.pyc' \
-    device systemd pyproject.toml README.md "${MODEL_FILES[@]}"
+# What the Pi gets: the wheel (device runtime, model and demo inside; no tests, no tools), the unit and the
+# default config. It is built from a clean copy of the sources, so no stale build folder can leak into it.
+if [ "$DRY_RUN" -eq 1 ]; then
+    echo "--- would build the wheel: $PYTHON -m pip wheel --no-deps --no-build-isolation $ROOT"
+else
+    mkdir -p "$WORK/src" "$WORK/payload"
+    tar -C "$ROOT" -c --exclude=__pycache__ --exclude='*.pyc' pyproject.toml README.md device host | tar -C "$WORK/src" -x
+    "$PYTHON" -m pip wheel -q --no-deps --no-build-isolation -w "$WORK/payload" "$WORK/src" >/dev/null \
+        || die "building the wheel failed (with $PYTHON; --python names another, one with pip and setuptools)"
+    cp -r "$ROOT/systemd" "$WORK/payload/systemd"
+    tar -C "$WORK/payload" -czf "$PAYLOAD" .
+fi
 
 # ---------------------------------------------------------------------------------------------------------
 
@@ -110,7 +126,7 @@ deploy_host() {  # deploy_host SPEC RESULT_FILE
     trap 'interrupted=1; echo "- interrupted: finishing this step, then cleaning up"' TERM
     unlock() {  # give the host's deploy lock back (quietly; a stale lock is taken over later anyway)
         [ "$locked" -eq 1 ] || return 0
-        ssh "${ssh_opts[@]}" "$target" "${sudo:+$sudo }rm -rf '$PREFIX/.deploy.lock'" >/dev/null 2>&1 || true
+        on_host unlock "$PREFIX" >/dev/null 2>&1 || true
         locked=0
     }
     fail() {  # fail MESSAGE: one line for this host, recorded for the summary
@@ -122,22 +138,27 @@ deploy_host() {  # deploy_host SPEC RESULT_FILE
         ssh "${ssh_opts[@]}" -O exit "$target" >/dev/null 2>&1 || true
         return 1
     }
-    remote() {  # remote DESCRIPTION SCRIPT [stdin file]: a step forward; none starts once interrupted
+    remote() {  # remote DESCRIPTION STEP [ARG...]: a step forward; none starts once interrupted
         [ "$interrupted" -eq 0 ] || return 1
         run_remote "$@"
     }
-    run_remote() {  # run_remote DESCRIPTION SCRIPT [stdin file]: a bash script on the host (root via sudo)
-        local description=$1 script=$2 input=${3:-/dev/null}
+    run_remote() {  # run_remote DESCRIPTION STEP [ARG...]: one step of deploy-remote.sh on the host
+        local description=$1
+        shift
         if [ "$DRY_RUN" -eq 1 ]; then
-            printf -- '--- %s (ssh -p %s %s %sbash -s)\n%s\n' "$description" "$port" "$target" "${sudo:+$sudo }" "$script"
+            printf -- '--- %s (ssh -p %s %s %sbash -s)\n    deploy-remote.sh %s\n' "$description" "$port" "$target" \
+                "${sudo:+$sudo }" "$(printf '%q ' "$@")"
             return 0
         fi
         echo "- $description"
-        if [ "$input" = /dev/null ]; then
-            ssh "${ssh_opts[@]}" "$target" "${sudo:+$sudo }bash -s" <<<"set -euo pipefail; $script"
-        else
-            ssh "${ssh_opts[@]}" "$target" "${sudo:+$sudo }bash -c $(printf %q "set -euo pipefail; $script")" <"$input"
-        fi
+        on_host "$@"
+    }
+    on_host() {  # on_host STEP [ARG...]: deploy-remote.sh on stdin, root via sudo; upload adds the payload
+        local extra=/dev/null
+        [ "$1" != upload ] || extra=$PAYLOAD
+        # shellcheck disable=SC2029  # $sudo is meant to expand here: it is this deploy's choice, not the host's
+        { printf 'set -- %s\n' "$(printf '%q ' "$@")"; cat "$REMOTE" "$extra"; } \
+            | ssh "${ssh_opts[@]}" "$target" "${sudo:+$sudo }bash -s"
     }
 
     # 1. Reachable, authenticated, supported?
@@ -208,17 +229,7 @@ EOF
 
     # 2. One deploy at a time per host: two would share the release folder, the venv and the switch.
     local rc=0
-    remote "lock $PREFIX/.deploy.lock" "
-mkdir -p '$PREFIX'
-if ! mkdir '$PREFIX/.deploy.lock' 2>/dev/null; then
-    age=\$(( \$(date +%s) - \$(stat -c %Y '$PREFIX/.deploy.lock' 2>/dev/null || date +%s) ))
-    if [ \$age -lt $LOCK_STALE ]; then
-        echo \"  held by \$(cat '$PREFIX/.deploy.lock/owner' 2>/dev/null || echo '?'), \$age s ago\"; exit 3
-    fi
-    echo \"  taking over a lock left \$age s ago by \$(cat '$PREFIX/.deploy.lock/owner' 2>/dev/null || echo '?')\"
-fi
-echo '$RELEASE from $(hostname)' > '$PREFIX/.deploy.lock/owner'
-touch '$PREFIX/.deploy.lock'" || rc=$?
+    remote "lock $PREFIX/.deploy.lock" lock "$PREFIX" "$RELEASE" "$LOCK_STALE" "$(hostname)" || rc=$?
     case $rc in
         0) [ "$DRY_RUN" -eq 1 ] || locked=1 ;;
         3) fail "another deploy is running on this host (lock $PREFIX/.deploy.lock; remove it if that deploy died)"
@@ -228,84 +239,31 @@ touch '$PREFIX/.deploy.lock'" || rc=$?
 
     # 3. System packages.
     if [ "$APT" -eq 1 ]; then
-        remote "apt: python3-venv, numpy, OpenCV, picamera2, lgpio" '
-wanted="python3-venv python3-pip python3-numpy python3-opencv python3-picamera2 python3-lgpio python3-paho-mqtt"
-missing=""
-for p in $wanted; do
-    dpkg-query -W -f="\${Status}" "$p" 2>/dev/null | grep -q "install ok installed" && continue
-    missing="$missing $p"
-done
-[ -z "$missing" ] && { echo "  all installed"; exit 0; }
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq || true
-install=""
-for p in $missing; do
-    # picamera2 and lgpio exist only in the Raspberry Pi archive; skip what this archive lacks.
-    if apt-cache show "$p" >/dev/null 2>&1; then install="$install $p"; else echo "  $p: not in this archive, skipped"; fi
-done
-[ -z "$install" ] || apt-get install -y -q --no-install-recommends $install >/dev/null
-echo "  installed:$install"' || { fail "apt failed"; return 1; }
+        remote "apt: python3-venv, numpy, OpenCV, picamera2, lgpio" apt || { fail "apt failed"; return 1; }
     fi
 
     # 4. Upload the release.
     local rel_dir="$PREFIX/releases/$RELEASE"
     abandon() {  # abandon MESSAGE: remove the new release (not current yet) and fail
-        run_remote "remove the unfinished release" "rm -rf '$rel_dir'" || true
+        run_remote "remove the unfinished release" remove "$rel_dir" || true
         if [ "$interrupted" -eq 1 ]; then fail "interrupted; the unfinished release was removed"; else fail "$1"; fi
     }
-    remote "upload release $RELEASE" "mkdir -p '$rel_dir' && tar -xzf - -C '$rel_dir' --no-same-owner" "$PAYLOAD" \
-        || { abandon "upload failed"; return 1; }
+    remote "upload release $RELEASE" upload "$rel_dir" || { abandon "upload failed"; return 1; }
 
-    # 5. Its venv: system site packages (apt numpy/OpenCV/picamera2), numpy pinned to the system one.
-    remote "venv with ai-edge-litert (numpy left as installed)" "
-cd '$rel_dir'
-python3 -m venv --system-site-packages venv
-venv/bin/python -c 'import numpy' 2>/dev/null || venv/bin/pip install -q 'numpy<2'
-venv/bin/python -c 'import numpy; print(\"numpy==\" + numpy.__version__)' > constraints.txt
-export PIP_DISABLE_PIP_VERSION_CHECK=1
-pip() { venv/bin/pip \"\$@\" 2>&1 | { grep -v '^WARNING: Location' || true; }; }
-if ! pip install -q -c constraints.txt ai-edge-litert gpiozero; then
-    echo '  ai-edge-litert not installable here; falling back to tflite-runtime'
-    pip install -q -c constraints.txt tflite-runtime gpiozero
-fi
-venv/bin/python -c 'import cv2' 2>/dev/null || pip install -q -c constraints.txt opencv-python-headless
-venv/bin/python -c 'import paho.mqtt' 2>/dev/null || pip install -q -c constraints.txt paho-mqtt  # output mqtt
-# Editable: the release folder is the package, so its models/ and device/demo/ are found beside it.
-pip install -q --no-deps -e .
-venv/bin/device-run --check-config systemd/config.toml >/dev/null
-echo \"  \$(cat constraints.txt), \$(venv/bin/python -c 'import cv2; print(\"OpenCV \" + cv2.__version__)')\"" \
+    # 5. Its venv: system site packages (apt numpy/OpenCV/picamera2), numpy pinned to the system one, the wheel.
+    remote "venv with ai-edge-litert (numpy left as installed), the wheel" venv "$rel_dir" \
         || { abandon "installing the venv failed"; return 1; }
 
     # 6. Configuration: never overwrite the user's.
-    # Written beside and renamed into place, so a lost connection never leaves half a config file.
-    # It may hold the web token: mode 0640, root:digit-reader (the service's group reads it, nobody else).
-    remote "configuration in $ETC" "
-mkdir -p '$ETC'
-owner=()
-if [ \"\$(id -u)\" = 0 ]; then
-    getent group digit-reader >/dev/null || groupadd --system digit-reader
-    owner=(-o root -g digit-reader)
-fi
-put() { install -m 0640 \"\${owner[@]}\" '$rel_dir/systemd/config.toml' '$ETC/.config.toml.tmp' && mv '$ETC/.config.toml.tmp' \"\$1\"; }
-if [ -e '$ETC/config.toml' ]; then  # an older deploy installed it world-readable
-    chmod 0640 '$ETC/config.toml'
-    [ \${#owner[@]} -eq 0 ] || chown root:digit-reader '$ETC/config.toml'
-fi
-if [ ! -e '$ETC/config.toml' ]; then
-    put '$ETC/config.toml'; echo '  installed $ETC/config.toml'
-elif ! cmp -s '$rel_dir/systemd/config.toml' '$ETC/config.toml'; then
-    put '$ETC/config.toml.new'
-    echo '  NOTE: kept your $ETC/config.toml; the new default is $ETC/config.toml.new (diff them)'
-fi" || { abandon "writing the configuration failed"; return 1; }
+    remote "configuration in $ETC" config "$rel_dir" "$ETC" || { abandon "writing the configuration failed"; return 1; }
 
     # 7. Switch current atomically (rename of a new symlink over the old one), remembering the previous.
     local previous=""
     if [ "$DRY_RUN" -eq 0 ]; then
-        previous=$(ssh "${ssh_opts[@]}" "$target" "readlink '$PREFIX/current' 2>/dev/null || true")
-        previous=${previous#releases/}
+        previous=$(on_host current "$PREFIX")
     fi
     switch_to() {  # switch_to RELEASE (the rename is atomic: current is the old or the new one, never neither)
-        run_remote "switch $PREFIX/current to $1" "ln -sfn 'releases/$1' '$PREFIX/.current.new' && mv -T '$PREFIX/.current.new' '$PREFIX/current'"
+        run_remote "switch $PREFIX/current to $1" switch "$PREFIX" "$1"
     }
     # shellcheck disable=SC2015  # not interrupted and switched, or else abandon: both failures abandon
     [ "$interrupted" -eq 0 ] && switch_to "$RELEASE" || { abandon "switching the release failed"; return 1; }
@@ -313,50 +271,14 @@ fi" || { abandon "writing the configuration failed"; return 1; }
     # 8. Service and health check; from here on a failure switches back.
     local healthy=1 reason="health check failed"
     if [ "$SYSTEMD" -eq 1 ]; then
-        remote "system user, unit, enable" "
-getent group gpio >/dev/null || groupadd --system gpio
-getent group video >/dev/null || groupadd --system video
-getent group digit-reader >/dev/null || groupadd --system digit-reader
-id digit-reader >/dev/null 2>&1 || useradd --system --home-dir /var/lib/digit-reader --no-create-home \
-    --gid digit-reader --shell /usr/sbin/nologin --groups video,gpio digit-reader
-usermod -aG video,gpio digit-reader
-sed 's#@PREFIX@#$PREFIX#g' '$rel_dir/systemd/digit-reader.service' > /etc/systemd/system/digit-reader.service.new
-sed -i 's#/etc/digit-reader/#$ETC/#g' /etc/systemd/system/digit-reader.service.new
-mv /etc/systemd/system/digit-reader.service.new /etc/systemd/system/digit-reader.service
-systemctl daemon-reload
-systemctl enable digit-reader.service >/dev/null 2>&1" || { healthy=0; reason="installing the unit failed"; }
+        remote "system user, unit, enable" unit "$PREFIX" "$ETC" "$rel_dir" \
+            || { healthy=0; reason="installing the unit failed"; }
         if [ "$RESTART" -eq 1 ] && [ "$healthy" -eq 1 ]; then
-            health_systemd() {
-                remote "restart and wait for READY" "
-systemctl reset-failed digit-reader.service 2>/dev/null || true
-systemctl restart --no-block digit-reader.service
-for i in \$(seq 1 90); do
-    state=\$(systemctl show -p ActiveState --value digit-reader.service)
-    sub=\$(systemctl show -p SubState --value digit-reader.service)
-    # Type=notify: active/running only after READY=1 (model loaded, first frame processed).
-    if [ \"\$state\" = active ] && [ \"\$sub\" = running ]; then
-        sleep 3  # and it stays up
-        [ \"\$(systemctl show -p ActiveState --value digit-reader.service)\" = active ] && exit 0
-    fi
-    [ \"\$state\" = failed ] && break
-    sleep 1
-done
-exit 1"
-            }
-            health_systemd || healthy=0
-            run_remote "last log lines" "journalctl -u digit-reader.service -n 8 --no-pager -o cat 2>/dev/null || true" || true
+            remote "restart and wait for READY" ready || healthy=0
+            run_remote "last log lines" journal || true
         fi
     else
-        health_smoke() {
-            remote "health check: device-run --once on the bundled demo page" "
-cd '$PREFIX/current'
-expected=\$(cat device/demo/page.txt)
-out=\$(venv/bin/device-run --source device/demo/page.jpg --once --json --config '$ETC/config.toml') || exit 1
-got=\$(printf '%s' \"\$out\" | venv/bin/python -c 'import json, sys; print(json.load(sys.stdin)[\"text\"])')
-echo \"  read '\$got' (expected '\$expected')\"
-[ \"\$got\" = \"\$expected\" ]"
-        }
-        health_smoke || healthy=0
+        remote "health check: device-run --once on the bundled demo page" smoke "$PREFIX" "$ETC" || healthy=0
     fi
 
     [ "$interrupted" -eq 0 ] || { healthy=0; reason="interrupted"; }
@@ -364,24 +286,19 @@ echo \"  read '\$got' (expected '\$expected')\"
         if [ -n "$previous" ] && [ "$previous" != "$RELEASE" ]; then
             switch_to "$previous" || true
             if [ "$SYSTEMD" -eq 1 ] && [ "$RESTART" -eq 1 ]; then
-                run_remote "restart the previous release" "systemctl restart digit-reader.service" || true
+                run_remote "restart the previous release" restart || true
             fi
-            run_remote "remove the failed release" "rm -rf '$rel_dir'" || true
+            run_remote "remove the failed release" remove "$rel_dir" || true
             fail "$reason; rolled back to $previous"
         else
-            run_remote "remove the failed release (there is no previous one)" \
-                "rm -f '$PREFIX/current'; rm -rf '$rel_dir'; systemctl stop digit-reader.service 2>/dev/null || true" || true
+            run_remote "remove the failed release (there is no previous one)" remove_only "$PREFIX" "$rel_dir" || true
             fail "$reason; no previous release to roll back to"
         fi
         return 1
     fi
 
     # 9. Keep the last releases (and always the current and the previous one).
-    remote "keep the last $KEEP releases" "
-cd '$PREFIX/releases'
-ls -1 | sort | head -n -$KEEP | while read -r old; do
-    [ \"\$old\" = '$RELEASE' ] || [ \"\$old\" = '$previous' ] || { rm -rf \"\$old\"; echo \"  removed \$old\"; }
-done" || true
+    remote "keep the last $KEEP releases" prune "$PREFIX" "$RELEASE" "$previous" "$KEEP" || true
 
     unlock
     ssh "${ssh_opts[@]}" -O exit "$target" >/dev/null 2>&1 || true

@@ -13,9 +13,10 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 # debootstrap: the unit checks and the systemd-nspawn host; xvfb: the emulation window test; chromium: the
 # web preview page; xdotool: a key press in the emulation window; mosquitto, mosquitto-clients and openssl:
 # a real MQTT broker (plain and TLS) for the MQTT tests; python3-paho-mqtt and python3-prometheus-client: the
-# Pi's MQTT client (1.6) and the /metrics parser.
+# Pi's MQTT client (1.6) and the /metrics parser; shellcheck: the lint of every shell script.
 APT_PACKAGES=(python3-venv python3-numpy python3-opencv openssh-server systemd systemd-container debootstrap xvfb
-              chromium xdotool mosquitto mosquitto-clients openssl python3-paho-mqtt python3-prometheus-client)
+              chromium xdotool mosquitto mosquitto-clients openssl python3-paho-mqtt python3-prometheus-client
+              shellcheck)
 missing=()
 for package in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
@@ -50,8 +51,10 @@ pass_venv() {
     step ".venv: pip install -e '.[host,device,dev]' (TensorFlow included: about 2 GB, the first time several minutes)"
     .venv/bin/python -m pip install -q --upgrade pip
     .venv/bin/python -m pip install -q -e '.[host,device,dev]'
-    step ".venv: ruff check"
+    step ".venv: ruff check, ruff format --check, shellcheck"
     .venv/bin/ruff check .
+    .venv/bin/ruff format --check .
+    shellcheck scripts/*.sh .ci/run
     step ".venv: pytest, host + device (the first run builds a Debian root for the systemd tests)"
     run_pytest "$LOGS/venv.log" .venv/bin/python -m pytest -q "$@"
 }

@@ -13,8 +13,7 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
-
+from tests.conftest import requires
 from tests.sshd import free_port
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
@@ -33,13 +32,13 @@ def _has_paho() -> bool:
 MISSING = (
     None
     if os.access(MOSQUITTO, os.X_OK) and _has_paho()
-    else "needs the mosquitto broker and paho-mqtt (apt install mosquitto python3-paho-mqtt, "
+    else "the mosquitto broker and paho-mqtt (apt install mosquitto python3-paho-mqtt, "
     "or pip install paho-mqtt; scripts/test.sh installs them)"
 )
-needs_mosquitto = pytest.mark.skipif(MISSING is not None, reason=MISSING or "")
-needs_tls_tools = pytest.mark.skipif(
-    OPENSSL is None or not os.access(MOSQUITTO_PASSWD, os.X_OK),
-    reason="needs openssl and mosquitto_passwd (apt install openssl mosquitto)",
+needs_mosquitto = requires(MISSING)
+needs_tls_tools = requires(
+    (OPENSSL is None or not os.access(MOSQUITTO_PASSWD, os.X_OK))
+    and "openssl and mosquitto_passwd (apt install openssl mosquitto)"
 )
 
 

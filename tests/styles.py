@@ -6,7 +6,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from device.synthetic import paper, photograph
+from host.synthetic import paper, photograph
 
 # Segment ends in a unit box (x, y in 0..1): boxy digits drawn like a seven-segment display.
 SEGMENTS = {

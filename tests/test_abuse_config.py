@@ -4,13 +4,14 @@ starts (the GPIO outputs open on mock pins). Plus the rules that used to pass th
 
 from __future__ import annotations
 
+import contextlib
 import random
 import subprocess
 import sys
 
 import pytest
 
-from device.cli import build_outputs
+from device.assemble import OutputContext, open_outputs
 from device.config import load_config, replace
 from device.errors import ConfigError
 from tests.conftest import ROOT
@@ -94,10 +95,9 @@ def test_fuzzed_configs_give_a_config_or_one_config_error(tmp_path):
         accepted += 1
         # What the check accepts must start: the GPIO outputs open their pins (mock), a web bind parses.
         gpio = [k for k in config.output.enabled if k.startswith("gpio")]
-        outputs = build_outputs(replace(config, "output", enabled=gpio, pin_factory="mock"))
-        opened += len(outputs)
-        for output in outputs:
-            output.close()
+        gpio_only = replace(config, "output", enabled=gpio, pin_factory="mock")
+        with contextlib.ExitStack() as stack:
+            opened += len(open_outputs(stack, OutputContext(gpio_only)))
     print(
         f"\n{MUTATIONS} mutated configs: {accepted} accepted, {refused} refused in one line, "
         f"{opened} outputs opened"

@@ -87,14 +87,14 @@ def test_every_fuzzed_frame_gives_a_reading_or_is_counted_bad(pipeline, caplog):
     shown = []
 
     class Count:
-        def show(self, reading, frame, result, stats):
-            shown.append(reading)
+        def show(self, event):
+            shown.append(event.reading)
 
         def close(self):
             pass
 
-    loop = ReaderLoop(lambda: Frames(frames), pipeline, Decider(1, 1, 1), [Count()], frame_timeout=60)
-    stats = loop.run()  # must not raise, whatever the frames
+    loop = ReaderLoop(pipeline, Decider(1, 1, 1), [Count()], frame_timeout=60)
+    stats = loop.run(lambda: Frames(frames))  # must not raise, whatever the frames
     assert stats.frames + stats.bad_frames == len(frames)
     assert stats.frames == len(shown) and stats.frames >= FUZZ_FRAMES // 10
     assert stats.bad_frames > 0  # the generator does make unusable frames
@@ -168,14 +168,12 @@ def test_slow_frame_is_abandoned_counted_and_watchdog_kept(tmp_path):
     frame = np.full((64, 64), 255, np.uint8)
     # Frame 2 takes 5 frame_timeouts: slow (abandoned), not yet stuck (STUCK_FACTOR is 6).
     pipeline = SlowPipeline({2: 1.0})
-    loop = ReaderLoop(
-        lambda: Frames([frame] * 6), pipeline, Decider(1, 1, 1), [], notifier=notifier, frame_timeout=0.2
-    )
-    stats = loop.run()
+    loop = ReaderLoop(pipeline, Decider(1, 1, 1), [], notifier=notifier, frame_timeout=0.2)
+    stats = loop.run(lambda: Frames([frame] * 6))
     time.sleep(0.2)
     pings.close()
     assert stats.slow_frames == 1 and stats.frames == 5 and stats.bad_frames == 0
-    assert loop.stats.as_dict()["slow_frames"] == 1
+    assert loop.stats.snapshot().slow_frames == 1
     # Pinged during the slow second (at most every watchdog/4 = 0.1 s), not only before and after it.
     assert len(pings.watchdog_times()) >= 4
 
@@ -186,7 +184,6 @@ def test_a_frame_stuck_past_the_limit_stops_the_watchdog(tmp_path):
     frame = np.full((64, 64), 255, np.uint8)
     stop = threading.Event()
     loop = ReaderLoop(
-        lambda: Frames([frame] * 3),
         SlowPipeline({1: 3.0}),
         Decider(1, 1, 1),
         [],
@@ -194,7 +191,7 @@ def test_a_frame_stuck_past_the_limit_stops_the_watchdog(tmp_path):
         notifier=notifier,
         frame_timeout=0.1,  # stuck after STUCK_FACTOR * 0.1 = 0.6 s
     )
-    runner = threading.Thread(target=loop.run)
+    runner = threading.Thread(target=loop.run, args=(lambda: Frames([frame] * 3),))
     started = time.monotonic()
     runner.start()
     time.sleep(2.0)

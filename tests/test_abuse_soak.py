@@ -11,9 +11,9 @@ def test_short_web_soak(tmp_path):
     markdown = tmp_path / "benchmarks.md"
     markdown.write_text("# Benchmarks\n\nkept\n")
     result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "soak_web.py"), "--seconds", "8", "--baseline-seconds", "3",
+        [sys.executable, "-m", "tools.soak_web", "--seconds", "8", "--baseline-seconds", "3",
          "--viewers", "10", "--slow", "30", "--write", str(markdown)],
-        capture_output=True, text=True, timeout=120,
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout

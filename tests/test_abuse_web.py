@@ -16,6 +16,7 @@ import pytest
 
 from device.config import WebConfig, web_token
 from device.errors import ConfigError
+from device.events import FrameEvent, LoopStats
 from device.outputs.web import WebOutput
 from device.reading import Box, Digit, Reading
 from tests.sshd import free_port
@@ -37,7 +38,7 @@ class Feeder:
         frame = np.full((240, 320, 3), 200, np.uint8)
         while not self._stop.wait(self.interval):
             self.frames += 1
-            self.web.show(READING, frame, None, {"frames": self.frames, "fps": 50.0})
+            self.web.show(FrameEvent(READING, frame, None, LoopStats(frames=self.frames, fps=50.0)))
 
     def stop(self):
         self._stop.set()
@@ -86,7 +87,7 @@ def test_healthz_is_exactly_a_frame_within_n_seconds():
         frame = np.zeros((10, 10), np.uint8)
         codes = []
         for _ in range(40):  # a brand-new frame (age 0.0) is fresh: no flapping
-            web.show(READING, frame, None, {})
+            web.show(FrameEvent(READING, frame))
             codes.append(request(web)[1].status)
         assert codes == [200] * 40
         web._last_frame_time -= 1.5  # the last frame is now older than health_seconds

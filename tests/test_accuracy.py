@@ -8,9 +8,9 @@ import pytest
 from device.classify import Classifier
 from device.pipeline import FramePipeline
 from device.reading import Reading
-from device.scenes import edit_distance
-from device.synthetic import blank, render
+from host.synthetic import blank, render
 from tests.conftest import MODEL
+from tools.scenes import edit_distance
 
 
 @pytest.fixture(scope="module")

@@ -42,7 +42,7 @@ def test_once_json_contract(scene_image):
 
 
 def test_once_on_blank_page_reads_nothing(tmp_path):
-    from device.synthetic import blank
+    from host.synthetic import blank
 
     path = tmp_path / "blank.png"
     cv2.imwrite(str(path), blank(np.random.default_rng(0), ruled=True))
@@ -104,7 +104,7 @@ def test_exit_codes(tmp_path, scene_image):
 @pytest.fixture(scope="module")
 def video(mnist_sample, tmp_path_factory):
     """A video: "42" for 12 frames, blank paper for 14, then "7" for 12."""
-    from device.synthetic import blank
+    from host.synthetic import blank
 
     rng = np.random.default_rng(1)
     frames = [scene(mnist_sample, ["42"], seed=10 + i % 2, blur=0.5).frame for i in range(12)]

@@ -1,17 +1,18 @@
 """scripts/deploy.sh over real SSH (OpenSSH server on 127.0.0.1) to a --no-systemd host in a temp prefix:
-install, run the deployed reader, deploy again, roll back a broken release, two hosts in parallel."""
+install the wheel, run the deployed reader, deploy again, roll back a broken release, two hosts at once."""
 
 import json
 import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, needs, requires
 from tests.sshd import SSHD, SshServer, make_client_key
 
 pytestmark = pytest.mark.deploy
@@ -21,8 +22,9 @@ DEPLOY = ROOT / "scripts" / "deploy.sh"
 
 @pytest.fixture(scope="module")
 def keys(tmp_path_factory):
-    assert Path(SSHD).exists(), (
-        "OpenSSH server missing: apt-get install openssh-server (scripts/test.sh does)"
+    needs(
+        not Path(SSHD).exists()
+        and "the OpenSSH server (apt-get install openssh-server; scripts/test.sh does)"
     )
     return make_client_key(tmp_path_factory.mktemp("client"))
 
@@ -35,7 +37,9 @@ def server(keys, tmp_path_factory):
 
 def deploy_command(project: Path, keys: Path, known: Path, prefix: Path, etc: Path, *targets, extra=()):
     script = project / "scripts" / "deploy.sh"
-    options = ["--no-systemd", "--no-apt", "--identity", str(keys), "--known-hosts", str(known)]
+    # The wheel is built with this interpreter (it has pip and setuptools; a bare python3 may not).
+    options = ["--no-systemd", "--no-apt", "--python", sys.executable, "--identity", str(keys)]
+    options += ["--known-hosts", str(known)]
     return ["bash", str(script), *options, "--prefix", str(prefix), "--etc", str(etc), *extra, *targets]
 
 
@@ -52,12 +56,19 @@ def current(prefix: Path) -> str:
     return Path((prefix / "current").readlink()).name
 
 
+def deployed_env() -> dict:
+    """This environment without PYTHONPATH, which may name the project folder: the deployed venv must run
+    its own installed package, not the sources beside the test."""
+    return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+
+
 def run_deployed(prefix: Path, image: Path) -> dict:
     result = subprocess.run(
         [str(prefix / "current" / "venv" / "bin" / "device-run"), "--source", str(image), "--once", "--json"],
         capture_output=True,
         text=True,
         timeout=120,
+        env=deployed_env(),
     )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
@@ -71,7 +82,19 @@ def test_deploy_redeploy_and_rollback(server, keys, tmp_path):
     assert "ok" in first.stdout.splitlines()[-1] and server.target in first.stdout.splitlines()[-1]
     assert len(releases(prefix)) == 1 and current(prefix) == releases(prefix)[0]
     release = prefix / "current"
-    assert (release / "device" / "cli.py").exists() and (release / "models" / "digits_int8.tflite").exists()
+    # A wheel installed into the release's venv, not a source tree: the model is package data inside it.
+    assert list(release.glob("digit_reader-*.whl")) and not (release / "device").exists()
+    where = "import device.classify as c; print(c.DEFAULT_MODEL)"
+    installed = subprocess.run(
+        [str(release / "venv" / "bin" / "python"), "-c", where],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=deployed_env(),
+    )
+    model = Path(installed.stdout.strip())
+    assert model.is_file() and model.resolve().is_relative_to(release.resolve() / "venv")
+    assert not list((release / "venv").rglob("__editable__*"))
     assert not (release / "host").exists() and not (release / "models" / "digits.keras").exists()
     assert (etc / "config.toml").read_text() == (ROOT / "systemd" / "config.toml").read_text()
     # It may hold the web token: readable by root and the service's group only.
@@ -108,7 +131,7 @@ def test_deploy_redeploy_and_rollback(server, keys, tmp_path):
     # A release whose model is broken fails its health check and is rolled back.
     broken = tmp_path / "broken-project"
     shutil.copytree(ROOT, broken, ignore=shutil.ignore_patterns(".venv*", ".git", "__pycache__", "reports"))
-    model = broken / "models" / "digits_int8.tflite"
+    model = broken / "device" / "models" / "digits_int8.tflite"
     model.write_bytes(model.read_bytes()[:1000])
     third = deploy(broken, keys, known, prefix, etc, server.target)
     assert third.returncode == 1
@@ -124,9 +147,7 @@ def can_make_mount_namespaces() -> bool:
         return False
 
 
-@pytest.mark.skipif(
-    not can_make_mount_namespaces(), reason="two hosts on one machine need mount namespaces (root, unshare)"
-)
+@requires(not can_make_mount_namespaces() and "mount namespaces (root, unshare) for two hosts on one machine")
 def test_two_hosts_in_parallel_with_summary(keys, tmp_path):
     known, prefix, etc = tmp_path / "known_hosts", tmp_path / "opt", tmp_path / "etc"
 
@@ -149,8 +170,9 @@ def test_two_hosts_in_parallel_with_summary(keys, tmp_path):
             assert (tmp_path / disk / "etc" / "config.toml").exists()
             # Each host runs its own release (the venv's paths are the host's, so ask over SSH).
             ssh = ["ssh", "-i", str(keys), "-o", f"UserKnownHostsFile={known}", "-p", str(server.port)]
-            demo = prefix / "current" / "device" / "demo" / "page.jpg"
-            command = f"{prefix}/current/venv/bin/device-run --source {demo} --once --json"
+            venv = prefix / "current" / "venv"
+            demo = f"$({venv}/bin/python -c 'import device.cli as c; print(c.demo_dir())')/page.jpg"
+            command = f"{venv}/bin/device-run --source {demo} --once --json"
             reader = subprocess.run(
                 [*ssh, f"{server.user}@127.0.0.1", command], capture_output=True, text=True, timeout=120
             )

@@ -3,6 +3,7 @@
 import pytest
 from gpiozero.pins.mock import MockFactory
 
+from device.events import FrameEvent, LoopStats
 from device.outputs.gpio import BcdLeds, MatchLed, SevenSegment, make_pin_factory
 from device.reading import Box, Digit, Reading
 
@@ -44,7 +45,7 @@ def factory():
 @pytest.mark.parametrize("digit", range(10))
 def test_bcd_shows_each_digit_in_binary(factory, digit):
     leds = BcdLeds(BCD_PINS, valid_pin=26, pin_factory=factory)
-    leds.show(reading(str(digit)), None, None, {})
+    leds.show(FrameEvent(reading(str(digit))))
     expected = "".join(str((digit >> bit) & 1) for bit in range(4))
     assert states(factory, BCD_PINS) == expected
     assert factory.pin(26).state is True
@@ -55,11 +56,11 @@ def test_bcd_shows_each_digit_in_binary(factory, digit):
 
 def test_bcd_unsure_and_empty_are_dark(factory):
     leds = BcdLeds(BCD_PINS, valid_pin=26, pin_factory=factory)
-    leds.show(reading("7"), None, None, {})
-    leds.show(reading("?"), None, None, {})
+    leds.show(FrameEvent(reading("7")))
+    leds.show(FrameEvent(reading("?")))
     assert states(factory, [*BCD_PINS, 26]) == "00000"
-    leds.show(reading("9"), None, None, {})
-    leds.show(reading("", changed=True), None, None, {})
+    leds.show(FrameEvent(reading("9")))
+    leds.show(FrameEvent(reading("", changed=True)))
     assert states(factory, [*BCD_PINS, 26]) == "00000"
     leds.close()
 
@@ -67,7 +68,7 @@ def test_bcd_unsure_and_empty_are_dark(factory):
 @pytest.mark.parametrize("char", list("0123456789"))
 def test_seven_segment_common_cathode(factory, char):
     display = SevenSegment(SEG_PINS, pin_factory=factory)
-    display.show(reading(char), None, None, {})
+    display.show(FrameEvent(reading(char)))
     assert states(factory, SEG_PINS) == SEGMENTS[char]
     display.close()
     assert states(factory, SEG_PINS) == "0000000"
@@ -75,10 +76,10 @@ def test_seven_segment_common_cathode(factory, char):
 
 def test_seven_segment_common_anode_inverts_and_unsure_is_dash(factory):
     display = SevenSegment(SEG_PINS, common_anode=True, pin_factory=factory)
-    display.show(reading("4"), None, None, {})
+    display.show(FrameEvent(reading("4")))
     inverted = "".join("0" if c == "1" else "1" for c in SEGMENTS["4"])
     assert states(factory, SEG_PINS) == inverted
-    display.show(reading("?"), None, None, {})
+    display.show(FrameEvent(reading("?")))
     assert states(factory, SEG_PINS) == "".join("0" if c == "1" else "1" for c in SEGMENTS["-"])
     display.close()
     assert states(factory, SEG_PINS) == "1111111"  # common anode: high = off
@@ -89,7 +90,7 @@ def test_multi_digit_display_shows_last_digits(factory):
     assert display.text_for(reading("1234")) == "34"
     assert display.text_for(reading("7")) == " 7"
     assert display.text_for(reading("5?")) == "5-"
-    display.show(reading("42"), None, None, {})
+    display.show(FrameEvent(reading("42")))
     assert display._display.value == ("4", "2")
     display.close()
     assert states(factory, SEG_PINS) == "0000000"
@@ -149,10 +150,12 @@ def test_gpio_output_off_a_pi_without_a_pin_factory_is_one_line():
 def test_match_led_lights_while_the_reading_matches(factory, match, lit_for):
     led = MatchLed(21, match, pin_factory=factory)
     for text in ("7", "42", "4?", "?", "", "142"):
-        led.show(reading(text))
+        led.show(FrameEvent(reading(text)))
         assert factory.pin(21).state == (text in lit_for), (match, text)
-    led.show(reading("42"))
-    led.show(reading("7", changed=False), stats={"frames": 2})  # the loop's unchanged readings: left as is
+    led.show(FrameEvent(reading("42")))
+    led.show(
+        FrameEvent(reading("7", changed=False), stats=LoopStats(frames=2))
+    )  # the loop's unchanged readings: left as is
     assert factory.pin(21).state == ("42" in lit_for)
     led.close()
     led.close()
@@ -163,9 +166,9 @@ def test_match_led_active_low_and_a_bad_pattern(factory):
     from device.errors import ConfigError
 
     led = MatchLed(20, "3", active_high=False, pin_factory=factory)
-    led.show(reading("3"))
+    led.show(FrameEvent(reading("3")))
     assert factory.pin(20).state is False  # active low: lit means driven low
-    led.show(reading("8"))
+    led.show(FrameEvent(reading("8")))
     assert factory.pin(20).state is True
     led.close()
     with pytest.raises(ConfigError, match=r"output gpio-led: match '\(': not a regular expression"):
@@ -197,12 +200,12 @@ def test_bcd_shows_the_last_digit_like_the_seven_segment_or_the_first_when_asked
     leds = BcdLeds(BCD_PINS, valid_pin=26, pin_factory=factory)
     display = SevenSegment(SEG_PINS, pin_factory=factory)
     for output in (leds, display):
-        output.show(reading("2026"), None, None, {})
+        output.show(FrameEvent(reading("2026")))
     assert states(factory, BCD_PINS) == "0110"  # 6, bit 0 first
     assert states(factory, SEG_PINS) == SEGMENTS["6"]
     leds.close()
     display.close()
     first = BcdLeds(BCD_PINS, pin_factory=factory, digit="first")
-    first.show(reading("2026"), None, None, {})
+    first.show(FrameEvent(reading("2026")))
     assert states(factory, BCD_PINS) == "0100"  # 2
     first.close()

@@ -3,17 +3,22 @@
 
 from __future__ import annotations
 
+import importlib.util
 import urllib.error
 import urllib.request
 
 import pytest
 
+from device.events import FrameEvent, LoopStats
 from device.health import Health
 from device.outputs.web import WebOutput
 from device.reading import Box, Digit, Reading
+from tests.conftest import requires
 from tests.sshd import free_port
 
-parser = pytest.importorskip("prometheus_client.parser", reason="needs prometheus-client (pip or apt)")
+pytestmark = requires(
+    importlib.util.find_spec("prometheus_client") is None and "prometheus-client (pip or apt)"
+)
 
 
 class Clock:
@@ -31,6 +36,8 @@ class Result:
 
 
 def samples(text: str) -> dict:
+    from prometheus_client import parser
+
     out = {}
     for family in parser.text_string_to_metric_families(text):
         for s in family.samples:
@@ -42,9 +49,8 @@ def samples(text: str) -> dict:
 
 
 def frame(health: Health, n: int, reading: Reading, timings=None) -> None:
-    health.show(
-        reading, None, Result(timings or {"segment": 0.004, "classify": 0.02}), {"frames": n, "fps": 9.5}
-    )
+    result = Result(timings or {"segment": 0.004, "classify": 0.02})
+    health.show(FrameEvent(reading, None, result, LoopStats(frames=n, fps=9.5)))
 
 
 def test_metrics_parse_and_count():

@@ -6,8 +6,7 @@ import struct
 import numpy as np
 import pytest
 
-from device.errors import DataError
-from host.data import load_idx_pair, load_mnist, read_idx_images, read_idx_labels
+from host.data import DataError, load_idx_pair, load_mnist, read_idx_images, read_idx_labels
 
 
 def write_images(path, images, magic=2051, count=None, rows=28, cols=28, extra=b""):

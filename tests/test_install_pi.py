@@ -6,9 +6,7 @@ import os
 import shutil
 import subprocess
 
-import pytest
-
-from tests.conftest import ROOT
+from tests.conftest import ROOT, requires
 
 SCRIPT = ROOT / "scripts" / "install-pi.sh"
 DEBIAN_PYTHON = "/usr/bin/python3"
@@ -21,8 +19,10 @@ def apt_python_ready() -> bool:
     return subprocess.run([DEBIAN_PYTHON, "-c", check], capture_output=True).returncode == 0
 
 
-@pytest.mark.skipif(not shutil.which("dpkg-query"), reason="install-pi.sh is for Debian / Raspberry Pi OS")
-@pytest.mark.skipif(not apt_python_ready(), reason="needs the apt python3-numpy, python3-opencv")
+@requires(
+    not shutil.which("dpkg-query") and "Debian's dpkg-query (install-pi.sh is for Debian / Raspberry Pi OS)"
+)
+@requires(not apt_python_ready() and "the apt python3-numpy and python3-opencv")
 def test_install_pi_into_a_temp_venv_keeps_the_apt_numpy_and_reads_the_demo(tmp_path):
     venv = tmp_path / "venv"
     # Root (or passwordless sudo) runs the apt step for real; anyone else skips it.

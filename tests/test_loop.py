@@ -1,4 +1,4 @@
-"""The service loop with injected parts: bad frames, a failing camera, stop, outputs closed."""
+"""The service loop with injected parts: bad frames, a failing camera, stop, outputs left to their opener."""
 
 import threading
 
@@ -8,6 +8,7 @@ import pytest
 from device.decide import Decider
 from device.errors import SourceError
 from device.notify import Notifier
+from device.outputs import ClosedOnExit
 from device.pipeline import FramePipeline
 from device.service import ReaderLoop
 from tests.conftest import MODEL, scene
@@ -35,13 +36,13 @@ class ListSource:
         self.closed += 1
 
 
-class RecordingOutput:
+class RecordingOutput(ClosedOnExit):
     def __init__(self):
         self.texts, self.closed = [], 0
 
-    def show(self, reading, frame, result, stats):
-        if reading.changed:
-            self.texts.append(reading.text)
+    def show(self, event):
+        if event.reading.changed:
+            self.texts.append(event.reading.text)
 
     def close(self):
         self.closed += 1
@@ -66,13 +67,13 @@ def test_bad_frames_are_skipped_and_counted(pipeline, mnist_sample):
     ]
     source = ListSource([*bad, good, good, good])
     output = RecordingOutput()
-    loop = ReaderLoop(lambda: source, pipeline, Decider(3, 2, 10), [output])
-    stats = loop.run()
+    loop = ReaderLoop(pipeline, Decider(3, 2, 10), [output])
+    stats = loop.run(lambda: source)
     assert (
         stats.bad_frames == 3 and stats.frames == 6
     )  # black, white and noise are valid frames with no digits
     assert output.texts == ["5"]
-    assert output.closed == 1 and source.closed == 1
+    assert output.closed == 0 and source.closed == 1  # the source is the loop's, the output its opener's
 
 
 def test_failing_camera_is_reopened_with_back_off(pipeline, mnist_sample):
@@ -88,13 +89,13 @@ def test_failing_camera_is_reopened_with_back_off(pipeline, mnist_sample):
         return ListSource([frame, frame])
 
     output = RecordingOutput()
-    loop = ReaderLoop(open_source, pipeline, Decider(2, 2, 10), [output], reopen_max_seconds=0.6)
-    stats = loop.run()
+    loop = ReaderLoop(pipeline, Decider(2, 2, 10), [output], reopen_max_seconds=0.6)
+    stats = loop.run(open_source)
     assert len(opened) == 3 and stats.reopens == 1 and stats.frames == 3
     assert output.texts == ["8"]
 
 
-def test_stop_event_ends_a_live_source_and_outputs_are_closed(pipeline, mnist_sample):
+def test_stop_event_ends_a_live_source_and_outputs_are_closed_by_their_opener(pipeline, mnist_sample):
     frame = scene(mnist_sample, ["1"], seed=5).frame
 
     class Endless(ListSource):
@@ -105,12 +106,14 @@ def test_stop_event_ends_a_live_source_and_outputs_are_closed(pipeline, mnist_sa
     output = RecordingOutput()
 
     class StopAfter(RecordingOutput):
-        def show(self, reading, frame, result, stats):
-            if stats["frames"] >= 4:
+        def show(self, event):
+            if event.stats.frames >= 4:
                 stop.set()
 
-    loop = ReaderLoop(lambda: Endless([]), pipeline, Decider(3, 2, 10), [output, StopAfter()], stop)
-    stats = loop.run()
+    with output:
+        loop = ReaderLoop(pipeline, Decider(3, 2, 10), [output, StopAfter()], stop=stop)
+        stats = loop.run(lambda: Endless([]))
+        assert output.closed == 0
     assert stats.frames == 4 and output.closed == 1
 
 
@@ -124,8 +127,8 @@ def test_sd_notify_messages(pipeline, mnist_sample, tmp_path):
     frame = scene(mnist_sample, ["3"], seed=6).frame
     notifier = Notifier({"NOTIFY_SOCKET": address, "WATCHDOG_USEC": "2000000"})
     assert notifier.watchdog_seconds == 2.0
-    loop = ReaderLoop(lambda: ListSource([frame] * 3), pipeline, Decider(3, 2, 10), [], notifier=notifier)
-    loop.run()
+    loop = ReaderLoop(pipeline, Decider(3, 2, 10), [], notifier=notifier)
+    loop.run(lambda: ListSource([frame] * 3))
     messages = []
     try:
         while True:

@@ -7,6 +7,7 @@ and the stall path (a source that stops delivering frames) seen over MQTT, /heal
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import subprocess
@@ -21,7 +22,7 @@ import pytest
 from device.config import MqttConfig, from_dict
 from device.errors import ConfigError
 from device.outputs.mqtt import Topics, discovery, node_id
-from tests.conftest import scene, write_video
+from tests.conftest import needs, scene, write_video
 from tests.mosquitto import MISSING, Broker, Collector, make_certs, needs_mosquitto, needs_tls_tools
 from tests.sshd import free_port
 
@@ -40,7 +41,9 @@ def get(url: str):
 
 def metrics(base: str) -> dict[str, float]:
     """Scrape /metrics and parse it with prometheus_client's own parser: {sample name{labels}: value}."""
-    parser = pytest.importorskip("prometheus_client.parser")
+    needs(importlib.util.find_spec("prometheus_client") is None and "prometheus-client (pip or apt)")
+    from prometheus_client import parser
+
     status, text = get(f"{base}/metrics")
     assert status == 200
     values = {}
@@ -200,8 +203,7 @@ def test_password_file_that_cannot_be_read_is_a_one_line_error(tmp_path, video):
 
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory):
-    if MISSING:
-        pytest.skip(MISSING)
+    needs(MISSING)
     with Broker(tmp_path_factory.mktemp("broker")) as broker:
         yield broker
 
@@ -394,8 +396,8 @@ def test_stall_is_reported_over_mqtt_healthz_metrics_and_the_log(broker, mnist_s
         health=health,
     )
     stop = threading.Event()
-    loop = ReaderLoop(lambda: source, FramePipeline(Classifier(MODEL)), Decider(), [health, web, mqtt], stop)
-    thread = threading.Thread(target=loop.run)
+    loop = ReaderLoop(FramePipeline(Classifier(MODEL)), Decider(), [health, web, mqtt], stop=stop)
+    thread = threading.Thread(target=loop.run, args=(lambda: source,))
     with Collector(broker.port, "stall/reader/#") as seen:
         thread.start()
         try:
@@ -414,6 +416,8 @@ def test_stall_is_reported_over_mqtt_healthz_metrics_and_the_log(broker, mnist_s
             stop.set()
             source.stop.set()
             thread.join(timeout=20)
+            for output in (mqtt, web, health):  # closed by their opener, the test
+                output.close()
     assert not thread.is_alive()
 
 
@@ -441,6 +445,7 @@ def test_once_with_mqtt_url_publishes_the_reading(broker, mnist_sample, tmp_path
 
 @needs_mosquitto
 def test_implausible_flag_and_reason_reach_the_attributes(broker):
+    from device.events import FrameEvent, LoopStats
     from device.outputs.mqtt import MqttOutput
     from device.reading import Box, Digit, Reading
 
@@ -451,7 +456,9 @@ def test_implausible_flag_and_reason_reach_the_attributes(broker):
     flags = {"implausible": True, "reason": "went down from 45 to 12 (monotonic)", "rejected": "12"}
     with Collector(broker.port, "flag/reader/#") as seen:
         try:
-            output.show(Reading(kept, changed=True, extra=flags), None, None, {"frames": 7, "fps": 3.0})
+            output.show(
+                FrameEvent(Reading(kept, changed=True, extra=flags), None, None, LoopStats(frames=7, fps=3.0))
+            )
             assert seen.wait_for(lambda c: c.json("flag/reader/attributes") is not None)
             attributes = seen.json("flag/reader/attributes")
             assert seen.last("flag/reader/state") == "45"

@@ -1,7 +1,7 @@
 """Reading hard scenes with the shipped model: textured surfaces around the page, ruled and squared paper,
 touching digits, slanted and scattered lines, operators between digits, hard shadows, glare, digits at the
 frame's edge (MNIST test digits, never trained on); and blank cluttered frames that must read as nothing.
-The full-size measurement is scripts/bench_scenes.py (docs/benchmarks.md); this is a smaller sample of it."""
+The full-size measurement is tools/bench_scenes.py (docs/benchmarks.md); this is a smaller sample of it."""
 
 import numpy as np
 import pytest
@@ -9,8 +9,8 @@ import pytest
 from device.classify import Classifier
 from device.pipeline import FramePipeline
 from device.reading import Reading
-from device.scenes import KINDS, edit_distance, render_scene
 from tests.conftest import MODEL
+from tools.scenes import KINDS, edit_distance, render_scene
 
 
 @pytest.fixture(scope="module")

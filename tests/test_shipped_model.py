@@ -12,6 +12,8 @@ from device.errors import ModelError
 from tests.conftest import MODEL, ROOT
 
 MODEL_V1 = ROOT / "models" / "digits_v1_int8.tflite"
+# Measured on the shipped model (v2e): 98.2 % read right, 0.6 % rejected; model v1 reads 98.4 %.
+CAMERA_RIGHT, CAMERA_REJECTED = 0.96, 0.02
 
 
 def test_card_matches_file():
@@ -53,9 +55,44 @@ def test_shipped_model_rejects_generated_negatives():
     with Classifier(MODEL) as classifier:
         predictions = classifier.classify(negatives.images)
     rejected = np.array([not p.is_digit for p in predictions])
+    # Half a digit is often a digit of its own (half an 8 is a 3, the stem of a 7 is a 1; these are not
+    # screened here): the model that reads camera-cut digits (98 % instead of 88 %) rejects 66 % of them,
+    # and the split a half belongs to only wins where the whole candidate is unsure.
+    least = {"piece": 0.6}
     for k, kind in enumerate(KINDS):
-        assert rejected[negatives.kinds == k].mean() >= 0.8, kind
-    assert rejected.mean() >= 0.9
+        assert rejected[negatives.kinds == k].mean() >= least.get(kind, 0.8), kind
+    assert rejected.mean() >= 0.85
+
+
+def camera_digits(count=500, seed=4321):
+    """MNIST test digits written on paper, photographed and cut through the device's crop path (as the
+    negatives are), with their labels."""
+    pytest.importorskip("host.negatives")
+    from host.negatives import device_digits
+
+    with np.load(ROOT / "tests" / "data" / "mnist_sample.npz") as npz:
+        return device_digits(count, seed, npz["test_images"], npz["test_labels"])
+
+
+def reading(model, images, labels):
+    """Share read right, and share rejected as not a digit."""
+    with Classifier(model) as classifier:
+        predictions = classifier.classify(images)
+    right = np.mean([p.is_digit and p.digit == label for p, label in zip(predictions, labels, strict=True)])
+    return right, np.mean([not p.is_digit for p in predictions])
+
+
+def test_camera_digits_keep_their_labels():
+    # Model v1 never saw them and has no "none": it reads most of them, so each crop is its digit.
+    right, _rejected = reading(MODEL_V1, *camera_digits())
+    assert right >= 0.9
+
+
+def test_shipped_model_reads_digits_seen_through_the_camera():
+    """A camera's soft, cut-out strokes must not mean "not a digit" (model v2 as first shipped rejected 12 %
+    of these)."""
+    right, rejected = reading(MODEL, *camera_digits())
+    assert right >= CAMERA_RIGHT and rejected <= CAMERA_REJECTED
 
 
 def test_model_v1_stays_loadable(mnist_sample):

@@ -10,9 +10,9 @@ def test_short_soak_reports_watchdog_memory_and_clean_stop(tmp_path):
     markdown = tmp_path / "benchmarks.md"
     markdown.write_text("# Benchmarks\n\nkept\n")
     result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "soak_service.py"), "--seconds", "4", "--watchdog-sec", "2",
+        [sys.executable, "-m", "tools.soak_service", "--seconds", "4", "--watchdog-sec", "2",
          "--write", str(markdown)],
-        capture_output=True, text=True, timeout=120,
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout

@@ -8,12 +8,13 @@ The root is cached in $DIGIT_READER_NSPAWN_ROOT (default /var/tmp/digit-reader-n
 import os
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, scene, write_video
+from tests.conftest import ROOT, needs, scene, write_video
 from tests.sshd import free_port, make_client_key
 
 pytestmark = pytest.mark.systemd
@@ -30,7 +31,7 @@ def build_root() -> None:
         NSPAWN_ROOT / "usr" / "sbin" / "sshd"
     ).exists():
         return
-    assert shutil.which("debootstrap"), "debootstrap missing (apt-get install debootstrap systemd-container)"
+    needs(not shutil.which("debootstrap") and "debootstrap (apt-get install debootstrap systemd-container)")
     NSPAWN_ROOT.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run(
         [
@@ -74,8 +75,8 @@ def ssh(key, port, command, timeout=60):
 
 @pytest.fixture(scope="module")
 def host(tmp_path_factory, mnist_sample):
-    assert os.geteuid() == 0, "systemd-nspawn needs root"
-    assert shutil.which("systemd-nspawn"), "systemd-nspawn missing (apt-get install systemd-container)"
+    needs(os.geteuid() != 0 and "root (for systemd-nspawn)")
+    needs(not shutil.which("systemd-nspawn") and "systemd-nspawn (apt-get install systemd-container)")
     build_root()
     key = make_client_key(tmp_path_factory.mktemp("key"))
     port = free_port()
@@ -143,6 +144,8 @@ def test_deploy_starts_a_ready_service_and_watchdog_restarts_a_frozen_one(host, 
             "bash",
             str(ROOT / "scripts" / "deploy.sh"),
             "--no-apt",
+            "--python",  # builds the wheel: this interpreter has pip and setuptools
+            sys.executable,
             "--identity",
             str(key),
             "--known-hosts",

@@ -7,13 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from tests.conftest import ROOT, requires
 
-from tests.conftest import ROOT
-
-pytestmark = pytest.mark.skipif(
-    not shutil.which("systemd-analyze"), reason="needs systemd-analyze (apt: systemd)"
-)
+pytestmark = requires(not shutil.which("systemd-analyze") and "systemd-analyze (apt: systemd)")
 
 
 def exposure(root: Path, dropins: list[str]) -> float:

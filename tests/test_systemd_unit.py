@@ -8,12 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, requires
 
 UNIT = ROOT / "systemd" / "digit-reader.service"
-pytestmark = pytest.mark.skipif(
-    not shutil.which("systemd-analyze"), reason="needs systemd-analyze (apt: systemd)"
-)
+pytestmark = requires(not shutil.which("systemd-analyze") and "systemd-analyze (apt: systemd)")
 
 
 @pytest.fixture

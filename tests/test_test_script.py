@@ -4,13 +4,12 @@ The script runs on a copy where apt is skipped and the venvs' python/ruff are st
 pytest prints, so this checks the script's control flow without installing anything.
 """
 
+import os
 import re
 import shutil
 import subprocess
 
-import pytest
-
-from tests.conftest import ROOT
+from tests.conftest import ROOT, needs, requires
 
 FAKE_PYTHON = """#!/bin/bash
 case "$1 $2" in
@@ -40,10 +39,16 @@ def make_copy(tmp_path, venv_pytest, venv_pi_pytest):
 
 
 def run(script):
-    return subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=60)
+    # A stand-in shellcheck too: the lint step's own tools are not what this checks.
+    stand_ins = script.parent.parent / "stand-ins"
+    stand_ins.mkdir(exist_ok=True)
+    (stand_ins / "shellcheck").write_text("#!/bin/sh\nexit 0\n")
+    (stand_ins / "shellcheck").chmod(0o755)
+    env = {**os.environ, "PATH": f"{stand_ins}:{os.environ['PATH']}"}
+    return subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=60, env=env)
 
 
-@pytest.mark.skipif(not shutil.which("dpkg-query"), reason="test.sh is for Debian (dpkg-query)")
+@requires(not shutil.which("dpkg-query") and "Debian's dpkg-query (test.sh is for Debian)")
 def test_a_failing_first_pass_still_runs_the_second_and_both_are_summarized(tmp_path):
     script = make_copy(
         tmp_path, ("1 failed, 200 passed, 3 skipped in 9.0s", 1), ("90 passed, 2 skipped in 4.0s", 0)
@@ -59,7 +64,7 @@ def test_a_failing_first_pass_still_runs_the_second_and_both_are_summarized(tmp_
     ]
 
 
-@pytest.mark.skipif(not shutil.which("dpkg-query"), reason="test.sh is for Debian (dpkg-query)")
+@requires(not shutil.which("dpkg-query") and "Debian's dpkg-query (test.sh is for Debian)")
 def test_both_passing_exits_zero_and_a_failing_second_pass_does_not(tmp_path):
     ok = make_copy(tmp_path / "ok", ("5 passed in 1.0s", 0), ("4 passed in 1.0s", 0))
     assert run(ok).returncode == 0
@@ -70,8 +75,7 @@ def test_both_passing_exits_zero_and_a_failing_second_pass_does_not(tmp_path):
 
 
 def test_progress_lines_name_each_step(tmp_path):
-    if not shutil.which("dpkg-query"):
-        pytest.skip("test.sh is for Debian (dpkg-query)")
+    needs(not shutil.which("dpkg-query") and "Debian's dpkg-query (test.sh is for Debian)")
     result = run(make_copy(tmp_path, ("5 passed in 1.0s", 0), ("4 passed in 1.0s", 0)))
     steps = [line.split("] ", 1)[1] for line in result.stdout.splitlines() if line.startswith("== [")]
     assert [s.split(":")[0] for s in steps] == [

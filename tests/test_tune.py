@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT, needs_tf
+from tests.conftest import MODEL, needs_tf
 
 pytestmark = [needs_tf, pytest.mark.host]
 
@@ -18,7 +18,8 @@ pytestmark = [needs_tf, pytest.mark.host]
 # search, so at least one candidate is always rejected.
 TINY = [
     "--tuner", "random", "--max-trials", "3", "--epochs-per-trial", "1", "--no-augment",
-    "--negatives", "300", "--batch-size", "32", "--max-kb", "30", "--max-macs", "3M", "--seed", "5",
+    "--negatives", "300", "--device-digits", "300", "--batch-size", "32", "--max-kb", "30",
+    "--max-macs", "3M", "--seed", "5",
 ]  # fmt: skip
 
 
@@ -110,9 +111,8 @@ def test_retrain_from_best_config(search, sample_data, tmp_path):
     project, result = search
     config = result["best"]
     out = tmp_path / "final" / "digits.keras"
-    args = parse_args(
-        ["--config", str(project / "best.json"), "--negatives", "200", "--no-augment", "--out", str(out)]
-    )
+    quick = ["--negatives", "200", "--device-digits", "200", "--no-augment"]
+    args = parse_args(["--config", str(project / "best.json"), "--out", str(out), *quick])
     assert args.widths == tuple(int(w) for w in config["train"]["widths"].split(","))
     assert args.epochs == config["train"]["epochs"] and args.dropout == config["train"]["dropout"]
     record = run(args)
@@ -283,7 +283,7 @@ def test_mlp_baseline_learns_in_one_epoch_and_is_compared_with_the_cnn(
 
     mlp, cnn = run(
         parse_args(
-            ["--model", str(path), "--model", str(ROOT / "models" / "digits_int8.tflite"),
+            ["--model", str(path), "--model", str(MODEL),
              "--report-dir", str(tmp_path / "rep")]
         )
     )  # fmt: skip

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
+from device.events import FrameEvent, LoopStats
 from device.outputs.web import WebOutput
 from device.reading import Box, Digit, Reading
 from tests.browser import Chromium
@@ -248,7 +249,7 @@ def test_no_jpeg_is_made_while_nobody_watches():
         reading = Reading((Digit(1, 0.9, Box(10, 10, 20, 40)),), changed=True)
         started = time.perf_counter()
         for i in range(500):
-            web.show(reading, frame, None, {"frames": i, "fps": 30.0})
+            web.show(FrameEvent(reading, frame, None, LoopStats(frames=i, fps=30.0)))
         per_call = (time.perf_counter() - started) / 500
         assert web.encoded == 0 and web.viewers == 0
         # show() only stores references: measured in the same run, a call costs a small fraction of one
@@ -261,10 +262,11 @@ def test_no_jpeg_is_made_while_nobody_watches():
 
 
 def test_screenshot_script_photographs_a_real_run(tmp_path):
-    """docs/web.png is made by scripts/screenshot_web.py from a running device-run, not by hand."""
+    """docs/web.png is made by tools/screenshot_web.py from a running device-run, not by hand."""
     out, phone = tmp_path / "web.png", tmp_path / "phone.png"
     result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "screenshot_web.py"), "--out", out, "--phone", phone],
+        [sys.executable, "-m", "tools.screenshot_web", "--out", out, "--phone", phone],
+        cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=300,

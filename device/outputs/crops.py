@@ -23,6 +23,8 @@ from pathlib import Path
 import cv2
 
 from device.errors import ConfigError
+from device.events import FrameEvent
+from device.outputs import ClosedOnExit
 from device.safeio import write_atomically
 from device.segment import to_grey
 
@@ -42,8 +44,13 @@ def _write_png(path: Path, image) -> None:
     write_atomically(path, encoded.tobytes())
 
 
-class CropSaver:
-    """An output that saves digit crops; on live sources only when the reading changes (no floods)."""
+def build(section, context) -> CropSaver:
+    return CropSaver(section.folder, section.max_files, context.live)
+
+
+class CropSaver(ClosedOnExit):
+    """An output that saves digit crops as PNG files; on live sources only when the reading changes (no
+    floods)."""
 
     def __init__(self, folder: str | Path, limit: int = 5000, live: bool = True):
         self.folder = Path(folder)
@@ -61,7 +68,8 @@ class CropSaver:
         self._paused_until = 0.0
         self._failing = False
 
-    def show(self, reading, frame, result, stats) -> None:
+    def show(self, event: FrameEvent) -> None:
+        reading, frame, result = event.reading, event.frame, event.result
         if result is None or frame is None or (self.live and not reading.changed):
             return
         if not result.digits and not getattr(result, "rejected", None):
@@ -117,6 +125,3 @@ class CropSaver:
                     os.unlink(self.folder / label / name)
                 raise
             self.saved += 1
-
-    def close(self) -> None:
-        pass

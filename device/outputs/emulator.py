@@ -16,7 +16,8 @@ import cv2
 import numpy as np
 
 from device.errors import ConfigError
-from device.outputs import QuitRequested
+from device.events import FrameEvent
+from device.outputs import ClosedOnExit, QuitRequested
 from device.outputs.window import annotate, close_window, has_gui
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,22 @@ def draw_paused(view: np.ndarray) -> None:
     cv2.putText(view, PAUSED_TEXT, (10, h - 14), cv2.FONT_HERSHEY_SIMPLEX, 0.7, PAUSED_COLOR, 2)
 
 
-class EmulatorWindow:
+def build(_section, context) -> EmulatorWindow:
+    """The emulator on the GPIO outputs' own (mock) pin factory; config validation made sure they run."""
+    seg, bcd = context.config.output.gpio_7seg, context.config.output.gpio_bcd
+    return EmulatorWindow(
+        context.pin_factory(),
+        seg.segment_pins,
+        bcd.pins,
+        bcd.valid_pin,
+        seg.common_anode,
+        bcd.active_high,
+        stop=context.stop,
+        bcd_digit=bcd.digit,
+    )
+
+
+class EmulatorWindow(ClosedOnExit):
     """Window output for ``--emulate``: camera view with boxes + panel read from the mock pins."""
 
     def __init__(
@@ -123,22 +139,23 @@ class EmulatorWindow:
             cv2.circle(image, (x, y), 16, LED_ON if on else LED_OFF, -1)
         return image
 
-    def compose(self, frame, reading, digits, stats) -> np.ndarray:
-        view = annotate(frame, reading, digits, stats)
+    def compose(self, frame, reading, digits, fps: float) -> np.ndarray:
+        view = annotate(frame, reading, digits, fps)
         scale = VIEW_HEIGHT / view.shape[0]
         view = cv2.resize(view, (round(view.shape[1] * scale), VIEW_HEIGHT))
         if self.paused:
             draw_paused(view)
         return np.hstack([view, self.panel()])
 
-    def show(self, reading, frame, result, stats) -> None:
+    def show(self, event: FrameEvent) -> None:
+        frame, reading, result, fps = event.frame, event.reading, event.result, event.stats.fps
         if not self._open or frame is None:
             return
         digits = result.digits if result is not None else reading.digits
-        cv2.imshow(self.title, self.compose(frame, reading, digits, stats))
+        cv2.imshow(self.title, self.compose(frame, reading, digits, fps))
         self._keys(cv2.waitKey(1) & 0xFF, frame, result)
         if self.paused:  # say so on screen, on the frame that stays
-            cv2.imshow(self.title, self.compose(frame, reading, digits, stats))
+            cv2.imshow(self.title, self.compose(frame, reading, digits, fps))
         while self.paused and not (self.stop is not None and self.stop.is_set()):
             self._keys(cv2.waitKey(50) & 0xFF, frame, result)
 

@@ -1,7 +1,9 @@
-"""GPIO outputs through gpiozero: four BCD LEDs (+ a "valid" LED) and 7-segment displays.
+"""GPIO outputs through gpiozero: four BCD LEDs (+ a "valid" LED), 7-segment displays and a match LED.
 
 The pin factory is injected (``MockFactory`` in tests and desktop emulation, ``lgpio`` on a Pi 5), the way
-gpiozero itself is meant to be used. All pins are switched off by ``close()``.
+gpiozero itself is meant to be used, and found by name among gpiozero's own ``gpiozero_pin_factories``
+entry points. ``show(event)`` updates the pins when the reading changes, ``display(reading)`` at once. All
+pins are switched off by ``close()``.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ import contextlib
 import logging
 
 from device.errors import ConfigError
+from device.events import FrameEvent
+from device.outputs import ClosedOnExit
 from device.reading import Reading
 
 log = logging.getLogger(__name__)
@@ -46,34 +50,51 @@ def _default_factory():
 
 def make_pin_factory(name: str):
     """A gpiozero pin factory by name; "default" is gpiozero's own choice (a one-line error off a Pi)."""
+    from importlib.metadata import entry_points
+
+    from device.config import PIN_FACTORY_GROUP, pin_factories
+
     if name in ("default", "", None):
         return _default_factory()
+    found = [ep for ep in entry_points(group=PIN_FACTORY_GROUP) if ep.name == name]
+    if not found:
+        raise ConfigError(f"pin factory {name!r}: must be one of {', '.join(pin_factories())}")
     try:
-        if name == "mock":
-            from gpiozero.pins.mock import MockFactory
-
-            return MockFactory()
-        if name == "lgpio":
-            from gpiozero.pins.lgpio import LGPIOFactory
-
-            return LGPIOFactory()
-        if name == "rpigpio":
-            from gpiozero.pins.rpigpio import RPiGPIOFactory
-
-            return RPiGPIOFactory()
-        if name == "pigpio":
-            from gpiozero.pins.pigpio import PiGPIOFactory
-
-            return PiGPIOFactory()
-        if name == "native":
-            from gpiozero.pins.native import NativeFactory
-
-            return NativeFactory()
+        return found[0].load()()
     except ImportError as exc:
         raise ConfigError(f"pin factory {name}: its library is not installed ({exc.name})") from None
     except Exception as exc:  # gpiozero raises its own errors when no GPIO chip is present
         raise ConfigError(f"pin factory {name}: cannot start ({exc})") from None
-    raise ConfigError(f"pin factory {name!r}: must be one of default, lgpio, rpigpio, pigpio, native, mock")
+
+
+def _opened(kind: str, make):
+    """``make()``, with gpiozero's own errors (BadPinFactory, PinInUse...) as one line naming the output."""
+    try:
+        return make()
+    except ConfigError:
+        raise
+    except Exception as exc:
+        raise ConfigError(f"output {kind}: cannot open its pins ({type(exc).__name__}: {exc})") from None
+
+
+def build_bcd(c, context) -> BcdLeds:
+    factory = context.pin_factory()
+    return _opened(
+        "gpio-bcd", lambda: BcdLeds(c.pins, c.valid_pin, c.active_high, pin_factory=factory, digit=c.digit)
+    )
+
+
+def build_seven_segment(c, context) -> SevenSegment:
+    factory = context.pin_factory()
+    return _opened(
+        "gpio-7seg",
+        lambda: SevenSegment(c.segment_pins, c.dp_pin, c.digit_pins, c.common_anode, pin_factory=factory),
+    )
+
+
+def build_match_led(c, context) -> MatchLed:
+    factory = context.pin_factory()
+    return _opened("gpio-led", lambda: MatchLed(c.pin, c.match, c.active_high, pin_factory=factory))
 
 
 @contextlib.contextmanager
@@ -103,7 +124,7 @@ def _one_digit(reading: Reading, which: str = "last"):
     return reading.digits[0] if which == "first" else reading.digits[-1]
 
 
-class BcdLeds:
+class BcdLeds(ClosedOnExit):
     """Four LEDs show one digit in binary (``pins`` = bit 0, 1, 2, 3); ``valid_pin`` lights for a sure digit.
 
     With several digits in the reading, the last one (reading order) is shown by default: the same digit a
@@ -129,8 +150,13 @@ class BcdLeds:
         if valid_pin is not None and valid_pin >= 0:
             self._valid = LED(valid_pin, active_high=active_high, pin_factory=pin_factory)
 
-    def show(self, reading: Reading, frame=None, result=None, stats=None) -> None:
-        if self._bits is None or not (reading.changed or stats is None):
+    def show(self, event: FrameEvent) -> None:
+        if event.reading.changed:
+            self.display(event.reading)
+
+    def display(self, reading: Reading) -> None:
+        """Show ``reading``'s digit now."""
+        if self._bits is None:
             return
         digit = _one_digit(reading, self.digit)
         value = digit.value if digit is not None else None
@@ -149,7 +175,7 @@ class BcdLeds:
         self._bits = self._valid = None
 
 
-class SevenSegment:
+class SevenSegment(ClosedOnExit):
     """A 7-segment display: ``LEDCharDisplay`` for one digit, ``LEDMultiCharDisplay`` with digit pins.
 
     Unsure digits show "-", no digits a blank display. With more digits than the display has, the last
@@ -185,8 +211,13 @@ class SevenSegment:
         chars = "".join(d.char for d in reading.digits).replace("?", "-")
         return chars[-self._width :].rjust(self._width)
 
-    def show(self, reading: Reading, frame=None, result=None, stats=None) -> None:
-        if self._display is None or not (reading.changed or stats is None):
+    def show(self, event: FrameEvent) -> None:
+        if event.reading.changed:
+            self.display(event.reading)
+
+    def display(self, reading: Reading) -> None:
+        """Show ``reading`` now."""
+        if self._display is None:
             return
         text = self.text_for(reading)
         self._display.value = text if self._width > 1 else text[0]
@@ -203,7 +234,7 @@ class SevenSegment:
         self._char = None
 
 
-class MatchLed:
+class MatchLed(ClosedOnExit):
     """One LED that lights while the reading matches: ``match`` is a regular expression the whole reading
     text must match (``42``, ``4[0-9]``, ``7|11``); empty means any reading with at least one sure digit."""
 
@@ -223,10 +254,14 @@ class MatchLed:
             return any(d.value is not None for d in reading.digits)
         return self._pattern.fullmatch(reading.text) is not None
 
-    def show(self, reading: Reading, frame=None, result=None, stats=None) -> None:
-        if self._led is None or not (reading.changed or stats is None):
-            return
-        self._led.value = self.matches(reading)
+    def show(self, event: FrameEvent) -> None:
+        if event.reading.changed:
+            self.display(event.reading)
+
+    def display(self, reading: Reading) -> None:
+        """Light the LED now if ``reading`` matches, else switch it off."""
+        if self._led is not None:
+            self._led.value = self.matches(reading)
 
     def close(self) -> None:
         led, self._led = self._led, None

@@ -7,26 +7,31 @@ import json
 import sys
 
 from device.errors import OutputError
-from device.reading import Reading
+from device.events import FrameEvent
+from device.outputs import ClosedOnExit
 
 
-class JsonLinesOutput:
+def build(_section, _context) -> JsonLinesOutput:
+    return JsonLinesOutput()
+
+
+class JsonLinesOutput(ClosedOnExit):
     """Writes ``{"event": "reading", "text": ..., "digits": [...], "fps": ...}`` when the reading changes."""
 
     def __init__(self, stream=None, every_frame: bool = False):
         self.stream = stream or sys.stdout
         self.every_frame = every_frame
 
-    def show(self, reading: Reading, frame, result, stats: dict) -> None:
-        if not (reading.changed or self.every_frame):
+    def show(self, event: FrameEvent) -> None:
+        if not (event.reading.changed or self.every_frame):
             return
-        event = {
+        line = {
             "event": "reading",
-            **reading.as_dict(),
-            "frame": stats.get("frames", 0),
-            "fps": round(stats.get("fps", 0.0), 1),
+            **event.reading.as_dict(),
+            "frame": event.stats.frames,
+            "fps": round(event.stats.fps, 1),
         }
-        write_line(self.stream, json.dumps(event, allow_nan=False))
+        write_line(self.stream, json.dumps(line, allow_nan=False))
 
     def close(self) -> None:
         with contextlib.suppress(ValueError, OSError):  # already closed, or the failure was reported

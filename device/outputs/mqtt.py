@@ -36,6 +36,8 @@ from urllib.parse import urlsplit
 
 import device
 from device.errors import ConfigError
+from device.events import FrameEvent, LoopStats
+from device.outputs import ClosedOnExit
 
 log = logging.getLogger(__name__)
 
@@ -215,7 +217,11 @@ def configure(client, config, tls: bool) -> None:
         raise ConfigError(f"output.mqtt.url = {config.url!r}: use mqtts:// with ca_file / cert_file")
 
 
-class MqttOutput:
+def build(section, context) -> MqttOutput:
+    return MqttOutput(section, context.model_info, context.health)
+
+
+class MqttOutput(ClosedOnExit):
     """Publishes readings; ``show()`` only queues. See the module docstring for the topics."""
 
     def __init__(self, config, model_info: dict | None = None, health=None):
@@ -238,7 +244,7 @@ class MqttOutput:
         self._closed = threading.Event()
         self._reading = None
         self._reading_time = None
-        self._stats: dict = {}
+        self._stats = LoopStats()
         self._outage_logged = False
         self._drop_logged = False
         client = make_client(self.client_id)
@@ -319,9 +325,10 @@ class MqttOutput:
             log.warning("mqtt: unknown command %r on %s (read, pause, resume)", payload[:40], message.topic)
 
     # --- the camera loop: cheap, never blocks on the network ---
-    def show(self, reading, frame, result, stats: dict) -> None:
+    def show(self, event: FrameEvent) -> None:
+        reading = event.reading
         with self._cond:
-            self._stats = stats
+            self._stats = event.stats
             if not reading.changed:
                 if self._reading is None:
                     self._reading = reading
@@ -359,16 +366,16 @@ class MqttOutput:
     # --- messages ---
     def attributes(self) -> dict:
         with self._cond:
-            reading, stats, when = self._reading, dict(self._stats), self._reading_time
+            reading, stats, when = self._reading, self._stats, self._reading_time
         digits = reading.digits if reading is not None else ()
         extra = reading.extra if reading is not None else {}
-        stage_ms = stats.get("stage_ms", {})
+        stage_ms = stats.stage_ms
         return {
             "text": reading.text if reading is not None else "",
             "digits": [d.as_dict() for d in digits],
             "confidence": round(min(d.confidence for d in digits), 4) if digits else None,
-            "fps": round(stats.get("fps", 0.0), 2),
-            "frames": stats.get("frames", 0),
+            "fps": round(stats.fps, 2),
+            "frames": stats.frames,
             "latency_ms": round(sum(stage_ms.values()), 2),
             "stage_ms": {k: round(v, 3) for k, v in stage_ms.items()},
             "model": self.model_info.get("name"),

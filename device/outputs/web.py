@@ -33,19 +33,21 @@ import threading
 import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
-from pathlib import Path
+from importlib import resources
 from urllib.parse import parse_qs, urlsplit
 
 import cv2
 
-from device.config import is_loopback, parse_bind
+from device.config import is_loopback, parse_bind, web_token
 from device.errors import ConfigError
+from device.events import FrameEvent, LoopStats
+from device.outputs import ClosedOnExit
 from device.outputs.window import annotate
 
 log = logging.getLogger(__name__)
 
 # The page lives in its own file (package data), read once at import.
-PAGE = (Path(__file__).resolve().parent / "web_page.html").read_text(encoding="utf-8")
+PAGE = (resources.files("device.outputs") / "web_page.html").read_text(encoding="utf-8")
 
 MAX_HEAD_BYTES = 16 * 1024  # request line and headers; a longer head gets 431
 MAX_PENDING = 256  # connections still sending their head; beyond it the oldest is dropped
@@ -71,7 +73,22 @@ def redact(text: str) -> str:
     return TOKEN_IN_TEXT.sub(r"\1***", text)
 
 
-class WebOutput:
+def build(w, context) -> WebOutput:
+    web = WebOutput(
+        w.bind,
+        web_token(w),
+        w.max_fps,
+        context.model_info,
+        max_viewers=w.max_viewers,
+        max_connections=w.max_connections,
+        header_timeout=w.header_timeout,
+        health_seconds=w.health_seconds,
+    )
+    web.health = context.health
+    return web
+
+
+class WebOutput(ClosedOnExit):
     """The preview server. ``show()`` is cheap; the HTTP threads do the work."""
 
     health = None  # device.health.Health, set by device-run: /metrics and the stall state of /healthz
@@ -104,7 +121,7 @@ class WebOutput:
         self._frame_seq = 0
         self._digits = ()
         self._reading = None
-        self._stats: dict = {}
+        self._stats = LoopStats()
         self._last_frame_time = 0.0
         self._started = time.monotonic()
         self._subscribers: list[queue.Queue] = []
@@ -126,12 +143,13 @@ class WebOutput:
         log.info("web preview on http://%s:%d/", *self.address[:2])
 
     # --- called by the loop: store, never encode ---
-    def show(self, reading, frame, result, stats) -> None:
+    def show(self, event: FrameEvent) -> None:
+        reading = event.reading
         with self._lock:
-            self._frame = frame
-            self._digits = result.digits if result is not None else reading.digits
+            self._frame = event.frame
+            self._digits = event.result.digits if event.result is not None else reading.digits
             self._reading = reading
-            self._stats = dict(stats)
+            self._stats = event.stats
             self._last_frame_time = time.monotonic()
             self._frame_seq += 1
             self._new_frame.notify_all()
@@ -150,16 +168,16 @@ class WebOutput:
 
     def status(self) -> dict:
         with self._lock:
-            reading, stats, last = self._reading, dict(self._stats), self._last_frame_time
+            reading, stats, last = self._reading, self._stats, self._last_frame_time
         body = reading.as_dict() if reading is not None else {"text": "", "digits": []}
         return {
             **body,
-            "fps": round(stats.get("fps", 0.0), 2),
-            "latency_ms": {k: round(v, 3) for k, v in stats.get("stage_ms", {}).items()},
-            "frames": stats.get("frames", 0),
-            "dropped": stats.get("bad_frames", 0),
-            "reopens": stats.get("reopens", 0),
-            "slow_frames": stats.get("slow_frames", 0),
+            "fps": round(stats.fps, 2),
+            "latency_ms": {k: round(v, 3) for k, v in stats.stage_ms.items()},
+            "frames": stats.frames,
+            "dropped": stats.bad_frames,  # the page's word (and /api/status's) for frames that were bad
+            "reopens": stats.reopens,
+            "slow_frames": stats.slow_frames,
             "viewers": self.viewers,
             "uptime": round(time.monotonic() - self._started, 1),
             "seconds_since_frame": round(time.monotonic() - last, 2) if last else None,
@@ -217,11 +235,11 @@ class WebOutput:
             if wait > 0 and self._closed.wait(wait):
                 break  # frames arriving meanwhile are simply replaced: dropped, not queued
             with self._lock:
-                frame, digits, reading, stats = self._frame, self._digits, self._reading, dict(self._stats)
+                frame, digits, reading, stats = self._frame, self._digits, self._reading, self._stats
                 seen = self._frame_seq
             try:
                 ok, jpeg = cv2.imencode(
-                    ".jpg", annotate(frame, reading, digits, stats), [cv2.IMWRITE_JPEG_QUALITY, 75]
+                    ".jpg", annotate(frame, reading, digits, stats.fps), [cv2.IMWRITE_JPEG_QUALITY, 75]
                 )
             except (cv2.error, ValueError, TypeError) as exc:
                 log.debug("preview frame not encoded: %s", exc)

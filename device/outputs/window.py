@@ -6,7 +6,8 @@ import cv2
 import numpy as np
 
 from device.errors import ConfigError
-from device.outputs import QuitRequested
+from device.events import FrameEvent
+from device.outputs import ClosedOnExit, QuitRequested
 from device.reading import Reading
 
 GREEN, ORANGE, WHITE, BLACK = (60, 200, 60), (0, 160, 255), (255, 255, 255), (0, 0, 0)
@@ -28,7 +29,7 @@ def close_window(title: str) -> None:
         pass
 
 
-def annotate(frame: np.ndarray, reading: Reading, digits, stats: dict, scale: float = 1.0) -> np.ndarray:
+def annotate(frame: np.ndarray, reading: Reading, digits, fps: float, scale: float = 1.0) -> np.ndarray:
     """A copy of the frame (BGR) with each digit's box, value and confidence, the reading and fps drawn on."""
     image = frame if frame.ndim == 3 else cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
     image = image.copy() if scale == 1.0 else cv2.resize(image, None, fx=scale, fy=scale)
@@ -41,7 +42,7 @@ def annotate(frame: np.ndarray, reading: Reading, digits, stats: dict, scale: fl
         cv2.putText(
             image, label, (x, max(12, y - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.45 * thickness, color, thickness
         )
-    banner = f"{reading.text or '-'}   {stats.get('fps', 0.0):.1f} fps"
+    banner = f"{reading.text or '-'}   {fps:.1f} fps"
     cv2.rectangle(image, (0, 0), (image.shape[1], 28 * thickness), BLACK, -1)
     cv2.putText(
         image, banner, (6, 22 * thickness), cv2.FONT_HERSHEY_SIMPLEX, 0.7 * thickness, WHITE, thickness
@@ -49,7 +50,11 @@ def annotate(frame: np.ndarray, reading: Reading, digits, stats: dict, scale: fl
     return image
 
 
-class WindowOutput:
+def build(section, _context) -> WindowOutput:
+    return WindowOutput(section.title, section.scale)
+
+
+class WindowOutput(ClosedOnExit):
     """Shows every processed frame; closing it or pressing ``q`` ends the loop."""
 
     def __init__(self, title: str = "digit-reader", scale: float = 1.0):
@@ -62,11 +67,11 @@ class WindowOutput:
         self._open = True
         cv2.namedWindow(title, cv2.WINDOW_AUTOSIZE)
 
-    def show(self, reading: Reading, frame, result, stats: dict) -> None:
-        if not self._open or frame is None:
+    def show(self, event: FrameEvent) -> None:
+        if not self._open or event.frame is None:
             return
-        digits = result.digits if result is not None else reading.digits
-        cv2.imshow(self.title, annotate(frame, reading, digits, stats, self.scale))
+        digits = event.result.digits if event.result is not None else event.reading.digits
+        cv2.imshow(self.title, annotate(event.frame, event.reading, digits, event.stats.fps, self.scale))
         if (cv2.waitKey(1) & 0xFF) == ord("q"):
             raise QuitRequested("q pressed")
 

@@ -7,7 +7,7 @@ from /proc, and counts frames from /api/status. It reports whether the process s
 poll's answer, memory over time, threads, and fps under load against fps alone. A benchmark, not a test:
 it prints a table and can write it into docs/benchmarks.md.
 
-    python scripts/soak_web.py [--seconds 300] [--viewers 50] [--slow 100] [--write docs/benchmarks.md]
+    python -m tools.soak_web [--seconds 300] [--viewers 50] [--slow 100] [--write docs/benchmarks.md]
 """
 
 from __future__ import annotations
@@ -27,10 +27,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from tools.report import machine, write_section
 
-from device.bench import machine, write_section  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 UNIT = ROOT / "systemd" / "digit-reader.service"
 DEMO = ROOT / "device" / "demo" / "demo.mp4"
@@ -317,7 +316,7 @@ def report(r: dict, viewers: int, slow: int, realtime: bool) -> str:
     rss = f"{min(s['rss'] for s in load):.1f}-{max(s['rss'] for s in load):.1f}" if load else "n/a"
     threads = max(s["threads"] for s in load) if load else "n/a"
     lines = [
-        "## Web preview under abuse (`scripts/soak_web.py`)",
+        "## Web preview under abuse (`python -m tools.soak_web`)",
         "",
         f"{machine()}. device-run on the demo video ({pace}) with log and web outputs "
         f"(defaults: max_viewers 4, max_connections 24, header_timeout 5 s), "

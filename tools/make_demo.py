@@ -1,6 +1,6 @@
 """Make the bundled demo: device/demo/demo.mp4 (a few pages of handwritten digits seen by a camera that
 moves a little) and device/demo/page.jpg (one still page). Digits are MNIST test digits
-(device/demo/digits.npz) printed by device.synthetic. Usage: python scripts/make_demo.py
+(device/demo/digits.npz) printed by host.synthetic. Usage: python -m tools.make_demo
 """
 
 from pathlib import Path
@@ -8,7 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from device.synthetic import blank, render
+from host.synthetic import blank, render
 
 DEMO = Path(__file__).resolve().parent.parent / "device" / "demo"
 PAGES = [["2026"], ["31", "415"], [], ["7"], ["8093"]]  # [] is an empty page between readings

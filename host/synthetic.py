@@ -1,8 +1,10 @@
 """Camera-like frames made from digit images: paper, uneven light, shadows, perspective, blur and noise.
 
-Used by the tests (the realistic accuracy set), by ``device-bench`` and to make the demo video. Digits are
-28x28 white-on-black images (MNIST test digits in the tests); they are scaled up, given a random ink
-thickness and printed as dark ink onto the paper, lines of them, then the whole page is photographed.
+The host's synthetic camera: ``host.negatives`` photographs its "not a digit" drawings with it, and the
+tests, the benchmarks (``tools/``) and the demo video render their pages with it. Digits are 28x28
+white-on-black images (MNIST test digits in the tests); they are scaled up, given a random ink thickness and
+printed as dark ink onto the paper, lines of them, then the whole page is photographed. It never runs on the
+device.
 """
 
 from __future__ import annotations

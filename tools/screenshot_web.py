@@ -2,7 +2,7 @@
 """Make docs/web.png (and docs/web-phone.png) from a real run: device-run on the bundled demo video with the
 web preview, photographed by headless Chromium once a reading is on the page.
 
-    python scripts/screenshot_web.py [--out docs/web.png] [--phone docs/web-phone.png] [--source VIDEO]
+    python -m tools.screenshot_web [--out docs/web.png] [--phone docs/web-phone.png] [--source VIDEO]
 
 Needs chromium (apt install chromium). The page is shown as a visitor sees it; nothing is drawn by hand.
 """

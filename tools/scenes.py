@@ -7,7 +7,7 @@ shadow across the page, a glare spot, digits close to the frame's edge. Blank sc
 the writing, and must read as nothing.
 
 Digits are 28x28 white-on-black images (MNIST test digits in the tests and the benchmark). Used by the
-tests and ``scripts/bench_scenes.py``; nothing here runs on the device.
+tests and ``tools/bench_scenes.py``; nothing here runs on the device.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from device.synthetic import Scene, ink_alpha, paper, photograph
+from host.synthetic import Scene, ink_alpha, paper, photograph
 
 KINDS = ("texture", "ruled", "grid", "touching", "slant", "scattered", "operators", "shadow", "glare", "edge")
 

@@ -1,7 +1,7 @@
 """Reading benchmark on hard scenes: accuracy per kind of scene, blank cluttered frames, and the cost of
 segmentation against an OpenCV Otsu threshold + findContours pass on the same frames, in the same run.
 
-Usage: python scripts/bench_scenes.py [--pages 30] [--data-dir MNIST_DIR] [--model FILE]
+Usage: python -m tools.bench_scenes [--pages 30] [--data-dir MNIST_DIR] [--model FILE]
                                       [--photos DIR] [--write docs/benchmarks.md]
 Digits are MNIST test digits (never trained on): from --data-dir, else the 1,000 of tests/data. --photos
 scores a folder of labelled real photos (labels.csv: file,truth) through the same pipeline.
@@ -18,16 +18,17 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from device.assemble import make_pipeline, open_classifier
+from device.classify import DEFAULT_MODEL
+from device.pipeline import FramePipeline
+from device.reading import Reading
+from device.segment import segment
+from host.synthetic import render
+from tools.bench import shipped_config
+from tools.report import machine, write_section
+from tools.scenes import KINDS, digits_right, render_scene
 
-from device.bench import machine, write_section  # noqa: E402
-from device.classify import DEFAULT_MODEL, Classifier  # noqa: E402
-from device.pipeline import FramePipeline  # noqa: E402
-from device.reading import Reading  # noqa: E402
-from device.scenes import KINDS, digits_right, render_scene  # noqa: E402
-from device.segment import segment  # noqa: E402
-from device.synthetic import render  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def otsu_floor(frame: np.ndarray) -> None:
@@ -99,7 +100,8 @@ def main() -> int:
     parser.add_argument("--write", help="replace the bench-scenes section of this Markdown file")
     args = parser.parse_args()
 
-    pipeline = FramePipeline(Classifier(args.model))
+    config = shipped_config(model=args.model)
+    pipeline = make_pipeline(config, open_classifier(config))
     pool = DigitPool(*load_digits(args.data_dir))
     rng = np.random.default_rng(args.seed)
     rows, costs_ratio, cluttered_ms = [], [], []
@@ -165,7 +167,7 @@ def main() -> int:
             f"({100 * right / max(total, 1):.1f} %), {exact} of {count} photos exact.",
         ]
     lines_out += ["", f"Machine: {machine()}."]
-    body = "\n".join(["## Hard scenes (`scripts/bench_scenes.py`)", "", *lines_out])
+    body = "\n".join(["## Hard scenes (`python -m tools.bench_scenes`)", "", *lines_out])
     print(body)
     if args.write:
         write_section(Path(args.write), "bench-scenes", body)

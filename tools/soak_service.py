@@ -5,7 +5,7 @@ unit's own WatchdogSec, exactly as under systemd. The script samples the process
 times every WATCHDOG=1, and at the end sends SIGTERM and times the exit. A benchmark, not a test: it prints a
 table and can write it into docs/benchmarks.md.
 
-    python scripts/soak_service.py [--seconds 600] [--source VIDEO] [--realtime] [--write docs/benchmarks.md]
+    python -m tools.soak_service [--seconds 600] [--source VIDEO] [--realtime] [--write docs/benchmarks.md]
 """
 
 from __future__ import annotations
@@ -22,10 +22,9 @@ import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from tools.report import machine, write_section
 
-from device.bench import machine, write_section  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 UNIT = ROOT / "systemd" / "digit-reader.service"
 CONFIG = ROOT / "systemd" / "config.toml"
@@ -188,7 +187,7 @@ def main(argv=None) -> int:
     text = report(result, args.source, watchdog, args.realtime, watchdog_from)
     print(text)
     if args.write:
-        title = "## Service soak (`scripts/soak_service.py`)"
+        title = "## Service soak (`python -m tools.soak_service`)"
         write_section(Path(args.write), "service-soak", f"{title}\n\n{text}")
     healthy = result["missed"] == 0 and result["returncode"] == 0 and result["stopping"]
     return 0 if healthy else 1

@@ -1,7 +1,9 @@
-"""``device-bench``: per-stage latency (p50/p95), frames per second and peak memory of the device pipeline.
+"""Device pipeline benchmark: per-stage latency (p50/p95), frames per second and peak memory.
 
-Frames are camera-like 640x480 pages (device.synthetic) with 1, 4 and 8 digits, held in memory, so the
-capture column measures only handing a frame over; a real camera adds its own frame time. A benchmark,
+``python -m tools.bench`` times the pipeline ``device-run`` runs: built by ``device.assemble`` from the
+shipped config (``systemd/config.toml``, or ``--config``), with its decider and its log output (writing to
+/dev/null). Frames are camera-like 640x480 pages (host.synthetic) with 1, 4 and 8 digits, held in memory, so
+the capture column measures only handing a frame over; a real camera adds its own frame time. A benchmark,
 not a test: it prints a table and can write it into docs/benchmarks.md.
 """
 
@@ -9,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import platform
 import resource
 import sys
 import time
@@ -17,12 +18,17 @@ from pathlib import Path
 
 import numpy as np
 
-from device.classify import DEFAULT_MODEL, Classifier
-from device.decide import Decider
+from device.assemble import make_decider, make_pipeline, open_classifier
+from device.config import Config, load_config, override
+from device.events import FrameEvent
+from device.outputs.log import JsonLinesOutput
 from device.pipeline import FramePipeline
-from device.synthetic import render
+from host.synthetic import render
+from tools.report import machine, write_section
 
-DIGITS = Path(__file__).resolve().parent / "demo" / "digits.npz"
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED_CONFIG = ROOT / "systemd" / "config.toml"
+DIGITS = ROOT / "device" / "demo" / "digits.npz"
 
 
 def make_frames(n_digits: int, count: int, seed: int = 0) -> list[np.ndarray]:
@@ -46,29 +52,34 @@ def rss_mb() -> float:
     return peak / 1024 if sys.platform != "darwin" else peak / 2**20
 
 
-def bench(classifier: Classifier, frames: list[np.ndarray], iterations: int) -> dict:
-    """Run the device's own FramePipeline over the frames; return per-stage times (s) and totals."""
-    decider = Decider()
-    pipeline = FramePipeline(classifier)
+def shipped_config(path: str | Path = SHIPPED_CONFIG, model: str | None = None, threads: int = 1) -> Config:
+    """The config the service runs (``systemd/config.toml``), with a model and thread count of choice."""
+    config = override(load_config(path), "--threads", "model.threads", threads)
+    return override(config, "--model", "model.path", model) if model else config
+
+
+def bench(config: Config, pipeline: FramePipeline, frames: list[np.ndarray], iterations: int) -> dict:
+    """Run the service's own pipeline, decider and log output over the frames; return per-stage times (s)."""
+    decider = make_decider(config, live=True)
     stages = {name: [] for name in ("capture", "segment", "normalize", "inference", "outputs")}
-    sink = open("/dev/null", "w")  # noqa: SIM115 - the log output's JSON goes nowhere
-    start = time.perf_counter()
-    for i in range(iterations):
-        t0 = time.perf_counter()
-        frame = frames[i % len(frames)]
-        t1 = time.perf_counter()
-        result = pipeline.process(frame)
-        t4 = time.perf_counter()
-        t2 = t1 + result.timings["segment"]
-        t3 = t2 + result.timings["normalize"]
-        reading = decider.update(result.digits)
-        if reading.changed:
-            sink.write(str(reading.as_dict()) + "\n")
-        t5 = time.perf_counter()
-        for name, seconds in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4), strict=True):
-            stages[name].append(seconds)
-    total = time.perf_counter() - start
-    sink.close()
+    with open("/dev/null", "w") as sink, JsonLinesOutput(sink) as log_output:
+        start = time.perf_counter()
+        for i in range(iterations):
+            t0 = time.perf_counter()
+            frame = frames[i % len(frames)]
+            t1 = time.perf_counter()
+            result = pipeline.process(frame)
+            t2 = time.perf_counter()
+            log_output.show(FrameEvent(decider.update(result.digits), frame, result))
+            t3 = time.perf_counter()
+            timings = result.timings
+            for name, seconds in zip(
+                stages,
+                (t1 - t0, timings["segment"], timings["normalize"], timings["classify"], t3 - t2),
+                strict=True,
+            ):
+                stages[name].append(seconds)
+        total = time.perf_counter() - start
     return {"stages": stages, "fps": iterations / total, "total": total}
 
 
@@ -89,38 +100,10 @@ def table(results: dict[int, dict], threads: int, backend: str) -> str:
     return "\n".join(lines)
 
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import os
-
-    system = f"{platform.system()} {platform.machine()}"
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {system}"
-
-
-def write_section(path: Path, name: str, body: str) -> None:
-    """Replace (or append) the section between ``<!-- name -->`` markers in a Markdown file."""
-    begin, end = f"<!-- {name} -->", f"<!-- /{name} -->"
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    block = f"{begin}\n{body}\n{end}"
-    if begin in text and end in text:
-        text = text[: text.index(begin)] + block + text[text.index(end) + len(end) :]
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="device-bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=str(DEFAULT_MODEL))
+    parser = argparse.ArgumentParser(prog="python -m tools.bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default=str(SHIPPED_CONFIG), help="the service config (default: shipped)")
+    parser.add_argument("--model", help="a model other than the config's")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--iterations", type=int, default=1000, help="frames per digit count")
     parser.add_argument(
@@ -135,13 +118,15 @@ def main(argv=None) -> int:
     import cv2
 
     cv2.setNumThreads(args.threads)  # OpenCV's own thread pool too: the target is one core
-    classifier = Classifier(args.model, threads=args.threads)
+    config = shipped_config(args.config, args.model, args.threads)
+    classifier = open_classifier(config)
+    pipeline = make_pipeline(config, classifier)
     results = {}
     for n in (1, 4, 8):
-        print(f"device-bench: {n} digit(s) a frame, {args.iterations} frames...", file=sys.stderr, flush=True)
+        print(f"tools.bench: {n} digit(s) a frame, {args.iterations} frames...", file=sys.stderr, flush=True)
         frames = make_frames(n, 20, seed=n)
-        bench(classifier, frames, 20)  # warm-up: tensor sizes, caches
-        results[n] = bench(classifier, frames, args.iterations)
+        bench(config, pipeline, frames, 20)  # warm-up: tensor sizes, caches
+        results[n] = bench(config, pipeline, frames, args.iterations)
     body = [
         table(results, args.threads, classifier.backend),
         "",
@@ -150,11 +135,11 @@ def main(argv=None) -> int:
         f"Machine: {machine()}.",
     ]
     if args.soak:
-        print(f"device-bench: soak, {args.soak} more 4-digit frames...", file=sys.stderr, flush=True)
+        print(f"tools.bench: soak, {args.soak} more 4-digit frames...", file=sys.stderr, flush=True)
         frames = make_frames(4, 20, seed=99)
         before = rss_mb()
         started = time.perf_counter()
-        bench(classifier, frames, args.soak)
+        bench(config, pipeline, frames, args.soak)
         body += [
             "",
             f"Soak: {args.soak} more 4-digit frames in {time.perf_counter() - started:.0f} s; peak RSS "
@@ -163,7 +148,9 @@ def main(argv=None) -> int:
     text = "\n".join(body)
     print(text)
     if args.write:
-        write_section(Path(args.write), "device-bench", "## Device pipeline (`device-bench`)\n\n" + text)
+        write_section(
+            Path(args.write), "device-bench", "## Device pipeline (`python -m tools.bench`)\n\n" + text
+        )
     return 0
 
 

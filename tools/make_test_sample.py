@@ -1,6 +1,6 @@
 """Write tests/data/mnist_sample.npz: a fixed, small, real MNIST subset for the test suite.
 
-Usage: python scripts/make_test_sample.py MNIST_DIR
+Usage: python -m tools.make_test_sample MNIST_DIR
 4,000 training digits (for a quick real training run) and 1,000 test digits (never trained on), chosen with
 a fixed seed from the official IDX files.
 """
