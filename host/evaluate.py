@@ -1,10 +1,14 @@
 """host-eval: accuracy, per-class precision/recall, a confusion-matrix PNG and a grid of the misclassified
 digits, for a .keras or .tflite model on MNIST test or on a folder dataset ``DIR/<digit>/*.png``.
+
+Given ``--model`` more than once (say the CNN and the MLP baseline), it also compares them side by side on
+the same digits: size, parameters, MACs, accuracy, and which digits only one of them reads right.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from dataclasses import dataclass
@@ -162,37 +166,95 @@ def report(evaluation: Evaluation, name: str) -> str:
     return "\n".join(lines)
 
 
+def model_facts(model_path: Path) -> dict:
+    """Parameters and MACs from the model's card (.tflite) or training record (.keras), when it has one."""
+    from device.classify import card_path_for
+    from host.train import history_path
+
+    record = card_path_for(model_path) if model_path.suffix == ".tflite" else history_path(model_path)
+    try:
+        facts = json.loads(record.read_text())
+    except (OSError, ValueError):
+        return {}
+    return {key: facts.get(key) for key in ("params", "macs")} if isinstance(facts, dict) else {}
+
+
+def label(path: Path, paths: list[Path]) -> str:
+    """The file name, with its folder where two models share a name (runs/a/digits.keras, runs/b/...)."""
+    return f"{path.parent.name}/{path.name}" if sum(p.name == path.name for p in paths) > 1 else path.name
+
+
+def comparison(paths: list[Path], evaluations: list[Evaluation]) -> str:
+    """A side-by-side table of models evaluated on the same digits, and how their errors overlap."""
+    lines = [
+        f"{'model':<32} {'kB':>7} {'params':>9} {'M MACs':>7} {'accuracy':>9} {'wrong':>6}",
+    ]
+    for path, evaluation in zip(paths, evaluations, strict=True):
+        facts = model_facts(path)
+        params = f"{facts['params']:,}" if facts.get("params") else "?"
+        macs = f"{facts['macs'] / 1e6:.2f}" if facts.get("macs") else "?"
+        wrong = int(np.sum(evaluation.labels != evaluation.predictions))
+        lines.append(
+            f"{label(path, paths):<32} {path.stat().st_size / 1000:>7.1f} {params:>9} {macs:>7} "
+            f"{evaluation.accuracy:>9.4f} {wrong:>6}"
+        )
+    first, first_ok = label(paths[0], paths), evaluations[0].labels == evaluations[0].predictions
+    for path, evaluation in zip(paths[1:], evaluations[1:], strict=True):
+        ok, name = evaluation.labels == evaluation.predictions, label(path, paths)
+        lines.append(
+            f"{first} vs {name}: both right {int(np.sum(first_ok & ok))}, only {first} "
+            f"{int(np.sum(first_ok & ~ok))}, only {name} {int(np.sum(~first_ok & ok))}, both wrong "
+            f"{int(np.sum(~first_ok & ~ok))}"
+        )
+    return "\n".join(lines)
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="host-eval", description=summary(__doc__), formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
     parser.add_argument(
-        "--model", default=str(DEFAULT_MODEL), help=".keras or .tflite model (default: the shipped one)"
+        "--model",
+        action="append",
+        help=".keras or .tflite model; give it again to compare several on the same digits "
+        "(default: the shipped one)",
     )
     parser.add_argument("--data", help="folder dataset DIR/<digit>/*.png (default: MNIST test)")
     parser.add_argument("--data-dir", help="MNIST IDX folder (default: $MNIST_DIR, else download)")
     parser.add_argument("--report-dir", default="reports", help="where the PNGs go (default: reports/)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.model = args.model or [str(DEFAULT_MODEL)]
+    return args
 
 
-def run(args: argparse.Namespace) -> Evaluation:
-    """host-eval's work; returns the evaluation."""
-    model_path = Path(args.model)
+def run(args: argparse.Namespace) -> list[Evaluation]:
+    """host-eval's work; returns one evaluation per --model, in order."""
+    paths = [Path(m) for m in args.model]
+    for path in paths:  # every model checked before the first is evaluated
+        if not path.is_file():
+            raise ModelError(f"model {path}: not found")
     if args.data:
         data, name = load_folder(args.data), Path(args.data).name
     else:
         data, name = load_mnist(args.data_dir)[1], "MNIST test"
-    evaluation = evaluate(model_path, data)
-    print(report(evaluation, f"{model_path.name} on {name}"))
     out = Path(args.report_dir)
     out.mkdir(parents=True, exist_ok=True)
-    stem = f"{model_path.stem}_{'mnist' if not args.data else Path(args.data).name}"
-    plot_confusion(evaluation, out / f"{stem}_confusion.png", f"{model_path.name} on {name}")
-    count = plot_misclassified(evaluation, data.images, out / f"{stem}_misclassified.png")
-    print(
-        f"wrote {out / (stem + '_confusion.png')} and {out / (stem + '_misclassified.png')} ({count} shown)"
-    )
-    return evaluation
+    evaluations = []
+    for model_path in paths:
+        evaluation = evaluate(model_path, data)
+        evaluations.append(evaluation)
+        print(report(evaluation, f"{model_path.name} on {name}"))
+        stem = f"{model_path.stem}_{'mnist' if not args.data else Path(args.data).name}"
+        if sum(p.stem == model_path.stem for p in paths) > 1:  # runs/a/digits.keras vs runs/b/digits.keras
+            stem = f"{model_path.parent.name}_{stem}"
+        confusion, misclassified = out / f"{stem}_confusion.png", out / f"{stem}_misclassified.png"
+        plot_confusion(evaluation, confusion, f"{model_path.name} on {name}")
+        count = plot_misclassified(evaluation, data.images, misclassified)
+        print(f"wrote {confusion} and {misclassified} ({count} shown)")
+    if len(paths) > 1:
+        print(f"\nside by side on {name} ({len(data)} digits):")
+        print(comparison(paths, evaluations))
+    return evaluations
 
 
 def main(argv=None) -> int:

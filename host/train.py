@@ -1,7 +1,9 @@
 """host-train: train the compact CNN on MNIST (plus optional custom digits) with camera-matched augmentation.
 
-Writes the float model (``models/digits.keras``), its training history and settings as JSON
-(``models/digits.history.json``, read by host-export for the model card) and a training-curves PNG.
+Writes the float model (``runs/<time>/digits.keras``), its training history and settings as JSON
+(``digits.history.json`` beside it, read by host-export for the model card) and a training-curves PNG.
+``--arch mlp`` trains the fully-connected baseline instead; ``--config BEST.json`` takes the architecture
+and optimizer settings a host-tune search found (flags given on the command line still win).
 """
 
 from __future__ import annotations
@@ -40,8 +42,12 @@ class TrainSettings:
     augment: bool = True
     extra_weight: float = 5.0  # how much one custom image counts relative to one MNIST image
     finetune_from: str | None = None
+    arch: str = "cnn"  # "cnn", or "mlp": the fully-connected baseline (host.model.build_mlp)
     stage_widths: tuple[int, ...] = (16, 32, 64)
     convs_per_stage: tuple[int, ...] = (2, 2, 1)
+    kernel_sizes: tuple[int, ...] = (3, 3, 3)
+    dropout: float = 0.2
+    hidden_units: int = 128  # mlp only
     classes: int = 11  # 10: digits only (model v1); 11: digits and "none"
     negatives: int = 24000  # generated "not a digit" crops (host.negatives), 11-class models only
     negatives_seed: int = 1  # the held-apart evaluation set uses NEGATIVES_EVAL_SEED, never this one
@@ -55,6 +61,37 @@ class TrainSettings:
 RUNS = Path("runs")  # each training run writes to a folder of its own under here, unless --out says otherwise
 NONE_CLASS = NONE_LABEL_INDEX  # label index of "none" in an 11-class model
 NEGATIVES_EVAL_SEED = 99  # the held-apart negatives: a seed never used for training
+
+
+def model_spec(settings: TrainSettings, classes: int | None = None):
+    """The host.model.ModelSpec these settings train."""
+    from host.model import ModelSpec
+
+    return ModelSpec(
+        settings.stage_widths,
+        settings.convs_per_stage,
+        dropout=settings.dropout,
+        classes=classes or settings.classes,
+        kernel_sizes=settings.kernel_sizes,
+        arch=settings.arch,
+        hidden_units=settings.hidden_units,
+    )
+
+
+def compile_model(model, settings: TrainSettings, steps: int) -> None:
+    """AdamW with weight decay on a cosine schedule over ``steps`` batches (with warm-up), label-smoothed
+    cross-entropy on one-hot labels; host-tune compiles its trials the same way."""
+    import keras
+
+    schedule = keras.optimizers.schedules.CosineDecay(
+        0.0, steps, warmup_target=settings.learning_rate, warmup_steps=min(500, steps // 10)
+    )
+    model.compile(
+        optimizer=keras.optimizers.AdamW(schedule, weight_decay=settings.weight_decay),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=settings.label_smoothing),
+        metrics=["accuracy"],
+        weighted_metrics=[],
+    )
 
 
 def set_seeds(seed: int) -> None:
@@ -104,7 +141,7 @@ def train(
 
     if verbose is None:  # a progress bar on a terminal, one line per epoch in a log file
         verbose = 1 if sys.stderr.isatty() else 2
-    from host.model import ModelSpec, build_model
+    from host.model import build_model
 
     set_seeds(settings.seed)
     classes = settings.classes
@@ -125,17 +162,8 @@ def train(
                 f"--finetune {settings.finetune_from}: a {classes}-class model cannot learn 'none' examples"
             )
     else:
-        model = build_model(ModelSpec(settings.stage_widths, settings.convs_per_stage, classes=classes))
-    steps = int(np.ceil(len(train_data) / settings.batch_size)) * settings.epochs
-    schedule = keras.optimizers.schedules.CosineDecay(
-        0.0, steps, warmup_target=settings.learning_rate, warmup_steps=min(500, steps // 10)
-    )
-    model.compile(
-        optimizer=keras.optimizers.AdamW(schedule, weight_decay=settings.weight_decay),
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=settings.label_smoothing),
-        metrics=["accuracy"],
-        weighted_metrics=[],
-    )
+        model = build_model(model_spec(settings, classes))
+    compile_model(model, settings, int(np.ceil(len(train_data) / settings.batch_size)) * settings.epochs)
     augment = build_augmenter(AugmentSettings(), settings.seed) if settings.augment else None
     train_ds = make_dataset(train_data, settings.batch_size, augment, settings.seed, weights, classes)
     val_ds, callbacks = None, []
@@ -222,11 +250,81 @@ def history_path(model_path: Path) -> Path:
     return model_path.with_suffix(".history.json")
 
 
+# The keys a --config file may set: host-train's own flags for the model and its optimizer, so a file that
+# host-tune wrote (or a person wrote by hand) retrains exactly that configuration.
+CONFIG_KEYS = {
+    "arch": str,
+    "widths": "ints",
+    "convs": "ints",
+    "kernels": "ints",
+    "dropout": float,
+    "hidden_units": int,
+    "learning_rate": float,
+    "label_smoothing": float,
+    "epochs": int,
+    "batch_size": int,
+}
+
+
+def config_arguments(path: str) -> list[str]:
+    """The ``"train"`` section of a --config JSON file as command-line arguments (given before the real
+    ones, so a flag on the command line wins); DigitReaderError naming the file, key and rule when bad."""
+    try:
+        document = json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise DigitReaderError(f"--config {path}: cannot read ({exc.strerror or exc})") from None
+    except ValueError as exc:
+        raise DigitReaderError(f"--config {path}: not JSON ({exc})") from None
+    section = document.get("train") if isinstance(document, dict) else None
+    if not isinstance(section, dict):
+        raise DigitReaderError(
+            f'--config {path}: must be a JSON object with a "train" object of host-train settings '
+            '(e.g. {"train": {"widths": "16,32,64", "learning_rate": 0.003}})'
+        )
+    arguments = []
+    for key, value in section.items():
+        kind = CONFIG_KEYS.get(key.replace("-", "_"))
+        if kind is None:
+            raise DigitReaderError(
+                f'--config {path}: unknown key {key!r} in "train" (allowed: {", ".join(CONFIG_KEYS)})'
+            )
+        if kind == "ints":
+            if isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+                value = ",".join(map(str, value))
+            if not isinstance(value, str):
+                raise DigitReaderError(
+                    f'--config {path}: {key} must be a list of integers or a string like "16,32,64"'
+                )
+        elif kind is str:
+            if not isinstance(value, str):
+                raise DigitReaderError(f"--config {path}: {key} must be a string, got {value!r}")
+        elif isinstance(value, bool) or not isinstance(value, int | float) or value != kind(value):
+            raise DigitReaderError(f"--config {path}: {key} must be {kind.__name__}, got {value!r}")
+        arguments += [f"--{key.replace('_', '-')}", str(int(value) if kind is int else value)]
+    return arguments
+
+
+def int_list(text: str, flag: str, parser: argparse.ArgumentParser) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        parser.error(f"{flag} {text}: must be comma-separated integers, e.g. 16,32,64")
+        raise  # not reached: parser.error exits
+
+
 def parse_args(argv=None) -> argparse.Namespace:
+    from host.model import ARCHS
+
     parser = argparse.ArgumentParser(
         prog="host-train",
         description=summary(__doc__),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "--config",
+        metavar="JSON",
+        help="architecture and optimizer settings from a file, e.g. the best.json host-tune writes (its "
+        '"train" object: keys are this command\'s flags); flags given here override it',
     )
     parser.add_argument(
         "--data-dir", help="folder with the four MNIST IDX files (default: $MNIST_DIR, else download)"
@@ -272,6 +370,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="generated 'not a digit' crops to train on (default %(default)s)",
     )
     parser.add_argument(
+        "--arch",
+        choices=ARCHS,
+        default=TrainSettings.arch,
+        help="cnn: the compact CNN (model v2); mlp: the fully-connected baseline (Flatten, Dense "
+        "--hidden-units, Dense 10 or 11), to compare with",
+    )
+    parser.add_argument(
         "--device-digits",
         type=int,
         default=TrainSettings.device_digits,
@@ -281,22 +386,133 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--widths",
         default=",".join(map(str, TrainSettings.stage_widths)),
-        help="conv stage widths (default %(default)s)",
+        help="conv stage widths, 1 to 4 stages (default %(default)s)",
     )
+    parser.add_argument(
+        "--convs", help="conv layers per stage (default: 2 per stage, 1 in the last: 2,2,1 for 3 stages)"
+    )
+    parser.add_argument("--kernels", help="kernel size per stage, odd (default: 3 in every stage)")
+    parser.add_argument(
+        "--dropout",
+        type=float,
+        help=f"before the classifier (default {TrainSettings.dropout} for the cnn; 0 for the mlp, which the "
+        "tutorial trains without)",
+    )
+    parser.add_argument("--hidden-units", type=int, default=TrainSettings.hidden_units, help="mlp only")
     parser.add_argument("--label-smoothing", type=float, default=TrainSettings.label_smoothing)
-    args = parser.parse_args(argv)
-    try:
-        args.widths = tuple(int(w) for w in args.widths.split(","))
-    except ValueError:
-        parser.error(f"--widths {args.widths}: must be three comma-separated integers, e.g. 16,32,64")
-    if len(args.widths) != 3 or min(args.widths) < 1:
-        parser.error(f"--widths {args.widths}: must be three positive integers, e.g. 16,32,64")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    config = parser.parse_known_args(argv)[0].config
+    from_config = []
+    if config:
+        try:
+            from_config = config_arguments(config)
+        except DigitReaderError as exc:
+            parser.error(str(exc))
+    args = parser.parse_args(from_config + argv)
+    given = {a.split("=")[0] for a in argv if a.startswith("--")}
+
+    def bad(flag: str, value, rule: str):
+        where = f" (from --config {config})" if flag in from_config and flag not in given else ""
+        parser.error(f"{flag} {value}{where}: {rule}")
+
+    args.widths = int_list(args.widths, "--widths", parser)
+    stages = len(args.widths)
+    args.convs = int_list(args.convs, "--convs", parser) if args.convs else (2,) * (stages - 1) + (1,)
+    args.kernels = int_list(args.kernels, "--kernels", parser) if args.kernels else (3,) * stages
+    if not 1 <= stages <= 4 or min(args.widths) < 1:
+        bad("--widths", args.widths, "must be 1 to 4 positive integers, e.g. 16,32,64")
+    if len(args.convs) != stages or min(args.convs) < 1:
+        bad("--convs", args.convs, f"must be {stages} positive integers, one per stage of --widths")
+    if len(args.kernels) != stages or any(k < 1 or k % 2 == 0 for k in args.kernels):
+        bad("--kernels", args.kernels, f"must be {stages} odd positive integers, one per stage of --widths")
+    if args.dropout is None:
+        args.dropout = 0.0 if args.arch == "mlp" else TrainSettings.dropout
+    if not 0 <= args.dropout < 1:
+        bad("--dropout", args.dropout, "must be in [0, 1)")
+    if not 0 <= args.label_smoothing < 1:
+        bad("--label-smoothing", args.label_smoothing, "must be in [0, 1)")
+    if args.learning_rate is not None and args.learning_rate <= 0:
+        bad("--learning-rate", args.learning_rate, "must be positive")
+    if args.hidden_units < 1:
+        bad("--hidden-units", args.hidden_units, "must be at least 1")
     if not 0 <= args.validation_fraction < 0.5:
-        parser.error(f"--validation-fraction must be in [0, 0.5), got {args.validation_fraction}")
+        bad("--validation-fraction", args.validation_fraction, "must be in [0, 0.5)")
     for name in ("epochs", "batch_size"):
         if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+            bad(f"--{name.replace('_', '-')}", getattr(args, name), "must be at least 1")
     return args
+
+
+def load_training_data(
+    data_dir: str | None,
+    limit: int | None,
+    validation_fraction: float,
+    seed: int,
+    negatives: int,
+    negatives_seed: int,
+    extra_data: str | None = None,
+    device_digits: int = 0,
+):
+    """MNIST training digits (the first ``limit``), split into training and validation with ``seed``, each
+    with its share of ``device_digits`` (its own digits seen through the device's camera and crop path) and
+    of ``negatives`` generated "not a digit" crops (label NONE_CLASS); custom digits from ``extra_data``
+    split 80/20 the same way. Returns (train, validation, extra or None, test, the generated NegativeSet or
+    None); host-tune prepares its data with this too."""
+    train_full, test = load_mnist(data_dir)
+    if limit:
+        train_full = Dataset(train_full.images[:limit], train_full.labels[:limit])
+    train_data, val_data = split_validation(train_full, validation_fraction, seed)
+    extra = None
+    if extra_data:
+        custom_train, custom_val = split_validation(load_folder(extra_data), 0.2, seed)
+        extra = custom_train
+        # The custom hold-out joins validation, so early stopping also watches the user's own digits.
+        val_data = Dataset(
+            np.concatenate([val_data.images, custom_val.images]),
+            np.concatenate([val_data.labels, custom_val.labels]),
+        )
+        log.info("custom data: %d for training, %d held out", len(custom_train), len(custom_val))
+
+    mnist_train = train_data  # pieces and pairs of digits are cut from these
+    if device_digits:
+        from host.negatives import device_digits as through_the_camera
+
+        # From the training split only; the validation split gets its share from its own digits.
+        extra_train = through_the_camera(
+            device_digits, negatives_seed + 1, train_data.images, train_data.labels
+        )
+        train_data = Dataset(
+            np.concatenate([train_data.images, extra_train[0]]),
+            np.concatenate([train_data.labels, extra_train[1]]),
+        )
+        if len(val_data) and validation_fraction:
+            extra_val = through_the_camera(
+                int(device_digits * validation_fraction), negatives_seed + 2, val_data.images, val_data.labels
+            )
+            val_data = Dataset(
+                np.concatenate([val_data.images, extra_val[0]]),
+                np.concatenate([val_data.labels, extra_val[1]]),
+            )
+        log.info("device digits: %d training digits seen through the device's camera", device_digits)
+
+    generated = None
+    if negatives:
+        from host.negatives import generate
+
+        # Pairs and pieces are cut from the training digits only, never from validation or test digits.
+        generated = generate(negatives, negatives_seed, mnist_train.images, looks_like_a_digit=digit_screen())
+        labels = np.full(len(generated), NONE_CLASS, np.uint8)
+        neg_train, neg_val = split_validation(Dataset(generated.images, labels), validation_fraction, seed)
+        train_data = Dataset(
+            np.concatenate([train_data.images, neg_train.images]),
+            np.concatenate([train_data.labels, neg_train.labels]),
+        )
+        val_data = Dataset(
+            np.concatenate([val_data.images, neg_val.images]),
+            np.concatenate([val_data.labels, neg_val.labels]),
+        )
+        log.info("negatives: %d generated (seed %d)", len(generated), negatives_seed)
+    return train_data, val_data, extra, test, generated
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -304,6 +520,7 @@ def run(args: argparse.Namespace) -> dict:
     out = Path(args.out) if args.out else RUNS / time.strftime("%Y%m%d-%H%M%S") / "digits.keras"
     if out.suffix != ".keras":
         raise DigitReaderError(f"--out {out}: the model file must end in .keras")
+    mlp = args.arch == "mlp"
     settings = TrainSettings(
         epochs=args.epochs,
         batch_size=args.batch_size,
@@ -314,80 +531,31 @@ def run(args: argparse.Namespace) -> dict:
         augment=not args.no_augment,
         extra_weight=args.extra_weight,
         finetune_from=args.finetune,
-        stage_widths=args.widths,
+        arch=args.arch,
+        # The MLP has no stages: an empty record says so instead of listing widths it never used.
+        stage_widths=() if mlp else args.widths,
+        convs_per_stage=() if mlp else args.convs,
+        kernel_sizes=() if mlp else args.kernels,
+        dropout=args.dropout,
+        hidden_units=args.hidden_units,
         classes=10 if args.digits_only else 11,
         negatives=0 if args.digits_only else args.negatives,
         # A quick run on --limit digits gets device digits in proportion (a third as many), not 20,000.
         device_digits=min(args.device_digits, args.limit // 3) if args.limit else args.device_digits,
         label_smoothing=args.label_smoothing,
+        notes={"config": str(args.config)} if args.config else {},
     )
-    train_full, test = load_mnist(args.data_dir)
-    if args.limit:
-        train_full = Dataset(train_full.images[: args.limit], train_full.labels[: args.limit])
-    train_data, val_data = split_validation(train_full, settings.validation_fraction, settings.seed)
-    extra = None
-    if args.extra_data:
-        custom_train, custom_val = split_validation(load_folder(args.extra_data), 0.2, settings.seed)
-        extra = custom_train
-        # The custom hold-out joins validation, so early stopping also watches the user's own digits.
-        val_data = Dataset(
-            np.concatenate([val_data.images, custom_val.images]),
-            np.concatenate([val_data.labels, custom_val.labels]),
-        )
-        log.info(
-            "custom data: %d for training (weight %.1f), %d held out",
-            len(custom_train),
-            settings.extra_weight,
-            len(custom_val),
-        )
-
-    mnist_train = train_data  # pieces and pairs of digits are cut from these
-    if settings.device_digits:
-        from host.negatives import device_digits
-
-        # From the training split only; the validation split gets its share from its own digits.
-        share = settings.validation_fraction
-        extra_train = device_digits(
-            settings.device_digits, settings.negatives_seed + 1, train_data.images, train_data.labels
-        )
-        train_data = Dataset(
-            np.concatenate([train_data.images, extra_train[0]]),
-            np.concatenate([train_data.labels, extra_train[1]]),
-        )
-        if len(val_data) and share:
-            extra_val = device_digits(
-                int(settings.device_digits * share),
-                settings.negatives_seed + 2,
-                val_data.images,
-                val_data.labels,
-            )
-            val_data = Dataset(
-                np.concatenate([val_data.images, extra_val[0]]),
-                np.concatenate([val_data.labels, extra_val[1]]),
-            )
-        log.info("device digits: %d training digits seen through the device's camera", settings.device_digits)
-
-    if settings.negatives:
-        from host.negatives import generate
-
-        # Pairs and pieces are cut from the training digits only, never from validation or test digits.
-        negatives = generate(
-            settings.negatives, settings.negatives_seed, mnist_train.images, looks_like_a_digit=digit_screen()
-        )
-        neg_train, neg_val = split_validation(
-            Dataset(negatives.images, np.full(len(negatives), NONE_CLASS, np.uint8)),
-            settings.validation_fraction,
-            settings.seed,
-        )
-        train_data = Dataset(
-            np.concatenate([train_data.images, neg_train.images]),
-            np.concatenate([train_data.labels, neg_train.labels]),
-        )
-        val_data = Dataset(
-            np.concatenate([val_data.images, neg_val.images]),
-            np.concatenate([val_data.labels, neg_val.labels]),
-        )
-        log.info("negatives: %d generated (seed %d)", len(negatives), settings.negatives_seed)
+    train_data, val_data, extra, test, negatives = load_training_data(
+        args.data_dir,
+        args.limit,
+        settings.validation_fraction,
+        settings.seed,
+        settings.negatives,
+        settings.negatives_seed,
+        args.extra_data,
+        device_digits=settings.device_digits,
+    )
+    if negatives is not None:
         grid_path = out.with_suffix(".negatives.png")
         save_atomically(grid_path, lambda p: write_grid(p, negatives))
 
@@ -398,10 +566,15 @@ def run(args: argparse.Namespace) -> dict:
     predictions = model.predict(test.images[..., None] / 255.0, batch_size=1000, verbose=0).argmax(axis=1)
     test_acc = float(np.mean(predictions == test.labels))
     log.info(
-        "model: %d parameters, %.2f M MACs per digit; MNIST test accuracy %.4f", params, macs / 1e6, test_acc
+        "model (%s): %d parameters, %.2f M MACs per digit; MNIST test accuracy %.4f",
+        settings.arch,
+        params,
+        macs / 1e6,
+        test_acc,
     )
 
-    command = " ".join(["host-train", *sys.argv[1:]]) if sys.argv and "host-train" in sys.argv[0] else None
+    ours = sys.argv and Path(sys.argv[0]).name in ("host-train", "train.py")  # or python -m host.train
+    command = " ".join(["host-train", *sys.argv[1:]]) if ours else None
     record = {
         "settings": dataclasses.asdict(settings),
         "command": command,

@@ -141,7 +141,7 @@ def test_eval_on_folder_dataset(trained, tmp_path, mnist_sample, capsys):
         (tmp_path / "data" / str(digit)).mkdir(parents=True, exist_ok=True)
         # Saved as dark ink on white paper: the loader must invert and re-normalize them.
         cv2.imwrite(str(tmp_path / "data" / str(digit) / f"{i}.png"), 255 - mnist_sample["test_images"][i])
-    evaluation = run(
+    (evaluation,) = run(
         parse_args(
             [
                 "--model",
