@@ -6,11 +6,9 @@ import contextlib
 import io
 import logging
 import os
-import platform
 import sys
 import warnings
 from collections.abc import Callable
-from pathlib import Path
 
 from device.errors import DigitReaderError
 
@@ -52,32 +50,3 @@ def run_command(prog: str, run: Callable[[], object]) -> int:
 def summary(doc: str) -> str:
     """A module docstring's first paragraph on one line: the ``--help`` description of a host command."""
     return " ".join(doc.split("\n\n")[0].split())
-
-
-def machine() -> str:
-    """The CPU, its cores and the Python, for a benchmark's record."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    system = f"{platform.system()} {platform.machine()}"
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {system}"
-
-
-def write_section(path: Path, name: str, body: str) -> None:
-    """Replace (or append) the section between ``<!-- name -->`` markers in a Markdown file, the way
-    docs/benchmarks.md's other sections are written."""
-    begin, end = f"<!-- {name} -->", f"<!-- /{name} -->"
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    block = f"{begin}\n{body}\n{end}"
-    if begin in text and end in text:
-        text = text[: text.index(begin)] + block + text[text.index(end) + len(end) :]
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)

@@ -27,8 +27,9 @@ import numpy as np
 
 from device.errors import DigitReaderError
 from device.safeio import save_atomically
-from host.cli import machine, run_command, summary, write_section
+from host.cli import run_command, summary
 from host.model import Cost, ModelSpec, cost
+from host.report import machine, write_section
 from host.train import TrainSettings, load_training_data
 
 log = logging.getLogger(__name__)

@@ -23,8 +23,8 @@ from device.config import Config, load_config, override
 from device.events import FrameEvent
 from device.outputs.log import JsonLinesOutput
 from device.pipeline import FramePipeline
+from host.report import machine, write_section
 from host.synthetic import render
-from tools.report import machine, write_section
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_CONFIG = ROOT / "systemd" / "config.toml"

@@ -19,7 +19,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 
 from device.classify import DEFAULT_MODEL, Classifier
-from tools.report import machine, write_section
+from host.report import machine, write_section
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -23,9 +23,9 @@ from device.classify import DEFAULT_MODEL
 from device.pipeline import FramePipeline
 from device.reading import Reading
 from device.segment import segment
+from host.report import machine, write_section
 from host.synthetic import render
 from tools.bench import shipped_config
-from tools.report import machine, write_section
 from tools.scenes import KINDS, digits_right, render_scene
 
 ROOT = Path(__file__).resolve().parent.parent

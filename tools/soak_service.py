@@ -22,7 +22,7 @@ import threading
 import time
 from pathlib import Path
 
-from tools.report import machine, write_section
+from host.report import machine, write_section
 
 ROOT = Path(__file__).resolve().parent.parent
 

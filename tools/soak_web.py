@@ -27,7 +27,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from tools.report import machine, write_section
+from host.report import machine, write_section
 
 ROOT = Path(__file__).resolve().parent.parent
 

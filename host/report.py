@@ -1,5 +1,6 @@
 """What every benchmark report says about itself: the machine it ran on, and its own section of a Markdown
-file (docs/benchmarks.md), replaced in place so that each tool rewrites only its own table."""
+file (docs/benchmarks.md), replaced in place so that each tool (host-tune, python -m tools.bench...)
+rewrites only its own table. In host, not tools: the installed host-tune writes a section too."""
 
 from __future__ import annotations
 
