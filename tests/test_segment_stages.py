@@ -94,6 +94,17 @@ def test_a_strip_of_texture_narrower_than_a_tile_gives_nothing(seed):
     assert all(s.box.y + s.box.h < 440 and s.box.x + s.box.w < 600 for s in found)
 
 
+def test_bold_digits_at_the_frame_edge_are_not_taken_for_texture():
+    """A page that fills the frame, bold digits written along its left edge (their tiles are inked, so
+    they are no "bare" paper): they are writing, not texture reaching in from the surroundings."""
+    img = np.full((480, 640), 215, np.uint8)
+    for y in (40, 190, 340):
+        stroke_digit(img, 8, y, size=100, thickness=14)
+        stroke_digit(img, 130, y, size=100, thickness=14)
+    found = segment(img)
+    assert len(found) == 6, [s.box for s in found]
+
+
 def test_polarity_is_not_fooled_by_a_dark_surround():
     img = sheet_on_surface()
     assert dark_ink(prepare(img, SETTINGS).grey)
