@@ -11,9 +11,10 @@ Also the fully-connected baseline of the classic tutorial (``arch="mlp"``: Flatt
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import keras
-from keras import layers
+if TYPE_CHECKING:  # Keras is imported where a model is built: the specs and cost estimates need no TensorFlow
+    import keras
 
 ARCHS = ("cnn", "mlp")
 
@@ -59,6 +60,9 @@ class ModelSpec:
 
 def build_model(spec: ModelSpec = ModelSpec()) -> keras.Model:
     """Build the classifier: float input (28, 28, 1) in [0, 1], softmax over 0-9 (and "none")."""
+    import keras
+    from keras import layers
+
     spec.check()
     if spec.arch == "mlp":
         return build_mlp(spec)
@@ -84,6 +88,9 @@ def build_model(spec: ModelSpec = ModelSpec()) -> keras.Model:
 def build_mlp(spec: ModelSpec) -> keras.Model:
     """The tutorial's fully-connected baseline: every pixel to every hidden unit, no notion of a stroke.
     (host-train trains it without dropout, as the tutorial does; the layer is there for ``spec.dropout``.)"""
+    import keras
+    from keras import layers
+
     inputs = keras.Input((28, 28, 1), name="image")
     x = layers.Flatten(name="flatten")(inputs)
     x = layers.Dense(spec.hidden_units, activation="relu", name="hidden")(x)
@@ -94,6 +101,8 @@ def build_mlp(spec: ModelSpec) -> keras.Model:
 
 def count_macs(model: keras.Model) -> int:
     """Multiply-accumulates for one digit, counted over the conv and dense layers (the rest is noise)."""
+    from keras import layers
+
     macs = 0
     for layer in model.layers:
         if isinstance(layer, layers.Conv2D):
