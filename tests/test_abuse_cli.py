@@ -36,8 +36,18 @@ def video(tmp_path_factory, mnist_sample):
     return path
 
 
-# From about 0.1 s our code runs; before that a signal meets the bare interpreter (runpy compiling the
-# module under ``python -m``), which is outside the project's reach.
+def traceback_through_the_project(stderr: str) -> bool:
+    """A traceback (or "Exception ignored") that passes through the project's code. On a busy machine a
+    signal sent early can still meet the bare interpreter (its start-up, runpy compiling the module under
+    ``python -m``), before any of our code runs: that ``KeyboardInterrupt`` is outside the project's
+    reach, and it names no file of the project."""
+    if "Traceback" not in stderr and "Exception ignored" not in stderr:
+        return False
+    outside = stderr.strip().endswith("KeyboardInterrupt") and f"{os.sep}device{os.sep}" not in stderr
+    return not outside
+
+
+# From about 0.1 s our code runs (later on a loaded machine; see traceback_through_the_project).
 @pytest.mark.parametrize("delay", [0.2, 0.4, 0.7, 1.0, 1.5, 2.5])
 def test_ctrl_c_at_any_moment_of_start_up_has_no_traceback(video, delay):
     process = subprocess.Popen(
@@ -49,7 +59,7 @@ def test_ctrl_c_at_any_moment_of_start_up_has_no_traceback(video, delay):
     time.sleep(delay)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=30)
-    assert "Traceback" not in stderr and "Exception ignored" not in stderr, stderr
+    assert not traceback_through_the_project(stderr), stderr
     assert process.returncode in (0, 130, -signal.SIGINT), (process.returncode, stderr)
 
 
