@@ -443,6 +443,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+def device_digits_for(requested: int, limit: int | None) -> int:
+    """A quick run on ``--limit`` digits gets device digits in proportion (a third as many), not 20,000."""
+    return min(requested, limit // 3) if limit else requested
+
+
 def load_training_data(
     data_dir: str | None,
     limit: int | None,
@@ -540,8 +545,7 @@ def run(args: argparse.Namespace) -> dict:
         hidden_units=args.hidden_units,
         classes=10 if args.digits_only else 11,
         negatives=0 if args.digits_only else args.negatives,
-        # A quick run on --limit digits gets device digits in proportion (a third as many), not 20,000.
-        device_digits=min(args.device_digits, args.limit // 3) if args.limit else args.device_digits,
+        device_digits=device_digits_for(args.device_digits, args.limit),
         label_smoothing=args.label_smoothing,
         notes={"config": str(args.config)} if args.config else {},
     )

@@ -30,7 +30,7 @@ from device.safeio import save_atomically
 from host.cli import run_command, summary
 from host.model import Cost, ModelSpec, cost
 from host.report import machine, write_section
-from host.train import TrainSettings, load_training_data
+from host.train import TrainSettings, device_digits_for, load_training_data
 
 log = logging.getLogger(__name__)
 
@@ -644,9 +644,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     for name in ("max_trials", "epochs_per_trial", "batch_size"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
-    # As host-train: a quick run on --limit digits gets device digits in proportion, not 20,000.
-    if args.limit and not args.digits_only:
-        args.device_digits = min(args.device_digits, args.limit // 3)
+    if not args.digits_only:
+        args.device_digits = device_digits_for(args.device_digits, args.limit)
     for name in ("max_params", "max_macs", "max_kb", "negatives", "device_digits"):
         if getattr(args, name) < 0:
             parser.error(f"--{name.replace('_', '-')} must be 0 or more, got {getattr(args, name)}")
