@@ -49,12 +49,21 @@ class Interpretation:
     normalized: tuple[np.ndarray, ...]
     predictions: tuple[Prediction, ...]
 
+    def part_scores(self, none_threshold: float) -> list[float]:
+        """How sure the model is of each part being its digit (0 for a part that is not a digit)."""
+        return [0.0 if rejected(p, none_threshold) else p.confidence * (1 - p.none) for p in self.predictions]
+
     def score(self, none_threshold: float) -> float:
         """How sure the weakest part is of being its digit (0 when any part is not a digit)."""
-        return min(
-            (0.0 if rejected(p, none_threshold) else p.confidence * (1 - p.none) for p in self.predictions),
-            default=0.0,
-        )
+        return min(self.part_scores(none_threshold), default=0.0)
+
+    def typical_score(self, none_threshold: float) -> float:
+        """The geometric mean of the parts' scores: high when most parts are sure digits, 0 when any part
+        is not a digit."""
+        scores = self.part_scores(none_threshold)
+        if not scores or min(scores) <= 0:
+            return 0.0
+        return float(np.exp(np.mean(np.log(scores))))
 
 
 def rejected(prediction: Prediction, none_threshold: float) -> bool:
@@ -67,9 +76,18 @@ def choose(options: list[Interpretation], none_threshold: float, unsure: float =
     "not a digit") and a split reading is surer: a pair of confident digits beats one unsure wide blob,
     but a confident single digit is never cut in two because its halves happen to look like digits."""
     whole, splits = options[0], options[1:]
-    best = max(splits, key=lambda option: option.score(none_threshold), default=None)
-    if best is not None and whole.score(none_threshold) < unsure < best.score(none_threshold):
+    if not splits or whole.score(none_threshold) >= unsure:
+        return whole
+    best = max(splits, key=lambda option: option.score(none_threshold))
+    if best.score(none_threshold) > unsure:
         return best
+    # The whole is not a digit at all: a row of touching digits, one of them squeezed or overlapped into
+    # an unsure shape, reads better as its parts (that one shown as unsure) than dropped whole. Every part
+    # must still be some digit, so texture cut into pieces stays rejected.
+    if rejected(whole.predictions[0], none_threshold):
+        best = max(splits, key=lambda option: option.typical_score(none_threshold))
+        if best.typical_score(none_threshold) > unsure:
+            return best
     return whole
 
 

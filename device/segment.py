@@ -711,6 +711,9 @@ def valley_columns(crop: np.ndarray, min_gap: int, limit: int = 6) -> list[int]:
     return sorted(chosen)
 
 
+MAX_SPLIT_PARTS = 8  # the most touching digits one candidate is read as
+
+
 def propose_splits(crop: np.ndarray, box: tuple[int, int, int, int], work: WorkImage, settings) -> tuple:
     """Alternative readings of a wide candidate as 2 to 5 touching digits (each a tuple of Segments).
 
@@ -734,14 +737,16 @@ def propose_splits(crop: np.ndarray, box: tuple[int, int, int, int], work: WorkI
         counts = [2]
         cut_sets: list[tuple[int, ...]] = [(v,) for v in valleys]
     else:
-        counts = [2] if aspect < 1.6 else [2, 3, 4] if aspect < 2.6 else [3, 4, 5]
+        # As many digits as fit: no fewer than digits as wide as tall, no more than narrow ones (a 0 is
+        # about half as wide as tall; a group of 1s is narrower still, and its valleys cut it anyway).
+        counts = list(range(max(2, int(aspect / 1.1)), min(MAX_SPLIT_PARTS, int(np.ceil(aspect / 0.45))) + 1))
         cut_sets = []
         for parts in counts:
             cuts = split_columns(crop, parts)
             if cuts is not None:
                 cut_sets.append(tuple(cuts))
-        valleys = valley_columns(crop, max(narrowest, round(0.2 * h)))
-    for count in range(1, min(len(valleys), max(counts) - 1) + 1):
+        valleys = valley_columns(crop, max(narrowest, round(0.2 * h)), limit=8)
+    for count in range(1, min(len(valleys), max(counts, default=2) - 1) + 1):
         cut_sets += itertools.combinations(valleys, count)
     parts: dict[tuple[int, int], Segment | None] = {}
 

@@ -455,3 +455,17 @@ def test_pipeline_drops_an_unsure_digit_that_may_be_no_digit():
     stroke_digit(img, 250, 150, size=80)
     assert Reading(tuple(FramePipeline(Answers(0.02)).process(img).digits)).text == "?"
     assert FramePipeline(Answers(0.4)).process(img).digits == []
+
+
+def test_a_long_row_of_touching_digits_is_offered_digit_by_digit():
+    """Six digits in one stroke (a number written without lifting the pen) are offered as six parts, not
+    only as two to five."""
+    crop = np.zeros((40, 6 * 26), np.uint8)
+    for index in range(6):
+        cv2.ellipse(crop, (13 + 26 * index, 20), (10, 17), 0, 0, 360, 255, 3)
+    crop[19:22, :] = 255  # joined along the middle
+    work = prepare(np.full((100, 200), 200, np.uint8), SETTINGS)
+    splits = propose_splits(crop, (0, 0, crop.shape[1], 40), work, SETTINGS)
+    six = [split for split in splits if len(split) == 6]
+    assert six, sorted({len(split) for split in splits})
+    assert any(all(abs(s.box.x - 26 * i) <= 4 for i, s in enumerate(split)) for split in six)

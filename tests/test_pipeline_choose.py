@@ -1,0 +1,57 @@
+"""How the pipeline chooses between a candidate read whole and read as touching digits (``choose``)."""
+
+import numpy as np
+
+from device.classify import Prediction
+from device.pipeline import Interpretation, choose
+from device.reading import Box
+from device.segment import Segment
+
+NONE_THRESHOLD = 0.7
+
+
+def option(*predictions: Prediction) -> Interpretation:
+    blank = np.zeros((28, 28), np.uint8)
+    segments = tuple(Segment(Box(10 * i, 0, 10, 20), blank) for i in range(len(predictions)))
+    return Interpretation(segments, tuple(blank for _ in predictions), predictions)
+
+
+def sure(digit: int) -> Prediction:
+    return Prediction(digit, 0.95, 0.02)
+
+
+def test_a_confident_single_digit_is_never_cut():
+    whole = option(sure(0))
+    halves = option(sure(1), sure(1))
+    assert choose([whole, halves], NONE_THRESHOLD) is whole
+
+
+def test_a_pair_of_confident_digits_beats_an_unsure_blob():
+    whole = option(Prediction(8, 0.4, 0.1))
+    pair = option(sure(2), sure(4))
+    assert choose([whole, pair], NONE_THRESHOLD) is pair
+
+
+def test_a_rejected_row_of_touching_digits_keeps_its_parts_when_most_are_sure():
+    """Three touching digits, the last squeezed into an unsure shape: the whole is "not a digit", no split
+    is sure of every part, yet reading the parts (one shown unsure) beats dropping all three."""
+    whole = option(Prediction(2, 0.3, 0.95))
+    squeezed = option(sure(7), sure(8), Prediction(9, 0.3, 0.2))
+    worse = option(sure(7), Prediction(1, 0.2, 0.1))
+    assert choose([whole, worse, squeezed], NONE_THRESHOLD) is squeezed
+
+
+def test_texture_cut_into_parts_stays_rejected():
+    """Every part must be some digit: a split with a part the model calls "not a digit" is no reading."""
+    whole = option(Prediction(2, 0.3, 0.95))
+    pieces = option(sure(1), Prediction(1, 0.6, 0.9), sure(1))
+    mostly_unsure = option(Prediction(1, 0.3, 0.3), Prediction(7, 0.3, 0.3))
+    assert choose([whole, pieces, mostly_unsure], NONE_THRESHOLD) is whole
+
+
+def test_an_unsure_digit_that_is_a_digit_is_not_split_on_weak_parts():
+    """The relaxed rule is only for a whole the model rejects: an unsure digit stays whole unless a split
+    is sure of every part."""
+    whole = option(Prediction(8, 0.45, 0.1))
+    split = option(sure(3), Prediction(3, 0.4, 0.1))
+    assert choose([whole, split], NONE_THRESHOLD) is whole
