@@ -642,14 +642,36 @@ def part_of_a_longer_line(piece: Piece, ink: InkImage, labels: np.ndarray) -> bo
         if len(steps) < length:  # the frame ends here: this side cannot tell
             continue
         # On the axis (the line may wander by a pixel) against the paper a few px to either side: a rule
-        # is darker than the paper beside it all along, however faint it is against the threshold.
+        # is darker than the paper beside it all along, however faint it is against the threshold. The
+        # edge of a dark band (a page's border, a shadow) runs on too, as a step: darker on one side,
+        # bare paper on the other, the axis between the two.
         on_axis = ink_at(steps, 0, 1)
-        beside = np.maximum(ink_at(steps, 5, 0), ink_at(steps, -5, 0))
-        sides.append(float(np.mean(on_axis > beside + margin)) >= 0.7)
+        left, right = ink_at(steps, 5, 0), ink_at(steps, -5, 0)
+        bare, dark = np.minimum(left, right), np.maximum(left, right)
+        rule = on_axis > dark + margin
+        step = (on_axis > bare + margin) & (dark > bare + 2 * margin)
+        sides.append(float(np.mean(rule | step)) >= 0.7)
     # Both ways (as far as the frame goes): a stretch of a rule between two crossings has the rule on both
     # sides, while a column of "1"s (written one under the other, never quite on one straight axis) does
     # not run on straight for twice a digit's length in both directions.
     return bool(sides) and all(sides)
+
+
+def along_the_frame_side(piece: Piece, labels: np.ndarray, reach: int = 4) -> bool:
+    """A long, thin piece pressed against the frame's side (within ``reach`` px of it) for half its length
+    or more: the edge of a page, a shadow or the lens's dark corner, cut off by the frame, not a "1" (a
+    digit that the frame cuts meets its side for a stroke's width, not along it)."""
+    h, w = labels.shape
+    own = list(piece.labels)
+    rows, cols = slice(piece.y, piece.y + piece.h), slice(piece.x, piece.x + piece.w)
+    sides = []
+    if piece.h >= 1.5 * piece.w:  # upright: the left and right sides
+        sides += [(labels[rows, :reach], 1, piece.x < reach)]
+        sides += [(labels[rows, w - reach :], 1, piece.x + piece.w > w - reach)]
+    if piece.w >= 1.5 * piece.h:  # lying: the top and the bottom
+        sides += [(labels[:reach, cols], 0, piece.y < reach)]
+        sides += [(labels[h - reach :, cols], 0, piece.y + piece.h > h - reach)]
+    return any(touches and np.isin(strip, own).any(axis=axis).mean() >= 0.5 for strip, axis, touches in sides)
 
 
 # --- 6. crops and splits ---------------------------------------------------------------------------------
@@ -882,7 +904,11 @@ def segment(frame, settings: SegmentSettings = SegmentSettings()) -> list[Segmen
     min_h = max(8.0, settings.min_height * min(h, w))
     pieces = merge_pieces(pieces, typical_height(pieces, min_h))
     kept = keep_digits(pieces, ink, settings, inked)
-    kept = [piece for piece in kept if not part_of_a_longer_line(piece, ink, labels)]
+    kept = [
+        piece
+        for piece in kept
+        if not (part_of_a_longer_line(piece, ink, labels) or along_the_frame_side(piece, labels))
+    ]
 
     by_box: dict[Box, Segment] = {}
     for piece in kept:

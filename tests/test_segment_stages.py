@@ -16,6 +16,7 @@ from device.segment import (
     InkImage,
     Piece,
     SegmentSettings,
+    along_the_frame_side,
     dark_ink,
     find_ink,
     find_rules,
@@ -469,3 +470,67 @@ def test_a_long_row_of_touching_digits_is_offered_digit_by_digit():
     six = [split for split in splits if len(split) == 6]
     assert six, sorted({len(split) for split in splits})
     assert any(all(abs(s.box.x - 26 * i) <= 4 for i, s in enumerate(split)) for split in six)
+
+
+def dark_band_page(seed):
+    """A page with an uneven dark band down its left side (the lens's dark edge, a page's border), a "7",
+    a "7" cut by the frame's right side and a "1" written a little way in from the band."""
+    rng = np.random.default_rng(seed)
+    img = np.full((480, 640), 215, np.float32)
+    unevenness = cv2.resize(rng.normal(0, 1, (60, 4)).astype(np.float32), (24, 480))
+    img[:, :24] -= np.clip(45 + 25 * unevenness, 0, 90)
+    img = np.clip(cv2.GaussianBlur(img, (0, 0), 1.0) + rng.normal(0, 2, img.shape), 0, 255).astype(np.uint8)
+    stroke_digit(img, 200, 150)
+    stroke_digit(img, 596, 60)
+    cv2.line(img, (60, 40), (64, 120), 30, 6)
+    return img
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_edge_of_a_dark_band_is_no_digit(seed):
+    """The band's inner edge is a long straight step from dark to paper: stretches of it that pass the
+    threshold run on as that step beyond their ends, so they are no "1"s; the digits are all found."""
+    boxes = [s.box for s in segment(dark_band_page(seed))]
+    assert not [b for b in boxes if 12 <= b.x <= 30], boxes
+    assert {(b.x // 20, b.y // 20) for b in boxes} >= {(2, 1), (9, 7), (29, 2)}, boxes
+
+
+def test_a_step_edge_runs_on_like_a_line():
+    """On the ink image: a stretch along the edge of a darker area, with the step going on past both its
+    ends, is part of a longer line; the same stroke a way off the edge, paper beyond its ends, is not."""
+    piece, image, labels = line_stretch(0.0)
+    image.ink[:, :96] += 0.3  # a dark area whose soft edge runs down the stretch's axis
+    image.ink[:, 96:103] += np.linspace(0.3, 0.0, 7, dtype=np.float32)[None, :]
+    assert part_of_a_longer_line(piece, image, labels)
+    moved = np.zeros_like(labels)
+    moved[200:260, 139:142] = 1
+    image.ink[200:260, 139:142] = 0.4
+    assert not part_of_a_longer_line(Piece(139, 200, 3, 60, frozenset({1}), 180), image, moved)
+
+
+def test_a_dark_rim_pressed_against_the_frame_side_is_no_digit():
+    """A ragged dark rim along the bottom of the frame's left side (a page's border, the lens's dark
+    corner): tall, thin and on the side for most of its length. Without the rule, 3 of these 12 rims are
+    offered as a candidate (and read as a "1")."""
+    for seed in range(12):
+        rng = np.random.default_rng(seed)
+        img = np.full((480, 640), 215, np.float32)
+        width = 6 + 4 * cv2.resize(rng.normal(0, 1, (8, 1)).astype(np.float32), (1, 200))[:, 0]
+        for y, rim in zip(range(280, 480), width, strict=True):
+            img[y, : max(2, int(rim))] = 110
+        img = np.clip(cv2.GaussianBlur(img, (0, 0), 1.2) + rng.normal(0, 2, img.shape), 0, 255)
+        assert segment(img.astype(np.uint8)) == [], seed
+
+
+def test_along_the_frame_side_needs_half_the_length_on_the_side():
+    labels = np.zeros((200, 300), np.int32)
+    labels[20:120, 0:8] = 1  # pressed against the side all along
+    labels[20:120, 30:38] = 2  # a way in
+    labels[150:200, 0:4] = 3  # a stroke that meets the side for its width only...
+    labels[150:154, 0:40] = 3  # ...then runs away from it
+    pieces = {
+        i: Piece(*cv2.boundingRect((labels == i).astype(np.uint8)), frozenset({i}), 1) for i in (1, 2, 3)
+    }
+    assert along_the_frame_side(pieces[1], labels)
+    assert not along_the_frame_side(pieces[2], labels)
+    assert not along_the_frame_side(pieces[3], labels)
