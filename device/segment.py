@@ -53,6 +53,7 @@ class SegmentSettings:
     min_edge: float = 0.035  # strokes have sharp edges: ink contrast change per px (smooth blotches don't)
     min_edge_snr: float = 2.5  # ...and those edges stand well above the frame's noise
     paper_brightness: float = 0.4  # paper is at least this fraction as bright as the brightest paper
+    edge_brightness: float = 0.85  # near the page's edge, paper is this bright against the paper beside it
     rule_length: float = 0.2  # a straight stroke this long (fraction of the longer side) is a rule
     max_pieces: int = 200  # components considered per frame (the largest), bounding the cost
     max_candidates: int = 200  # digit candidates measured per frame (the largest): a dense page's worth
@@ -96,6 +97,9 @@ class InkImage:
     paper: np.ndarray  # bool
     threshold: np.ndarray  # float32, per pixel
     noise: float  # robust sigma of the ink on the paper
+    # Half resolution: where the page's edge is a step down to darker surroundings (texture beyond it does
+    # not reach across); None where the paper was not found to the pixel.
+    page_edge: np.ndarray | None = None
 
 
 @dataclass
@@ -264,6 +268,53 @@ def robust_sigma(values: np.ndarray) -> float:
     return float(p50 - p10) / 1.2816
 
 
+def paper_to_the_edge(
+    surface: np.ndarray, background: np.ndarray, paper: np.ndarray, tile: int, settings: SegmentSettings
+) -> tuple[np.ndarray, np.ndarray]:
+    """The paper to a few pixels near its edge, where the tiles it was found in are too coarse.
+
+    Within a tile of the tile-level edge (measured at half resolution), paper is what is nearly as bright
+    as the paper beside it (``settings.edge_brightness``: a desk, a wall or a sweater is darker; a median
+    leaves ink strokes out of the comparison) and as quiet as the paper's quieter quarter (wood grain or a
+    weave as bright as the page is busy). Only what joins the paper found by tiles counts, and what it
+    encloses (a bold stroke) is paper too. The page's very border, and the ends of the lines printed on
+    it, are left out by a small erosion.
+    """
+    h, w = paper.shape
+    core = paper[::2, ::2]
+    small = np.ascontiguousarray(surface[::2, ::2])
+    reach = cv2.getStructuringElement(cv2.MORPH_RECT, (tile | 1, tile | 1))
+    zone = cv2.dilate(core.astype(np.uint8), reach).astype(bool) & cv2.dilate(
+        (~core).astype(np.uint8), reach
+    ).astype(bool)
+    paper_level = cv2.dilate(np.where(core, background[::2, ::2], 0).astype(np.float32), reach)
+    smooth = cv2.medianBlur(small, 7)
+    bright = smooth >= settings.edge_brightness * paper_level
+    grey = smooth.astype(np.float32)
+    mean = cv2.blur(grey, (7, 7))
+    spread = np.sqrt(np.maximum(cv2.blur(grey * grey, (7, 7)) - mean * mean, 0))
+    quiet = spread < 4.0 * max(1.0, float(np.percentile(spread[core], 25)))
+    grown = np.where(zone, bright & quiet, core).astype(np.uint8)
+    count, labels = cv2.connectedComponents(grown, connectivity=4)
+    joined = np.zeros(count, bool)
+    joined[np.unique(labels[core & (grown > 0)])] = True
+    joined[0] = False
+    enclosed = np.pad((~joined[labels]).astype(np.uint8), 1, constant_values=1)
+    cv2.floodFill(enclosed, None, (0, 0), 2)
+    grown_paper = (joined[labels] | (enclosed[1:-1, 1:-1] == 1)).astype(np.uint8)
+    inner = cv2.erode(grown_paper, cv2.getStructuringElement(cv2.MORPH_RECT, (5, 5))) > 0
+    grown_paper = np.where(zone, inner, grown_paper > 0)
+    # The edge is sure where the paper meets darker surroundings (texture as bright as the page is left to
+    # textured_surroundings to find).
+    square = cv2.getStructuringElement(cv2.MORPH_RECT, (5, 5))
+    paper_u8 = grown_paper.astype(np.uint8)
+    band = (cv2.dilate(paper_u8, square) > 0) & (cv2.erode(paper_u8, square) == 0)
+    dim = (zone & ~bright).astype(np.uint8)
+    page_edge = band & (cv2.dilate(dim, cv2.getStructuringElement(cv2.MORPH_RECT, (13, 13))) > 0)
+    full = cv2.resize(paper_u8, (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
+    return full, page_edge
+
+
 def find_ink(work: WorkImage, dark: bool, settings: SegmentSettings) -> InkImage:
     """Ink strength, the paper, and a per-region threshold above the noise of that region of the paper."""
     source = work.ink_source if dark else work.grey
@@ -306,6 +357,17 @@ def find_ink(work: WorkImage, dark: bool, settings: SegmentSettings) -> InkImage
         bare[:] = True
     noise = float(np.percentile(sigma[bare], 25))  # the paper: the quieter part of what is bare
     paper = bright & cv2.resize(bare.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
+    page_edge = None
+    if not bare.all():
+        paper, page_edge = paper_to_the_edge(surface, background, paper, th, settings)
+        # A tile along the page's edge holds some of the surroundings, whose grain is no noise of the paper
+        # written on beside it: such a tile takes the paper's noise from the bare tiles around it.
+        box = np.ones((3, 3), np.float32)
+        bare_around = cv2.filter2D(bare.astype(np.float32), -1, box, **border)
+        sigma_around = cv2.filter2D(np.where(bare, sigma, 0).astype(np.float32), -1, box, **border)
+        tiles_around = cv2.filter2D(np.ones(bare.shape, np.float32), -1, box, **border)
+        at_the_edge = (bare_around > 0) & (bare_around < tiles_around)
+        sigma = np.where(at_the_edge, np.minimum(sigma, sigma_around / np.maximum(bare_around, 1)), sigma)
     floor = max(settings.min_contrast, 5.0 * noise)
     # Each tile of the paper gets the threshold its own noise needs (texture raises only its own). A tile
     # taken as paper only through its neighbours is inked over much of its area: by a large, thick digit,
@@ -315,7 +377,7 @@ def find_ink(work: WorkImage, dark: bool, settings: SegmentSettings) -> InkImage
     capped = np.minimum(tile_thresholds, max(floor, settings.heavy_ink))
     tile_thresholds = np.where(filled, capped, tile_thresholds).astype(np.float32)
     threshold = cv2.resize(tile_thresholds, (w, h), interpolation=cv2.INTER_LINEAR)
-    return InkImage(ink.astype(np.float32), paper, threshold, noise)
+    return InkImage(ink.astype(np.float32), paper, threshold, noise, page_edge)
 
 
 def ink_mask(ink: InkImage, low: float = 0.75) -> np.ndarray:
@@ -460,6 +522,10 @@ def textured_surroundings(ink: InkImage, rules: np.ndarray) -> np.ndarray:
     busy = (spread > max(0.03, 2.0 * noise)).astype(np.uint8)
     busy = cv2.morphologyEx(busy, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (11, 11)))
     seeds = ~ink.paper[::2, ::2]
+    # Where the page's edge is known to a few pixels, texture outside it does not spread across it into
+    # the digits written beside it (the spread's window would otherwise join the two).
+    if ink.page_edge is not None:
+        busy[ink.page_edge[: busy.shape[0], : busy.shape[1]]] = 0
     count, labels = cv2.connectedComponents(busy, connectivity=8)
     reached = np.zeros(count, bool)
     reached[np.unique(labels[seeds & (busy > 0)])] = True

@@ -95,6 +95,38 @@ def test_a_strip_of_texture_narrower_than_a_tile_gives_nothing(seed):
     assert all(s.box.y + s.box.h < 440 and s.box.x + s.box.w < 600 for s in found)
 
 
+def sheet_with_digits_by_its_edge(seed):
+    """A sheet on a wood-grain desk, its left edge off the 64-px tile grid; three "7"s down its left side,
+    16 px in from the edge, and one in the middle."""
+    img = texture(480, 640, seed)
+    left = 100 + 7 * seed
+    img[60:420, left:560] = 215
+    for y in (90, 200, 310):
+        stroke_digit(img, left + 16, y, size=70, thickness=6)
+    stroke_digit(img, 330, 200, size=70, thickness=6)
+    return img, left
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_paper_is_found_to_a_few_pixels_of_the_page_edge(seed):
+    """Tiles place the page's edge up to a tile off; near the edge the paper is found to the pixel (bright
+    and quiet like the paper beside it), less a small margin for the border itself."""
+    img, left = sheet_with_digits_by_its_edge(seed)
+    ink = find_ink(prepare(img, SETTINGS), True, SETTINGS)
+    starts = np.flatnonzero(ink.paper[180])[0]  # a row between the digits
+    assert left <= starts <= left + 14, (left, starts)
+    assert ink.paper[180, 330] and not ink.paper[180, 40]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_digits_by_the_page_edge_on_a_desk_are_found(seed):
+    """The desk's texture must not reach across the page's edge into digits written beside it."""
+    img, left = sheet_with_digits_by_its_edge(seed)
+    boxes = [s.box for s in segment(img)]
+    assert len(boxes) == 4, boxes
+    assert all(b.x >= left for b in boxes), boxes
+
+
 def test_bold_digits_at_the_frame_edge_are_not_taken_for_texture():
     """A page that fills the frame, bold digits written along its left edge (their tiles are inked, so
     they are no "bare" paper): they are writing, not texture reaching in from the surroundings."""
