@@ -45,7 +45,7 @@ def test_hard_scenes_are_read(pipeline, mnist_sample):
     overall = sum(right.values()) / sum(total.values())
     per_kind = {kind: round(right[kind] / total[kind], 3) for kind in KINDS}
     print("hard scenes:", round(overall, 3), per_kind)
-    # Measured with the shipped model (v2e): 92.7 % overall, touching pairs (79 %) and squared paper (82 %)
+    # Measured with the shipped model (v2f): 93.0 % overall, touching digits (79 %) and squared paper (85 %)
     # the weakest (89 %, 55 % and 77 % before over-segmentation at the valleys and device digits); the
     # issue's target is 97 %. These bounds guard what is reached (the seed is fixed).
     assert overall >= 0.9, per_kind
@@ -72,6 +72,6 @@ def test_blank_sheets_on_textured_surfaces_read_nothing(pipeline):
         len(pipeline.process(render_scene("texture", [[]], [[]], rng, blank=True).frame).digits)
         for _ in range(60)
     ]
-    # Measured: 56 of 60 read as nothing (49 when only texture busier than three times the paper's noise,
+    # Measured: 55 of 60 read as nothing (49 when only texture busier than three times the paper's noise,
     # in blobs wider than 9 px, was taken from the paper).
     assert sum(1 for n in found if n == 0) >= 53, found
