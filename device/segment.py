@@ -723,6 +723,26 @@ def part_of_a_longer_line(piece: Piece, ink: InkImage, labels: np.ndarray) -> bo
     return bool(sides) and all(sides)
 
 
+def inside_a_dark_area(piece: Piece, ink: InkImage, labels: np.ndarray, rules: np.ndarray) -> bool:
+    """Much of the ring around the piece (2 to 5 px out) is inked nearly as strongly as the piece itself:
+    it is the rim of a larger dark area (the dark side of a hard shadow's edge, where the background
+    estimate lags behind the step), not a pen stroke, which stands out of the paper all round. Ink of the
+    rules the piece crosses does not count, nor does the piece's own."""
+    h, w = labels.shape
+    pad = 6
+    x0, y0 = max(0, piece.x - pad), max(0, piece.y - pad)
+    x1, y1 = min(w, piece.x + piece.w + pad), min(h, piece.y + piece.h + pad)
+    own = np.isin(labels[y0:y1, x0:x1], list(piece.labels)).astype(np.uint8)
+    near = cv2.dilate(own, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)))
+    far = cv2.dilate(own, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (11, 11)))
+    ring = (far > 0) & (near == 0) & (rules[y0:y1, x0:x1] == 0)
+    if not ring.any():
+        return False
+    crop = ink.ink[y0:y1, x0:x1]
+    level = float(np.median(crop[own > 0]))
+    return float(np.mean(crop[ring] > 0.6 * level)) > 0.4
+
+
 def along_the_frame_side(piece: Piece, labels: np.ndarray, reach: int = 4) -> bool:
     """A long, thin piece pressed against the frame's side (within ``reach`` px of it) for half its length
     or more: the edge of a page, a shadow or the lens's dark corner, cut off by the frame, not a "1" (a
@@ -973,7 +993,11 @@ def segment(frame, settings: SegmentSettings = SegmentSettings()) -> list[Segmen
     kept = [
         piece
         for piece in kept
-        if not (part_of_a_longer_line(piece, ink, labels) or along_the_frame_side(piece, labels))
+        if not (
+            part_of_a_longer_line(piece, ink, labels)
+            or along_the_frame_side(piece, labels)
+            or inside_a_dark_area(piece, ink, labels, inked & ~mask)
+        )
     ]
 
     by_box: dict[Box, Segment] = {}
