@@ -716,7 +716,9 @@ def part_of_a_longer_line(piece: Piece, ink: InkImage, labels: np.ndarray) -> bo
         bare, dark = np.minimum(left, right), np.maximum(left, right)
         rule = on_axis > dark + margin
         step = (on_axis > bare + margin) & (dark > bare + 2 * margin)
-        sides.append(float(np.mean(rule | step)) >= 0.7)
+        # Most of the way, not all of it: a faint line under a shadow or past a smudge is lost in places,
+        # while beyond a written "1" the paper is bare nearly all the way.
+        sides.append(float(np.mean(rule | step)) >= 0.6)
     # Both ways (as far as the frame goes): a stretch of a rule between two crossings has the rule on both
     # sides, while a column of "1"s (written one under the other, never quite on one straight axis) does
     # not run on straight for twice a digit's length in both directions.

@@ -235,6 +235,15 @@ def test_a_stretch_of_a_faint_line_is_part_of_a_longer_line(line_level):
     assert part_of_a_longer_line(*line_stretch(line_level))
 
 
+def test_a_line_lost_in_places_beyond_the_stretch_still_runs_on():
+    """Past one end the faint line runs through a darker patch (a shadow, a smudge) where it no longer
+    stands out of the paper beside it, for a third of the way: it still runs on."""
+    piece, image, labels = line_stretch(0.12)
+    image.ink[270:310, 80:98] += 0.2
+    image.ink[270:310, 103:120] += 0.2
+    assert part_of_a_longer_line(piece, image, labels)
+
+
 def test_a_stroke_with_paper_beyond_its_ends_is_not_part_of_a_line():
     assert not part_of_a_longer_line(*line_stretch(0.0))
     # A curved stroke is writing, whatever runs on beyond it.
