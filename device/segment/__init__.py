@@ -1,0 +1,156 @@
+"""Frame -> digit candidates in reading order, each with its ink crop ready for normalization.
+
+The stages, each a function on numpy arrays:
+
+1. ``prepare``: validate the frame, reduce it to the working size; the ink channel is the darkest colour
+   channel (coloured pens are dark in at least one channel, paper is bright in all).
+2. ``find_polarity``: dark ink on paper unless thin bright strokes clearly dominate (chalk on a board).
+3. ``find_ink``: ink strength against the local paper brightness, where the paper is (bright and smooth:
+   desks, walls, sweaters and the frame's black bars are not paper; near the page's edge it is found to
+   the pixel), and a threshold above the noise of each region of the paper, so a textured area raises only
+   its own threshold.
+4. ``remove_rules``: long straight strokes (ruled and grid lines, printed boxes, paper and shadow edges)
+   are taken out of the ink mask, and the strokes they crossed are bridged again. ``textured_surroundings``
+   then takes from the paper what a tile is too coarse to see: texture beside the page's edge.
+5. ``find_pieces`` -> ``merge_pieces`` -> ``keep_digits``: connected components (a bounded number), the
+   pieces of one digit merged (a 5's flag, a 4 in two strokes), then filters relative to the other
+   candidates: height, contrast, fill, edge sharpness (pen strokes have sharp edges, shadows do not); a
+   stretch of a longer line or edge, a mark pressed along the frame's side and the rim of a hard shadow
+   are no digits.
+6. ``propose_splits``: a candidate wider than one digit may be touching digits; cuts at the valleys of its
+   ink profile are offered as alternatives, and the classifier decides which reading is more confident.
+7. ``reading_order``: each candidate is chained to its neighbour in the writing direction (tolerant of
+   slanted and curved lines and scattered layouts), chains are read top to bottom.
+
+Pure functions; no state. The cost is bounded on any frame: a capped number of pieces, no pairwise loop
+over all of them.
+
+The modules: ``data`` (the settings and the records the stages pass), ``paper`` (stages 1-3), ``rules``
+(4), ``pieces`` (5, with the filters that tell a digit from a stretch of a line or an edge), ``splits`` (6)
+and ``order`` (7); this module runs them in turn and re-exports their steps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from device.reading import Box
+from device.segment.data import InkImage, Piece, Segment, SegmentSettings, WorkImage
+from device.segment.order import reading_order
+from device.segment.paper import (
+    background_of,
+    dark_ink,
+    find_ink,
+    find_polarity,
+    ink_map,
+    ink_mask,
+    paper_to_the_edge,
+    prepare,
+    robust_sigma,
+    to_grey,
+)
+from device.segment.pieces import (
+    along_the_frame_side,
+    edge_sharpness,
+    fill,
+    find_pieces,
+    inside_a_dark_area,
+    keep_digits,
+    merge_pieces,
+    part_of_a_longer_line,
+    typical_height,
+)
+from device.segment.rules import find_rules, paper_extent, remove_rules, rule_fragments, textured_surroundings
+from device.segment.splits import MAX_SPLIT_PARTS, crop_ink, propose_splits, split_columns, valley_columns
+
+__all__ = [
+    "MAX_SPLIT_PARTS",
+    "InkImage",
+    "Piece",
+    "Segment",
+    "SegmentSettings",
+    "WorkImage",
+    "along_the_frame_side",
+    "background_of",
+    "crop_ink",
+    "dark_ink",
+    "edge_sharpness",
+    "fill",
+    "find_ink",
+    "find_pieces",
+    "find_polarity",
+    "find_rules",
+    "ink_map",
+    "ink_mask",
+    "inside_a_dark_area",
+    "keep_digits",
+    "merge_pieces",
+    "paper_extent",
+    "paper_to_the_edge",
+    "part_of_a_longer_line",
+    "prepare",
+    "propose_splits",
+    "reading_order",
+    "remove_rules",
+    "robust_sigma",
+    "rule_fragments",
+    "segment",
+    "split_columns",
+    "textured_surroundings",
+    "to_grey",
+    "typical_height",
+    "valley_columns",
+]
+
+
+def segment(frame, settings: SegmentSettings = SegmentSettings()) -> list[Segment]:
+    """Find the digit candidates in a frame, in reading order, with their ink crops (white on black)."""
+    work = prepare(frame, settings)
+    dark = find_polarity(work, settings)
+    ink = find_ink(work, dark, settings)
+    inked = ink_mask(ink)
+    mask = remove_rules(inked, settings, paper_extent(ink.paper))
+    rules = inked & ~mask
+    ink = replace(ink, paper=ink.paper & ~textured_surroundings(ink, rules))
+    pieces, labels = find_pieces(mask, settings)
+    if not pieces:
+        return []
+    h, w = mask.shape
+    min_h = max(8.0, settings.min_height * min(h, w))
+    pieces = merge_pieces(pieces, typical_height(pieces, min_h))
+    kept = keep_digits(pieces, ink, settings, inked)
+    kept = [
+        piece
+        for piece in kept
+        if not (
+            part_of_a_longer_line(piece, ink, labels)
+            or along_the_frame_side(piece, labels)
+            or inside_a_dark_area(piece, ink, labels, rules)
+        )
+    ]
+
+    by_box: dict[Box, Segment] = {}
+    for piece in kept:
+        crop = crop_ink(piece, ink, labels)
+        box = work.to_frame(piece.x, piece.y, piece.w, piece.h)
+        # Crops carry 2 px of padding; splits work on the piece's own columns.
+        pad_x, pad_y = piece.x - max(0, piece.x - 2), piece.y - max(0, piece.y - 2)
+        core = crop[pad_y : pad_y + piece.h, pad_x : pad_x + piece.w]
+        splits = ()
+        if piece.w >= 0.5 * piece.h:
+            splits = propose_splits(core, (piece.x, piece.y, piece.w, piece.h), work, settings)
+        if piece.w > settings.max_aspect * piece.h and not splits:
+            continue
+        by_box[box] = Segment(box, crop, splits)
+    ordered = []
+    for box in reading_order(list(by_box)):
+        found = by_box[Box(box.x, box.y, box.w, box.h)]
+        splits = tuple(
+            tuple(Segment(_on_line(s.box, box.line), s.ink) for s in split) for split in found.splits
+        )
+        ordered.append(Segment(box, found.ink, splits))
+    return ordered
+
+
+def _on_line(box: Box, line: int) -> Box:
+    return Box(box.x, box.y, box.w, box.h, line)

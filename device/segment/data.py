@@ -1,0 +1,100 @@
+"""The settings of the segmentation and the small records its stages pass between them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from device.reading import Box
+
+
+@dataclass(frozen=True)
+class SegmentSettings:
+    """Tuning of the segmentation; sizes are fractions of the frame unless they say px."""
+
+    polarity: str = "auto"  # "auto", "dark" (ink on paper) or "light" (chalk on a board)
+    work_size: int = 800  # longer side the frame is reduced to before segmenting (px)
+    heavy_ink: float = 0.5  # the highest threshold of a tile that is paper only through its neighbours
+    min_contrast: float = 0.08  # ink must be this much darker (relative) than the paper around it
+    min_height: float = 0.02  # digit height, fraction of the frame's shorter side
+    max_height: float = 0.98
+    max_aspect: float = 1.5  # width / height of one digit; wider candidates are offered as split digits
+    max_split_aspect: float = 5.0  # wider than this is not a group of digits (a line, an edge)
+    max_fill: float = 0.88  # ink pixels / box area, for boxes wider than a "1"
+    relative_height: float = 0.4  # a digit is at least this fraction of the typical digit height
+    relative_contrast: float = 0.3  # ...and at least this fraction as dark as the darkest digit
+    min_edge: float = 0.035  # strokes have sharp edges: ink contrast change per px (smooth blotches don't)
+    min_edge_snr: float = 2.5  # ...and those edges stand well above the frame's noise
+    paper_brightness: float = 0.4  # paper is at least this fraction as bright as the brightest paper
+    edge_brightness: float = 0.85  # near the page's edge, paper is this bright against the paper beside it
+    rule_length: float = 0.2  # a straight stroke this long (fraction of the longer side) is a rule
+    max_pieces: int = 200  # components considered per frame (the largest), bounding the cost
+    max_candidates: int = 200  # digit candidates measured per frame (the largest): a dense page's worth
+    roi: tuple[float, float, float, float] | None = None  # x, y, w, h as fractions of the frame
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One candidate: its box (frame px, with its line number), its ink crop (uint8, white on black), and
+    ``splits``: other ways to read it as several touching digits, each a tuple of segments."""
+
+    box: Box
+    ink: np.ndarray
+    splits: tuple[tuple[Segment, ...], ...] = field(default=(), compare=False)
+
+
+@dataclass(frozen=True)
+class WorkImage:
+    """The frame reduced to the working size, and how to map back to frame pixels."""
+
+    grey: np.ndarray  # uint8, blurred a little
+    ink_source: np.ndarray  # uint8: grey, or the darkest colour channel for dark ink
+    scale: float
+    offset: tuple[int, int]
+
+    def to_frame(self, x: int, y: int, w: int, h: int, line: int = 0) -> Box:
+        return Box(
+            round(x / self.scale) + self.offset[0],
+            round(y / self.scale) + self.offset[1],
+            max(1, round(w / self.scale)),
+            max(1, round(h / self.scale)),
+            line,
+        )
+
+
+@dataclass(frozen=True)
+class InkImage:
+    """Ink strength in [0, 1], where the paper is, and the threshold above the noise at each pixel."""
+
+    ink: np.ndarray  # float32
+    paper: np.ndarray  # bool
+    threshold: np.ndarray  # float32, per pixel
+    noise: float  # robust sigma of the ink on the paper
+    # Half resolution: where the page's edge is a step down to darker surroundings (texture beyond it does
+    # not reach across); None where the paper was not found to the pixel.
+    page_edge: np.ndarray | None = None
+
+
+@dataclass
+class Piece:
+    """A group of connected components that may be one digit (working-image px)."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+    labels: frozenset[int]
+    area: int
+    peak: float = 0.0
+    edge: float = 0.0
+
+    def is_stroke_line(self, typical_h: float) -> bool:
+        """Flat and wider than a digit: an underline, an edge or a rule, not part of one digit (a 5's
+        flag is flat too, but no wider than a digit)."""
+        return self.w > 2.5 * self.h and self.w > 1.5 * typical_h
+
+    def union(self, other: Piece) -> Piece:
+        x0, y0 = min(self.x, other.x), min(self.y, other.y)
+        x1, y1 = max(self.x + self.w, other.x + other.w), max(self.y + self.h, other.y + other.h)
+        return Piece(x0, y0, x1 - x0, y1 - y0, self.labels | other.labels, self.area + other.area)

@@ -1,0 +1,90 @@
+"""Stage 7: reading order that follows the writing."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from device.reading import Box
+
+
+def reading_order(boxes: list[Box]) -> list[Box]:
+    """Chain each box to its nearest neighbour in the writing direction, read the chains top to bottom.
+
+    A box's right neighbour starts to its right, not too far (a few digit heights), and not too far up or
+    down (most of a digit height: slanted, curved and loosely written lines stay one chain; the line
+    below does not join). Each box takes at most one left and one right neighbour, nearest first.
+    """
+    n = len(boxes)
+    if n == 0:
+        return []
+    x = np.array([b.x for b in boxes], np.float32)
+    w = np.array([b.w for b in boxes], np.float32)
+    h = np.array([b.h for b in boxes], np.float32)
+    cx, cy = x + w / 2, np.array([b.y for b in boxes], np.float32) + h / 2
+    # All pairs at once, as arrays (n is bounded by the segmenter's cap on pieces).
+    size = np.maximum(h[:, None], h[None, :])
+    dx = x[None, :] - (x + w)[:, None]
+    ahead = (
+        (cx[None, :] > cx[:, None]) & (dx <= 2.5 * size) & (dx >= -0.5 * np.minimum(w[:, None], w[None, :]))
+    )
+    # The writing's slope: the median rise from each box to its nearest neighbour ahead. Measuring
+    # heights along that slope straightens a line written on a rising diagonal.
+    dy_raw = cy[None, :] - cy[:, None]
+    near = ahead & (np.abs(dy_raw) <= 0.6 * size)
+    slopes = []
+    for i in range(n):
+        js = np.flatnonzero(near[i])
+        if len(js):
+            j = js[np.argmin(dx[i, js])]
+            slopes.append(dy_raw[i, j] / max(cx[j] - cx[i], 1.0))
+    slope = float(np.clip(np.median(slopes), -0.5, 0.5)) if slopes else 0.0
+    level = cy - slope * cx
+    dy = np.abs(level[None, :] - level[:, None])
+    allowed = ahead & (dy <= 0.6 * size)
+    cost = np.maximum(dx, 0) + 2.0 * dy
+    pairs = np.argwhere(allowed)
+    links = sorted(zip(cost[allowed].tolist(), pairs[:, 0].tolist(), pairs[:, 1].tolist(), strict=True))
+    right, left = [-1] * n, [-1] * n
+    for _cost, i, j in links:
+        if right[i] == -1 and left[j] == -1:
+            right[i], left[j] = j, i
+    chains = []
+    for start in range(n):
+        if left[start] != -1:
+            continue
+        chain, k = [], start
+        while k != -1:
+            chain.append(k)
+            k = right[k]
+        chains.append(chain)
+    # Widely spaced digits of one line (a scattered layout, a date with gaps) form separate chains: join
+    # each chain to the nearest chain wholly to its right at the same height, nearest pairs first. A chain
+    # only ever joins one to its right, so no cycle can form.
+    ends = np.array([chain[-1] for chain in chains])
+    starts = np.array([chain[0] for chain in chains])
+    gap = x[starts][None, :] - (x[ends] + w[ends])[:, None]
+    beside = (gap > -0.5 * np.minimum(w[ends][:, None], w[starts][None, :])) & (
+        np.abs(level[starts][None, :] - level[ends][:, None])
+        <= 0.5 * np.maximum(h[ends][:, None], h[starts][None, :])
+    )
+    np.fill_diagonal(beside, False)
+    follower, leader = [-1] * len(chains), [-1] * len(chains)
+    for a, b in np.argwhere(beside)[np.argsort(gap[beside], kind="stable")]:
+        if follower[a] == -1 and leader[b] == -1:
+            follower[a], leader[b] = int(b), int(a)
+    joined = []
+    for first in range(len(chains)):
+        if leader[first] != -1:
+            continue
+        chain, k = [], first
+        while k != -1:
+            chain += chains[k]
+            k = follower[k]
+        joined.append(chain)
+    chains = joined
+    # Lines top to bottom by where they start, along the slope.
+    chains.sort(key=lambda chain: (level[chain[0]], cx[chain[0]]))
+    ordered = []
+    for number, chain in enumerate(chains):
+        ordered += [Box(boxes[k].x, boxes[k].y, boxes[k].w, boxes[k].h, number) for k in chain]
+    return ordered

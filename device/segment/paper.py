@@ -1,0 +1,274 @@
+"""Stages 1 to 3: the frame at the working size, the ink's polarity, and where the paper is, how strong
+the ink on it is and the threshold above its noise."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from device.errors import FrameError
+from device.segment.data import InkImage, SegmentSettings, WorkImage
+
+
+def to_grey(frame) -> np.ndarray:
+    """Validate a frame and return it as 2-D uint8 grey; raise FrameError for anything unusable."""
+    return _as_uint8(frame, grey=True)
+
+
+def _as_uint8(frame, grey: bool) -> np.ndarray:
+    """Validate a frame; return uint8 grey (``grey``) or uint8 with its channels (1 or 3)."""
+    if frame is None:
+        raise FrameError("frame is None")
+    frame = np.asarray(frame)
+    if frame.size == 0 or frame.ndim not in (2, 3):
+        raise FrameError(f"frame has shape {frame.shape}, expected (H, W) or (H, W, 3|4)")
+    if frame.shape[0] < 16 or frame.shape[1] < 16:
+        raise FrameError(f"frame of {frame.shape[1]}x{frame.shape[0]} px is too small (16x16 at least)")
+    if max(frame.shape[:2]) > 64 * min(frame.shape[:2]):
+        raise FrameError(f"frame of {frame.shape[1]}x{frame.shape[0]} px: sides differ more than 64x")
+    if frame.dtype != np.uint8:
+        if frame.dtype == np.uint16:
+            frame = (frame >> 8).astype(np.uint8)
+        elif np.issubdtype(frame.dtype, np.floating) and np.isfinite(frame).all() and frame.max() <= 1.0:
+            frame = (np.clip(frame, 0, 1) * 255).astype(np.uint8)
+        else:
+            raise FrameError(f"frame dtype {frame.dtype} is not supported (uint8, uint16 or float in [0, 1])")
+    if frame.ndim == 3:
+        channels = frame.shape[2]
+        if channels == 1:
+            return np.ascontiguousarray(frame[:, :, 0])
+        if channels not in (3, 4):
+            raise FrameError(f"frame has {channels} channels, expected 1, 3 or 4")
+        if grey:
+            return cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY if channels == 3 else cv2.COLOR_BGRA2GRAY)
+        return np.ascontiguousarray(frame[:, :, :3])
+    return frame
+
+
+def prepare(frame, settings: SegmentSettings) -> WorkImage:
+    """The frame (or its region of interest) at the working size: grey, and the ink channel."""
+    image = _as_uint8(frame, grey=False)
+    offset_x = offset_y = 0
+    if settings.roi is not None:
+        fx, fy, fw, fh = settings.roi
+        H, W = image.shape[:2]
+        offset_x, offset_y = int(fx * W), int(fy * H)
+        image = image[offset_y : offset_y + max(16, int(fh * H)), offset_x : offset_x + max(16, int(fw * W))]
+    H, W = image.shape[:2]
+    scale = min(1.0, settings.work_size / max(H, W))
+    if scale < 1:
+        size = (max(16, round(W * scale)), max(16, round(H * scale)))
+        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    image = cv2.GaussianBlur(image, (3, 3), 0)
+    if image.ndim == 3:
+        grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        blue, green, red = cv2.split(image)
+        darkest = cv2.min(cv2.min(blue, green), red)
+    else:
+        grey = darkest = image
+    return WorkImage(grey, darkest, scale, (offset_x, offset_y))
+
+
+# --- 2. polarity -----------------------------------------------------------------------------------------
+
+
+def dark_ink(grey: np.ndarray) -> bool:
+    """Dark ink on paper, unless three independent measures all say "bright strokes on a dark board".
+
+    (a) Thin-structure energy: a black-hat (thin dark strokes) against a top-hat (thin bright strokes) with
+    a kernel a little wider than a pen stroke; large dark or bright areas (a desk, a sweater behind a
+    held-up page, the frame's black bars) give neither. The 99th percentiles decide; when writing covers
+    under 1 % of the frame, the 99.9th. (b) The tail of pixels far from their local mean: dark ink makes a
+    long dark tail. (c) Most of a board is darker than the middle of the frame's range. Each alone is
+    fooled by some scenes ((a) and (b) by a marker stroke wider than their kernels, (b) and (c) by a page
+    held before a dark background); dark ink is by far the common case, so chalk is chosen only when all
+    three agree.
+    """
+    small = grey[::2, ::2]
+    k = max(3, (min(small.shape) // 40) | 1)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+    blackhat = cv2.morphologyEx(small, cv2.MORPH_BLACKHAT, kernel)
+    tophat = cv2.morphologyEx(small, cv2.MORPH_TOPHAT, kernel)
+    thin_says_dark = True
+    for percentile in (99, 99.9):
+        dark, light = np.percentile(blackhat, percentile), np.percentile(tophat, percentile)
+        if max(dark, light) > 4:  # grey levels: something thin stands out of the surface
+            thin_says_dark = bool(dark >= light)
+            break
+    if thin_says_dark:
+        return True
+    smallf = small.astype(np.float32)
+    k = max(3, (min(small.shape) // 8) | 1)
+    deviation = smallf - cv2.blur(smallf, (k, k))
+    low, high = np.percentile(deviation, (0.5, 99.5))
+    if -low >= high:
+        return True
+    # (c) A board is dark: most of the frame sits in the lower half of its brightness range. A marker
+    # stroke wider than both kernels fools (a) and (b) on a light page, never this.
+    darkest, median, brightest = np.percentile(small, (0.1, 50, 99.9))
+    return bool(median >= (darkest + brightest) / 2)
+
+
+def find_polarity(work: WorkImage, settings: SegmentSettings) -> bool:
+    """True for dark ink on a light surface."""
+    return dark_ink(work.grey) if settings.polarity == "auto" else settings.polarity == "dark"
+
+
+# --- 3. ink, paper and threshold -------------------------------------------------------------------------
+
+
+def background_of(surface: np.ndarray) -> np.ndarray:
+    """The surface brightness without the ink: a closing of a reduced copy with a kernel wider than any
+    stroke (ink removed, shading kept), smoothed and scaled back (float32)."""
+    h, w = surface.shape
+    small = cv2.resize(surface, (max(1, w // 4), max(1, h // 4)), interpolation=cv2.INTER_AREA)
+    k = max(3, (min(small.shape) // 6) | 1)
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
+    background = cv2.morphologyEx(small, cv2.MORPH_CLOSE, kernel)
+    background = cv2.blur(background, (k, k))
+    return cv2.resize(background, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32)
+
+
+def ink_map(grey: np.ndarray, dark: bool) -> np.ndarray:
+    """Relative ink strength in [0, 1]: how much darker (or lighter, for chalk) than the local background.
+
+    Dividing by the background makes the measure independent of the light level.
+    """
+    surface = grey if dark else 255 - grey
+    background = background_of(surface)
+    ink = (background - surface.astype(np.float32)) / np.maximum(background, 24.0)
+    return np.clip(ink, 0.0, 1.0)
+
+
+def robust_sigma(values: np.ndarray) -> float:
+    """Noise level from the lower half of the values: ink only ever adds, so the spread between the 10th
+    percentile and the median is the paper's own, even where strokes cover a third of the area."""
+    if values.size == 0:
+        return 0.0
+    p10, p50 = np.percentile(values, (10, 50))
+    return float(p50 - p10) / 1.2816
+
+
+def paper_to_the_edge(
+    surface: np.ndarray, background: np.ndarray, paper: np.ndarray, tile: int, settings: SegmentSettings
+) -> tuple[np.ndarray, np.ndarray]:
+    """The paper to a few pixels near its edge, where the tiles it was found in are too coarse.
+
+    Within a tile of the tile-level edge (measured at half resolution), paper is what is nearly as bright
+    as the paper beside it (``settings.edge_brightness``: a desk, a wall or a sweater is darker; a median
+    leaves ink strokes out of the comparison) and as quiet as the paper's quieter quarter (wood grain or a
+    weave as bright as the page is busy). Only what joins the paper found by tiles counts, and what it
+    encloses (a bold stroke) is paper too. The page's very border, and the ends of the lines printed on
+    it, are left out by a small erosion.
+    """
+    h, w = paper.shape
+    core = paper[::2, ::2]
+    small = np.ascontiguousarray(surface[::2, ::2])
+    reach = cv2.getStructuringElement(cv2.MORPH_RECT, (tile | 1, tile | 1))
+    zone = cv2.dilate(core.astype(np.uint8), reach).astype(bool) & cv2.dilate(
+        (~core).astype(np.uint8), reach
+    ).astype(bool)
+    paper_level = cv2.dilate(np.where(core, background[::2, ::2], 0).astype(np.float32), reach)
+    smooth = cv2.medianBlur(small, 7)
+    bright = smooth >= settings.edge_brightness * paper_level
+    grey = smooth.astype(np.float32)
+    mean = cv2.blur(grey, (7, 7))
+    spread = np.sqrt(np.maximum(cv2.blur(grey * grey, (7, 7)) - mean * mean, 0))
+    quiet = spread < 4.0 * max(1.0, float(np.percentile(spread[core], 25)))
+    grown = np.where(zone, bright & quiet, core).astype(np.uint8)
+    count, labels = cv2.connectedComponents(grown, connectivity=4)
+    joined = np.zeros(count, bool)
+    joined[np.unique(labels[core & (grown > 0)])] = True
+    joined[0] = False
+    enclosed = np.pad((~joined[labels]).astype(np.uint8), 1, constant_values=1)
+    cv2.floodFill(enclosed, None, (0, 0), 2)
+    grown_paper = (joined[labels] | (enclosed[1:-1, 1:-1] == 1)).astype(np.uint8)
+    inner = cv2.erode(grown_paper, cv2.getStructuringElement(cv2.MORPH_RECT, (5, 5))) > 0
+    grown_paper = np.where(zone, inner, grown_paper > 0)
+    # The edge is sure where the paper meets darker surroundings (texture as bright as the page is left to
+    # textured_surroundings to find).
+    square = cv2.getStructuringElement(cv2.MORPH_RECT, (5, 5))
+    paper_u8 = grown_paper.astype(np.uint8)
+    band = (cv2.dilate(paper_u8, square) > 0) & (cv2.erode(paper_u8, square) == 0)
+    dim = (zone & ~bright).astype(np.uint8)
+    page_edge = band & (cv2.dilate(dim, cv2.getStructuringElement(cv2.MORPH_RECT, (13, 13))) > 0)
+    full = cv2.resize(paper_u8, (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
+    return full, page_edge
+
+
+def find_ink(work: WorkImage, dark: bool, settings: SegmentSettings) -> InkImage:
+    """Ink strength, the paper, and a per-region threshold above the noise of that region of the paper."""
+    source = work.ink_source if dark else work.grey
+    surface = source if dark else 255 - source
+    background = background_of(surface)
+    signed = (background - surface.astype(np.float32)) / np.maximum(background, 24.0)
+    ink = np.clip(signed, 0.0, 1.0)
+    # The paper: as bright as paper gets in this frame, and mostly bare. A dark desk, the frame's black
+    # bars, a sweater or a wooden door behind a held-up sheet are not: they are darker, or "ink" covers
+    # most of them. The shaded part of a page still is (a shadow halves the light at most).
+    brightest = float(np.percentile(background[::4, ::4], 95))
+    bright = background >= settings.paper_brightness * brightest
+    h, w = ink.shape
+    # Tiles of about 64x64 px, measured on every other pixel, all at once.
+    sub, sub_bright = signed[::2, ::2], bright[::2, ::2]
+    tiles_y, tiles_x = max(1, sub.shape[0] // 32), max(1, sub.shape[1] // 32)
+    th, tw = sub.shape[0] // tiles_y, sub.shape[1] // tiles_x
+
+    def tiled(a: np.ndarray) -> np.ndarray:
+        return a[: tiles_y * th, : tiles_x * tw].reshape(tiles_y, th, tiles_x, tw).swapaxes(1, 2)
+
+    p10, p50 = np.percentile(tiled(sub).reshape(tiles_y, tiles_x, -1), (10, 50), axis=2)
+    sigma = ((p50 - p10) / 1.2816).astype(np.float32)
+    bare = (p50 < 0.1) & (tiled(sub_bright).mean(axis=(2, 3)) > 0.5)
+    # A tile inked all over by a large digit, amid bare tiles, is still paper: a tile is filled in when
+    # three quarters of its neighbours (those inside the frame) are bare.
+    ring = np.ones((3, 3), np.float32)
+    ring[1, 1] = 0
+    border = {"borderType": cv2.BORDER_CONSTANT}
+    bare_neighbours = cv2.filter2D(bare.astype(np.float32), -1, ring, **border)
+    neighbours = cv2.filter2D(np.ones(bare.shape, np.float32), -1, ring, **border)
+    filled = ~bare & (bare_neighbours >= 0.75 * neighbours - 1e-3)
+    # ...and so is every inked tile the paper encloses (a digit larger than a tile): only inked tiles
+    # that reach the frame's edge through other inked tiles are the surroundings.
+    outside = np.pad((~bare).astype(np.uint8), 1, constant_values=1)
+    cv2.floodFill(outside, None, (0, 0), 2)
+    filled |= outside[1:-1, 1:-1] == 1
+    bare |= filled
+    if not bare.any():  # no clear paper (a close-up, a board): the whole frame is the writing surface
+        bare[:] = True
+    noise = float(np.percentile(sigma[bare], 25))  # the paper: the quieter part of what is bare
+    paper = bright & cv2.resize(bare.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
+    page_edge = None
+    if not bare.all():
+        paper, page_edge = paper_to_the_edge(surface, background, paper, th, settings)
+        # A tile along the page's edge holds some of the surroundings, whose grain is no noise of the paper
+        # written on beside it: such a tile takes the paper's noise from the bare tiles around it.
+        box = np.ones((3, 3), np.float32)
+        bare_around = cv2.filter2D(bare.astype(np.float32), -1, box, **border)
+        sigma_around = cv2.filter2D(np.where(bare, sigma, 0).astype(np.float32), -1, box, **border)
+        tiles_around = cv2.filter2D(np.ones(bare.shape, np.float32), -1, box, **border)
+        at_the_edge = (bare_around > 0) & (bare_around < tiles_around)
+        sigma = np.where(at_the_edge, np.minimum(sigma, sigma_around / np.maximum(bare_around, 1)), sigma)
+    floor = max(settings.min_contrast, 5.0 * noise)
+    # Each tile of the paper gets the threshold its own noise needs (texture raises only its own). A tile
+    # taken as paper only through its neighbours is inked over much of its area: by a large, thick digit,
+    # or by texture at the page's edge. Its spread is not noise, so its threshold is capped at heavy_ink:
+    # dark pen strokes (0.5-0.9) pass, most grain and halos do not.
+    tile_thresholds = np.maximum(floor, 5.0 * sigma)
+    capped = np.minimum(tile_thresholds, max(floor, settings.heavy_ink))
+    tile_thresholds = np.where(filled, capped, tile_thresholds).astype(np.float32)
+    threshold = cv2.resize(tile_thresholds, (w, h), interpolation=cv2.INTER_LINEAR)
+    return InkImage(ink.astype(np.float32), paper, threshold, noise, page_edge)
+
+
+def ink_mask(ink: InkImage, low: float = 0.75) -> np.ndarray:
+    """Pixels that are ink (uint8 0/1), with hysteresis: a stroke is traced down to ``low`` times the
+    threshold from wherever it passes the threshold, so a blurred or faint stroke stays whole without
+    letting the paper's noise in."""
+    weak = ((ink.ink > low * ink.threshold) & ink.paper).astype(np.uint8)
+    weak = cv2.morphologyEx(weak, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)))
+    count, labels = cv2.connectedComponents(weak, connectivity=8)
+    strong = np.zeros(count, bool)
+    strong[np.unique(labels[ink.ink > ink.threshold])] = True
+    strong[0] = False
+    return strong[labels].astype(np.uint8)

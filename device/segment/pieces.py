@@ -1,0 +1,232 @@
+"""Stage 5: connected pieces of ink, merged into candidates, and the filters that tell a digit from what
+only looks like one (relative to the other candidates, and to the lines and edges around it)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from device.segment.data import InkImage, Piece, SegmentSettings
+
+
+def find_pieces(mask: np.ndarray, settings: SegmentSettings) -> tuple[list[Piece], np.ndarray]:
+    """Connected components of the mask, the ``max_pieces`` largest, and the label image."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    if count <= 1:
+        return [], labels
+    h, w = mask.shape
+    min_h = max(6.0, 0.5 * settings.min_height * min(h, w))
+    min_area = max(4, int(min_h * min_h * 0.02))
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    order = np.argsort(-areas)[: settings.max_pieces] + 1
+    pieces = [Piece(*map(int, stats[i, :4]), frozenset((int(i),)), int(stats[i, 4])) for i in order]
+    return [p for p in pieces if p.area >= min_area], labels
+
+
+def merge_pieces(pieces: list[Piece], typical_h: float) -> list[Piece]:
+    """Merge pieces of one digit (a 5's flag, a 4 or 7 written in two strokes).
+
+    Two pieces merge when they overlap horizontally by half the narrower one and their union is no taller
+    than a digit; stacked digits of two lines form a union far taller than one digit, so they stay apart.
+    A long flat piece (an underline, a paper edge, what is left of a rule) joins nothing: it would swallow
+    every digit above it.
+    A sweep over pieces sorted by x compares only pieces whose columns overlap.
+    """
+    merged = True
+    while merged:
+        merged = False
+        pieces.sort(key=lambda p: p.x)
+        result: list[Piece] = []
+        for piece in pieces:
+            for i in range(len(result) - 1, max(-1, len(result) - 16), -1):
+                other = result[i]
+                overlap = min(other.x + other.w, piece.x + piece.w) - max(other.x, piece.x)
+                top = min(other.y, piece.y)
+                bottom = max(other.y + other.h, piece.y + piece.h)
+                if (
+                    overlap >= 0.5 * min(other.w, piece.w)
+                    and bottom - top <= 1.3 * typical_h
+                    and not (other.is_stroke_line(typical_h) or piece.is_stroke_line(typical_h))
+                ):
+                    result[i] = other.union(piece)
+                    merged = True
+                    break
+            else:
+                result.append(piece)
+        pieces = result
+    return pieces
+
+
+def edge_sharpness(crop_ink: np.ndarray, size: int = 32) -> float:
+    """How abruptly ink starts, measured at a fixed digit size (so big or small digits compare fairly).
+
+    The 95th percentile of the ink gradient per px once the crop is scaled to ``size`` px tall: pen
+    strokes jump from paper to ink in a px or two, shadows and paper texture fade in over many.
+    """
+    h, w = crop_ink.shape
+    scale = size / max(h, 1)
+    if scale < 1:
+        crop_ink = cv2.resize(crop_ink, (max(3, round(w * scale)), size), interpolation=cv2.INTER_AREA)
+    gx = cv2.Sobel(crop_ink, cv2.CV_32F, 1, 0, ksize=3, scale=0.125)
+    gy = cv2.Sobel(crop_ink, cv2.CV_32F, 0, 1, ksize=3, scale=0.125)
+    return float(np.percentile(np.hypot(gx, gy), 95))
+
+
+def fill(piece: Piece, before_rules: np.ndarray | None) -> float:
+    """How much of the piece's box is ink: of the piece itself, or of the mask before rules were removed
+    (a solid blot cut into slabs by the rules crossing it is still solid)."""
+    own = piece.area / max(piece.w * piece.h, 1)
+    if before_rules is None:
+        return own
+    box = before_rules[piece.y : piece.y + piece.h, piece.x : piece.x + piece.w]
+    return max(own, float(box.mean()) if box.size else 0.0)
+
+
+def typical_height(pieces: list[Piece], min_h: float) -> float:
+    """The height of a whole digit among the pieces: the upper quartile, since pieces of broken digits
+    (a stroke cut by a removed rule, a 4 in two strokes) are shorter than the digits they belong to."""
+    tall = [p.h for p in pieces if p.h >= min_h]
+    return float(np.percentile(tall, 75)) if tall else min_h
+
+
+def keep_digits(
+    pieces: list[Piece], ink: InkImage, settings: SegmentSettings, before_rules: np.ndarray | None = None
+) -> list[Piece]:
+    """Drop what cannot be a digit or a group of touching digits: too small or large for the frame, too
+    flat, solid blotches, off the paper, faint or soft-edged marks, and marks much smaller or fainter than
+    the other candidates."""
+    h, w = ink.ink.shape
+    min_h = max(8.0, settings.min_height * min(h, w))
+    sized = [
+        p
+        for p in pieces
+        if min_h <= p.h <= settings.max_height * h
+        and p.w <= settings.max_height * w
+        and p.w <= settings.max_split_aspect * p.h
+        and not (p.w > 0.35 * p.h and fill(p, before_rules) > settings.max_fill)
+        and ink.paper[p.y + p.h // 2, p.x + p.w // 2]
+    ]
+    # More candidates than a page of writing holds means clutter: the largest are measured, the rest
+    # dropped, so a cluttered frame costs about what a full page does.
+    sized = sorted(sized, key=lambda p: -p.area)[: settings.max_candidates]
+    candidates = []
+    for p in sized:
+        crop = ink.ink[p.y : p.y + p.h, p.x : p.x + p.w]
+        on = crop[crop > ink.threshold[p.y : p.y + p.h, p.x : p.x + p.w]]
+        p.peak = float(np.percentile(on, 90)) if on.size else 0.0
+        p.edge = edge_sharpness(crop)
+        candidates.append(p)
+    min_edge = max(settings.min_edge, settings.min_edge_snr * ink.noise)
+    candidates = [p for p in candidates if p.edge >= min_edge]
+    if not candidates:
+        return []
+    typical_h = float(np.median([min(p.h, p.w / 0.6) for p in candidates]))
+    # The contrast bar is set by digit-sized candidates: a mark far larger than the writing (a hand or a
+    # dark object at the page's edge, a shadow) is as dark as it gets and would hide every real digit.
+    strongest = max((p.peak for p in candidates if p.h <= 2 * typical_h), default=0.0)
+    return [
+        p
+        for p in candidates
+        if p.h >= settings.relative_height * typical_h and p.peak >= settings.relative_contrast * strongest
+    ]
+
+
+def part_of_a_longer_line(piece: Piece, ink: InkImage, labels: np.ndarray) -> bool:
+    """A straight, thin piece whose line runs on well beyond it: a stretch of a rule, a margin or a grid
+    line cut into pieces by the lines crossing it (or too faint to be found whole), not a "1".
+
+    The piece's own pixels give its axis; along that axis, for twice the piece's length beyond each of its
+    ends (those inside the frame), nearly all the way is darker than the paper beside it (a rule is often
+    fainter than writing and than the threshold).
+    A written "1" ends where the pen lifted: paper lies beyond both of its ends.
+    """
+    if piece.w > 0.4 * piece.h and piece.h > 0.4 * piece.w:
+        return False  # not a thin stroke
+    box = labels[piece.y : piece.y + piece.h, piece.x : piece.x + piece.w]
+    ys, xs = np.nonzero(np.isin(box, list(piece.labels)))
+    if len(xs) < 5:
+        return False
+    points = np.stack([xs + piece.x, ys + piece.y], axis=1).astype(np.float32)
+    vx, vy, x0, y0 = (float(v) for v in cv2.fitLine(points, cv2.DIST_L2, 0, 0.01, 0.01).ravel())
+    along = (points[:, 0] - x0) * vx + (points[:, 1] - y0) * vy
+    across = (points[:, 0] - x0) * -vy + (points[:, 1] - y0) * vx
+    length = float(along.max() - along.min())
+    if length < 8 or float(np.std(across)) > 0.12 * length:
+        return False  # curved: a written stroke
+    h, w = ink.ink.shape
+
+    def ink_at(steps: np.ndarray, offset: float, spread: int) -> np.ndarray:
+        """The strongest ink within ``spread`` px of the points ``steps`` along the axis, ``offset`` aside."""
+        x = np.clip(np.round(x0 + steps * vx - offset * vy).astype(int), spread, w - 1 - spread)
+        y = np.clip(np.round(y0 + steps * vy + offset * vx).astype(int), spread, h - 1 - spread)
+        near = range(-spread, spread + 1)
+        return np.max([ink.ink[y + dy, x + dx] for dy in near for dx in near], axis=0)
+
+    margin = max(0.03, 2.0 * ink.noise)
+    reach = 2 * length
+    sides = []
+    for steps in (
+        np.arange(along.max() + 3, along.max() + 3 + reach),
+        np.arange(along.min() - 3 - reach, along.min() - 3),
+    ):
+        sx, sy = x0 + steps * vx, y0 + steps * vy
+        steps = steps[(sx >= 0) & (sx < w) & (sy >= 0) & (sy < h)]
+        if len(steps) < length:  # the frame ends here: this side cannot tell
+            continue
+        # On the axis (the line may wander by a pixel) against the paper a few px to either side: a rule
+        # is darker than the paper beside it all along, however faint it is against the threshold. The
+        # edge of a dark band (a page's border, a shadow) runs on too, as a step: darker on one side,
+        # bare paper on the other, the axis between the two.
+        on_axis = ink_at(steps, 0, 1)
+        left, right = ink_at(steps, 5, 0), ink_at(steps, -5, 0)
+        bare, dark = np.minimum(left, right), np.maximum(left, right)
+        rule = on_axis > dark + margin
+        step = (on_axis > bare + margin) & (dark > bare + 2 * margin)
+        # Most of the way, not all of it: a faint line under a shadow or past a smudge is lost in places,
+        # while beyond a written "1" the paper is bare nearly all the way.
+        sides.append(float(np.mean(rule | step)) >= 0.6)
+    # Both ways (as far as the frame goes): a stretch of a rule between two crossings has the rule on both
+    # sides, while a column of "1"s (written one under the other, never quite on one straight axis) does
+    # not run on straight for twice a digit's length in both directions.
+    return bool(sides) and all(sides)
+
+
+def inside_a_dark_area(piece: Piece, ink: InkImage, labels: np.ndarray, rules: np.ndarray) -> bool:
+    """Much of the ring around the piece (2 to 5 px out) is inked nearly as strongly as the piece itself:
+    it is the rim of a larger dark area (the dark side of a hard shadow's edge, where the background
+    estimate lags behind the step), not a pen stroke, which stands out of the paper all round. Ink of the
+    rules the piece crosses does not count, nor does the piece's own."""
+    h, w = labels.shape
+    pad = 6
+    x0, y0 = max(0, piece.x - pad), max(0, piece.y - pad)
+    x1, y1 = min(w, piece.x + piece.w + pad), min(h, piece.y + piece.h + pad)
+    box = labels[y0:y1, x0:x1]
+    if len(piece.labels) == 1:
+        own = (box == next(iter(piece.labels))).astype(np.uint8)
+    else:
+        own = np.isin(box, list(piece.labels)).astype(np.uint8)
+    near = cv2.dilate(own, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)))
+    far = cv2.dilate(own, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (11, 11)))
+    ring = (far > near) & (rules[y0:y1, x0:x1] == 0)
+    if not ring.any():
+        return False
+    crop = ink.ink[y0:y1, x0:x1]
+    level = float(np.median(crop[own > 0][::3]))  # every third pixel is plenty for a median
+    return float(np.mean(crop[ring] > 0.6 * level)) > 0.4
+
+
+def along_the_frame_side(piece: Piece, labels: np.ndarray, reach: int = 4) -> bool:
+    """A long, thin piece pressed against the frame's side (within ``reach`` px of it) for half its length
+    or more: the edge of a page, a shadow or the lens's dark corner, cut off by the frame, not a "1" (a
+    digit that the frame cuts meets its side for a stroke's width, not along it)."""
+    h, w = labels.shape
+    own = list(piece.labels)
+    rows, cols = slice(piece.y, piece.y + piece.h), slice(piece.x, piece.x + piece.w)
+    sides = []
+    if piece.h >= 1.5 * piece.w:  # upright: the left and right sides
+        sides += [(labels[rows, :reach], 1, piece.x < reach)]
+        sides += [(labels[rows, w - reach :], 1, piece.x + piece.w > w - reach)]
+    if piece.w >= 1.5 * piece.h:  # lying: the top and the bottom
+        sides += [(labels[:reach, cols], 0, piece.y < reach)]
+        sides += [(labels[h - reach :, cols], 0, piece.y + piece.h > h - reach)]
+    return any(touches and np.isin(strip, own).any(axis=axis).mean() >= 0.5 for strip, axis, touches in sides)

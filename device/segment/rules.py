@@ -1,0 +1,153 @@
+"""Stage 4: ruled and grid lines, printed boxes and edges taken out of the ink, and the texture beside
+the page that tiles are too coarse to see."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from device.segment.data import InkImage, SegmentSettings
+
+
+def paper_extent(paper: np.ndarray) -> tuple[int, int]:
+    """Width and height of the box around the paper (the frame's, when there is none)."""
+    rows, cols = np.flatnonzero(paper.any(axis=1)), np.flatnonzero(paper.any(axis=0))
+    if not len(rows):
+        return paper.shape[1], paper.shape[0]
+    return int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1)
+
+
+def find_rules(
+    mask: np.ndarray, settings: SegmentSettings, extent: tuple[int, int] | None = None
+) -> list[tuple[int, int, int, int]]:
+    """Long straight strokes that are not writing: (x0, y0, x1, y1) segments.
+
+    Found with a probabilistic Hough transform (any angle, dashed or faint lines too). A segment counts
+    as a rule when it spans most of the frame (a margin line, a paper or shadow edge), or when it is long
+    and has a parallel partner of its own length at some distance (ruled and squared paper, a printed
+    grid): a single long stroke, a "1" written large, has neither.
+    """
+    h, w = mask.shape
+    # Lengths are measured against the writing surface (``extent``, its width and height; the frame by
+    # default): the lines of a page that fills a third of the frame are a third as long.
+    surface_w, surface_h = extent or (w, h)
+    size = max(surface_w, surface_h)
+    # At half resolution: rules are long, and the transform's cost grows with the ink it is given.
+    half = cv2.resize(mask, (max(1, w // 2), max(1, h // 2)), interpolation=cv2.INTER_AREA)
+    length = max(15, int(settings.rule_length * size) // 2)
+    found = cv2.HoughLinesP(half, 1, np.pi / 180, threshold=length // 2, minLineLength=length, maxLineGap=5)
+    if found is None:
+        return []
+    segments = found.reshape(-1, 4)[:1000].astype(np.float32) * 2
+    dx, dy = segments[:, 2] - segments[:, 0], segments[:, 3] - segments[:, 1]
+    lengths = np.hypot(dx, dy)
+    angles = np.arctan2(dy, dx) % np.pi
+    spans = np.where(np.abs(np.cos(angles)) >= np.sqrt(0.5), surface_w, surface_h)  # extent along the line
+    mid_x, mid_y = (segments[:, 0] + segments[:, 2]) / 2, (segments[:, 1] + segments[:, 3]) / 2
+    # Perpendicular distance between the middles of each pair of segments, and whether they are parallel.
+    normal_x, normal_y = -np.sin(angles), np.cos(angles)
+    apart = np.abs(
+        (mid_x[None, :] - mid_x[:, None]) * normal_x[:, None]
+        + (mid_y[None, :] - mid_y[:, None]) * normal_y[:, None]
+    )
+    turn = np.abs(angles[None, :] - angles[:, None])
+    parallel = np.minimum(turn, np.pi - turn) < np.radians(3)
+    # A partner has paper between the two: two edges of one thick stroke (a large "1") are parallel too.
+    candidates = np.argwhere(parallel & (apart > max(12.0, 0.02 * size)))
+    between_x = np.clip(((mid_x[candidates[:, 0]] + mid_x[candidates[:, 1]]) / 2).astype(int), 0, w - 1)
+    between_y = np.clip(((mid_y[candidates[:, 0]] + mid_y[candidates[:, 1]]) / 2).astype(int), 0, h - 1)
+    separate = mask[between_y, between_x] == 0
+    partner = np.zeros(len(segments), bool)
+    partner[candidates[separate, 0]] = True
+    # Partners must be long as well: the two sides of a boxy "0" written large are parallel too, but a
+    # ruled or squared page's lines run across much of the frame.
+    is_rule = (lengths >= 0.8 * spans) | (partner & (lengths >= 0.35 * size))
+    # A rule runs on across the page: extend it to the frame's edges, so the short pieces of it that
+    # the transform missed (between two crossings, near the edge) go too.
+    rules = []
+    for (x0, y0, x1, y1), length_ in zip(segments[is_rule], lengths[is_rule], strict=True):
+        ux, uy = (x1 - x0) / length_, (y1 - y0) / length_
+        reach = 2.0 * max(h, w)
+        rules.append((int(x0 - reach * ux), int(y0 - reach * uy), int(x1 + reach * ux), int(y1 + reach * uy)))
+    return rules
+
+
+def rule_fragments(
+    mask: np.ndarray, rules: list, settings: SegmentSettings, extent: tuple[int, int] | None = None
+) -> list[tuple[int, int, int, int]]:
+    """Shorter straight pieces running exactly along the rules found (within 1.5 degrees) and at least half
+    a rule long: the parts of a faint or shadowed grid line too broken to be found whole. A digit's stroke
+    is rarely that long, that straight and that parallel to the paper's own lines."""
+    h, w = mask.shape
+    half = cv2.resize(mask, (max(1, w // 2), max(1, h // 2)), interpolation=cv2.INTER_AREA)
+    length = max(10, int(settings.rule_length * max(extent or (w, h))) // 4)  # half a rule, half resolution
+    found = cv2.HoughLinesP(half, 1, np.pi / 360, threshold=length // 2, minLineLength=length, maxLineGap=2)
+    if found is None:
+        return []
+    segments = found.reshape(-1, 4)[:1000].astype(np.float32) * 2
+    rule_angles = np.array([np.arctan2(y1 - y0, x1 - x0) % np.pi for x0, y0, x1, y1 in rules])
+    angles = np.arctan2(segments[:, 3] - segments[:, 1], segments[:, 2] - segments[:, 0]) % np.pi
+    turn = np.abs(angles[:, None] - rule_angles[None, :])
+    along = (np.minimum(turn, np.pi - turn) < np.radians(1.5)).any(axis=1)
+    return [tuple(int(v) for v in seg) for seg in segments[along]]
+
+
+def remove_rules(
+    mask: np.ndarray, settings: SegmentSettings, extent: tuple[int, int] | None = None
+) -> np.ndarray:
+    """Take the rules (see :func:`find_rules`) out of a binary ink mask and bridge the strokes they crossed:
+    a stroke that crossed the line continues on both sides of it, so a digit written over a line stays
+    in one piece."""
+    rules = find_rules(mask, settings, extent)
+    if not rules:
+        return mask
+    rules += rule_fragments(mask, rules, settings, extent)
+    band = np.zeros_like(mask)
+    for x0, y0, x1, y1 in rules:
+        cv2.line(band, (x0, y0), (x1, y1), 1, 3)  # thick lines give several parallel segments: all drawn
+    band &= mask
+    cleaned = mask & (1 - band)
+    bridged = cv2.morphologyEx(
+        cleaned, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (13, 13))
+    )
+    return cleaned | (bridged & band)
+
+
+def textured_surroundings(ink: InkImage, rules: np.ndarray) -> np.ndarray:
+    """Texture around the page that a 64-px tile is too coarse to see: a strip of desk or wall between the
+    page's edge and the frame's, inside a tile that is mostly page (bool, at the working size). ``rules``
+    are the pixels of the rules found: a ruled or squared page is busy with lines, not texture.
+
+    Texture is busy everywhere (its local spread stands well above the paper's noise) and it reaches the
+    surroundings found tile by tile, or runs along the frame's edge; the paper around a digit is quiet,
+    so a digit written on the page is never reached. Thin busy lines (rules, a digit's strokes) are
+    opened away first, so nothing spreads along a ruled line into the digits it crosses.
+    """
+    # At half resolution, without the rules.
+    signed = np.where(rules > 0, 0.0, ink.ink)[::2, ::2]
+    noise = ink.noise
+    mean = cv2.blur(signed, (9, 9))
+    spread = np.sqrt(np.maximum(cv2.blur(signed * signed, (9, 9)) - mean * mean, 0))
+    # Bare paper's spread here is about 0.6 of its noise (the ink map is clipped at zero), so twice the
+    # noise is over three times the paper's own: a faint stucco or a fine weave is busy too. The opening is
+    # wider than the band a line leaves in a 9-px window, so neither a faint rule nor the page's own edge
+    # carries the texture along it into the digits it meets.
+    busy = (spread > max(0.03, 2.0 * noise)).astype(np.uint8)
+    busy = cv2.morphologyEx(busy, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (11, 11)))
+    seeds = ~ink.paper[::2, ::2]
+    # Where the page's edge is known to a few pixels, texture outside it does not spread across it into
+    # the digits written beside it (the spread's window would otherwise join the two).
+    if ink.page_edge is not None:
+        busy[ink.page_edge[: busy.shape[0], : busy.shape[1]]] = 0
+    count, labels = cv2.connectedComponents(busy, connectivity=8)
+    reached = np.zeros(count, bool)
+    reached[np.unique(labels[seeds & (busy > 0)])] = True
+    # Texture beside the page runs along much of one of the frame's sides (in pieces, where its grain was
+    # taken for rules); a digit at the edge (cut off by it, or just touching it) meets it for a digit's
+    # width only.
+    for side in (labels[0], labels[-1], labels[:, 0], labels[:, -1]):
+        if np.count_nonzero(side) >= 0.4 * len(side):
+            reached[side] = True
+    reached[0] = False
+    h, w = ink.ink.shape
+    return cv2.resize(reached[labels].astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)

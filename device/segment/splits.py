@@ -1,0 +1,133 @@
+"""Stage 6: a candidate's own ink crop, and the ways to read a wide one as several touching digits."""
+
+from __future__ import annotations
+
+import itertools
+
+import cv2
+import numpy as np
+
+from device.segment.data import InkImage, Piece, Segment, WorkImage
+
+
+def crop_ink(piece: Piece, ink: InkImage, labels: np.ndarray) -> np.ndarray:
+    """The piece's own ink (not its neighbours'), scaled so its strokes reach full strength (uint8)."""
+    h, w = labels.shape
+    pad = 2
+    x0, y0 = max(0, piece.x - pad), max(0, piece.y - pad)
+    x1, y1 = min(w, piece.x + piece.w + pad), min(h, piece.y + piece.h + pad)
+    own = np.isin(labels[y0:y1, x0:x1], list(piece.labels))
+    # Grow the mask by a pixel so the soft edge of the strokes (below threshold) keeps its grey levels.
+    grow = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
+    own = cv2.dilate(own.astype(np.uint8), grow).astype(bool)
+    crop = np.where(own, ink.ink[y0:y1, x0:x1], 0.0)
+    level = piece.peak or 1.0
+    return (np.clip(crop / level, 0.0, 1.0) * 255).astype(np.uint8)
+
+
+def split_columns(crop: np.ndarray, parts: int) -> list[int] | None:
+    """Where to cut a crop of ``parts`` touching digits: the column of least ink near each expected cut."""
+    profile = crop.astype(np.float32).sum(axis=0)
+    profile = np.convolve(profile, np.ones(3, np.float32) / 3, mode="same")
+    w = len(profile)
+    cuts = []
+    for k in range(1, parts):
+        expected = k * w / parts
+        lo, hi = int(expected - 0.3 * w / parts), int(expected + 0.3 * w / parts) + 1
+        lo, hi = max(1, lo), min(w - 1, hi)
+        if hi <= lo:
+            return None
+        cuts.append(lo + int(np.argmin(profile[lo:hi])))
+    return cuts
+
+
+def valley_columns(crop: np.ndarray, min_gap: int, limit: int = 6) -> list[int]:
+    """Columns where touching digits may meet: local minima of the ink profile (few inked columns where one
+    digit's stroke touches the next), at least ``min_gap`` px from the sides and from each other, the
+    ``limit`` lowest."""
+    profile = crop.astype(np.float32).sum(axis=0)
+    profile = np.convolve(profile, np.ones(3, np.float32) / 3, mode="same")
+    w = len(profile)
+    inner = np.arange(min_gap, w - min_gap)
+    if not len(inner):
+        return []
+    lower = np.minimum(profile[inner - 1], profile[inner + 1])
+    minima = inner[(profile[inner] <= lower) & (profile[inner] < 0.6 * profile.max())]
+    chosen: list[int] = []
+    for column in minima[np.argsort(profile[minima], kind="stable")]:
+        # The middle of a flat valley (a bridge several px long), not its first column.
+        level = profile[column] * 1.05 + 1e-6
+        left, right = int(column), int(column)
+        while left > min_gap and profile[left - 1] <= level:
+            left -= 1
+        while right < w - 1 - min_gap and profile[right + 1] <= level:
+            right += 1
+        column = (left + right) // 2
+        if all(abs(column - c) >= min_gap for c in chosen):
+            chosen.append(column)
+        if len(chosen) == limit:
+            break
+    return sorted(chosen)
+
+
+MAX_SPLIT_PARTS = 8  # the most touching digits one candidate is read as
+
+
+def propose_splits(crop: np.ndarray, box: tuple[int, int, int, int], work: WorkImage, settings) -> tuple:
+    """Alternative readings of a wide candidate as 2 to 5 touching digits (each a tuple of Segments).
+
+    Over-segment, then let recognition decide: every combination of the candidate cut columns (the valleys
+    of the ink profile, and cuts at even spacing for digits that touch along a whole stroke) that gives
+    parts of a plausible digit width is offered. A part shared by several combinations is one Segment, so
+    the pipeline classifies it once.
+    """
+    x, y, w, h = box
+    aspect = w / max(h, 1)
+    width = crop.shape[1]
+    # A "1" is narrow: a part may be a tenth of the height wide; no digit is much wider than it is tall.
+    narrowest, widest = max(2, round(0.1 * h)), round(1.3 * h)
+    if aspect < 1.1:
+        # As wide as tall is one digit (a wide 0, 2 or 8), unless a "1" touches its neighbour by a single
+        # point: then the ink profile almost vanishes between them ("11", "17", "19" written close).
+        if aspect < 0.5:
+            return ()
+        profile = crop.astype(np.float32).sum(axis=0)
+        valleys = [v for v in valley_columns(crop, narrowest, limit=2) if profile[v] < 0.15 * profile.max()]
+        counts = [2]
+        cut_sets: list[tuple[int, ...]] = [(v,) for v in valleys]
+    else:
+        # As many digits as fit: no fewer than digits as wide as tall, no more than narrow ones (a 0 is
+        # about half as wide as tall; a group of 1s is narrower still, and its valleys cut it anyway).
+        counts = list(range(max(2, int(aspect / 1.1)), min(MAX_SPLIT_PARTS, int(np.ceil(aspect / 0.45))) + 1))
+        cut_sets = []
+        for parts in counts:
+            cuts = split_columns(crop, parts)
+            if cuts is not None:
+                cut_sets.append(tuple(cuts))
+        valleys = valley_columns(crop, max(narrowest, round(0.2 * h)), limit=8)
+    for count in range(1, min(len(valleys), max(counts, default=2) - 1) + 1):
+        cut_sets += itertools.combinations(valleys, count)
+    parts: dict[tuple[int, int], Segment | None] = {}
+
+    def part(left: int, right: int) -> Segment | None:
+        if (left, right) not in parts:
+            piece = crop[:, left:right]
+            rows = np.flatnonzero(piece.max(axis=1) > 0)
+            cols = np.flatnonzero(piece.max(axis=0) > 0)
+            segment_ = None
+            if len(rows) >= 2 and len(cols) >= 1:
+                piece = piece[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+                px, py = x + left + cols[0], y + rows[0]
+                segment_ = Segment(work.to_frame(px, py, piece.shape[1], piece.shape[0]), piece)
+            parts[(left, right)] = segment_
+        return parts[(left, right)]
+
+    splits = []
+    for cuts in dict.fromkeys(cut_sets):  # in order, each once
+        bounds = [0, *cuts, width]
+        if any(not narrowest <= right - left <= widest for left, right in itertools.pairwise(bounds)):
+            continue
+        segments = [part(left, right) for left, right in itertools.pairwise(bounds)]
+        if all(segments):
+            splits.append(tuple(segments))
+    return tuple(splits)
