@@ -149,6 +149,14 @@ def robust_sigma(values: np.ndarray) -> float:
     return float(p50 - p10) / 1.2816
 
 
+def enclosed_by(mask: np.ndarray) -> np.ndarray:
+    """The pixels outside ``mask`` that it encloses: those that cannot reach the frame's edge without
+    crossing it (bool)."""
+    outside = np.pad((~mask).astype(np.uint8), 1, constant_values=1)
+    cv2.floodFill(outside, None, (0, 0), 2)
+    return outside[1:-1, 1:-1] == 1
+
+
 def paper_to_the_edge(
     surface: np.ndarray, background: np.ndarray, paper: np.ndarray, tile: int, settings: SegmentSettings
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -180,14 +188,11 @@ def paper_to_the_edge(
     joined = np.zeros(count, bool)
     joined[np.unique(labels[core & (grown > 0)])] = True
     joined[0] = False
-    enclosed = np.pad((~joined[labels]).astype(np.uint8), 1, constant_values=1)
-    cv2.floodFill(enclosed, None, (0, 0), 2)
-    grown_paper = (joined[labels] | (enclosed[1:-1, 1:-1] == 1)).astype(np.uint8)
-    inner = cv2.erode(grown_paper, cv2.getStructuringElement(cv2.MORPH_RECT, (5, 5))) > 0
-    grown_paper = np.where(zone, inner, grown_paper > 0)
+    grown_paper = (joined[labels] | enclosed_by(joined[labels])).astype(np.uint8)
+    square = cv2.getStructuringElement(cv2.MORPH_RECT, (5, 5))
+    grown_paper = np.where(zone, cv2.erode(grown_paper, square) > 0, grown_paper > 0)
     # The edge is sure where the paper meets darker surroundings (texture as bright as the page is left to
     # textured_surroundings to find).
-    square = cv2.getStructuringElement(cv2.MORPH_RECT, (5, 5))
     paper_u8 = grown_paper.astype(np.uint8)
     band = (cv2.dilate(paper_u8, square) > 0) & (cv2.erode(paper_u8, square) == 0)
     dim = (zone & ~bright).astype(np.uint8)
@@ -230,9 +235,7 @@ def find_ink(work: WorkImage, dark: bool, settings: SegmentSettings) -> InkImage
     filled = ~bare & (bare_neighbours >= 0.75 * neighbours - 1e-3)
     # ...and so is every inked tile the paper encloses (a digit larger than a tile): only inked tiles
     # that reach the frame's edge through other inked tiles are the surroundings.
-    outside = np.pad((~bare).astype(np.uint8), 1, constant_values=1)
-    cv2.floodFill(outside, None, (0, 0), 2)
-    filled |= outside[1:-1, 1:-1] == 1
+    filled |= enclosed_by(bare)
     bare |= filled
     if not bare.any():  # no clear paper (a close-up, a board): the whole frame is the writing surface
         bare[:] = True

@@ -191,6 +191,10 @@ def part_of_a_longer_line(piece: Piece, ink: InkImage, labels: np.ndarray) -> bo
     return bool(sides) and all(sides)
 
 
+_DISC_3 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
+_DISC_11 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (11, 11))
+
+
 def inside_a_dark_area(piece: Piece, ink: InkImage, labels: np.ndarray, rules: np.ndarray) -> bool:
     """Much of the ring around the piece (2 to 5 px out) is inked nearly as strongly as the piece itself:
     it is the rim of a larger dark area (the dark side of a hard shadow's edge, where the background
@@ -205,8 +209,8 @@ def inside_a_dark_area(piece: Piece, ink: InkImage, labels: np.ndarray, rules: n
         own = (box == next(iter(piece.labels))).astype(np.uint8)
     else:
         own = np.isin(box, list(piece.labels)).astype(np.uint8)
-    near = cv2.dilate(own, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)))
-    far = cv2.dilate(own, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (11, 11)))
+    near = cv2.dilate(own, _DISC_3)
+    far = cv2.dilate(own, _DISC_11)
     ring = (far > near) & (rules[y0:y1, x0:x1] == 0)
     if not ring.any():
         return False
