@@ -19,6 +19,7 @@ from device.segment import (
     along_the_frame_side,
     dark_ink,
     find_ink,
+    find_pieces,
     find_rules,
     ink_mask,
     part_of_a_longer_line,
@@ -600,3 +601,14 @@ def test_along_the_frame_side_needs_half_the_length_on_the_side():
     assert along_the_frame_side(pieces[1], labels)
     assert not along_the_frame_side(pieces[2], labels)
     assert not along_the_frame_side(pieces[3], labels)
+
+
+@pytest.mark.parametrize("side", [40, 800])
+def test_pieces_are_found_alike_with_few_and_with_very_many_ink_pixels(side):
+    """Labels are 16-bit while they cannot run out, 32-bit beyond: 160,000 separate dots (more than 65,535)
+    still get one label each."""
+    mask = np.zeros((800, 800), np.uint8)
+    mask[1:side:2, 1:side:2] = 1  # no two dots touch, not even diagonally
+    _pieces, labels = find_pieces(mask, SegmentSettings(min_height=0.0, max_pieces=10**6))
+    assert labels.max() == (side // 2) ** 2
+    assert len(np.unique(labels[mask > 0])) == (side // 2) ** 2

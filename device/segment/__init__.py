@@ -46,7 +46,6 @@ from device.segment.paper import (
     ink_mask,
     paper_to_the_edge,
     prepare,
-    robust_sigma,
     to_grey,
 )
 from device.segment.pieces import (
@@ -62,6 +61,7 @@ from device.segment.pieces import (
 )
 from device.segment.rules import find_rules, paper_extent, remove_rules, rule_fragments, textured_surroundings
 from device.segment.splits import MAX_SPLIT_PARTS, crop_ink, propose_splits, split_columns, valley_columns
+from device.segment.stats import percentile, percentiles, robust_sigma
 
 __all__ = [
     "MAX_SPLIT_PARTS",
@@ -88,6 +88,8 @@ __all__ = [
     "paper_extent",
     "paper_to_the_edge",
     "part_of_a_longer_line",
+    "percentile",
+    "percentiles",
     "prepare",
     "propose_splits",
     "reading_order",

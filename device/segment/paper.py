@@ -8,6 +8,7 @@ import numpy as np
 
 from device.errors import FrameError
 from device.segment.data import InkImage, SegmentSettings, WorkImage
+from device.segment.stats import percentile, percentiles
 
 
 def to_grey(frame) -> np.ndarray:
@@ -90,8 +91,8 @@ def dark_ink(grey: np.ndarray) -> bool:
     blackhat = cv2.morphologyEx(small, cv2.MORPH_BLACKHAT, kernel)
     tophat = cv2.morphologyEx(small, cv2.MORPH_TOPHAT, kernel)
     thin_says_dark = True
-    for percentile in (99, 99.9):
-        dark, light = np.percentile(blackhat, percentile), np.percentile(tophat, percentile)
+    for level in (99, 99.9):
+        dark, light = percentile(blackhat, level), percentile(tophat, level)
         if max(dark, light) > 4:  # grey levels: something thin stands out of the surface
             thin_says_dark = bool(dark >= light)
             break
@@ -100,12 +101,12 @@ def dark_ink(grey: np.ndarray) -> bool:
     smallf = small.astype(np.float32)
     k = max(3, (min(small.shape) // 8) | 1)
     deviation = smallf - cv2.blur(smallf, (k, k))
-    low, high = np.percentile(deviation, (0.5, 99.5))
+    low, high = percentiles(deviation, (0.5, 99.5))
     if -low >= high:
         return True
     # (c) A board is dark: most of the frame sits in the lower half of its brightness range. A marker
     # stroke wider than both kernels fools (a) and (b) on a light page, never this.
-    darkest, median, brightest = np.percentile(small, (0.1, 50, 99.9))
+    darkest, median, brightest = percentiles(small, (0.1, 50, 99.9))
     return bool(median >= (darkest + brightest) / 2)
 
 
@@ -138,15 +139,6 @@ def ink_map(grey: np.ndarray, dark: bool) -> np.ndarray:
     background = background_of(surface)
     ink = (background - surface.astype(np.float32)) / np.maximum(background, 24.0)
     return np.clip(ink, 0.0, 1.0)
-
-
-def robust_sigma(values: np.ndarray) -> float:
-    """Noise level from the lower half of the values: ink only ever adds, so the spread between the 10th
-    percentile and the median is the paper's own, even where strokes cover a third of the area."""
-    if values.size == 0:
-        return 0.0
-    p10, p50 = np.percentile(values, (10, 50))
-    return float(p50 - p10) / 1.2816
 
 
 def enclosed_by(mask: np.ndarray) -> np.ndarray:
@@ -182,11 +174,11 @@ def paper_to_the_edge(
     grey = smooth.astype(np.float32)
     mean = cv2.blur(grey, (7, 7))
     spread = np.sqrt(np.maximum(cv2.blur(grey * grey, (7, 7)) - mean * mean, 0))
-    quiet = spread < 4.0 * max(1.0, float(np.percentile(spread[core], 25)))
+    quiet = spread < 4.0 * max(1.0, percentile(spread[core], 25))
     grown = np.where(zone, bright & quiet, core).astype(np.uint8)
     count, labels = cv2.connectedComponents(grown, connectivity=4)
     joined = np.zeros(count, bool)
-    joined[np.unique(labels[core & (grown > 0)])] = True
+    joined[labels[core & (grown > 0)]] = True
     joined[0] = False
     grown_paper = (joined[labels] | enclosed_by(joined[labels])).astype(np.uint8)
     square = cv2.getStructuringElement(cv2.MORPH_RECT, (5, 5))
@@ -211,7 +203,7 @@ def find_ink(work: WorkImage, dark: bool, settings: SegmentSettings) -> InkImage
     # The paper: as bright as paper gets in this frame, and mostly bare. A dark desk, the frame's black
     # bars, a sweater or a wooden door behind a held-up sheet are not: they are darker, or "ink" covers
     # most of them. The shaded part of a page still is (a shadow halves the light at most).
-    brightest = float(np.percentile(background[::4, ::4], 95))
+    brightest = percentile(background[::4, ::4], 95)
     bright = background >= settings.paper_brightness * brightest
     h, w = ink.shape
     # Tiles of about 64x64 px, measured on every other pixel, all at once.
@@ -222,7 +214,7 @@ def find_ink(work: WorkImage, dark: bool, settings: SegmentSettings) -> InkImage
     def tiled(a: np.ndarray) -> np.ndarray:
         return a[: tiles_y * th, : tiles_x * tw].reshape(tiles_y, th, tiles_x, tw).swapaxes(1, 2)
 
-    p10, p50 = np.percentile(tiled(sub).reshape(tiles_y, tiles_x, -1), (10, 50), axis=2)
+    p10, p50 = np.moveaxis(percentiles(tiled(sub).reshape(tiles_y, tiles_x, -1), (10, 50), axis=2), -1, 0)
     sigma = ((p50 - p10) / 1.2816).astype(np.float32)
     bare = (p50 < 0.1) & (tiled(sub_bright).mean(axis=(2, 3)) > 0.5)
     # A tile inked all over by a large digit, amid bare tiles, is still paper: a tile is filled in when
@@ -239,7 +231,7 @@ def find_ink(work: WorkImage, dark: bool, settings: SegmentSettings) -> InkImage
     bare |= filled
     if not bare.any():  # no clear paper (a close-up, a board): the whole frame is the writing surface
         bare[:] = True
-    noise = float(np.percentile(sigma[bare], 25))  # the paper: the quieter part of what is bare
+    noise = percentile(sigma[bare], 25)  # the paper: the quieter part of what is bare
     paper = bright & cv2.resize(bare.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
     page_edge = None
     if not bare.all():
@@ -272,6 +264,6 @@ def ink_mask(ink: InkImage, low: float = 0.75) -> np.ndarray:
     weak = cv2.morphologyEx(weak, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)))
     count, labels = cv2.connectedComponents(weak, connectivity=8)
     strong = np.zeros(count, bool)
-    strong[np.unique(labels[ink.ink > ink.threshold])] = True
+    strong[labels[ink.ink > ink.threshold]] = True
     strong[0] = False
     return strong[labels].astype(np.uint8)

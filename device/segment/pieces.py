@@ -7,11 +7,15 @@ import cv2
 import numpy as np
 
 from device.segment.data import InkImage, Piece, SegmentSettings
+from device.segment.stats import percentile
 
 
 def find_pieces(mask: np.ndarray, settings: SegmentSettings) -> tuple[list[Piece], np.ndarray]:
     """Connected components of the mask, the ``max_pieces`` largest, and the label image."""
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    # 16-bit labels where they cannot run out (fewer ink pixels than labels): OpenCV labels and measures
+    # them about three times as fast as 32-bit ones.
+    ltype = cv2.CV_16U if cv2.countNonZero(mask) < 65535 else cv2.CV_32S
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8, ltype=ltype)
     if count <= 1:
         return [], labels
     h, w = mask.shape
@@ -69,7 +73,7 @@ def edge_sharpness(crop_ink: np.ndarray, size: int = 32) -> float:
         crop_ink = cv2.resize(crop_ink, (max(3, round(w * scale)), size), interpolation=cv2.INTER_AREA)
     gx = cv2.Sobel(crop_ink, cv2.CV_32F, 1, 0, ksize=3, scale=0.125)
     gy = cv2.Sobel(crop_ink, cv2.CV_32F, 0, 1, ksize=3, scale=0.125)
-    return float(np.percentile(np.hypot(gx, gy), 95))
+    return percentile(np.hypot(gx, gy), 95)
 
 
 def fill(piece: Piece, before_rules: np.ndarray | None) -> float:
@@ -86,7 +90,7 @@ def typical_height(pieces: list[Piece], min_h: float) -> float:
     """The height of a whole digit among the pieces: the upper quartile, since pieces of broken digits
     (a stroke cut by a removed rule, a 4 in two strokes) are shorter than the digits they belong to."""
     tall = [p.h for p in pieces if p.h >= min_h]
-    return float(np.percentile(tall, 75)) if tall else min_h
+    return percentile(np.array(tall), 75) if tall else min_h
 
 
 def keep_digits(
@@ -113,7 +117,7 @@ def keep_digits(
     for p in sized:
         crop = ink.ink[p.y : p.y + p.h, p.x : p.x + p.w]
         on = crop[crop > ink.threshold[p.y : p.y + p.h, p.x : p.x + p.w]]
-        p.peak = float(np.percentile(on, 90)) if on.size else 0.0
+        p.peak = percentile(on, 90) if on.size else 0.0
         p.edge = edge_sharpness(crop)
         candidates.append(p)
     min_edge = max(settings.min_edge, settings.min_edge_snr * ink.noise)

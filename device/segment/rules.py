@@ -141,7 +141,7 @@ def textured_surroundings(ink: InkImage, rules: np.ndarray) -> np.ndarray:
         busy[ink.page_edge[: busy.shape[0], : busy.shape[1]]] = 0
     count, labels = cv2.connectedComponents(busy, connectivity=8)
     reached = np.zeros(count, bool)
-    reached[np.unique(labels[seeds & (busy > 0)])] = True
+    reached[labels[seeds & (busy > 0)]] = True
     # Texture beside the page runs along much of one of the frame's sides (in pieces, where its grain was
     # taken for rules); a digit at the edge (cut off by it, or just touching it) meets it for a digit's
     # width only.
