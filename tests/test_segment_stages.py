@@ -26,6 +26,8 @@ from device.segment import (
     prepare,
     propose_splits,
     reading_order,
+    remove_rules,
+    seams,
     segment,
     split_columns,
     valley_columns,
@@ -612,3 +614,79 @@ def test_pieces_are_found_alike_with_few_and_with_very_many_ink_pixels(side):
     _pieces, labels = find_pieces(mask, SegmentSettings(min_height=0.0, max_pieces=10**6))
     assert labels.max() == (side // 2) ** 2
     assert len(np.unique(labels[mask > 0])) == (side // 2) ** 2
+
+
+def overlapping_rings(centres, size=(40, 60)):
+    """ "0"s written so close that they overlap sideways and touch (cropped to their ink): each ring's own
+    mask, and the crop."""
+    rings = []
+    for centre in centres:
+        ring = np.zeros(size, np.uint8)
+        cv2.circle(ring, centre, 9, 255, 3)
+        rings.append(ring)
+    crop = np.max(rings, axis=0)
+    ys, xs = np.nonzero(crop)
+    window = (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
+    return [ring[window] for ring in rings], crop[window]
+
+
+def test_a_curved_cut_separates_digits_that_overlap_where_no_column_does():
+    (first, second), crop = overlapping_rings([(13, 13), (30, 27)])
+    assert cv2.connectedComponents(crop)[0] == 2  # one piece
+    columns = np.arange(crop.shape[1])[None, :]
+
+    def wrong_side(path):
+        left = columns < path[:, None]
+        return int(np.count_nonzero((first > 0) & ~left) + np.count_nonzero((second > 0) & left))
+
+    overlap = [c for c in range(crop.shape[1]) if first[:, c].any() and second[:, c].any()]
+    assert len(overlap) >= 5
+    best_column = min(wrong_side(np.full(crop.shape[0], c)) for c in overlap)
+    (path,) = seams(crop, [overlap[len(overlap) // 2]], reach=11).values()
+    assert best_column >= 30 and wrong_side(path) <= 5, (best_column, wrong_side(path))
+
+
+def test_a_row_of_overlapping_digits_is_offered_cut_along_the_curves():
+    """Three rings, the middle one lower, each overlapping the next: the ink profile peaks where they
+    overlap, so only cuts started at even spacing and curved round the rings give each ring whole."""
+    rings, crop = overlapping_rings([(11, 11), (28, 25), (45, 11)])
+    assert cv2.connectedComponents(crop)[0] == 2
+    work = prepare(np.full((100, 100), 200, np.uint8), SETTINGS)
+    splits = propose_splits(crop, (0, 0, crop.shape[1], crop.shape[0]), work, SETTINGS)
+
+    def matches(part, ring):
+        xs = np.nonzero(ring)[1]
+        return (
+            abs(part.box.x - xs.min()) <= 1
+            and abs(part.box.x + part.box.w - 1 - xs.max()) <= 1
+            and abs(np.count_nonzero(part.ink) - np.count_nonzero(ring)) <= 0.05 * np.count_nonzero(ring)
+        )
+
+    assert any(
+        len(split) == 3 and all(matches(part, ring) for part, ring in zip(split, rings, strict=True))
+        for split in splits
+    ), [[(s.box.x, s.box.w, np.count_nonzero(s.ink)) for s in split] for split in splits]
+
+
+def test_a_bar_written_along_a_grid_line_is_kept_and_a_darker_stretch_of_the_line_is_not():
+    """Printed grids are light so that writing stands out: on a rule, ink clearly stronger than the rule's
+    own is writing (the bar of a "7" along a grid line), as long as it joins the rest of the digit; a
+    stretch of the line printed darker that touches no writing is still the rule."""
+    page = np.full((400, 400), 225, np.uint8)
+    for at in range(20, 400, 40):
+        cv2.line(page, (at, 0), (at, 399), 165, 2)
+        cv2.line(page, (0, at), (399, at), 165, 2)
+    cv2.line(page, (100, 140), (150, 140), 30, 5)  # the 7's bar, on the grid line y = 140
+    cv2.line(page, (150, 140), (118, 215), 30, 5)
+    cv2.line(page, (240, 300), (330, 300), 60, 2)  # a darker stretch of the line y = 300
+    work = prepare(page, SETTINGS)
+    ink = find_ink(work, True, SETTINGS)
+    inked = ink_mask(ink)
+    bar = (slice(138, 143), slice(104, 140))
+    line = (slice(298, 303), slice(245, 325))
+    assert inked[bar].mean() > 0.9 and inked[line].mean() > 0.3
+    without = remove_rules(inked, SETTINGS)
+    kept = remove_rules(inked, SETTINGS, strength=ink.ink)
+    assert without[bar].mean() < 0.5  # what bridging across the line cannot restore
+    assert kept[bar].mean() > 0.9
+    assert kept[line].sum() == 0

@@ -59,8 +59,22 @@ from device.segment.pieces import (
     part_of_a_longer_line,
     typical_height,
 )
-from device.segment.rules import find_rules, paper_extent, remove_rules, rule_fragments, textured_surroundings
-from device.segment.splits import MAX_SPLIT_PARTS, crop_ink, propose_splits, split_columns, valley_columns
+from device.segment.rules import (
+    find_rules,
+    paper_extent,
+    remove_rules,
+    rule_fragments,
+    textured_surroundings,
+    written_on_rules,
+)
+from device.segment.splits import (
+    MAX_SPLIT_PARTS,
+    crop_ink,
+    propose_splits,
+    seams,
+    split_columns,
+    valley_columns,
+)
 from device.segment.stats import percentile, percentiles, robust_sigma
 
 __all__ = [
@@ -96,12 +110,14 @@ __all__ = [
     "remove_rules",
     "robust_sigma",
     "rule_fragments",
+    "seams",
     "segment",
     "split_columns",
     "textured_surroundings",
     "to_grey",
     "typical_height",
     "valley_columns",
+    "written_on_rules",
 ]
 
 
@@ -111,7 +127,7 @@ def segment(frame, settings: SegmentSettings = SegmentSettings()) -> list[Segmen
     dark = find_polarity(work, settings)
     ink = find_ink(work, dark, settings)
     inked = ink_mask(ink)
-    mask = remove_rules(inked, settings, paper_extent(ink.paper))
+    mask = remove_rules(inked, settings, paper_extent(ink.paper), ink.ink)
     rules = inked & ~mask
     ink = replace(ink, paper=ink.paper & ~textured_surroundings(ink, rules))
     pieces, labels = find_pieces(mask, settings)

@@ -70,16 +70,60 @@ def valley_columns(crop: np.ndarray, min_gap: int, limit: int = 6) -> list[int]:
     return sorted(chosen)
 
 
+def seams(
+    crop: np.ndarray, columns: list[int], reach: int, step: float = 0.05, pull: float = 0.01
+) -> dict[int, np.ndarray]:
+    """For each cut column, the path from the crop's top to its bottom that crosses the least ink within
+    ``reach`` px of that column, moving at most a pixel sideways a row: the column of the path in each
+    row (the part on its right starts there). A px sideways costs ``step`` (a twentieth of a px of full
+    ink), and each row costs ``pull`` per px away from the column: the path bends round a stroke rather
+    than cut through it, but does not wander off along a gap for a px of ink saved.
+
+    Touching digits often overlap too (a 0's right side beside a 6's left side, the bottom of a 2 under
+    the next digit): no straight cut separates them, but a path curving through the gap between them
+    does. Where the digits only touch, the path runs straight through the valley, as a column cut would.
+    All paths are found at once, a row at a time.
+    """
+    h, w = crop.shape
+    if not columns:
+        return {}
+    cost = crop.astype(np.float32) / 255.0
+    offsets = np.arange(-reach, reach + 1)
+    windows = np.clip(np.asarray(columns)[:, None] + offsets[None, :], 0, w - 1)  # (cuts, 2 reach + 1)
+    ink = cost[:, windows]  # (h, cuts, width)
+    ink[:, np.diff(windows, axis=1, prepend=-1) == 0] = np.inf  # a window clipped at a side
+    ink += pull * np.abs(offsets)
+    total = ink[0].copy()
+    moves = np.zeros(ink.shape, np.int8)
+    blocked = np.full((len(columns), 1), np.inf, np.float32)
+    for y in range(1, h):
+        from_left = np.hstack([blocked, total[:, :-1]]) + step
+        from_right = np.hstack([total[:, 1:], blocked]) + step
+        options = np.stack([from_left, total, from_right])
+        move = np.argmin(options, axis=0)
+        moves[y] = move - 1
+        total = ink[y] + np.take_along_axis(options, move[None], axis=0)[0]
+    position = np.argmin(total + 1e-4 * np.abs(offsets)[None, :], axis=1)  # ties: the column itself
+    paths = np.empty((h, len(columns)), np.intp)
+    cuts = np.arange(len(columns))
+    for y in range(h - 1, -1, -1):
+        paths[y] = windows[cuts, position]
+        position = position + moves[y, cuts, position]
+    return {column: paths[:, k] for k, column in enumerate(columns)}
+
+
 MAX_SPLIT_PARTS = 8  # the most touching digits one candidate is read as
 
 
 def propose_splits(crop: np.ndarray, box: tuple[int, int, int, int], work: WorkImage, settings) -> tuple:
-    """Alternative readings of a wide candidate as 2 to 5 touching digits (each a tuple of Segments).
+    """Alternative readings of a wide candidate as 2 to ``MAX_SPLIT_PARTS`` touching digits (each a tuple
+    of Segments).
 
     Over-segment, then let recognition decide: every combination of the candidate cut columns (the valleys
     of the ink profile, and cuts at even spacing for digits that touch along a whole stroke) that gives
-    parts of a plausible digit width is offered. A part shared by several combinations is one Segment, so
-    the pipeline classifies it once.
+    parts of a plausible digit width is offered, cut straight down and cut along curved paths (for digits
+    that overlap). A part shared by several combinations is one Segment, so the pipeline classifies it
+    once.
     """
     x, y, w, h = box
     aspect = w / max(h, 1)
@@ -95,6 +139,7 @@ def propose_splits(crop: np.ndarray, box: tuple[int, int, int, int], work: WorkI
         valleys = [v for v in valley_columns(crop, narrowest, limit=2) if profile[v] < 0.15 * profile.max()]
         counts = [2]
         cut_sets: list[tuple[int, ...]] = [(v,) for v in valleys]
+        even_sets: list[tuple[int, ...]] = []
     else:
         # As many digits as fit: no fewer than digits as wide as tall, no more than narrow ones (a 0 is
         # about half as wide as tall; a group of 1s is narrower still, and its valleys cut it anyway).
@@ -104,30 +149,51 @@ def propose_splits(crop: np.ndarray, box: tuple[int, int, int, int], work: WorkI
             cuts = split_columns(crop, parts)
             if cuts is not None:
                 cut_sets.append(tuple(cuts))
+        # Where digits overlap, the ink profile peaks (two digits' strokes in the same columns) instead of
+        # dipping: curved cuts also start from even spacing, and find the gap themselves.
+        even_sets = [tuple(round(k * width / parts) for k in range(1, parts)) for parts in counts]
         valleys = valley_columns(crop, max(narrowest, round(0.2 * h)), limit=8)
     for count in range(1, min(len(valleys), max(counts, default=2) - 1) + 1):
         cut_sets += itertools.combinations(valleys, count)
-    parts: dict[tuple[int, int], Segment | None] = {}
+    cut_sets = list(dict.fromkeys(cut_sets))  # in order, each once
+    # Each cut both straight down its column and curved round the strokes beside it (see ``seams``): the
+    # classifier decides which parts read better.
+    straight = [(cuts, False) for cuts in cut_sets]
+    ways = straight + [(cuts, True) for cuts in dict.fromkeys(cut_sets + even_sets)]
+    height = crop.shape[0]
+    starts = sorted({c for cuts, curve in ways if curve for c in cuts})
+    curved = seams(crop, starts, reach=max(2, round(0.25 * h)))
+    paths = {(c, False): np.full(height, c, np.intp) for cuts in cut_sets for c in cuts}
+    paths.update({(c, True): path for c, path in curved.items()})
+    for side in (0, width):
+        paths[(side, False)] = paths[(side, True)] = np.full(height, side, np.intp)
+    columns = np.arange(width)[None, :]
+    parts: dict[tuple[tuple[int, bool], tuple[int, bool]], Segment | None] = {}
+    same_ink: dict[tuple, Segment] = {}  # a part cut alike by several paths is one Segment
 
-    def part(left: int, right: int) -> Segment | None:
+    def part(left: tuple[int, bool], right: tuple[int, bool]) -> Segment | None:
         if (left, right) not in parts:
-            piece = crop[:, left:right]
+            between = (columns >= paths[left][:, None]) & (columns < paths[right][:, None])
+            piece = np.where(between, crop, 0)
             rows = np.flatnonzero(piece.max(axis=1) > 0)
             cols = np.flatnonzero(piece.max(axis=0) > 0)
             segment_ = None
             if len(rows) >= 2 and len(cols) >= 1:
                 piece = piece[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-                px, py = x + left + cols[0], y + rows[0]
-                segment_ = Segment(work.to_frame(px, py, piece.shape[1], piece.shape[0]), piece)
+                px, py = x + cols[0], y + rows[0]
+                segment_ = same_ink.setdefault(
+                    (px, py, piece.shape, piece.tobytes()),
+                    Segment(work.to_frame(px, py, piece.shape[1], piece.shape[0]), piece),
+                )
             parts[(left, right)] = segment_
         return parts[(left, right)]
 
-    splits = []
-    for cuts in dict.fromkeys(cut_sets):  # in order, each once
+    splits: dict[tuple[int, ...], tuple[Segment, ...]] = {}  # each reading once
+    for cuts, curve in ways:
         bounds = [0, *cuts, width]
         if any(not narrowest <= right - left <= widest for left, right in itertools.pairwise(bounds)):
             continue
-        segments = [part(left, right) for left, right in itertools.pairwise(bounds)]
+        segments = tuple(part((left, curve), (right, curve)) for left, right in itertools.pairwise(bounds))
         if all(segments):
-            splits.append(tuple(segments))
-    return tuple(splits)
+            splits.setdefault(tuple(id(s) for s in segments), segments)
+    return tuple(splits.values())
