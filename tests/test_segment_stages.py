@@ -704,3 +704,24 @@ def test_a_bar_written_along_a_grid_line_is_kept_and_a_darker_stretch_of_the_lin
     assert without[bar].mean() < 0.5  # what bridging across the line cannot restore
     assert kept[bar].mean() > 0.9
     assert kept[line].sum() == 0
+
+
+@pytest.mark.parametrize("angle", [0.7, 1.4, 2.6, 3.5])
+def test_rules_are_followed_to_the_frame_edges_at_any_angle(angle):
+    """The line transform's angle is a degree coarse: extended from the segment it found to the frame's
+    edges, a line could be off by 4 px there, leaving its ends behind as stubs that read as 1s. The line
+    fitted to the ink along the segment stays within a px of the true line at both edges."""
+    page = np.full((480, 640), 220, np.uint8)
+    slope = np.tan(np.radians(angle))
+    starts = (160, 320)  # ruled paper: each line has a partner
+    for y in starts:
+        # Anti-aliased, with subpixel end points (4 fractional bits): a straight line, not a staircase.
+        cv2.line(page, (0, y * 16), (639 * 16, round((y - 639 * slope) * 16)), 150, 2, cv2.LINE_AA, 4)
+    ink = find_ink(prepare(page, SETTINGS), True, SETTINGS)
+    rules = find_rules(ink_mask(ink), SETTINGS)
+
+    def off(rule, start):
+        x0, y0, x1, y1 = rule
+        return max(abs(y0 + (y1 - y0) * (x - x0) / (x1 - x0) - (start - x * slope)) for x in (0, 639))
+
+    assert [min(off(rule, start) for rule in rules) < 1.2 for start in starts] == [True, True]

@@ -26,7 +26,7 @@ class SegmentSettings:
     relative_contrast: float = 0.3  # ...and at least this fraction as dark as the darkest digit
     min_edge: float = 0.035  # strokes have sharp edges: ink contrast change per px (smooth blotches don't)
     min_edge_snr: float = 2.5  # ...and those edges stand well above the frame's noise
-    paper_brightness: float = 0.3  # paper is at least this fraction as bright as the brightest paper (a hard shadow: 1/3)
+    paper_brightness: float = 0.3  # of the brightest paper (a hard shadow leaves a third)
     edge_brightness: float = 0.85  # near the page's edge, paper is this bright against the paper beside it
     rule_length: float = 0.2  # a straight stroke this long (fraction of the longer side) is a rule
     max_pieces: int = 200  # components considered per frame (the largest), bounding the cost

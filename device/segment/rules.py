@@ -63,13 +63,45 @@ def find_rules(
     # ruled or squared page's lines run across much of the frame.
     is_rule = (lengths >= 0.8 * spans) | (partner & (lengths >= 0.35 * size))
     # A rule runs on across the page: extend it to the frame's edges, so the short pieces of it that
-    # the transform missed (between two crossings, near the edge) go too.
+    # the transform missed (between two crossings, near the edge) go too. The transform's angle is coarse
+    # (a degree, at half resolution): extended across the page it can drift off the line by several px,
+    # so the line fitted again to the ink along the segment is extended too. Both are kept: a line bent a
+    # little by the lens is followed by the several segments found along it, not by any one straight line.
     rules = []
-    for (x0, y0, x1, y1), length_ in zip(segments[is_rule], lengths[is_rule], strict=True):
-        ux, uy = (x1 - x0) / length_, (y1 - y0) / length_
-        reach = 2.0 * max(h, w)
-        rules.append((int(x0 - reach * ux), int(y0 - reach * uy), int(x1 + reach * ux), int(y1 + reach * uy)))
+    reach = 2.0 * max(h, w)
+    for segment_ in segments[is_rule]:
+        x0, y0, x1, y1 = segment_
+        length_ = max(float(np.hypot(x1 - x0, y1 - y0)), 1e-6)
+        for cx, cy, ux, uy in (
+            ((x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / length_, (y1 - y0) / length_),
+            _fitted(segment_, mask),
+        ):
+            rules.append(
+                (int(cx - reach * ux), int(cy - reach * uy), int(cx + reach * ux), int(cy + reach * uy))
+            )
     return rules
+
+
+def _fitted(segment: np.ndarray, mask: np.ndarray, pad: int = 3) -> tuple[float, float, float, float]:
+    """A point on the line and its direction, fitted (least squares) to the ink within ``pad`` px of the
+    segment; the segment's own when too little ink is there. Lines crossing it add ink on both of its
+    sides alike, so they hardly tilt the fit."""
+    x0, y0, x1, y1 = (float(v) for v in segment)
+    length = max(np.hypot(x1 - x0, y1 - y0), 1e-6)
+    own = ((x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / length, (y1 - y0) / length)
+    h, w = mask.shape
+    left, top = max(0, int(min(x0, x1)) - pad), max(0, int(min(y0, y1)) - pad)
+    right, bottom = min(w, int(max(x0, x1)) + pad + 1), min(h, int(max(y0, y1)) + pad + 1)
+    if right <= left or bottom <= top:
+        return own
+    near = np.zeros((bottom - top, right - left), np.uint8)
+    cv2.line(near, (int(x0) - left, int(y0) - top), (int(x1) - left, int(y1) - top), 1, 2 * pad + 1)
+    ys, xs = np.nonzero(near & mask[top:bottom, left:right])
+    if len(xs) < 0.5 * length:
+        return own
+    points = np.stack([xs + left, ys + top], axis=1).astype(np.float32)
+    vx, vy, cx, cy = (float(v) for v in cv2.fitLine(points, cv2.DIST_L2, 0, 0.01, 0.01).ravel())
+    return cx, cy, vx, vy
 
 
 def rule_fragments(
