@@ -93,22 +93,32 @@ def seams(
     ink = cost[:, windows]  # (h, cuts, width)
     ink[:, np.diff(windows, axis=1, prepend=-1) == 0] = np.inf  # a window clipped at a side
     ink += pull * np.abs(offsets)
-    total = ink[0].copy()
-    moves = np.zeros(ink.shape, np.int8)
-    blocked = np.full((len(columns), 1), np.inf, np.float32)
+    # Forward: the least cost of a path from the top to each position of each row.
+    totals = np.empty(ink.shape, np.float32)
+    totals[0] = ink[0]
+    side = np.empty(ink.shape[1:], np.float32)
     for y in range(1, h):
-        from_left = np.hstack([blocked, total[:, :-1]]) + step
-        from_right = np.hstack([total[:, 1:], blocked]) + step
-        options = np.stack([from_left, total, from_right])
-        move = np.argmin(options, axis=0)
-        moves[y] = move - 1
-        total = ink[y] + np.take_along_axis(options, move[None], axis=0)[0]
-    position = np.argmin(total + 1e-4 * np.abs(offsets)[None, :], axis=1)  # ties: the column itself
-    paths = np.empty((h, len(columns)), np.intp)
+        above = totals[y - 1]
+        side[:, 0] = np.inf
+        side[:, 1:] = above[:, :-1]
+        best = np.minimum(above, side + step)
+        side[:, -1] = np.inf
+        side[:, :-1] = above[:, 1:]
+        np.minimum(best, side + step, out=best)
+        np.add(ink[y], best, out=totals[y])
+    # Back: from the cheapest end (ties: nearest the column), each row's predecessor is the cheapest of the
+    # three above it, counting the step sideways.
     cuts = np.arange(len(columns))
+    position = np.argmin(totals[-1] + 1e-4 * np.abs(offsets)[None, :], axis=1)
+    width = len(offsets)
+    paths = np.empty((h, len(columns)), np.intp)
+    padded = np.full((len(columns), width + 2), np.inf, np.float32)
     for y in range(h - 1, -1, -1):
         paths[y] = windows[cuts, position]
-        position = position + moves[y, cuts, position]
+        if y:
+            padded[:, 1:-1] = totals[y - 1]
+            candidates = padded[cuts[:, None], position[:, None] + np.arange(3)[None, :]] + [step, 0.0, step]
+            position = position + np.argmin(candidates, axis=1) - 1
     return {column: paths[:, k] for k, column in enumerate(columns)}
 
 
