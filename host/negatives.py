@@ -326,6 +326,113 @@ def device_digits(
     return np.asarray(images, np.uint8).reshape(-1, 28, 28), np.asarray(kept, np.uint8)
 
 
+def split_digits(
+    count: int, seed: int, digits: np.ndarray, labels: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` MNIST training digits cut out of rows of touching or overlapping digits by the device's own
+    splitter, each labelled as the digit it mostly is. Returns (images, labels).
+
+    Two or three digits are written touching or overlapping (as ``draw_pair`` does), photographed and
+    turned into ink as ``device_crop`` does; ``device.segment.propose_splits`` offers its cuts, and the
+    split whose parts each hold mostly one digit's ink (85 % or more) gives its parts. A part cut from a
+    row keeps a sliver of its neighbour, or loses a bit of itself to it: without such parts in training
+    the model reads the digits of a touching row less surely than the same digits written apart.
+    """
+    from device.segment import prepare, propose_splits
+
+    rng = np.random.default_rng(seed)
+    settings = SegmentSettings()
+    work = prepare(np.full((64, 64), 200, np.uint8), settings)  # working scale 1: boxes stay crop px
+    images: list[np.ndarray] = []
+    kept: list[int] = []
+    while len(images) < count:
+        row = _touching_row(rng, digits, labels)
+        if row is None:
+            continue
+        crop, owners, row_labels = row
+        h, w = crop.shape
+        best, purity = None, 0.85
+        for split in propose_splits(crop, (0, 0, w, h), work, settings):
+            if len(split) != len(row_labels):
+                continue
+            worst = 1.0
+            for index, part in enumerate(split):
+                box = part.box
+                owned = owners[box.y : box.y + box.h, box.x : box.x + box.w][part.ink > 0]
+                worst = min(worst, float(np.mean(owned == index)) if owned.size else 0.0)
+            if worst >= purity:
+                best, purity = split, worst
+        if best is None:
+            continue
+        for part, label in zip(best, row_labels, strict=True):
+            image = normalize_digit(part.ink)
+            if image.any() and len(images) < count:
+                images.append(image)
+                kept.append(label)
+    return np.asarray(images, np.uint8).reshape(-1, 28, 28), np.asarray(kept, np.uint8)
+
+
+def _touching_row(
+    rng: np.random.Generator, digits: np.ndarray, labels: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, list[int]] | None:
+    """A row of 2 or 3 touching digits through the camera: the candidate's ink crop (uint8, as
+    ``crop_ink`` makes it), which digit owns each of its pixels (-1: none), and the digits' labels."""
+    count = 3 if rng.random() < 0.3 else 2
+    indices = rng.integers(len(digits), size=count)
+    scale = rng.uniform(30, 50) / 28
+    cell = round(28 * scale)
+    sheet_h, sheet_w = cell + 24, cell * count + 24
+    coverage = np.zeros((sheet_h, sheet_w), np.float32)
+    owner_of = np.full((sheet_h, sheet_w), -1, np.int32)
+    x = 12
+    for index, digit in enumerate(indices):
+        ink = digits[digit].astype(np.float32) / 255.0
+        ink = cv2.resize(ink, (cell, cell), interpolation=cv2.INTER_LINEAR)
+        cols = np.flatnonzero(ink.max(axis=0) > 0.3)
+        if not len(cols):
+            return None
+        strip = ink[:, cols[0] : cols[-1] + 1]
+        y = 12 + int(rng.integers(-3, 4))
+        x1 = min(sheet_w, x + strip.shape[1])
+        region = (slice(y, y + cell), slice(x, x1))
+        piece = strip[:, : x1 - x]
+        owner_of[region] = np.where(piece > coverage[region], index, owner_of[region])
+        coverage[region] = np.maximum(coverage[region], piece)
+        # Touching (gap 0) to overlapping by a fifth of the digit's width, as dense handwriting does.
+        x = x1 - round(rng.uniform(0.0, 0.2) * strip.shape[1])
+    page = paper(rng, sheet_w, sheet_h)
+    ink_level = float(np.median(page)) * rng.uniform(0.05, 0.7)
+    page = page * (1 - coverage) + ink_level * coverage
+    photo = photograph(page, rng, perspective=0, blur=rng.uniform(0.8, 2.0), noise=rng.uniform(1.0, 4.0))
+    ink = ink_map(cv2.GaussianBlur(cv2.cvtColor(photo, cv2.COLOR_BGR2GRAY), (3, 3), 0), dark=True)
+    noise = robust_sigma(ink)
+    threshold = max(SegmentSettings.min_contrast, 5.0 * noise)
+    everywhere = np.ones(ink.shape, bool)
+    mask = ink_mask(InkImage(ink, everywhere, np.full(ink.shape, threshold, np.float32), noise))
+    mask &= (cv2.dilate(coverage, np.ones((5, 5), np.uint8)) > 0.2).astype(np.uint8)
+    if cv2.connectedComponents(mask, connectivity=8)[0] != 2:  # apart after all: not a touching row
+        return None
+    ys, xs = np.nonzero(mask)
+    window = (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
+    grown = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)))[window]
+    crop = np.where(grown > 0, ink[window], 0.0)
+    on = crop[crop > threshold]
+    level = float(np.percentile(on, 90)) if on.size else 1.0
+    crop_u8 = (np.clip(crop / max(level, 1e-3), 0, 1) * 255).astype(np.uint8)
+    # A pixel the ink spread to (blur) belongs to the digit whose stroke is nearest.
+    owners = owner_of[window].copy()
+    if (owners < 0).any():
+        missing = owners < 0
+        _distance, nearest = cv2.distanceTransformWithLabels(
+            missing.astype(np.uint8), cv2.DIST_L2, 3, labelType=cv2.DIST_LABEL_PIXEL
+        )
+        ys_own, xs_own = np.nonzero(~missing)
+        lookup = np.zeros(nearest.max() + 1, np.int32)
+        lookup[nearest[~missing]] = owners[ys_own, xs_own]
+        owners = np.where(missing, lookup[nearest], owners)
+    return crop_u8, owners, [int(labels[i]) for i in indices]
+
+
 # Kinds whose drawings can come out looking like a digit (half an 8 is a 3, a corner is a 7, a slash is a 1).
 SCREENED = ("piece", "line", "operator")
 

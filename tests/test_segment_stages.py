@@ -725,3 +725,21 @@ def test_rules_are_followed_to_the_frame_edges_at_any_angle(angle):
         return max(abs(y0 + (y1 - y0) * (x - x0) / (x1 - x0) - (start - x * slope)) for x in (0, 639))
 
     assert [min(off(rule, start) for rule in rules) < 1.2 for start in starts] == [True, True]
+
+
+def test_a_margin_found_in_pieces_is_one_rule():
+    """A margin line broken where it is faint (or bent a little by the lens) is found as several pieces on
+    one straight line, none of them 80 % of the page long and with no parallel partner: together they
+    run down the page, so they are a rule, and no piece of it between the ruled lines reads as a 1."""
+    page = np.full((480, 640), 225, np.uint8)
+    for y in range(25, 480, 30):
+        cv2.line(page, (0, y), (639, y), 160, 2)
+    for top, bottom in ((0, 215), (245, 479)):  # faint in the middle
+        cv2.line(page, (90, top), (92, bottom), 150, 2)
+    page = cv2.GaussianBlur(page, (3, 3), 0)
+    ink = find_ink(prepare(page, SETTINGS), True, SETTINGS)
+    inked = ink_mask(ink)
+    margin = (slice(0, 480), slice(86, 97))
+    assert inked[margin].sum() > 1000
+    assert remove_rules(inked, SETTINGS, strength=ink.ink)[margin].sum() < 0.05 * inked[margin].sum()
+    assert segment(page) == []

@@ -62,6 +62,24 @@ def find_rules(
     # Partners must be long as well: the two sides of a boxy "0" written large are parallel too, but a
     # ruled or squared page's lines run across much of the frame.
     is_rule = (lengths >= 0.8 * spans) | (partner & (lengths >= 0.35 * size))
+    # A margin or a page's edge is often found in pieces (broken where it is faint, or bent a little by
+    # the lens): pieces on one straight line that together run across most of the surface are one rule.
+    ux, uy = np.cos(angles), np.sin(angles)
+    for i in np.flatnonzero(~is_rule & (lengths >= 0.2 * spans)):
+        group = np.flatnonzero(parallel[i] & (apart[i] <= 3.0))
+        along = np.concatenate(
+            [
+                (segments[group, 0] - mid_x[i]) * ux[i] + (segments[group, 1] - mid_y[i]) * uy[i],
+                (segments[group, 2] - mid_x[i]) * ux[i] + (segments[group, 3] - mid_y[i]) * uy[i],
+            ]
+        ).reshape(2, -1)
+        lows, highs = np.minimum(along[0], along[1]), np.maximum(along[0], along[1])
+        covered, reached = 0.0, -np.inf  # the length the pieces cover, overlaps counted once
+        for low, high in sorted(zip(lows.tolist(), highs.tolist(), strict=True)):
+            covered += max(0.0, high - max(low, reached))
+            reached = max(reached, high)
+        extent = float(highs.max() - lows.min())
+        is_rule[i] = extent >= 0.8 * spans[i] and covered >= 0.6 * extent
     # A rule runs on across the page: extend it to the frame's edges, so the short pieces of it that
     # the transform missed (between two crossings, near the edge) go too. The transform's angle is coarse
     # (a degree, at half resolution): extended across the page it can drift off the line by several px,
