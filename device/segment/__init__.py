@@ -60,6 +60,7 @@ from device.segment.pieces import (
     typical_height,
 )
 from device.segment.rules import (
+    evenly_spaced_rules,
     find_rules,
     paper_extent,
     remove_rules,
@@ -89,6 +90,7 @@ __all__ = [
     "crop_ink",
     "dark_ink",
     "edge_sharpness",
+    "evenly_spaced_rules",
     "fill",
     "find_ink",
     "find_pieces",

@@ -122,6 +122,99 @@ def _fitted(segment: np.ndarray, mask: np.ndarray, pad: int = 3) -> tuple[float,
     return cx, cy, vx, vy
 
 
+def evenly_spaced_rules(
+    mask: np.ndarray, rules: list[tuple[int, int, int, int]], support: float = 0.3
+) -> list[tuple[int, int, int, int]]:
+    """The lines of a ruled or squared page that were not found (too faint under a shadow, broken by the
+    writing on them): a page's lines are evenly spaced, so where three or more parallel rules were found,
+    every line at their spacing, across the frame, that is inked along ``support`` of its way is a rule
+    too. Writing crosses such a line for a digit's width, never for a third of the frame."""
+    if len(rules) < 3:
+        return []
+    lines = np.asarray(rules, np.float64)
+    angles = np.arctan2(lines[:, 3] - lines[:, 1], lines[:, 2] - lines[:, 0]) % np.pi
+    mid_x, mid_y = (lines[:, 0] + lines[:, 2]) / 2, (lines[:, 1] + lines[:, 3]) / 2
+    ink_y, ink_x = np.nonzero(mask)
+    added: list[tuple[int, int, int, int]] = []
+    unused = np.ones(len(lines), bool)
+    for first in range(len(lines)):
+        if not unused[first]:
+            continue
+        turn = (angles - angles[first] + np.pi / 2) % np.pi - np.pi / 2  # signed, in (-90, 90] degrees
+        family = unused & (np.abs(turn) < np.radians(2))
+        unused &= ~family
+        if family.sum() < 3:
+            continue
+        theta = angles[first] + float(np.mean(turn[family]))
+        offsets = np.sort(-mid_x[family] * np.sin(theta) + mid_y[family] * np.cos(theta))
+        distinct = offsets[np.concatenate([[True], np.diff(offsets) > 3.0])]
+        gaps = np.diff(distinct)
+        if len(gaps) < 2:
+            continue
+        spacing = float(np.median(gaps))
+        spacing = float(np.median(gaps / np.maximum(np.round(gaps / spacing), 1)))
+        if spacing < 8:
+            continue
+        first_offset, shares = _inked_shares(ink_y, ink_x, mask.shape, theta)
+        last_offset = first_offset + len(shares) - 1
+
+        def share(offset: float, shares: np.ndarray = shares, first_offset: float = first_offset) -> float:
+            index = round(offset - first_offset)
+            return float(shares[index]) if 0 <= index < len(shares) else 0.0
+
+        start = distinct[0] - np.floor((distinct[0] - first_offset) / spacing) * spacing
+        for offset in np.arange(start, last_offset + 1, spacing):
+            if np.min(np.abs(distinct - offset)) < 0.3 * spacing:
+                continue
+            # Where the line really is (spacing drifts a little across a page seen at an angle), against
+            # the middle between two lines, inked only where lines cross it.
+            nearby = offset + np.arange(-round(0.25 * spacing), round(0.25 * spacing) + 1)
+            found = [share(o) for o in nearby]
+            best = nearby[int(np.argmax(found))]
+            if max(found) >= support and max(found) >= 2 * share(best + spacing / 2) + 0.1:
+                added.append(_across_the_frame(mask.shape, best, theta))
+    return added
+
+
+def _inked_shares(
+    ink_y: np.ndarray, ink_x: np.ndarray, shape: tuple[int, int], theta: float
+) -> tuple[float, np.ndarray]:
+    """For each line at angle ``theta``, 1 px apart across the frame: the share of its way through the frame
+    (in 2 px steps) that has ink within a px of it. Returns the offset of the first line (along the
+    lines' normal, from the frame's corner) and the shares, all at once from the ink's coordinates."""
+    h, w = shape
+    ux, uy, nx, ny = np.cos(theta), np.sin(theta), -np.sin(theta), np.cos(theta)
+    corners_x, corners_y = np.array([0, w, 0, w]), np.array([0, 0, h, h])
+    normal, along = corners_x * nx + corners_y * ny, corners_x * ux + corners_y * uy
+    first, first_along = float(normal.min()), float(along.min())
+    count, steps = int(normal.max() - first) + 1, int((along.max() - first_along) / 2) + 1
+    occupied = np.zeros((count + 2, steps), bool)
+    rows = np.clip(np.rint(ink_x * nx + ink_y * ny - first).astype(int), 0, count - 1) + 1
+    occupied[rows, ((ink_x * ux + ink_y * uy - first_along) / 2).astype(int)] = True
+    covered = (occupied[:-2] | occupied[1:-1] | occupied[2:]).sum(axis=1)
+    # Each line's length inside the frame: where its points offset * n + t * u have 0 <= x < w, 0 <= y < h.
+    offsets = first + np.arange(count)
+    low, high = np.full(count, -np.inf), np.full(count, np.inf)
+    for start, size, along_part in ((offsets * nx, w, ux), (offsets * ny, h, uy)):
+        if abs(along_part) < 1e-9:
+            outside = (start < 0) | (start >= size)
+            high[outside] = -np.inf
+            continue
+        ends = np.sort(np.stack([-start / along_part, (size - start) / along_part]), axis=0)
+        low, high = np.maximum(low, ends[0]), np.minimum(high, ends[1])
+    length = np.maximum(high - low, 0) / 2
+    return first, np.where(length >= 10, covered / np.maximum(length, 1), 0.0)
+
+
+def _across_the_frame(shape: tuple[int, int], offset: float, theta: float) -> tuple[int, int, int, int]:
+    """The line at angle ``theta`` and ``offset`` (along its normal), from far before to far past the
+    frame."""
+    reach = 2.0 * max(shape)
+    ux, uy, nx, ny = np.cos(theta), np.sin(theta), -np.sin(theta), np.cos(theta)
+    x, y = offset * nx, offset * ny
+    return int(x - reach * ux), int(y - reach * uy), int(x + reach * ux), int(y + reach * uy)
+
+
 def rule_fragments(
     mask: np.ndarray, rules: list, settings: SegmentSettings, extent: tuple[int, int] | None = None
 ) -> list[tuple[int, int, int, int]]:
@@ -159,6 +252,7 @@ def remove_rules(
     rules = find_rules(mask, settings, extent)
     if not rules:
         return mask
+    rules += evenly_spaced_rules(mask, rules)
     rules += rule_fragments(mask, rules, settings, extent)
     band = np.zeros_like(mask)
     for x0, y0, x1, y1 in rules:
