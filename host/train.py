@@ -54,7 +54,6 @@ class TrainSettings:
     device_digits: int = (
         20000  # training digits also shown through the device's camera and cut (host.negatives)
     )
-    split_digits: int = 0  # training digits cut out of rows of touching digits by the device's splitter
     label_smoothing: float = 0.1
     notes: dict = field(default_factory=dict)
 
@@ -385,13 +384,6 @@ def parse_args(argv=None) -> argparse.Namespace:
         "them, so a camera's soft strokes never tell a digit from 'none' (default %(default)s)",
     )
     parser.add_argument(
-        "--split-digits",
-        type=int,
-        default=TrainSettings.split_digits,
-        help="training digits written touching in rows of 2 or 3, photographed and cut apart by the "
-        "device's own splitter, labelled as the digit each part mostly is (default %(default)s)",
-    )
-    parser.add_argument(
         "--widths",
         default=",".join(map(str, TrainSettings.stage_widths)),
         help="conv stage widths, 1 to 4 stages (default %(default)s)",
@@ -465,12 +457,10 @@ def load_training_data(
     negatives_seed: int,
     extra_data: str | None = None,
     device_digits: int = 0,
-    split_digits: int = 0,
 ):
     """MNIST training digits (the first ``limit``), split into training and validation with ``seed``, each
     with its share of ``device_digits`` (its own digits seen through the device's camera and crop path) and
-    of ``split_digits`` (its digits cut out of rows of touching digits) and of ``negatives`` generated "not a
-    digit" crops (label NONE_CLASS); custom digits from ``extra_data``
+    of ``negatives`` generated "not a digit" crops (label NONE_CLASS); custom digits from ``extra_data``
     split 80/20 the same way. Returns (train, validation, extra or None, test, the generated NegativeSet or
     None); host-tune prepares its data with this too."""
     train_full, test = load_mnist(data_dir)
@@ -509,14 +499,6 @@ def load_training_data(
                 np.concatenate([val_data.labels, extra_val[1]]),
             )
         log.info("device digits: %d training digits seen through the device's camera", device_digits)
-    if split_digits:
-        from host.negatives import split_digits as cut_from_rows
-
-        parts = cut_from_rows(split_digits, negatives_seed + 3, mnist_train.images, mnist_train.labels)
-        train_data = Dataset(
-            np.concatenate([train_data.images, parts[0]]), np.concatenate([train_data.labels, parts[1]])
-        )
-        log.info("split digits: %d training digits cut out of rows of touching digits", split_digits)
 
     generated = None
     if negatives:
@@ -564,7 +546,6 @@ def run(args: argparse.Namespace) -> dict:
         classes=10 if args.digits_only else 11,
         negatives=0 if args.digits_only else args.negatives,
         device_digits=device_digits_for(args.device_digits, args.limit),
-        split_digits=device_digits_for(args.split_digits, args.limit),
         label_smoothing=args.label_smoothing,
         notes={"config": str(args.config)} if args.config else {},
     )
@@ -577,7 +558,6 @@ def run(args: argparse.Namespace) -> dict:
         settings.negatives_seed,
         args.extra_data,
         device_digits=settings.device_digits,
-        split_digits=settings.split_digits,
     )
     if negatives is not None:
         grid_path = out.with_suffix(".negatives.png")
