@@ -168,29 +168,33 @@ def propose_splits(crop: np.ndarray, box: tuple[int, int, int, int], work: WorkI
     cut_sets = list(dict.fromkeys(cut_sets))  # in order, each once
     # Each cut both straight down its column and curved round the strokes beside it (see ``seams``): the
     # classifier decides which parts read better.
-    straight = [(cuts, False) for cuts in cut_sets]
-    ways = straight + [(cuts, True) for cuts in dict.fromkeys(cut_sets + even_sets)]
     height = crop.shape[0]
-    starts = sorted({c for cuts, curve in ways if curve for c in cuts})
-    curved = seams(crop, starts, reach=max(2, round(0.25 * h)))
+    curved = seams(
+        crop, sorted({c for cuts in cut_sets + even_sets for c in cuts}), reach=max(2, round(0.25 * h))
+    )
+    bends = {c: bool(np.any(path != c)) for c, path in curved.items()}
+    ways = [(cuts, False) for cuts in cut_sets]
+    # A curved cut that runs straight down its column anyway gives the straight reading again: left out.
+    ways += [(cuts, True) for cuts in dict.fromkeys(cut_sets + even_sets) if any(bends[c] for c in cuts)]
     paths = {(c, False): np.full(height, c, np.intp) for cuts in cut_sets for c in cuts}
     paths.update({(c, True): path for c, path in curved.items()})
     for side in (0, width):
         paths[(side, False)] = paths[(side, True)] = np.full(height, side, np.intp)
-    columns = np.arange(width)[None, :]
     parts: dict[tuple[tuple[int, bool], tuple[int, bool]], Segment | None] = {}
     same_ink: dict[tuple, Segment] = {}  # a part cut alike by several paths is one Segment
 
     def part(left: tuple[int, bool], right: tuple[int, bool]) -> Segment | None:
         if (left, right) not in parts:
+            first, last = int(paths[left].min()), int(paths[right].max())  # the columns it can reach
+            columns = np.arange(first, last)[None, :]
             between = (columns >= paths[left][:, None]) & (columns < paths[right][:, None])
-            piece = np.where(between, crop, 0)
-            rows = np.flatnonzero(piece.max(axis=1) > 0)
-            cols = np.flatnonzero(piece.max(axis=0) > 0)
+            piece = np.where(between, crop[:, first:last], 0)
+            rows = np.flatnonzero(piece.max(axis=1) > 0) if piece.size else []
+            cols = np.flatnonzero(piece.max(axis=0) > 0) if piece.size else []
             segment_ = None
             if len(rows) >= 2 and len(cols) >= 1:
                 piece = piece[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-                px, py = x + cols[0], y + rows[0]
+                px, py = x + first + cols[0], y + rows[0]
                 segment_ = same_ink.setdefault(
                     (px, py, piece.shape, piece.tobytes()),
                     Segment(work.to_frame(px, py, piece.shape[1], piece.shape[0]), piece),
