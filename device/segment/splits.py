@@ -175,7 +175,11 @@ def propose_splits(crop: np.ndarray, box: tuple[int, int, int, int], work: WorkI
     bends = {c: bool(np.any(path != c)) for c, path in curved.items()}
     ways = [(cuts, False) for cuts in cut_sets]
     # A curved cut that runs straight down its column anyway gives the straight reading again: left out.
-    ways += [(cuts, True) for cuts in dict.fromkeys(cut_sets + even_sets) if any(bends[c] for c in cuts)]
+    ways += [
+        (cuts, True)
+        for cuts in dict.fromkeys(cut_sets + even_sets)
+        if cuts not in cut_sets or any(bends[c] for c in cuts)
+    ]
     paths = {(c, False): np.full(height, c, np.intp) for cuts in cut_sets for c in cuts}
     paths.update({(c, True): path for c, path in curved.items()})
     for side in (0, width):
