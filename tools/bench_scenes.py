@@ -104,14 +104,16 @@ def main() -> int:
     pipeline = make_pipeline(config, open_classifier(config))
     pool = DigitPool(*load_digits(args.data_dir))
     rng = np.random.default_rng(args.seed)
-    rows, costs_ratio, cluttered_ms = [], [], []
+    rows, costs_ratio, cluttered_ms, scene_ms = [], [], [], []
     all_right = all_total = 0
     for kind in KINDS:
         right = total = exact = 0
         for _ in range(args.pages):
             lines, labels = pool.lines(rng)
             page = render_scene(kind, lines, labels, rng)
-            read = Reading(tuple(pipeline.process(page.frame).digits)).text
+            result = pipeline.process(page.frame)
+            scene_ms.append(result.timings["segment"] * 1000)
+            read = Reading(tuple(result.digits)).text
             right += digits_right(read, page.text)
             total += len(page.text.replace(" ", ""))
             exact += read == page.text
@@ -158,6 +160,9 @@ def main() -> int:
         f"{np.median(costs_ratio):.1f} × |",
         f"| {len(cluttered_ms)} textured-surface 640x480 | {np.median(cluttered_ms):.1f} ms | "
         f"{max(cluttered_ms):.1f} ms (= {max(cluttered_ms) / median_clean:.1f} × the clean median) | |",
+        f"| {len(scene_ms)} hard-scene pages, all kinds (one run each, in the pipeline) | "
+        f"{np.median(scene_ms):.1f} ms | {max(scene_ms):.1f} ms (= {max(scene_ms) / median_clean:.1f} × "
+        "the clean median) | |",
     ]
     if args.photos:
         right, total, exact, count = score_photos(pipeline, Path(args.photos))
