@@ -9,15 +9,16 @@ reaches the reading, the outputs or the vote.
 
 from __future__ import annotations
 
+import itertools
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from device.classify import Prediction
 from device.normalize import normalize_digit
 from device.reading import Digit
-from device.segment import Segment, SegmentSettings, segment
+from device.segment import Segment, SegmentSettings, reading_order, segment
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,31 @@ def choose(options: list[Interpretation], none_threshold: float, unsure: float =
     return whole
 
 
+def one_above_another(parts: tuple[Segment, ...]) -> bool:
+    """The parts of a split lie one above the other (a stacked reading), not side by side."""
+    return all(lower.box.y >= upper.box.y + upper.box.h // 2 for upper, lower in itertools.pairwise(parts))
+
+
+def reorder(result: FrameResult) -> None:
+    """Put the digits of a frame (and their images and segments) in reading order again, with line numbers:
+    after a stacked reading, its two parts belong to two lines."""
+    order = {
+        (box.x, box.y, box.w, box.h): (index, box.line)
+        for index, box in enumerate(reading_order([s.box for s in result.segments]))
+    }
+    keyed = sorted(
+        zip(result.digits, result.normalized, result.segments, strict=True),
+        key=lambda item: order[(item[2].box.x, item[2].box.y, item[2].box.w, item[2].box.h)][0],
+    )
+    result.digits, result.normalized, result.segments = [], [], []
+    for digit, image, part in keyed:
+        line = order[(part.box.x, part.box.y, part.box.w, part.box.h)][1]
+        box = replace(part.box, line=line)
+        result.digits.append(replace(digit, box=box))
+        result.normalized.append(image)
+        result.segments.append(replace(part, box=box))
+
+
 class FramePipeline:
     """Segment a frame, normalize every candidate MNIST-style, classify them all in one batch, choose."""
 
@@ -132,9 +158,11 @@ class FramePipeline:
             )
 
         result = FrameResult([], [], [], rejected=[])
+        stacked = False
         for candidate in segments:
             options = [interpretation((candidate,))] + [interpretation(split) for split in candidate.splits]
             best = choose(options, self.none_threshold)
+            stacked |= len(best.segments) > 1 and one_above_another(best.segments)
             for part, image, prediction in zip(best.segments, best.normalized, best.predictions, strict=True):
                 sure = prediction.confidence >= self.min_confidence
                 # An unsure digit that the model half thinks is no digit at all is dropped, not shown as "?".
@@ -147,6 +175,8 @@ class FramePipeline:
                 )
                 result.normalized.append(image)
                 result.segments.append(part)
+        if stacked:  # two lines' digits read from one candidate: each goes to its own line
+            reorder(result)
         t4 = time.perf_counter()
         result.timings = {"segment": t1 - t0, "normalize": t2 - t1, "classify": t3 - t2 + (t4 - t3)}
         return result

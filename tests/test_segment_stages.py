@@ -778,3 +778,28 @@ def test_the_missing_lines_of_an_evenly_spaced_grid_are_rules_too():
     assert before > 2000
     assert remove_rules(inked, SETTINGS, strength=ink.ink)[broken].sum() < 0.1 * before
     assert segment(page) == []
+
+
+def test_two_lines_whose_digits_touch_are_read_line_by_line():
+    """Two lines written close, the middle digit of the first touching the one below it: one candidate
+    twice as tall as the writing. It is offered as one digit above another; the model (a fake that takes
+    a crop that tall and thin for "not a digit") reads the parts, and each goes to its own line."""
+
+    class TallIsNoDigit(FakeClassifier):
+        def classify(self, digits):
+            predictions = []
+            for image in digits:
+                rows, cols = np.flatnonzero(image.max(axis=1) > 0), np.flatnonzero(image.max(axis=0) > 0)
+                tall = len(cols) < 0.45 * len(rows)
+                predictions.append(Prediction(1, 0.3, 0.9) if tall else Prediction(7, 0.95, 0.01))
+            return predictions
+
+    img = np.full((480, 640), 215, np.uint8)
+    for x in (150, 260, 370):
+        stroke_digit(img, x, 100, size=70, thickness=6)
+        stroke_digit(img, x, 195, size=70, thickness=6)
+    cv2.line(img, (274, 170), (276, 195), 30, 6)  # the middle 7's tail runs down into the one below
+    segments = segment(img)
+    assert len(segments) == 5 and any(s.splits for s in segments)
+    result = FramePipeline(TallIsNoDigit()).process(img)
+    assert Reading(tuple(result.digits)).text == "777 777"

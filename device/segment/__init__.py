@@ -34,6 +34,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
+
 from device.reading import Box
 from device.segment.data import InkImage, Piece, Segment, SegmentSettings, WorkImage
 from device.segment.order import reading_order
@@ -72,6 +74,7 @@ from device.segment.splits import (
     MAX_SPLIT_PARTS,
     crop_ink,
     propose_splits,
+    propose_stacked,
     seams,
     split_columns,
     valley_columns,
@@ -108,6 +111,7 @@ __all__ = [
     "percentiles",
     "prepare",
     "propose_splits",
+    "propose_stacked",
     "reading_order",
     "remove_rules",
     "robust_sigma",
@@ -149,6 +153,9 @@ def segment(frame, settings: SegmentSettings = SegmentSettings()) -> list[Segmen
         )
     ]
 
+    # A candidate twice as tall as the writing, no wider than a digit: maybe two digits one above the other.
+    heights = [piece.h for piece in kept if piece.h >= 0.5 * piece.w]
+    typical_h = float(np.median(heights)) if heights else 0.0
     by_box: dict[Box, Segment] = {}
     for piece in kept:
         crop = crop_ink(piece, ink, labels)
@@ -159,6 +166,8 @@ def segment(frame, settings: SegmentSettings = SegmentSettings()) -> list[Segmen
         splits = ()
         if piece.w >= 0.5 * piece.h:
             splits = propose_splits(core, (piece.x, piece.y, piece.w, piece.h), work, settings)
+        elif len(heights) >= 3 and piece.h >= 1.6 * typical_h and piece.w <= 1.3 * typical_h:
+            splits = propose_stacked(core, (piece.x, piece.y, piece.w, piece.h), work)
         if piece.w > settings.max_aspect * piece.h and not splits:
             continue
         by_box[box] = Segment(box, crop, splits)

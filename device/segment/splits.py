@@ -215,3 +215,32 @@ def propose_splits(crop: np.ndarray, box: tuple[int, int, int, int], work: WorkI
         if all(segments):
             splits.setdefault(tuple(id(s) for s in segments), segments)
     return tuple(splits.values())
+
+
+def propose_stacked(crop: np.ndarray, box: tuple[int, int, int, int], work: WorkImage) -> tuple:
+    """Readings of a candidate as tall as two digits as one digit above another: two lines written close
+    (or a curled page's lines running together) whose digits touch. Cut across at the least-inked row in
+    its middle third, straight and along the least-ink path (a seam on the transposed crop), top part first.
+    The pipeline puts the parts in reading order with the rest."""
+    x, y = box[:2]
+    height, width = crop.shape
+    profile = np.convolve(crop.astype(np.float32).sum(axis=1), np.ones(3, np.float32) / 3, mode="same")
+    low, high = round(height / 3), round(2 * height / 3) + 1
+    if high - low < 2:
+        return ()
+    row = low + int(np.argmin(profile[low:high]))
+    curved = seams(np.ascontiguousarray(crop.T), [row], reach=max(2, round(0.15 * height)))[row]
+    rows = np.arange(height)[:, None]
+    readings: dict[tuple, tuple[Segment, ...]] = {}
+    for path in (np.full(width, row, np.intp), curved):
+        parts = []
+        for piece in (np.where(rows < path[None, :], crop, 0), np.where(rows >= path[None, :], crop, 0)):
+            ys, xs = np.nonzero(piece)
+            if len(ys) < 2:
+                break
+            piece = piece[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+            px, py = x + int(xs.min()), y + int(ys.min())
+            parts.append(Segment(work.to_frame(px, py, piece.shape[1], piece.shape[0]), piece))
+        if len(parts) == 2:
+            readings.setdefault(tuple((p.box, p.ink.tobytes()) for p in parts), tuple(parts))
+    return tuple(readings.values())
