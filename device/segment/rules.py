@@ -64,21 +64,9 @@ def find_rules(
     is_rule = (lengths >= 0.8 * spans) | (partner & (lengths >= 0.35 * size))
     # A margin or a page's edge is often found in pieces (broken where it is faint, or bent a little by
     # the lens): pieces on one straight line that together run across most of the surface are one rule.
-    ux, uy = np.cos(angles), np.sin(angles)
     for i in np.flatnonzero(~is_rule & (lengths >= 0.2 * spans)):
-        group = np.flatnonzero(parallel[i] & (apart[i] <= 3.0))
-        along = np.concatenate(
-            [
-                (segments[group, 0] - mid_x[i]) * ux[i] + (segments[group, 1] - mid_y[i]) * uy[i],
-                (segments[group, 2] - mid_x[i]) * ux[i] + (segments[group, 3] - mid_y[i]) * uy[i],
-            ]
-        ).reshape(2, -1)
-        lows, highs = np.minimum(along[0], along[1]), np.maximum(along[0], along[1])
-        covered, reached = 0.0, -np.inf  # the length the pieces cover, overlaps counted once
-        for low, high in sorted(zip(lows.tolist(), highs.tolist(), strict=True)):
-            covered += max(0.0, high - max(low, reached))
-            reached = max(reached, high)
-        extent = float(highs.max() - lows.min())
+        pieces = segments[parallel[i] & (apart[i] <= 3.0)]
+        extent, covered = _span(pieces, (mid_x[i], mid_y[i]), angles[i])
         is_rule[i] = extent >= 0.8 * spans[i] and covered >= 0.6 * extent
     # A rule runs on across the page: extend it to the frame's edges, so the short pieces of it that
     # the transform missed (between two crossings, near the edge) go too. The transform's angle is coarse
@@ -86,18 +74,36 @@ def find_rules(
     # so the line fitted again to the ink along the segment is extended too. Both are kept: a line bent a
     # little by the lens is followed by the several segments found along it, not by any one straight line.
     rules = []
-    reach = 2.0 * max(h, w)
-    for segment_ in segments[is_rule]:
+    for segment_, length_ in zip(segments[is_rule], lengths[is_rule], strict=True):
         x0, y0, x1, y1 = segment_
-        length_ = max(float(np.hypot(x1 - x0, y1 - y0)), 1e-6)
-        for cx, cy, ux, uy in (
-            ((x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / length_, (y1 - y0) / length_),
-            _fitted(segment_, mask),
-        ):
-            rules.append(
-                (int(cx - reach * ux), int(cy - reach * uy), int(cx + reach * ux), int(cy + reach * uy))
-            )
+        own = ((x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / length_, (y1 - y0) / length_)
+        rules += [_extended(own, mask.shape), _extended(_fitted(segment_, mask), mask.shape)]
     return rules
+
+
+def _span(pieces: np.ndarray, point: tuple[float, float], angle: float) -> tuple[float, float]:
+    """How far the segments ``pieces``, lying on one line through ``point`` at ``angle``, reach along it
+    from end to end, and how much of that they cover (overlaps counted once)."""
+    ux, uy = np.cos(angle), np.sin(angle)
+    ends = np.stack(
+        [
+            (pieces[:, 0] - point[0]) * ux + (pieces[:, 1] - point[1]) * uy,
+            (pieces[:, 2] - point[0]) * ux + (pieces[:, 3] - point[1]) * uy,
+        ]
+    )
+    lows, highs = ends.min(axis=0), ends.max(axis=0)
+    covered, reached = 0.0, -np.inf
+    for low, high in sorted(zip(lows.tolist(), highs.tolist(), strict=True)):
+        covered += max(0.0, high - max(low, reached))
+        reached = max(reached, high)
+    return float(highs.max() - lows.min()), covered
+
+
+def _extended(line: tuple[float, float, float, float], shape: tuple[int, int]) -> tuple[int, int, int, int]:
+    """A line given by a point and its direction, as a segment from far before to far past the frame."""
+    x, y, ux, uy = line
+    reach = 2.0 * max(shape)
+    return int(x - reach * ux), int(y - reach * uy), int(x + reach * ux), int(y + reach * uy)
 
 
 def _fitted(segment: np.ndarray, mask: np.ndarray, pad: int = 3) -> tuple[float, float, float, float]:
@@ -156,24 +162,29 @@ def evenly_spaced_rules(
         if spacing < 8:
             continue
         first_offset, shares = _inked_shares(ink_y, ink_x, mask.shape, theta)
-        last_offset = first_offset + len(shares) - 1
-
-        def share(offset: float, shares: np.ndarray = shares, first_offset: float = first_offset) -> float:
-            index = round(offset - first_offset)
-            return float(shares[index]) if 0 <= index < len(shares) else 0.0
-
         start = distinct[0] - np.floor((distinct[0] - first_offset) / spacing) * spacing
-        for offset in np.arange(start, last_offset + 1, spacing):
+        for offset in np.arange(start, first_offset + len(shares), spacing):
             if np.min(np.abs(distinct - offset)) < 0.3 * spacing:
                 continue
             # Where the line really is (spacing drifts a little across a page seen at an angle), against
             # the middle between two lines, inked only where lines cross it.
             nearby = offset + np.arange(-round(0.25 * spacing), round(0.25 * spacing) + 1)
-            found = [share(o) for o in nearby]
+            found = _at(shares, nearby - first_offset)
             best = nearby[int(np.argmax(found))]
-            if max(found) >= support and max(found) >= 2 * share(best + spacing / 2) + 0.1:
-                added.append(_across_the_frame(mask.shape, best, theta))
+            if (
+                found.max() >= support
+                and found.max() >= 2 * _at(shares, best + spacing / 2 - first_offset) + 0.1
+            ):
+                normal = (-np.sin(theta), np.cos(theta))
+                line = (best * normal[0], best * normal[1], np.cos(theta), np.sin(theta))
+                added.append(_extended(line, mask.shape))
     return added
+
+
+def _at(values: np.ndarray, positions) -> np.ndarray:
+    """``values`` at the nearest whole ``positions``; 0 beyond its ends."""
+    index = np.rint(np.asarray(positions)).astype(int)
+    return np.where((index >= 0) & (index < len(values)), values[np.clip(index, 0, len(values) - 1)], 0.0)
 
 
 def _inked_shares(
@@ -204,15 +215,6 @@ def _inked_shares(
         low, high = np.maximum(low, ends[0]), np.minimum(high, ends[1])
     length = np.maximum(high - low, 0) / 2
     return first, np.where(length >= 10, covered / np.maximum(length, 1), 0.0)
-
-
-def _across_the_frame(shape: tuple[int, int], offset: float, theta: float) -> tuple[int, int, int, int]:
-    """The line at angle ``theta`` and ``offset`` (along its normal), from far before to far past the
-    frame."""
-    reach = 2.0 * max(shape)
-    ux, uy, nx, ny = np.cos(theta), np.sin(theta), -np.sin(theta), np.cos(theta)
-    x, y = offset * nx, offset * ny
-    return int(x - reach * ux), int(y - reach * uy), int(x + reach * ux), int(y + reach * uy)
 
 
 def rule_fragments(
