@@ -73,5 +73,17 @@ def test_blank_sheets_on_textured_surfaces_read_nothing(pipeline):
         for _ in range(60)
     ]
     # Measured: 55 of 60 read as nothing (49 when only texture busier than three times the paper's noise,
-    # in blobs wider than 9 px, was taken from the paper).
-    assert sum(1 for n in found if n == 0) >= 53, found
+    # in blobs wider than 9 px, was taken from the paper); 57 since.
+    assert sum(1 for n in found if n == 0) >= 55, found
+
+
+def test_gaps_in_the_texture_beside_a_blank_sheet_are_no_paper(pipeline):
+    """Where the grain of a desk beside the page is thin for a moment, the texture found around it has a
+    gap; the gap is closed, so what is left of the grain in it gives no digit. Another 60 blank sheets:
+    58 read as nothing (56 with the gaps left open)."""
+    rng = np.random.default_rng(10)
+    found = [
+        len(pipeline.process(render_scene("texture", [[]], [[]], rng, blank=True).frame).digits)
+        for _ in range(60)
+    ]
+    assert sum(1 for n in found if n == 0) >= 58, found
