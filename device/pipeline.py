@@ -1,10 +1,11 @@
 """One frame through the stateless stages: segment -> normalize -> classify -> choose, with timings.
 
-The segmenter proposes freely: every candidate, and for a candidate wider than one digit its readings as
-two or three touching digits. All of them are normalized and classified in one batched invoke; then, per
-candidate, the more confident interpretation wins (a pair of confident digits beats one unsure wide blob),
-and what the model calls "not a digit" (texture, a line, an operator, a letter) is dropped: it never
-reaches the reading, the outputs or the vote.
+The segmenter proposes freely: every candidate, for a candidate wider than one digit its readings as
+touching digits, and for one as tall as two lines its reading as one digit above another. All of them are
+normalized and classified in one batched invoke; then, per candidate, the more confident interpretation
+wins (a pair of confident digits beats one unsure wide blob), and what the model calls "not a digit"
+(texture, a line, an operator, a letter) is dropped: it never reaches the reading, the outputs or the
+vote. Where a reading one above another won, the digits are put in reading order again.
 """
 
 from __future__ import annotations

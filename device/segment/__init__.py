@@ -9,8 +9,9 @@ The stages, each a function on numpy arrays:
    desks, walls, sweaters and the frame's black bars are not paper; near the page's edge it is found to
    the pixel), and a threshold above the noise of each region of the paper, so a textured area raises only
    its own threshold.
-4. ``remove_rules``: long straight strokes (ruled and grid lines, printed boxes, paper and shadow edges)
-   are taken out of the ink mask, and the strokes they crossed are bridged again. ``textured_surroundings``
+4. ``remove_rules``: long straight strokes (ruled and grid lines, printed boxes, paper and shadow edges;
+   found whole, in pieces, or where evenly spaced lines should be) are taken out of the ink mask, and the
+   strokes they crossed are bridged again; writing along a rule stays. ``textured_surroundings``
    then takes from the paper what a tile is too coarse to see: texture beside the page's edge.
 5. ``find_pieces`` -> ``merge_pieces`` -> ``keep_digits``: connected components (a bounded number), the
    pieces of one digit merged (a 5's flag, a 4 in two strokes), then filters relative to the other
@@ -18,7 +19,9 @@ The stages, each a function on numpy arrays:
    stretch of a longer line or edge, a mark pressed along the frame's side and the rim of a hard shadow
    are no digits.
 6. ``propose_splits``: a candidate wider than one digit may be touching digits; cuts at the valleys of its
-   ink profile are offered as alternatives, and the classifier decides which reading is more confident.
+   ink profile and at even spacing, straight and curved round overlapping strokes, are offered as
+   alternatives, and the classifier decides which reading is more confident. ``propose_stacked``: a
+   candidate as tall as two lines of writing may be one digit above another.
 7. ``reading_order``: each candidate is chained to its neighbour in the writing direction (tolerant of
    slanted and curved lines and scattered layouts), chains are read top to bottom.
 
