@@ -177,12 +177,12 @@ def segment(frame, settings: SegmentSettings = SegmentSettings()) -> list[Segmen
     ordered = []
     for box in reading_order(list(by_box)):
         found = by_box[Box(box.x, box.y, box.w, box.h)]
+        # The parts take the candidate's line; a part shared by several splits stays one Segment, so the
+        # pipeline classifies it once.
+        on_line: dict[int, Segment] = {}
         splits = tuple(
-            tuple(Segment(_on_line(s.box, box.line), s.ink) for s in split) for split in found.splits
+            tuple(on_line.setdefault(id(s), replace(s, box=replace(s.box, line=box.line))) for s in split)
+            for split in found.splits
         )
         ordered.append(Segment(box, found.ink, splits))
     return ordered
-
-
-def _on_line(box: Box, line: int) -> Box:
-    return Box(box.x, box.y, box.w, box.h, line)
