@@ -365,6 +365,19 @@ def test_touching_pair_is_offered_as_two_digits():
     (candidate,) = segment(img)
     assert candidate.splits, "a wide candidate must come with split readings"
     assert any(len(split) == 2 for split in candidate.splits)
+
+
+def test_a_part_shared_by_several_splits_is_one_segment():
+    """The pipeline classifies each distinct part object once: a part that several splits share must
+    reach it as one Segment, line number and all."""
+    img = np.full((480, 640), 215, np.uint8)
+    for x in (60, 250, 440):
+        touching_pair(img, x=x, y=150)
+    for candidate in segment(img):
+        parts = [part for split in candidate.splits for part in split]
+        assert len(parts) > len({id(part) for part in parts})  # shared at all
+        assert len({id(part) for part in parts}) == len({(part.box, part.ink.tobytes()) for part in parts})
+        assert all(part.box.line == candidate.box.line for part in parts)
     for split in candidate.splits:
         xs = [s.box.x for s in split]
         assert xs == sorted(xs)
