@@ -25,10 +25,25 @@ def crop_ink(piece: Piece, ink: InkImage, labels: np.ndarray) -> np.ndarray:
     return (np.clip(crop / level, 0.0, 1.0) * 255).astype(np.uint8)
 
 
+def ink_profile(crop: np.ndarray, axis: int = 0) -> np.ndarray:
+    """The ink of each column (``axis=0``) or row (``axis=1``), smoothed over 3."""
+    return np.convolve(crop.astype(np.float32).sum(axis=axis), np.ones(3, np.float32) / 3, mode="same")
+
+
+def _trimmed(piece: np.ndarray, x: int, y: int, work: WorkImage) -> Segment | None:
+    """A part's ink (its crop's own pixels; ``x, y`` the crop's place in the working image) trimmed to
+    what it inks, as a Segment; None when it inks less than two rows."""
+    rows, cols = np.flatnonzero(piece.max(axis=1) > 0), np.flatnonzero(piece.max(axis=0) > 0)
+    if len(rows) < 2 or not len(cols):
+        return None
+    piece = piece[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    px, py = x + int(cols[0]), y + int(rows[0])
+    return Segment(work.to_frame(px, py, piece.shape[1], piece.shape[0]), piece)
+
+
 def split_columns(crop: np.ndarray, parts: int) -> list[int] | None:
     """Where to cut a crop of ``parts`` touching digits: the column of least ink near each expected cut."""
-    profile = crop.astype(np.float32).sum(axis=0)
-    profile = np.convolve(profile, np.ones(3, np.float32) / 3, mode="same")
+    profile = ink_profile(crop)
     w = len(profile)
     cuts = []
     for k in range(1, parts):
@@ -45,8 +60,7 @@ def valley_columns(crop: np.ndarray, min_gap: int, limit: int = 6) -> list[int]:
     """Columns where touching digits may meet: local minima of the ink profile (few inked columns where one
     digit's stroke touches the next), at least ``min_gap`` px from the sides and from each other, the
     ``limit`` lowest."""
-    profile = crop.astype(np.float32).sum(axis=0)
-    profile = np.convolve(profile, np.ones(3, np.float32) / 3, mode="same")
+    profile = ink_profile(crop)
     w = len(profile)
     inner = np.arange(min_gap, w - min_gap)
     if not len(inner):
@@ -145,7 +159,7 @@ def propose_splits(crop: np.ndarray, box: tuple[int, int, int, int], work: WorkI
         # point: then the ink profile almost vanishes between them ("11", "17", "19" written close).
         if aspect < 0.5:
             return ()
-        profile = crop.astype(np.float32).sum(axis=0)
+        profile = ink_profile(crop)
         valleys = [v for v in valley_columns(crop, narrowest, limit=2) if profile[v] < 0.15 * profile.max()]
         counts = [2]
         cut_sets: list[tuple[int, ...]] = [(v,) for v in valleys]
@@ -192,18 +206,12 @@ def propose_splits(crop: np.ndarray, box: tuple[int, int, int, int], work: WorkI
             first, last = int(paths[left].min()), int(paths[right].max())  # the columns it can reach
             columns = np.arange(first, last)[None, :]
             between = (columns >= paths[left][:, None]) & (columns < paths[right][:, None])
-            piece = np.where(between, crop[:, first:last], 0)
-            rows = np.flatnonzero(piece.max(axis=1) > 0) if piece.size else []
-            cols = np.flatnonzero(piece.max(axis=0) > 0) if piece.size else []
-            segment_ = None
-            if len(rows) >= 2 and len(cols) >= 1:
-                piece = piece[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-                px, py = x + first + cols[0], y + rows[0]
-                segment_ = same_ink.setdefault(
-                    (px, py, piece.shape, piece.tobytes()),
-                    Segment(work.to_frame(px, py, piece.shape[1], piece.shape[0]), piece),
-                )
-            parts[(left, right)] = segment_
+            cut = (
+                _trimmed(np.where(between, crop[:, first:last], 0), x + first, y, work)
+                if last > first
+                else None
+            )
+            parts[(left, right)] = cut and same_ink.setdefault((cut.box, cut.ink.tobytes()), cut)
         return parts[(left, right)]
 
     splits: dict[tuple[int, ...], tuple[Segment, ...]] = {}  # each reading once
@@ -224,7 +232,7 @@ def propose_stacked(crop: np.ndarray, box: tuple[int, int, int, int], work: Work
     The pipeline puts the parts in reading order with the rest."""
     x, y = box[:2]
     height, width = crop.shape
-    profile = np.convolve(crop.astype(np.float32).sum(axis=1), np.ones(3, np.float32) / 3, mode="same")
+    profile = ink_profile(crop, axis=1)
     low, high = round(height / 3), round(2 * height / 3) + 1
     if high - low < 2:
         return ()
@@ -233,14 +241,11 @@ def propose_stacked(crop: np.ndarray, box: tuple[int, int, int, int], work: Work
     rows = np.arange(height)[:, None]
     readings: dict[tuple, tuple[Segment, ...]] = {}
     for path in (np.full(width, row, np.intp), curved):
-        parts = []
-        for piece in (np.where(rows < path[None, :], crop, 0), np.where(rows >= path[None, :], crop, 0)):
-            ys, xs = np.nonzero(piece)
-            if len(ys) < 2:
-                break
-            piece = piece[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
-            px, py = x + int(xs.min()), y + int(ys.min())
-            parts.append(Segment(work.to_frame(px, py, piece.shape[1], piece.shape[0]), piece))
-        if len(parts) == 2:
-            readings.setdefault(tuple((p.box, p.ink.tobytes()) for p in parts), tuple(parts))
+        above = rows < path[None, :]
+        parts = (
+            _trimmed(np.where(above, crop, 0), x, y, work),
+            _trimmed(np.where(above, 0, crop), x, y, work),
+        )
+        if all(parts):
+            readings.setdefault(tuple((p.box, p.ink.tobytes()) for p in parts), parts)
     return tuple(readings.values())
