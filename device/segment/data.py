@@ -94,6 +94,12 @@ class Piece:
         flag is flat too, but no wider than a digit)."""
         return self.w > 2.5 * self.h and self.w > 1.5 * typical_h
 
+    def pixels_in(self, labels: np.ndarray) -> np.ndarray:
+        """Where this piece's components are in ``labels`` (a part of the label image; bool)."""
+        if len(self.labels) == 1:
+            return labels == next(iter(self.labels))  # most pieces: a few times faster than np.isin
+        return np.isin(labels, list(self.labels))
+
     def union(self, other: Piece) -> Piece:
         x0, y0 = min(self.x, other.x), min(self.y, other.y)
         x1, y1 = max(self.x + self.w, other.x + other.w), max(self.y + self.h, other.y + other.h)

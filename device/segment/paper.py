@@ -180,7 +180,8 @@ def paper_to_the_edge(
     joined = np.zeros(count, bool)
     joined[labels[core & (grown > 0)]] = True
     joined[0] = False
-    grown_paper = (joined[labels] | enclosed_by(joined[labels])).astype(np.uint8)
+    joined_paper = np.take(joined, labels)
+    grown_paper = (joined_paper | enclosed_by(joined_paper)).astype(np.uint8)
     square = cv2.getStructuringElement(cv2.MORPH_RECT, (5, 5))
     grown_paper = np.where(zone, cv2.erode(grown_paper, square) > 0, grown_paper > 0)
     # The edge is sure where the paper meets darker surroundings (texture as bright as the page is left to
@@ -253,7 +254,7 @@ def find_ink(work: WorkImage, dark: bool, settings: SegmentSettings) -> InkImage
     capped = np.minimum(tile_thresholds, max(floor, settings.heavy_ink))
     tile_thresholds = np.where(filled, capped, tile_thresholds).astype(np.float32)
     threshold = cv2.resize(tile_thresholds, (w, h), interpolation=cv2.INTER_LINEAR)
-    return InkImage(ink.astype(np.float32), paper, threshold, noise, page_edge)
+    return InkImage(ink, paper, threshold, noise, page_edge)
 
 
 def ink_mask(ink: InkImage, low: float = 0.75) -> np.ndarray:
@@ -266,4 +267,5 @@ def ink_mask(ink: InkImage, low: float = 0.75) -> np.ndarray:
     strong = np.zeros(count, bool)
     strong[labels[ink.ink > ink.threshold]] = True
     strong[0] = False
-    return strong[labels].astype(np.uint8)
+    # np.take: a table lookup per pixel, a few times faster than fancy indexing on a frame.
+    return np.take(strong.view(np.uint8), labels)

@@ -147,7 +147,7 @@ def part_of_a_longer_line(piece: Piece, ink: InkImage, labels: np.ndarray) -> bo
     if piece.w > 0.4 * piece.h and piece.h > 0.4 * piece.w:
         return False  # not a thin stroke
     box = labels[piece.y : piece.y + piece.h, piece.x : piece.x + piece.w]
-    ys, xs = np.nonzero(np.isin(box, list(piece.labels)))
+    ys, xs = np.nonzero(piece.pixels_in(box))
     if len(xs) < 5:
         return False
     points = np.stack([xs + piece.x, ys + piece.y], axis=1).astype(np.float32)
@@ -209,10 +209,7 @@ def inside_a_dark_area(piece: Piece, ink: InkImage, labels: np.ndarray, rules: n
     x0, y0 = max(0, piece.x - pad), max(0, piece.y - pad)
     x1, y1 = min(w, piece.x + piece.w + pad), min(h, piece.y + piece.h + pad)
     box = labels[y0:y1, x0:x1]
-    if len(piece.labels) == 1:
-        own = (box == next(iter(piece.labels))).astype(np.uint8)
-    else:
-        own = np.isin(box, list(piece.labels)).astype(np.uint8)
+    own = piece.pixels_in(box).astype(np.uint8)
     near = cv2.dilate(own, _DISC_3)
     far = cv2.dilate(own, _DISC_11)
     ring = (far > near) & (rules[y0:y1, x0:x1] == 0)

@@ -289,7 +289,7 @@ def written_on_rules(
     joined = np.zeros(count, bool)
     joined[labels[off_rules > 0]] = True
     joined[0] = False
-    return strong & joined[labels]
+    return strong & np.take(joined, labels)
 
 
 def textured_surroundings(ink: InkImage, rules: np.ndarray) -> np.ndarray:
@@ -330,7 +330,7 @@ def textured_surroundings(ink: InkImage, rules: np.ndarray) -> np.ndarray:
     reached[0] = False
     h, w = ink.ink.shape
     # The opening leaves small gaps in the texture where its grain is thin for a moment; a gap is no paper.
-    texture = cv2.morphologyEx(reached[labels].astype(np.uint8), cv2.MORPH_CLOSE, _DISC_5)
+    texture = cv2.morphologyEx(np.take(reached.view(np.uint8), labels), cv2.MORPH_CLOSE, _DISC_5)
     return cv2.resize(texture, (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
 
 

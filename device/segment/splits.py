@@ -16,7 +16,7 @@ def crop_ink(piece: Piece, ink: InkImage, labels: np.ndarray) -> np.ndarray:
     pad = 2
     x0, y0 = max(0, piece.x - pad), max(0, piece.y - pad)
     x1, y1 = min(w, piece.x + piece.w + pad), min(h, piece.y + piece.h + pad)
-    own = np.isin(labels[y0:y1, x0:x1], list(piece.labels))
+    own = piece.pixels_in(labels[y0:y1, x0:x1])
     # Grow the mask by a pixel so the soft edge of the strokes (below threshold) keeps its grey levels.
     grow = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
     own = cv2.dilate(own.astype(np.uint8), grow).astype(bool)
@@ -107,32 +107,32 @@ def seams(
     ink = cost[:, windows]  # (h, cuts, width)
     ink[:, np.diff(windows, axis=1, prepend=-1) == 0] = np.inf  # a window clipped at a side
     ink += pull * np.abs(offsets)
-    # Forward: the least cost of a path from the top to each position of each row.
-    totals = np.empty(ink.shape, np.float32)
-    totals[0] = ink[0]
-    side = np.empty(ink.shape[1:], np.float32)
+    # Forward: the least cost of a path from the top to each position of each row. The totals carry a
+    # column of infinity at both sides, so each row is a few whole-array operations.
+    cuts, width = ink.shape[1:]
+    totals = np.full((h, cuts, width + 2), np.inf, np.float32)
+    totals[0, :, 1:-1] = ink[0]
+    sideways = np.empty((cuts, width), np.float32)
     for y in range(1, h):
         above = totals[y - 1]
-        side[:, 0] = np.inf
-        side[:, 1:] = above[:, :-1]
-        best = np.minimum(above, side + step)
-        side[:, -1] = np.inf
-        side[:, :-1] = above[:, 1:]
-        np.minimum(best, side + step, out=best)
-        np.add(ink[y], best, out=totals[y])
+        np.minimum(above[:, :-2], above[:, 2:], out=sideways)
+        sideways += step
+        np.minimum(sideways, above[:, 1:-1], out=sideways)
+        np.add(ink[y], sideways, out=totals[y, :, 1:-1])
     # Back: from the cheapest end (ties: nearest the column), each row's predecessor is the cheapest of the
     # three above it, counting the step sideways.
-    cuts = np.arange(len(columns))
-    position = np.argmin(totals[-1] + 1e-4 * np.abs(offsets)[None, :], axis=1)
-    width = len(offsets)
-    paths = np.empty((h, len(columns)), np.intp)
-    padded = np.full((len(columns), width + 2), np.inf, np.float32)
-    for y in range(h - 1, -1, -1):
-        paths[y] = windows[cuts, position]
-        if y:
-            padded[:, 1:-1] = totals[y - 1]
-            candidates = padded[cuts[:, None], position[:, None] + np.arange(3)[None, :]] + [step, 0.0, step]
-            position = position + np.argmin(candidates, axis=1) - 1
+    position = np.argmin(totals[-1, :, 1:-1] + 1e-4 * np.abs(offsets)[None, :], axis=1)
+    positions = np.empty((h, cuts), np.intp)
+    positions[-1] = position
+    # Each cut's row of totals, one after another: the three above ``position`` (padded) are at
+    # ``start + position`` and the two after it.
+    rows = totals.reshape(h, -1)
+    start = np.arange(cuts)[:, None] * (width + 2) + np.arange(3)[None, :]
+    costs = np.array([step, 0.0, step])
+    for y in range(h - 1, 0, -1):
+        position = position + np.argmin(rows[y - 1][start + position[:, None]] + costs, axis=1) - 1
+        positions[y - 1] = position
+    paths = windows[np.arange(cuts), positions]
     return {column: paths[:, k] for k, column in enumerate(columns)}
 
 
