@@ -816,3 +816,39 @@ def test_two_lines_whose_digits_touch_are_read_line_by_line():
     assert len(segments) == 5 and any(s.splits for s in segments)
     result = FramePipeline(TallIsNoDigit()).process(img)
     assert Reading(tuple(result.digits)).text == "777 777"
+
+
+def marker_digit_held_close(strokes: list[tuple[tuple[int, int], tuple[int, int], int]]) -> np.ndarray:
+    """A digit drawn with a marker, filling most of a 640x360 webcam frame, a little blurred and noisy."""
+    page = np.full((360, 640), 200, np.uint8)
+    for start, end, thickness in strokes:
+        cv2.line(page, start, end, 50, thickness)
+    page = cv2.GaussianBlur(page, (9, 9), 0)
+    noise = np.random.default_rng(0).normal(0, 3, page.shape)
+    return np.clip(page + noise, 0, 255).astype(np.uint8)
+
+
+def test_the_long_straight_strokes_of_a_digit_held_close_are_no_rules():
+    """A 7 or an open 4 written with a marker and held close to a webcam: their strokes are long and
+    straight, the 4's uprights parallel with paper between, like rules; but each is 16-28 px thick where
+    a printed line is a few px. Each digit stays one whole candidate (before: the 7 was cut down to a
+    small piece of its bar, the 4 into its left part and a "1")."""
+    seven = marker_digit_held_close([((210, 50), (510, 52), 16), ((505, 55), (370, 340), 22)])
+    four = marker_digit_held_close(
+        [((200, 40), (200, 250), 28), ((200, 240), (360, 240), 28), ((360, 30), (360, 345), 28)]
+    )
+    for frame in (seven, four):
+        found = segment(frame)
+        assert len(found) == 1
+        assert found[0].box.h > 240 and found[0].box.w > 150
+
+
+def test_the_frames_own_border_is_no_rule():
+    """A webcam's dark rim runs along the frame's sides, a band of "ink" a few px wide, long and straight,
+    with a parallel partner at the other side. It is no printed line: taken for one it would set the
+    spacing of a family of evenly spaced rules, whose lines at that spacing would cut the writing."""
+    mask = np.zeros((360, 640), np.uint8)
+    mask[:3] = mask[-3:] = 1
+    mask[:, :3] = mask[:, -3:] = 1
+    cv2.line(mask, (300, 60), (300, 300), 1, 8)  # a "1"
+    assert find_rules(mask, SETTINGS) == []

@@ -39,6 +39,15 @@ def find_rules(
     if found is None:
         return []
     segments = found.reshape(-1, 4)[:1000].astype(np.float32) * 2
+    # The frame's own border (a webcam's dark rim, a vignette) is no line on the page: taken for one, it
+    # would be the partner of any long stroke and set the spacing of a family of evenly spaced rules.
+    at_border = np.zeros(len(segments), bool)
+    for axis, limit in ((0, w - 1), (1, h - 1)):
+        ends = segments[:, [axis, axis + 2]]
+        at_border |= np.all(ends <= 3, axis=1) | np.all(ends >= limit - 3, axis=1)
+    segments = segments[~at_border]
+    if not len(segments):
+        return []
     dx, dy = segments[:, 2] - segments[:, 0], segments[:, 3] - segments[:, 1]
     lengths = np.hypot(dx, dy)
     angles = np.arctan2(dy, dx) % np.pi
@@ -68,6 +77,10 @@ def find_rules(
         pieces = segments[parallel[i] & (apart[i] <= 3.0)]
         extent, covered = _span(pieces, (mid_x[i], mid_y[i]), angles[i])
         is_rule[i] = extent >= 0.8 * spans[i] and covered >= 0.6 * extent
+    # A rule is a thin line: a pen stroke written large (a close-up of one digit) is long, straight and
+    # parallel to another too, but far thicker.
+    if is_rule.any():
+        is_rule[is_rule] = _thickness(segments[is_rule], mask, size) <= RULE_THICKNESS * size
     # A rule runs on across the page: extend it to the frame's edges, so the short pieces of it that
     # the transform missed (between two crossings, near the edge) go too. The transform's angle is coarse
     # (a degree, at half resolution): extended across the page it can drift off the line by several px,
@@ -79,6 +92,43 @@ def find_rules(
         own = ((x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / length_, (y1 - y0) / length_)
         rules += [_extended(own, mask.shape), _extended(_fitted(segment_, mask), mask.shape)]
     return rules
+
+
+RULE_THICKNESS = 0.02  # the thickest ink a rule leaves, as a fraction of the surface's longer side
+
+
+def _thickness(segments: np.ndarray, mask: np.ndarray, size: int) -> np.ndarray:
+    """How thick the ink of each segment is: the median, over the points along its middle 80 % that are
+    ink, of the unbroken run of ink across it through that point (px; at most a twentieth of the surface
+    either side). Writing crossing a rule thickens it only where it crosses; a pen stroke is thick all
+    along; neighbouring rules, with paper between, do not count."""
+    h, w = mask.shape
+    reach = max(10, round(0.05 * size))
+    along = np.linspace(0.1, 0.9, 24, dtype=np.float32)
+    across = np.arange(-reach, reach + 1, dtype=np.float32)
+    x0, y0, x1, y1 = (segments[:, k : k + 1] for k in range(4))
+    length = np.maximum(np.hypot(x1 - x0, y1 - y0), 1e-6)
+    nx, ny = -(y1 - y0) / length, (x1 - x0) / length
+    px, py = x0 + (x1 - x0) * along, y0 + (y1 - y0) * along  # (segments, points)
+    xs = np.rint(px[..., None] + nx[..., None] * across).astype(np.intp)
+    ys = np.rint(py[..., None] + ny[..., None] * across).astype(np.intp)
+    inside = (xs >= 0) & (xs < w) & (ys >= 0) & (ys < h)  # beyond the frame is no ink
+    ink = inside & (mask[np.clip(ys, 0, h - 1), np.clip(xs, 0, w - 1)] > 0)
+    # The run through the middle: the ink unbroken from the middle outwards, on each side.
+    ahead = np.cumprod(ink[..., reach:], axis=-1).sum(axis=-1)
+    behind = np.cumprod(ink[..., reach::-1], axis=-1).sum(axis=-1)
+    runs = np.where(ink[..., reach], ahead + behind - 1, 0)
+    # The median of the points on ink (a point where the segment passes just beside its ink says
+    # nothing): sorted, the zeros come first.
+    runs.sort(axis=1)
+    counted = np.count_nonzero(runs, axis=1)
+    first = runs.shape[1] - counted
+    rows = np.arange(len(runs))
+    middle = (
+        runs[rows, first + (counted - 1) // 2]
+        + runs[rows, np.minimum(first + counted // 2, runs.shape[1] - 1)]
+    ) / 2
+    return np.where(counted > 0, middle, 0.0)
 
 
 def _span(pieces: np.ndarray, point: tuple[float, float], angle: float) -> tuple[float, float]:
