@@ -121,7 +121,8 @@ def test_collect_relabel_finetune_gains(tmp_path, mnist_sample):
             }
         )
     )
-    assert before_custom < 0.85  # the style really is new to the model
-    # The loop must at least halve the errors on the new style and reach 85 % (model v2: 75 % -> 90 %).
+    assert before_custom < 0.9  # the style really is new to the model
+    # The loop must at least halve the errors on the new style and reach 85 % (model v2 with the segmenter
+    # of stop 18, which no longer takes the boxy strokes for rules: 87 % -> 100 %).
     assert (1 - after_custom) <= 0.5 * (1 - before_custom) and after_custom >= 0.85
     assert after_mnist >= before_mnist - 0.003  # at most 0.3 points lost on MNIST
