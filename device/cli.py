@@ -289,9 +289,10 @@ def run_service(config: Config, classifier, pipeline: FramePipeline) -> int:
             )
             stop.wait()
     log.info(
-        "stopped after %d frames (%d bad, %d reopens); last reading %r",
+        "stopped after %d frames (%d bad, %d cluttered, %d reopens); last reading %r",
         stats.frames,
         stats.bad_frames,
+        stats.cluttered_frames,
         stats.reopens,
         decider.current.text,
     )

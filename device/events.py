@@ -23,6 +23,7 @@ class LoopStats:
     bad_frames: int = 0
     reopens: int = 0
     slow_frames: int = 0
+    cluttered_frames: int = 0  # segmentation cut short: more pieces of ink than its cap
     fps: float = 0.0
     uptime: float = 0.0
     stage_ms: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))

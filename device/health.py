@@ -68,6 +68,7 @@ class Health(ClosedOnExit):
         self.last_frame = None
         self.frames = 0
         self.bad_frames = 0
+        self.cluttered_frames = 0
         self.reopens = 0
         self.fps = 0.0
         self.readings = 0
@@ -90,6 +91,7 @@ class Health(ClosedOnExit):
             self.last_frame = self.clock()
             self.frames = stats.frames
             self.bad_frames = stats.bad_frames
+            self.cluttered_frames = stats.cluttered_frames
             self.reopens = stats.reopens
             self.fps = stats.fps
             for stage, seconds in (getattr(event.result, "timings", None) or {}).items():
@@ -168,6 +170,12 @@ class Health(ClosedOnExit):
                 "counter",
                 "Frames dropped because they could not be processed.",
                 [("", {}, self.bad_frames)],
+            )
+            metric(
+                "digit_reader_cluttered_frames_total",
+                "counter",
+                "Frames whose segmentation was cut short: more pieces of ink than its cap (texture, noise).",
+                [("", {}, self.cluttered_frames)],
             )
             metric(
                 "digit_reader_source_reopens_total", "counter", "Camera reopens.", [("", {}, self.reopens)]

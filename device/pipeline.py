@@ -19,7 +19,7 @@ import numpy as np
 from device.classify import Prediction
 from device.normalize import normalize_digit
 from device.reading import Digit
-from device.segment import Segment, SegmentSettings, reading_order, segment
+from device.segment import Segment, SegmentSettings, reading_order, segment_frame
 
 
 @dataclass(frozen=True)
@@ -34,13 +34,15 @@ class Rejected:
 @dataclass
 class FrameResult:
     """The digits of one frame (reading order), their normalized images, the chosen segments, what was
-    rejected as not a digit, and what each stage cost (s)."""
+    rejected as not a digit, what each stage cost (s), and whether segmentation was cut short (clutter
+    beyond its cap on pieces of ink)."""
 
     digits: list[Digit]
     normalized: list[np.ndarray]
     segments: list[Segment]
     timings: dict[str, float] = field(default_factory=dict)
     rejected: list[Rejected] = field(default_factory=list)
+    cut_short: bool = False
 
 
 @dataclass(frozen=True)
@@ -136,7 +138,8 @@ class FramePipeline:
     def process(self, frame) -> FrameResult:
         """Run one frame; raises FrameError for an unusable frame."""
         t0 = time.perf_counter()
-        segments = segment(frame, self.settings)
+        segmentation = segment_frame(frame, self.settings)
+        segments = segmentation.segments
         t1 = time.perf_counter()
         # Every candidate and every part of every split, flattened into one batch.
         groups = [(s,) for s in segments]
@@ -158,7 +161,7 @@ class FramePipeline:
                 parts, tuple(found[id(p)][0] for p in parts), tuple(found[id(p)][1] for p in parts)
             )
 
-        result = FrameResult([], [], [], rejected=[])
+        result = FrameResult([], [], [], rejected=[], cut_short=segmentation.cut_short)
         stacked = False
         for candidate in segments:
             options = [interpretation((candidate,))] + [interpretation(split) for split in candidate.splits]

@@ -43,6 +43,7 @@ class LoopCounters:
     bad_frames: int = 0
     reopens: int = 0
     slow_frames: int = 0
+    cluttered_frames: int = 0
     fps: float = 0.0
     started: float = field(default_factory=time.monotonic)
     stage_seconds: dict = field(default_factory=dict)
@@ -54,6 +55,7 @@ class LoopCounters:
             bad_frames=self.bad_frames,
             reopens=self.reopens,
             slow_frames=self.slow_frames,
+            cluttered_frames=self.cluttered_frames,
             fps=self.fps,
             uptime=time.monotonic() - self.started,
             stage_ms=MappingProxyType({k: v * per_frame for k, v in self.stage_seconds.items()}),
@@ -236,6 +238,7 @@ class ReaderLoop:
                     )
                 last_frame_time = now
                 self.stats.frames += 1
+                self.stats.cluttered_frames += bool(getattr(result, "cut_short", False))
                 for stage, seconds in result.timings.items():
                     self.stats.stage_seconds[stage] = self.stats.stage_seconds.get(stage, 0.0) + seconds
                 event = FrameEvent(reading, frame, result, self.stats.snapshot())
@@ -254,11 +257,12 @@ class ReaderLoop:
                 if now >= next_stats:
                     next_stats = now + self.stats_seconds
                     log.info(
-                        "%d frames, %.1f fps, %d bad, %d slow, %d reopens, reading %r",
+                        "%d frames, %.1f fps, %d bad, %d slow, %d cluttered, %d reopens, reading %r",
                         self.stats.frames,
                         self.stats.fps,
                         self.stats.bad_frames,
                         self.stats.slow_frames,
+                        self.stats.cluttered_frames,
                         self.stats.reopens,
                         reading.text,
                     )

@@ -121,7 +121,7 @@ def test_loop_on_video_reports_changes_only(video):
     events = [json.loads(line) for line in result.stdout.splitlines()]
     assert [e["text"] for e in events] == ["42", "", "7"]
     assert all(e["event"] == "reading" for e in events)
-    assert "stopped after 38 frames (0 bad, 0 reopens); last reading '7'" in result.stderr
+    assert "stopped after 38 frames (0 bad, 0 cluttered, 0 reopens); last reading '7'" in result.stderr
 
 
 def test_no_tensorflow_after_a_full_run(video):

@@ -48,9 +48,9 @@ def samples(text: str) -> dict:
     return out
 
 
-def frame(health: Health, n: int, reading: Reading, timings=None) -> None:
+def frame(health: Health, n: int, reading: Reading, timings=None, cluttered: int = 0) -> None:
     result = Result(timings or {"segment": 0.004, "classify": 0.02})
-    health.show(FrameEvent(reading, None, result, LoopStats(frames=n, fps=9.5)))
+    health.show(FrameEvent(reading, None, result, LoopStats(frames=n, cluttered_frames=cluttered, fps=9.5)))
 
 
 def test_metrics_parse_and_count():
@@ -58,9 +58,10 @@ def test_metrics_parse_and_count():
     seven = Reading((Digit(7, 0.9, Box(0, 0, 5, 5)),), changed=True)
     frame(health, 1, seven)
     frame(health, 2, Reading(seven.digits), {"segment": 3.0, "classify": 0.001})
-    frame(health, 3, Reading(seven.digits, changed=True, extra={"implausible": True}))
+    frame(health, 3, Reading(seven.digits, changed=True, extra={"implausible": True}), cluttered=2)
     values = samples(health.metrics())
     assert values["digit_reader_frames_total"] == 3
+    assert values["digit_reader_cluttered_frames_total"] == 2
     assert values["digit_reader_readings_total"] == 1
     assert values["digit_reader_implausible_readings_total"] == 1
     assert values["digit_reader_fps"] == 9.5

@@ -10,6 +10,7 @@ from device.errors import SourceError
 from device.notify import Notifier
 from device.outputs import ClosedOnExit
 from device.pipeline import FramePipeline
+from device.segment import SegmentSettings
 from device.service import ReaderLoop
 from tests.conftest import MODEL, scene
 
@@ -74,6 +75,21 @@ def test_bad_frames_are_skipped_and_counted(pipeline, mnist_sample):
     )  # black, white and noise are valid frames with no digits
     assert output.texts == ["5"]
     assert output.closed == 0 and source.closed == 1  # the source is the loop's, the output its opener's
+
+
+def test_frames_cut_short_by_clutter_are_counted(mnist_sample):
+    """A frame with more pieces of ink than the segmenter's cap (here 8: a page of six digits, with the
+    specks and loose strokes of a camera page, has 11) is read from its largest pieces only, and counted,
+    so /metrics and the log show how often clutter cut frames short; a page within the cap is not."""
+    from device.classify import Classifier
+
+    capped = FramePipeline(Classifier(MODEL), SegmentSettings(max_pieces=8))
+    six = scene(mnist_sample, ["123456"], seed=5).frame
+    two = scene(mnist_sample, ["12"], seed=6).frame
+    loop = ReaderLoop(capped, Decider(3, 2, 10), [RecordingOutput()])
+    stats = loop.run(lambda: ListSource([six, six, two]))
+    assert stats.frames == 3 and stats.cluttered_frames == 2
+    assert loop.stats.snapshot().cluttered_frames == 2
 
 
 def test_failing_camera_is_reopened_with_back_off(pipeline, mnist_sample):

@@ -29,6 +29,7 @@ from device.segment import (
     remove_rules,
     seams,
     segment,
+    segment_frame,
     split_columns,
     valley_columns,
 )
@@ -638,7 +639,7 @@ def test_pieces_are_found_alike_with_few_and_with_very_many_ink_pixels(side):
     still get one label each."""
     mask = np.zeros((800, 800), np.uint8)
     mask[1:side:2, 1:side:2] = 1  # no two dots touch, not even diagonally
-    _pieces, labels = find_pieces(mask, SegmentSettings(min_height=0.0, max_pieces=10**6))
+    labels = find_pieces(mask, SegmentSettings(min_height=0.0, max_pieces=10**6)).labels
     assert labels.max() == (side // 2) ** 2
     assert len(np.unique(labels[mask > 0])) == (side // 2) ** 2
 
@@ -852,3 +853,21 @@ def test_the_frames_own_border_is_no_rule():
     mask[:, :3] = mask[:, -3:] = 1
     cv2.line(mask, (300, 60), (300, 300), 1, 8)  # a "1"
     assert find_rules(mask, SETTINGS) == []
+
+
+def test_a_frame_with_more_pieces_than_the_cap_is_cut_short_and_says_so():
+    """Clutter beyond ``max_pieces`` costs no more than the cap: the largest pieces are looked at, and the
+    segmentation says it was cut short. Specks too small to be kept do not count."""
+    page = np.full((480, 640), 220, np.uint8)
+    for k in range(12):  # twelve bold strokes, a digit's size
+        x, y = 40 + 50 * (k % 6), 100 + 150 * (k // 6)
+        cv2.line(page, (x, y), (x + 10, y + 60), 30, 6)
+    specks = page.copy()
+    for k in range(300):  # and many specks
+        cv2.circle(specks, (20 + (k * 37) % 600, 20 + (k * 53) % 440), 0, 120, -1)
+    assert not segment_frame(page, SegmentSettings(max_pieces=20)).cut_short
+    assert segment_frame(page, SegmentSettings(max_pieces=6)).cut_short
+    assert len(segment_frame(page, SegmentSettings(max_pieces=6)).segments) <= 6
+    assert not segment_frame(specks, SegmentSettings(max_pieces=20)).cut_short
+    whole = segment_frame(page, SegmentSettings(max_pieces=20)).segments
+    assert [s.box for s in segment(page, SegmentSettings(max_pieces=20))] == [s.box for s in whole]

@@ -114,7 +114,7 @@ def soak(source: Path, seconds: float, watchdog: float, realtime: bool) -> dict:
     ready = next((t for t, m in messages if "READY=1" in m.split("\n")), None)
     gaps = [b - a for a, b in zip([ready or 0.0, *pings], pings, strict=False)] if pings else []
     final = next((line for _, line in reversed(logs) if "stopped after" in line), "")
-    frames = re.search(r"stopped after (\d+) frames \((\d+) bad, (\d+) reopens\)", final)
+    frames = re.search(r"stopped after (\d+) frames \((\d+) bad, (\d+) cluttered, (\d+) reopens\)", final)
     run_seconds = (stop_sent or exited) - started
     return {
         "seconds": run_seconds,
@@ -127,7 +127,8 @@ def soak(source: Path, seconds: float, watchdog: float, realtime: bool) -> dict:
         "stop_seconds": exited - stop_sent if stop_sent else None,
         "frames": int(frames.group(1)) if frames else None,
         "bad": int(frames.group(2)) if frames else None,
-        "reopens": int(frames.group(3)) if frames else None,
+        "cluttered": int(frames.group(3)) if frames else None,
+        "reopens": int(frames.group(4)) if frames else None,
         "readings": len(readings),
         "memory": memory,
         "errors": [line for _, line in logs if line.startswith(("ERROR", "CRITICAL", "Traceback"))],
@@ -156,7 +157,8 @@ def report(result: dict, source: Path, watchdog: float, realtime: bool, watchdog
         "",
         *rows,
         "",
-        f"- Frames: {frames} ({fps} frames/s), {result['bad']} bad, {result['reopens']} reopens, "
+        f"- Frames: {frames} ({fps} frames/s), {result['bad']} bad, {result['cluttered']} cluttered, "
+        f"{result['reopens']} reopens, "
         f"{result['readings']} reading changes logged.",
         f"- Memory: {memory[0][1]:.1f} MB at READY; {min(settled):.1f} to {max(settled):.1f} MB from "
         f"{warm:.0f} s on; {memory[-1][1]:.1f} MB at the end.",

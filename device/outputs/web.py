@@ -178,6 +178,7 @@ class WebOutput(ClosedOnExit):
             "dropped": stats.bad_frames,  # the page's word (and /api/status's) for frames that were bad
             "reopens": stats.reopens,
             "slow_frames": stats.slow_frames,
+            "cluttered_frames": stats.cluttered_frames,
             "viewers": self.viewers,
             "uptime": round(time.monotonic() - self._started, 1),
             "seconds_since_frame": round(time.monotonic() - last, 2) if last else None,

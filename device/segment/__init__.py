@@ -26,7 +26,8 @@ The stages, each a function on numpy arrays:
    slanted and curved lines and scattered layouts), chains are read top to bottom.
 
 Pure functions; no state. The cost is bounded on any frame: a capped number of pieces, no pairwise loop
-over all of them.
+over all of them. A frame whose clutter passes the cap is cut short, and says so (``segment_frame``), so the
+service counts it.
 
 The modules: ``data`` (the settings and the records the stages pass), ``paper`` (stages 1-3), ``rules``
 (4), ``pieces`` (5, with the filters that tell a digit from a stretch of a line or an edge), ``splits`` (6)
@@ -40,7 +41,15 @@ from dataclasses import replace
 import numpy as np
 
 from device.reading import Box
-from device.segment.data import InkImage, Piece, Segment, SegmentSettings, WorkImage
+from device.segment.data import (
+    FoundPieces,
+    InkImage,
+    Piece,
+    Segment,
+    Segmentation,
+    SegmentSettings,
+    WorkImage,
+)
 from device.segment.order import reading_order
 from device.segment.paper import (
     background_of,
@@ -86,10 +95,12 @@ from device.segment.stats import percentile, percentiles, robust_sigma
 
 __all__ = [
     "MAX_SPLIT_PARTS",
+    "FoundPieces",
     "InkImage",
     "Piece",
     "Segment",
     "SegmentSettings",
+    "Segmentation",
     "WorkImage",
     "along_the_frame_side",
     "background_of",
@@ -121,6 +132,7 @@ __all__ = [
     "rule_fragments",
     "seams",
     "segment",
+    "segment_frame",
     "split_columns",
     "textured_surroundings",
     "to_grey",
@@ -132,6 +144,11 @@ __all__ = [
 
 def segment(frame, settings: SegmentSettings = SegmentSettings()) -> list[Segment]:
     """Find the digit candidates in a frame, in reading order, with their ink crops (white on black)."""
+    return segment_frame(frame, settings).segments
+
+
+def segment_frame(frame, settings: SegmentSettings = SegmentSettings()) -> Segmentation:
+    """:func:`segment`, and whether the frame was cut short (more pieces of ink than the cap)."""
     work = prepare(frame, settings)
     dark = find_polarity(work, settings)
     ink = find_ink(work, dark, settings)
@@ -139,9 +156,9 @@ def segment(frame, settings: SegmentSettings = SegmentSettings()) -> list[Segmen
     mask = remove_rules(inked, settings, paper_extent(ink.paper), ink.ink)
     rules = inked & ~mask
     ink = replace(ink, paper=ink.paper & ~textured_surroundings(ink, rules))
-    pieces, labels = find_pieces(mask, settings)
+    pieces, labels, cut_short = find_pieces(mask, settings)
     if not pieces:
-        return []
+        return Segmentation([], cut_short)
     h, w = mask.shape
     min_h = max(8.0, settings.min_height * min(h, w))
     pieces = merge_pieces(pieces, typical_height(pieces, min_h))
@@ -185,4 +202,4 @@ def segment(frame, settings: SegmentSettings = SegmentSettings()) -> list[Segmen
             for split in found.splits
         )
         ordered.append(Segment(box, found.ink, splits))
-    return ordered
+    return Segmentation(ordered, cut_short)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -45,6 +46,15 @@ class Segment:
 
 
 @dataclass(frozen=True)
+class Segmentation:
+    """A frame's candidates in reading order, and whether the frame was cut short: it held more pieces of
+    ink than ``max_pieces`` (clutter: a textured surface, noise) and only the largest were looked at."""
+
+    segments: list[Segment]
+    cut_short: bool = False
+
+
+@dataclass(frozen=True)
 class WorkImage:
     """The frame reduced to the working size, and how to map back to frame pixels."""
 
@@ -74,6 +84,15 @@ class InkImage:
     # Half resolution: where the page's edge is a step down to darker surroundings (texture beyond it does
     # not reach across); None where the paper was not found to the pixel.
     page_edge: np.ndarray | None = None
+
+
+class FoundPieces(NamedTuple):
+    """The pieces of ink of a mask (the largest, at most ``max_pieces``), its label image, and whether the
+    cap left out pieces large enough to count."""
+
+    pieces: list[Piece]
+    labels: np.ndarray
+    cut_short: bool = False
 
 
 @dataclass

@@ -6,25 +6,27 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from device.segment.data import InkImage, Piece, SegmentSettings
+from device.segment.data import FoundPieces, InkImage, Piece, SegmentSettings
 from device.segment.stats import percentile
 
 
-def find_pieces(mask: np.ndarray, settings: SegmentSettings) -> tuple[list[Piece], np.ndarray]:
-    """Connected components of the mask, the ``max_pieces`` largest, and the label image."""
+def find_pieces(mask: np.ndarray, settings: SegmentSettings) -> FoundPieces:
+    """Connected components of the mask, the ``max_pieces`` largest, and the label image; ``cut_short``
+    when the cap left out pieces large enough to be kept."""
     # 16-bit labels where they cannot run out (fewer ink pixels than labels): OpenCV labels and measures
     # them about three times as fast as 32-bit ones.
     ltype = cv2.CV_16U if cv2.countNonZero(mask) < 65535 else cv2.CV_32S
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8, ltype=ltype)
     if count <= 1:
-        return [], labels
+        return FoundPieces([], labels)
     h, w = mask.shape
     min_h = max(6.0, 0.5 * settings.min_height * min(h, w))
     min_area = max(4, int(min_h * min_h * 0.02))
     areas = stats[1:, cv2.CC_STAT_AREA]
     order = np.argsort(-areas)[: settings.max_pieces] + 1
     pieces = [Piece(*map(int, stats[i, :4]), frozenset((int(i),)), int(stats[i, 4])) for i in order]
-    return [p for p in pieces if p.area >= min_area], labels
+    cut_short = bool(np.count_nonzero(areas >= min_area) > settings.max_pieces)
+    return FoundPieces([p for p in pieces if p.area >= min_area], labels, cut_short)
 
 
 def merge_pieces(pieces: list[Piece], typical_h: float) -> list[Piece]:
