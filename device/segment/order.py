@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from device.reading import Box
@@ -39,6 +41,11 @@ def reading_order(boxes: list[Box]) -> list[Box]:
             slopes.append(dy_raw[i, j] / max(cx[j] - cx[i], 1.0))
     slope = float(np.clip(np.median(slopes), -0.5, 0.5)) if slopes else 0.0
     level = cy - slope * cx
+    rows = rows_by_height(level, h, x, w)
+    if rows is None and slope:
+        rows = rows_by_height(cy, h, x, w)  # a slope read from loosely placed digits may be no slope
+    if rows is not None:
+        return _numbered(boxes, [sorted(row, key=lambda k: cx[k]) for row in rows])
     dy = np.abs(level[None, :] - level[:, None])
     allowed = ahead & (dy <= 0.6 * size)
     cost = np.maximum(dx, 0) + 2.0 * dy
@@ -84,7 +91,53 @@ def reading_order(boxes: list[Box]) -> list[Box]:
     chains = joined
     # Lines top to bottom by where they start, along the slope.
     chains.sort(key=lambda chain: (level[chain[0]], cx[chain[0]]))
-    ordered = []
-    for number, chain in enumerate(chains):
-        ordered += [Box(boxes[k].x, boxes[k].y, boxes[k].w, boxes[k].h, number) for k in chain]
-    return ordered
+    return _numbered(boxes, chains)
+
+
+def rows_by_height(level: np.ndarray, h: np.ndarray, x: np.ndarray, w: np.ndarray) -> list[list[int]] | None:
+    """The lines as rows of boxes at one height (``level``: each box's middle, along the writing's slope),
+    where the heights fall clearly into rows; None where they do not.
+
+    Rows are split where the heights, in order, leave a gap of half a digit's height or more, and the split
+    is clear when the narrowest gap between rows is 1.3 times the widest within one, every row holds two
+    boxes or more, rows lie one below another (each shares half its width with the next), and no two boxes
+    of a row stand one above the other (overlapping by half the narrower's width). Digits written loosely
+    (a scattered layout, a sheet held up to a webcam) wander up and down within their row, and a nearest
+    neighbour may then lie in the row above or below; their rows, taken as a whole, still stand apart.
+    A curved line, or lines that interleave, give no clear split: the chains follow them instead.
+    """
+    order = np.argsort(level, kind="stable")
+    gaps = np.diff(level[order])
+    if not len(gaps):
+        return None
+    between = gaps >= 0.5 * float(np.median(h))
+    if not between.any() or between.all():
+        return None  # one row (the chains read it as well), or no two boxes share one
+    if gaps[between].min() < 1.3 * gaps[~between].max():
+        return None
+    rows = [part.tolist() for part in np.split(order, np.flatnonzero(between) + 1)]
+    if min(len(row) for row in rows) < 2:
+        return None  # a box alone at its height: more likely a line's end bending away than a row
+    # Rows lie one below another: rows side by side are the two ends of one slanted line.
+    starts = [float(x[row].min()) for row in rows]
+    ends = [float((x[row] + w[row]).max()) for row in rows]
+    for a, b in itertools.pairwise(range(len(rows))):
+        shared = min(ends[a], ends[b]) - max(starts[a], starts[b])
+        if shared < 0.5 * min(ends[a] - starts[a], ends[b] - starts[b]):
+            return None
+    for row in rows:
+        left, right = x[row], x[row] + w[row]
+        overlap = np.minimum(right[:, None], right[None, :]) - np.maximum(left[:, None], left[None, :])
+        np.fill_diagonal(overlap, 0)
+        if (overlap >= 0.5 * np.minimum(w[row][:, None], w[row][None, :])).any():
+            return None
+    return rows
+
+
+def _numbered(boxes: list[Box], lines: list[list[int]]) -> list[Box]:
+    """The boxes line by line, each with its line's number."""
+    return [
+        Box(boxes[k].x, boxes[k].y, boxes[k].w, boxes[k].h, number)
+        for number, line in enumerate(lines)
+        for k in line
+    ]
