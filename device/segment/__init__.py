@@ -22,8 +22,9 @@ The stages, each a function on numpy arrays:
    ink profile and at even spacing, straight and curved round overlapping strokes, are offered as
    alternatives, and the classifier decides which reading is more confident. ``propose_stacked``: a
    candidate as tall as two lines of writing may be one digit above another.
-7. ``reading_order``: each candidate is chained to its neighbour in the writing direction (tolerant of
-   slanted and curved lines and scattered layouts), chains are read top to bottom.
+7. ``reading_order``: where the candidates' heights fall clearly into rows (loosely written rows whose
+   digits wander up and down), the rows; otherwise each candidate is chained to its neighbour in the
+   writing direction (tolerant of slanted and curved lines), and the chains are read top to bottom.
 
 Pure functions; no state. The cost is bounded on any frame: a capped number of pieces, no pairwise loop
 over all of them. A frame whose clutter passes the cap is cut short, and says so (``segment_frame``), so the

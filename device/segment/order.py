@@ -10,7 +10,9 @@ from device.reading import Box
 
 
 def reading_order(boxes: list[Box]) -> list[Box]:
-    """Chain each box to its nearest neighbour in the writing direction, read the chains top to bottom.
+    """Read rows top to bottom where the boxes' heights fall clearly into rows (see
+    :func:`rows_by_height`); otherwise chain each box to its nearest neighbour in the writing direction and
+    read the chains top to bottom.
 
     A box's right neighbour starts to its right, not too far (a few digit heights), and not too far up or
     down (most of a digit height: slanted, curved and loosely written lines stay one chain; the line
