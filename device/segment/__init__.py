@@ -162,6 +162,9 @@ def segment_frame(frame, settings: SegmentSettings = SegmentSettings()) -> Segme
         return Segmentation([], cut_short)
     h, w = mask.shape
     min_h = max(8.0, settings.min_height * min(h, w))
+    # A piece as tall or as wide as the frame (the rim of a desk round a sheet that nearly fills it) is no
+    # digit; left in, it would set the typical height and swallow every digit it surrounds when merged.
+    pieces = [p for p in pieces if p.h <= settings.max_height * h and p.w <= settings.max_height * w]
     pieces = merge_pieces(pieces, typical_height(pieces, min_h))
     kept = keep_digits(pieces, ink, settings, inked)
     kept = [
