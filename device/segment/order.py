@@ -120,20 +120,29 @@ def rows_by_height(level: np.ndarray, h: np.ndarray, x: np.ndarray, w: np.ndarra
     rows = [part.tolist() for part in np.split(order, np.flatnonzero(between) + 1)]
     if min(len(row) for row in rows) < 2:
         return None  # a box alone at its height: more likely a line's end bending away than a row
-    # Rows lie one below another: rows side by side are the two ends of one slanted line.
+    if _side_by_side(rows, x, w) or any(_one_above_another(row, x, w) for row in rows):
+        return None
+    return rows
+
+
+def _side_by_side(rows: list[list[int]], x: np.ndarray, w: np.ndarray) -> bool:
+    """Two rows, one after the other, share less than half the narrower's width: the two ends of one
+    slanted line, not rows one below another."""
     starts = [float(x[row].min()) for row in rows]
     ends = [float((x[row] + w[row]).max()) for row in rows]
     for a, b in itertools.pairwise(range(len(rows))):
         shared = min(ends[a], ends[b]) - max(starts[a], starts[b])
         if shared < 0.5 * min(ends[a] - starts[a], ends[b] - starts[b]):
-            return None
-    for row in rows:
-        left, right = x[row], x[row] + w[row]
-        overlap = np.minimum(right[:, None], right[None, :]) - np.maximum(left[:, None], left[None, :])
-        np.fill_diagonal(overlap, 0)
-        if (overlap >= 0.5 * np.minimum(w[row][:, None], w[row][None, :])).any():
-            return None
-    return rows
+            return True
+    return False
+
+
+def _one_above_another(row: list[int], x: np.ndarray, w: np.ndarray) -> bool:
+    """Two boxes of the row overlap by half the narrower's width: two lines, not one."""
+    left, right = x[row], x[row] + w[row]
+    overlap = np.minimum(right[:, None], right[None, :]) - np.maximum(left[:, None], left[None, :])
+    np.fill_diagonal(overlap, 0)
+    return bool((overlap >= 0.5 * np.minimum(w[row][:, None], w[row][None, :])).any())
 
 
 def _numbered(boxes: list[Box], lines: list[list[int]]) -> list[Box]:
