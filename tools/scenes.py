@@ -167,7 +167,10 @@ def render_scene(
     ink_level = rng.uniform(10, 70)
     n_lines = max(1, len(lines))
     longest = max((len(line) for line in lines), default=1)
-    digit_h = min(0.6 * sheet_h / n_lines / 1.5, 0.75 * sheet_w / max(longest, 1) / 1.3) * rng.uniform(
+    # A digit and its gap take about 1.3 digit heights of the line; with operators, the operator after most
+    # digits (0.6-0.9 of a height, and its own gap) makes it about 2: sized for 1.3, lines ran off the page.
+    per_digit = 2.0 if kind == "operators" else 1.3
+    digit_h = min(0.6 * sheet_h / n_lines / 1.5, 0.75 * sheet_w / max(longest, 1) / per_digit) * rng.uniform(
         0.6, 1.0
     )
     digit_h = max(digit_h, 18.0)
