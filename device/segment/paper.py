@@ -149,6 +149,17 @@ def enclosed_by(mask: np.ndarray) -> np.ndarray:
     return outside[1:-1, 1:-1] == 1
 
 
+def reached_from(mask: np.ndarray, seeds: np.ndarray, connectivity: int = 8) -> np.ndarray:
+    """The connected parts of ``mask`` that hold a seed (bool): a stroke traced from where it is surest,
+    the paper joined to where tiles found it, writing joined to the digit it belongs to."""
+    count, labels = cv2.connectedComponents(mask.astype(np.uint8, copy=False), connectivity=connectivity)
+    reached = np.zeros(count, bool)
+    reached[labels[seeds]] = True
+    reached[0] = False
+    # np.take: a table lookup per pixel, a few times faster than fancy indexing on a frame.
+    return np.take(reached, labels)
+
+
 def paper_to_the_edge(
     surface: np.ndarray, background: np.ndarray, paper: np.ndarray, tile: int, settings: SegmentSettings
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -176,11 +187,7 @@ def paper_to_the_edge(
     spread = np.sqrt(np.maximum(cv2.blur(grey * grey, (7, 7)) - mean * mean, 0))
     quiet = spread < 4.0 * max(1.0, percentile(spread[core], 25))
     grown = np.where(zone, bright & quiet, core).astype(np.uint8)
-    count, labels = cv2.connectedComponents(grown, connectivity=4)
-    joined = np.zeros(count, bool)
-    joined[labels[core & (grown > 0)]] = True
-    joined[0] = False
-    joined_paper = np.take(joined, labels)
+    joined_paper = reached_from(grown, core & (grown > 0), connectivity=4)
     grown_paper = (joined_paper | enclosed_by(joined_paper)).astype(np.uint8)
     square = cv2.getStructuringElement(cv2.MORPH_RECT, (5, 5))
     grown_paper = np.where(zone, cv2.erode(grown_paper, square) > 0, grown_paper > 0)
@@ -263,9 +270,4 @@ def ink_mask(ink: InkImage, low: float = 0.75) -> np.ndarray:
     letting the paper's noise in."""
     weak = ((ink.ink > low * ink.threshold) & ink.paper).astype(np.uint8)
     weak = cv2.morphologyEx(weak, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)))
-    count, labels = cv2.connectedComponents(weak, connectivity=8)
-    strong = np.zeros(count, bool)
-    strong[labels[ink.ink > ink.threshold]] = True
-    strong[0] = False
-    # np.take: a table lookup per pixel, a few times faster than fancy indexing on a frame.
-    return np.take(strong.view(np.uint8), labels)
+    return reached_from(weak, ink.ink > ink.threshold).view(np.uint8)

@@ -7,6 +7,7 @@ import cv2
 import numpy as np
 
 from device.segment.data import InkImage, SegmentSettings
+from device.segment.paper import reached_from
 
 
 def paper_extent(paper: np.ndarray) -> tuple[int, int]:
@@ -335,11 +336,7 @@ def written_on_rules(
     )
     strong = (strength > np.maximum(1.5 * level, level + 0.15)) & (band > 0)
     off_rules = mask & (1 - band)
-    count, labels = cv2.connectedComponents((off_rules | strong).astype(np.uint8), connectivity=8)
-    joined = np.zeros(count, bool)
-    joined[labels[off_rules > 0]] = True
-    joined[0] = False
-    return strong & np.take(joined, labels)
+    return strong & reached_from(off_rules | strong, off_rules > 0)
 
 
 def textured_surroundings(ink: InkImage, rules: np.ndarray) -> np.ndarray:
