@@ -389,6 +389,71 @@ def test_propose_splits_leaves_single_digits_alone():
     assert propose_splits(np.full((40, 20), 255, np.uint8), (0, 0, 20, 40), work, SETTINGS) == ()
 
 
+def squeezed_pairs_page(sample, rng, height=50):
+    """4 rows of 5 pairs of MNIST test digits, each pair written so close that it is no wider than tall
+    (0.85-1.05 heights): the two overlap or touch by a few px. Returns the frame and its text."""
+    images, labels = sample["test_images"], sample["test_labels"]
+
+    def scaled(index):
+        ys, xs = np.nonzero(images[index] > 30)
+        digit = images[index][ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+        return cv2.resize(digit, (max(1, round(digit.shape[1] * height / digit.shape[0])), height))
+
+    ink = np.zeros((480, 640), np.float32)
+    lines = []
+    for row in range(4):
+        line = ""
+        for col in range(5):
+            while True:  # two digits whose widths, side by side, just exceed the pair's width
+                first, second = rng.integers(len(images), size=2)
+                left, right = scaled(first), scaled(second)
+                width = round(rng.uniform(0.85, 1.05) * height)
+                if 1 <= left.shape[1] + right.shape[1] - width <= 0.12 * height:
+                    break
+            x, y = 40 + 120 * col, 40 + 110 * row
+            for start, digit in ((x, left), (x + width - right.shape[1], right)):
+                span = ink[y : y + height, start : start + digit.shape[1]]
+                np.maximum(span, digit, out=span)
+            line += f"{labels[first]}{labels[second]}"
+        lines.append(line)
+    frame = cv2.GaussianBlur(215 - ink * (180 / 255), (0, 0), 1.0) + rng.normal(0, 2, ink.shape)
+    return np.clip(frame, 0, 255).astype(np.uint8), " ".join(lines)
+
+
+def test_two_digits_squeezed_into_a_square_are_read_as_two(mnist_sample):
+    """Two digits written so close that together they are no wider than tall (a "1" beside a digit, a "7"
+    leaning into the next): the candidate is offered as a pair as well as whole, and the model decides.
+    Read whole, 34 of these 120 digits were right; offered as pairs too, 96."""
+    from tools.scenes import digits_right
+
+    pipeline = FramePipeline(Classifier(MODEL))
+    rng = np.random.default_rng(0)
+    right = total = 0
+    for _ in range(3):
+        frame, text = squeezed_pairs_page(mnist_sample, rng)
+        right += digits_right(Reading(tuple(pipeline.process(frame).digits)).text, text)
+        total += len(text.replace(" ", ""))
+    assert right >= 0.7 * total, (right, total)
+
+
+def test_a_squeezed_pair_is_cut_into_parts_as_tall_as_the_pair():
+    """A candidate about as wide as tall is most often one wide digit: read as two, each part must be
+    nearly its full height, so a digit's own short stroke is never offered as a digit of its own."""
+    work = prepare(np.full((100, 100), 200, np.uint8), SETTINGS)
+    ring = np.zeros((40, 40), np.uint8)
+    cv2.ellipse(ring, (16, 20), (13, 17), 0, 0, 360, 255, 4)
+    cv2.line(ring, (28, 14), (39, 12), 255, 4)  # a short tick on its right, a third of the height up
+    for split in propose_splits(ring, (0, 0, 40, 40), work, SETTINGS):
+        assert all(part.ink.shape[0] >= 0.75 * 40 for part in split), [part.box for part in split]
+    pair = np.zeros((40, 40), np.uint8)
+    pair[2:38, 6:12] = 255  # a "1"...
+    cv2.ellipse(pair, (26, 20), (11, 17), 0, 0, 360, 255, 4)  # ...squeezed against a "0", touching it
+    splits = propose_splits(pair, (0, 0, 40, 40), work, SETTINGS)
+    assert any(len(split) == 2 and split[0].box.w <= 12 for split in splits), [
+        [part.box for part in split] for split in splits
+    ]
+
+
 def test_slanted_line_is_read_in_order():
     boxes = [Box(100 + 60 * i, 300 - 25 * i, 40, 60) for i in range(6)]  # rising by 25 px per digit
     below = [Box(100 + 60 * i, 420 - 25 * i, 40, 60) for i in range(6)]  # the next line, same slant

@@ -136,6 +136,13 @@ def seams(
     return {column: paths[:, k] for k, column in enumerate(columns)}
 
 
+# A candidate at least this wide for its height may be two digits squeezed side by side (a "1" beside a
+# digit, two narrow digits written close); narrower, it is one digit unless a "1" touches it by a point.
+PAIR_ASPECT = 0.85
+# Under 1.1 times as wide as tall a candidate is most likely one wide digit (a 0, 2 or 8): read as two
+# digits side by side, each part must be about as tall as the candidate, or a digit's own tail or stroke
+# would be read as a digit of its own.
+SQUARE_ASPECT, SQUARE_PART_HEIGHT = 1.1, 0.75
 MAX_SPLIT_PARTS = 8  # the most touching digits one candidate is read as
 
 
@@ -154,20 +161,24 @@ def propose_splits(crop: np.ndarray, box: tuple[int, int, int, int], work: WorkI
     width = crop.shape[1]
     # A "1" is narrow: a part may be a tenth of the height wide; no digit is much wider than it is tall.
     narrowest, widest = max(2, round(0.1 * h)), round(1.3 * h)
-    if aspect < 1.1:
-        # As wide as tall is one digit (a wide 0, 2 or 8), unless a "1" touches its neighbour by a single
-        # point: then the ink profile almost vanishes between them ("11", "17", "19" written close).
-        if aspect < 0.5:
-            return ()
+    if aspect < 0.5:
+        return ()
+    squeezed = PAIR_ASPECT <= aspect < SQUARE_ASPECT  # one wide digit, or two squeezed side by side
+    if aspect < PAIR_ASPECT:
+        # One digit, unless a "1" touches its neighbour by a single point: then the ink profile almost
+        # vanishes between them ("11", "17", "19" written close).
         profile = ink_profile(crop)
         valleys = [v for v in valley_columns(crop, narrowest, limit=2) if profile[v] < 0.15 * profile.max()]
         counts = [2]
         cut_sets: list[tuple[int, ...]] = [(v,) for v in valleys]
         even_sets: list[tuple[int, ...]] = []
     else:
-        # As many digits as fit: no fewer than digits as wide as tall, no more than narrow ones (a 0 is
-        # about half as wide as tall; a group of 1s is narrower still, and its valleys cut it anyway).
-        counts = list(range(max(2, int(aspect / 1.1)), min(MAX_SPLIT_PARTS, int(np.ceil(aspect / 0.45))) + 1))
+        # As many digits as fit: no fewer than digits as wide as tall (two, however squeezed), no more than
+        # narrow ones (a 0 is about half as wide as tall; a group of 1s is narrower still, and its valleys
+        # cut it anyway).
+        counts = list(
+            range(max(2, int(aspect / SQUARE_ASPECT)), min(MAX_SPLIT_PARTS, int(np.ceil(aspect / 0.45))) + 1)
+        )
         cut_sets = []
         for parts in counts:
             cuts = split_columns(crop, parts)
@@ -220,7 +231,9 @@ def propose_splits(crop: np.ndarray, box: tuple[int, int, int, int], work: WorkI
         if any(not narrowest <= right - left <= widest for left, right in itertools.pairwise(bounds)):
             continue
         segments = tuple(part((left, curve), (right, curve)) for left, right in itertools.pairwise(bounds))
-        if all(segments):
+        if all(segments) and (
+            not squeezed or all(s.ink.shape[0] >= SQUARE_PART_HEIGHT * height for s in segments)
+        ):
             splits.setdefault(tuple(id(s) for s in segments), segments)
     return tuple(splits.values())
 
