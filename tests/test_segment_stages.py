@@ -18,10 +18,12 @@ from device.segment import (
     SegmentSettings,
     along_the_frame_side,
     dark_ink,
+    faint_ink,
     find_ink,
     find_pieces,
     find_rules,
     ink_mask,
+    paper_extent,
     part_of_a_longer_line,
     prepare,
     propose_splits,
@@ -857,6 +859,44 @@ def test_the_missing_lines_of_an_evenly_spaced_grid_are_rules_too():
     assert before > 2000
     assert remove_rules(inked, SETTINGS, strength=ink.ink)[broken].sum() < 0.1 * before
     assert segment(page) == []
+
+
+def unevenly_printed_grid(seed, strength):
+    """A squared page printed light and unevenly: its lines fade in and out about the ink's threshold."""
+    rng = np.random.default_rng(seed)
+    lines = np.zeros((480, 640), np.float32)
+    spacing = rng.uniform(22, 32)
+    for x in np.arange(rng.uniform(0, spacing), 640, spacing):
+        cv2.line(lines, (int(x), 0), (int(x), 479), 1.0, 1)
+    for y in np.arange(rng.uniform(0, spacing), 480, spacing):
+        cv2.line(lines, (0, int(y)), (639, int(y)), 1.0, 1)
+    fade = cv2.resize(
+        rng.uniform(0.5, 1.5, (6, 8)).astype(np.float32), (640, 480), interpolation=cv2.INTER_CUBIC
+    )
+    page = cv2.GaussianBlur(215 * (1 - strength * fade * lines), (0, 0), 0.8) + rng.normal(
+        0, 1.5, lines.shape
+    )
+    return np.clip(page, 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("strength", [0.12, 0.14])
+def test_a_light_grid_is_found_in_the_faint_ink(strength):
+    """Where a grid's lines fade in and out about the threshold, the ink mask holds only broken stretches
+    and crosses of them: too broken for the line transform, they stayed, and glued themselves to the digits
+    written across them (boxes up to 206 px wide round 39-px digits). Looked for at half the threshold the
+    lines are whole: they are found and go, and each digit is its own tight box."""
+    for seed in range(4):
+        page = unevenly_printed_grid(seed, strength)
+        stroke_digit(page, 150, 120, size=60, thickness=5)
+        stroke_digit(page, 300, 200, size=60, thickness=5)
+        boxes = [candidate.box for candidate in segment(page)]
+        assert len(boxes) == 2, boxes
+        assert all(box.w <= 55 and box.h <= 80 for box in boxes), (seed, boxes)
+        work = prepare(page, SETTINGS)
+        ink = find_ink(work, True, SETTINGS)
+        inked = ink_mask(ink)
+        cleaned = remove_rules(inked, SETTINGS, paper_extent(ink.paper), ink.ink, faint_ink(ink))
+        assert cleaned.sum() < 0.5 * inked.sum()  # the grid's stretches are gone, the digits' strokes stay
 
 
 def test_two_lines_whose_digits_touch_are_read_line_by_line():

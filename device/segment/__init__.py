@@ -10,8 +10,9 @@ The stages, each a function on numpy arrays:
    the pixel), and a threshold above the noise of each region of the paper, so a textured area raises only
    its own threshold.
 4. ``remove_rules``: long straight strokes (ruled and grid lines, printed boxes, paper and shadow edges;
-   found whole, in pieces, or where evenly spaced lines should be) are taken out of the ink mask, and the
-   strokes they crossed are bridged again; writing along a rule stays. ``textured_surroundings``
+   found whole, in pieces, or where evenly spaced lines should be; looked for in the ink at half its
+   threshold, where a light printed grid is whole) are taken out of the ink mask, and the strokes they
+   crossed are bridged again; writing along a rule stays. ``textured_surroundings``
    then takes from the paper what a tile is too coarse to see: texture beside the page's edge.
 5. ``find_pieces`` -> ``merge_pieces`` -> ``keep_digits``: connected components (a bounded number), the
    pieces of one digit merged (a 5's flag, a 4 in two strokes), then filters relative to the other
@@ -55,6 +56,7 @@ from device.segment.order import reading_order
 from device.segment.paper import (
     background_of,
     dark_ink,
+    faint_ink,
     find_ink,
     find_polarity,
     ink_map,
@@ -109,6 +111,7 @@ __all__ = [
     "dark_ink",
     "edge_sharpness",
     "evenly_spaced_rules",
+    "faint_ink",
     "fill",
     "find_ink",
     "find_pieces",
@@ -154,7 +157,7 @@ def segment_frame(frame, settings: SegmentSettings = SegmentSettings()) -> Segme
     dark = find_polarity(work, settings)
     ink = find_ink(work, dark, settings)
     inked = ink_mask(ink)
-    mask = remove_rules(inked, settings, paper_extent(ink.paper), ink.ink)
+    mask = remove_rules(inked, settings, paper_extent(ink.paper), ink.ink, faint_ink(ink))
     rules = inked & ~mask
     ink = replace(ink, paper=ink.paper & ~textured_surroundings(ink, rules))
     pieces, labels, cut_short = find_pieces(mask, settings)

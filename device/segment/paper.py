@@ -264,6 +264,15 @@ def find_ink(work: WorkImage, dark: bool, settings: SegmentSettings) -> InkImage
     return InkImage(ink, paper, threshold, noise, page_edge)
 
 
+def faint_ink(ink: InkImage, share: float = 0.5) -> np.ndarray:
+    """Pixels on the paper at ``share`` of their threshold or more (uint8 0/1): where printed lines are
+    looked for. A grid or a ruling is printed light, so that writing stands out: under the ink's threshold
+    its lines reach the ink mask only where they cross or print a little darker, as crosses and stubs that
+    no line transform finds (and that read as 1s and 4s). At half the threshold they are nearly whole;
+    the paper's noise there is scattered points, never a long straight line."""
+    return ((ink.ink > share * ink.threshold) & ink.paper).view(np.uint8)
+
+
 def ink_mask(ink: InkImage, low: float = 0.75) -> np.ndarray:
     """Pixels that are ink (uint8 0/1), with hysteresis: a stroke is traced down to ``low`` times the
     threshold from wherever it passes the threshold, so a blurred or faint stroke stays whole without

@@ -19,9 +19,13 @@ def paper_extent(paper: np.ndarray) -> tuple[int, int]:
 
 
 def find_rules(
-    mask: np.ndarray, settings: SegmentSettings, extent: tuple[int, int] | None = None
+    mask: np.ndarray,
+    settings: SegmentSettings,
+    extent: tuple[int, int] | None = None,
+    lines_only: bool = False,
 ) -> list[tuple[int, int, int, int]]:
-    """Long straight strokes that are not writing: (x0, y0, x1, y1) segments.
+    """Long straight strokes that are not writing: (x0, y0, x1, y1) segments. ``lines_only``: no edges of an
+    inked area (a shadow's rim), for a ``mask`` of faint ink.
 
     Found with a probabilistic Hough transform (any angle, dashed or faint lines too). A segment counts
     as a rule when it spans most of the frame (a margin line, a paper or shadow edge), or when it is long
@@ -82,6 +86,11 @@ def find_rules(
     # parallel to another too, but far thicker.
     if is_rule.any():
         is_rule[is_rule] = _thickness(segments[is_rule], mask, size) <= RULE_THICKNESS * size
+    # Looked for in faint ink, the dark side of a step (a hard shadow's rim, where the background estimate
+    # lags behind the step) is a band of ink along it: a line between that ink and the bare side would cut
+    # the band into pieces that no later stage knows for a rim. Only lines are wanted there.
+    if lines_only and is_rule.any():
+        is_rule[is_rule] = ~_one_sided(segments[is_rule], mask)
     # A rule runs on across the page: extend it to the frame's edges, so the short pieces of it that
     # the transform missed (between two crossings, near the edge) go too. The transform's angle is coarse
     # (a degree, at half resolution): extended across the page it can drift off the line by several px,
@@ -93,6 +102,25 @@ def find_rules(
         own = ((x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / length_, (y1 - y0) / length_)
         rules += [_extended(own, mask.shape), _extended(_fitted(segment_, mask), mask.shape)]
     return rules
+
+
+def _one_sided(segments: np.ndarray, mask: np.ndarray, offset: int = 6) -> np.ndarray:
+    """Whether each segment is the edge of an inked area rather than a line: ``offset`` px to one side of
+    its middle 80 %, ink half the way or more, and clearly more than on the other side (a line has bare
+    paper on both sides, but for the lines and writing crossing it)."""
+    h, w = mask.shape
+    along = np.linspace(0.1, 0.9, 24, dtype=np.float32)
+    x0, y0, x1, y1 = (segments[:, k : k + 1] for k in range(4))
+    length = np.maximum(np.hypot(x1 - x0, y1 - y0), 1e-6)
+    nx, ny = -(y1 - y0) / length, (x1 - x0) / length
+    px, py = x0 + (x1 - x0) * along, y0 + (y1 - y0) * along
+    shares = []
+    for side in (offset, -offset):
+        xs = np.clip(np.rint(px + nx * side).astype(np.intp), 0, w - 1)
+        ys = np.clip(np.rint(py + ny * side).astype(np.intp), 0, h - 1)
+        shares.append((mask[ys, xs] > 0).mean(axis=1))
+    more, less = np.maximum(*shares), np.minimum(*shares)
+    return (more >= 0.5) & (more >= less + 0.25)
 
 
 RULE_THICKNESS = 0.02  # the thickest ink a rule leaves, as a fraction of the surface's longer side
@@ -293,16 +321,18 @@ def remove_rules(
     settings: SegmentSettings,
     extent: tuple[int, int] | None = None,
     strength: np.ndarray | None = None,
+    faint: np.ndarray | None = None,
 ) -> np.ndarray:
     """Take the rules (see :func:`find_rules`) out of a binary ink mask and bridge the strokes they crossed:
     a stroke that crossed the line continues on both sides of it, so a digit written over a line stays
-    in one piece.
+    in one piece. The rules are looked for in ``faint`` where given (the ink under its threshold too, see
+    ``faint_ink``: light printed lines are whole there), else in the mask itself.
 
     With the ink's ``strength``, what is written *along* a rule stays too: printed lines are fainter than
     a pen (a grid is printed light so that writing stands out), so on a rule, ink clearly stronger than
     the rule's own is writing (the bar of a 7 or a 5 on a grid line, which no bridge across the line
     would restore)."""
-    rules = find_rules(mask, settings, extent)
+    rules = find_rules(mask if faint is None else faint, settings, extent, lines_only=faint is not None)
     if not rules:
         return mask
     rules += evenly_spaced_rules(mask, rules)
