@@ -104,16 +104,21 @@ def find_rules(
     return rules
 
 
+def _middle_points(segments: np.ndarray, count: int = 24) -> tuple[np.ndarray, ...]:
+    """``count`` points along the middle 80 % of each segment (x and y, shape (segments, count)) and each
+    segment's unit normal (x and y, shape (segments, 1))."""
+    along = np.linspace(0.1, 0.9, count, dtype=np.float32)
+    x0, y0, x1, y1 = (segments[:, k : k + 1] for k in range(4))
+    length = np.maximum(np.hypot(x1 - x0, y1 - y0), 1e-6)
+    return x0 + (x1 - x0) * along, y0 + (y1 - y0) * along, -(y1 - y0) / length, (x1 - x0) / length
+
+
 def _one_sided(segments: np.ndarray, mask: np.ndarray, offset: int = 6) -> np.ndarray:
     """Whether each segment is the edge of an inked area rather than a line: ``offset`` px to one side of
     its middle 80 %, ink half the way or more, and clearly more than on the other side (a line has bare
     paper on both sides, but for the lines and writing crossing it)."""
     h, w = mask.shape
-    along = np.linspace(0.1, 0.9, 24, dtype=np.float32)
-    x0, y0, x1, y1 = (segments[:, k : k + 1] for k in range(4))
-    length = np.maximum(np.hypot(x1 - x0, y1 - y0), 1e-6)
-    nx, ny = -(y1 - y0) / length, (x1 - x0) / length
-    px, py = x0 + (x1 - x0) * along, y0 + (y1 - y0) * along
+    px, py, nx, ny = _middle_points(segments)
     shares = []
     for side in (offset, -offset):
         xs = np.clip(np.rint(px + nx * side).astype(np.intp), 0, w - 1)
@@ -133,12 +138,8 @@ def _thickness(segments: np.ndarray, mask: np.ndarray, size: int) -> np.ndarray:
     along; neighbouring rules, with paper between, do not count."""
     h, w = mask.shape
     reach = max(10, round(0.05 * size))
-    along = np.linspace(0.1, 0.9, 24, dtype=np.float32)
     across = np.arange(-reach, reach + 1, dtype=np.float32)
-    x0, y0, x1, y1 = (segments[:, k : k + 1] for k in range(4))
-    length = np.maximum(np.hypot(x1 - x0, y1 - y0), 1e-6)
-    nx, ny = -(y1 - y0) / length, (x1 - x0) / length
-    px, py = x0 + (x1 - x0) * along, y0 + (y1 - y0) * along  # (segments, points)
+    px, py, nx, ny = _middle_points(segments)
     xs = np.rint(px[..., None] + nx[..., None] * across).astype(np.intp)
     ys = np.rint(py[..., None] + ny[..., None] * across).astype(np.intp)
     inside = (xs >= 0) & (xs < w) & (ys >= 0) & (ys < h)  # beyond the frame is no ink

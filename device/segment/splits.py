@@ -186,7 +186,11 @@ def propose_splits(crop: np.ndarray, box: tuple[int, int, int, int], work: WorkI
                 cut_sets.append(tuple(cuts))
         # Where digits overlap, the ink profile peaks (two digits' strokes in the same columns) instead of
         # dipping: curved cuts also start from even spacing, and find the gap themselves.
-        even_sets = [tuple(round(k * width / parts) for k in range(1, parts)) for parts in counts]
+        # Two squeezed into a square are cut straight only: curved cuts gave them nothing more on the
+        # benchmarks, and such candidates are common (most are one wide digit), so curves would cost much.
+        even_sets = (
+            [] if squeezed else [tuple(round(k * width / parts) for k in range(1, parts)) for parts in counts]
+        )
         valleys = valley_columns(crop, max(narrowest, round(0.2 * h)), limit=8)
     for count in range(1, min(len(valleys), max(counts, default=2) - 1) + 1):
         cut_sets += itertools.combinations(valleys, count)
@@ -194,22 +198,15 @@ def propose_splits(crop: np.ndarray, box: tuple[int, int, int, int], work: WorkI
     # Each cut both straight down its column and curved round the strokes beside it (see ``seams``): the
     # classifier decides which parts read better.
     height = crop.shape[0]
-    # Two digits squeezed into a square are cut straight only: curved cuts gave them nothing more on the
-    # benchmarks, and such candidates are common (most are one wide digit), so curves would cost much.
-    if squeezed:
-        even_sets = []
-    curved = seams(
-        crop,
-        [] if squeezed else sorted({c for cuts in cut_sets + even_sets for c in cuts}),
-        reach=max(2, round(0.25 * h)),
-    )
+    columns = [] if squeezed else sorted({c for cuts in cut_sets + even_sets for c in cuts})
+    curved = seams(crop, columns, reach=max(2, round(0.25 * h)))
     bends = {c: bool(np.any(path != c)) for c, path in curved.items()}
     ways = [(cuts, False) for cuts in cut_sets]
     # A curved cut that runs straight down its column anyway gives the straight reading again: left out.
     ways += [
         (cuts, True)
         for cuts in dict.fromkeys(cut_sets + even_sets)
-        if not squeezed and (cuts not in cut_sets or any(bends[c] for c in cuts))
+        if curved and (cuts not in cut_sets or any(bends[c] for c in cuts))
     ]
     paths = {(c, False): np.full(height, c, np.intp) for cuts in cut_sets for c in cuts}
     paths.update({(c, True): path for c, path in curved.items()})
