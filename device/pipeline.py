@@ -1,9 +1,10 @@
 """One frame through the stateless stages: segment -> normalize -> classify -> choose, with timings.
 
-The segmenter proposes freely: every candidate, for a candidate wider than one digit its readings as
-touching digits, and for one as tall as two lines its reading as one digit above another. All of them are
-normalized and classified in one batched invoke; then, per candidate, the more confident interpretation
-wins (a pair of confident digits beats one unsure wide blob), and what the model calls "not a digit"
+The segmenter proposes freely. Every candidate is normalized and classified in one batched invoke; those
+the model is unsure of whole (and any too wide for one digit) are then cut, side by side as touching
+digits or, as tall as two lines, one above another, and all their parts are classified in a second
+invoke. Per candidate the more confident interpretation wins (a pair of confident digits beats one unsure
+wide blob; a confident digit is never cut, so it is not cut at all), and what the model calls "not a digit"
 (texture, a line, an operator, a letter) is dropped: it never reaches the reading, the outputs or the
 vote. Where a reading one above another won, the digits are put in reading order again.
 """
@@ -19,7 +20,7 @@ import numpy as np
 from device.classify import Prediction
 from device.normalize import normalize_digit
 from device.reading import Digit
-from device.segment import Segment, SegmentSettings, reading_order, segment_frame
+from device.segment import Segment, SegmentSettings, reading_order, segment_frame, split_readings
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,11 @@ def rejected(prediction: Prediction, none_threshold: float) -> bool:
     return prediction.none >= none_threshold
 
 
-def choose(options: list[Interpretation], none_threshold: float, unsure: float = 0.5) -> Interpretation:
+# Below this score the model is unsure of a reading (see ``choose``).
+UNSURE = 0.5
+
+
+def choose(options: list[Interpretation], none_threshold: float, unsure: float = UNSURE) -> Interpretation:
     """The candidate as a whole, unless the model is unsure of it (its score below ``unsure``, or it is
     "not a digit") and a split reading is surer: a pair of confident digits beats one unsure wide blob,
     but a confident single digit is never cut in two because its halves happen to look like digits."""
@@ -141,30 +146,28 @@ class FramePipeline:
         segmentation = segment_frame(frame, self.settings)
         segments = segmentation.segments
         t1 = time.perf_counter()
-        # Every candidate and every part of every split, flattened into one batch.
-        groups = [(s,) for s in segments]
-        groups += [split for s in segments for split in s.splits]
-        # A part shared by several splits is classified once.
-        flat = list({id(part): part for group in groups for part in group}.values())
-        normalized = [normalize_digit(part.ink) for part in flat]
+        read = _Reader(self.classifier)
+        read.parts(segments)
+        wholes = {id(s): read.interpretation((s,)) for s in segments}
+        # Cut only the candidates the model is unsure of whole (a confident single digit is never cut, see
+        # ``choose``), and those too wide to be one digit; all their parts are classified in one batch.
         t2 = time.perf_counter()
-        predictions = self.classifier.classify(normalized) if normalized else []
-        t3 = time.perf_counter()
-
-        found: dict[int, tuple[np.ndarray, Prediction]] = {
-            id(part): (image, prediction)
-            for part, image, prediction in zip(flat, normalized, predictions, strict=True)
+        splits = {
+            id(s): split_readings(s, self.settings)
+            for s in segments
+            if wholes[id(s)].score(self.none_threshold) < UNSURE
+            or (s.cuttable is not None and s.cuttable.too_wide(self.settings))
         }
-
-        def interpretation(parts: tuple[Segment, ...]) -> Interpretation:
-            return Interpretation(
-                parts, tuple(found[id(p)][0] for p in parts), tuple(found[id(p)][1] for p in parts)
-            )
+        t3 = time.perf_counter()
+        read.parts([part for readings in splits.values() for reading in readings for part in reading])
 
         result = FrameResult([], [], [], rejected=[], cut_short=segmentation.cut_short)
         stacked = False
         for candidate in segments:
-            options = [interpretation((candidate,))] + [interpretation(split) for split in candidate.splits]
+            readings = splits.get(id(candidate), ())
+            if not readings and candidate.cuttable is not None and candidate.cuttable.too_wide(self.settings):
+                continue  # wider than a digit, and no way to read it as several
+            options = [wholes[id(candidate)]] + [read.interpretation(reading) for reading in readings]
             best = choose(options, self.none_threshold)
             stacked |= len(best.segments) > 1 and one_above_another(best.segments)
             for part, image, prediction in zip(best.segments, best.normalized, best.predictions, strict=True):
@@ -182,5 +185,36 @@ class FramePipeline:
         if stacked:  # two lines' digits read from one candidate: each goes to its own line
             reorder(result)
         t4 = time.perf_counter()
-        result.timings = {"segment": t1 - t0, "normalize": t2 - t1, "classify": t3 - t2 + (t4 - t3)}
+        result.timings = {
+            "segment": t1 - t0 + (t3 - t2),
+            "normalize": read.normalize_s,
+            "classify": (t4 - t1) - (t3 - t2) - read.normalize_s,
+        }
         return result
+
+
+class _Reader:
+    """Normalizes and classifies segments in batches, each distinct part once, and keeps what it found."""
+
+    def __init__(self, classifier):
+        self.classifier = classifier
+        self.found: dict[int, tuple[np.ndarray, Prediction]] = {}
+        self.normalize_s = 0.0
+
+    def parts(self, segments: list[Segment]) -> None:
+        """Normalize and classify, in one invoke, the segments not read yet (a part that several splits
+        share is one Segment object)."""
+        new = list({id(s): s for s in segments if id(s) not in self.found}.values())
+        if not new:
+            return
+        t0 = time.perf_counter()
+        normalized = [normalize_digit(s.ink) for s in new]
+        self.normalize_s += time.perf_counter() - t0
+        predictions = self.classifier.classify(normalized)
+        for s, image, prediction in zip(new, normalized, predictions, strict=True):
+            self.found[id(s)] = (image, prediction)
+
+    def interpretation(self, parts: tuple[Segment, ...]) -> Interpretation:
+        return Interpretation(
+            parts, tuple(self.found[id(p)][0] for p in parts), tuple(self.found[id(p)][1] for p in parts)
+        )

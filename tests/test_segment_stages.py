@@ -33,6 +33,7 @@ from device.segment import (
     segment,
     segment_frame,
     split_columns,
+    split_readings,
     valley_columns,
 )
 from tests.conftest import MODEL
@@ -366,8 +367,9 @@ def test_touching_pair_is_offered_as_two_digits():
     img = np.full((480, 640), 215, np.uint8)
     touching_pair(img)
     (candidate,) = segment(img)
-    assert candidate.splits, "a wide candidate must come with split readings"
-    assert any(len(split) == 2 for split in candidate.splits)
+    splits = split_readings(candidate, SETTINGS)
+    assert splits, "a wide candidate must come with split readings"
+    assert any(len(split) == 2 for split in splits)
 
 
 def test_a_part_shared_by_several_splits_is_one_segment():
@@ -377,11 +379,12 @@ def test_a_part_shared_by_several_splits_is_one_segment():
     for x in (60, 250, 440):
         touching_pair(img, x=x, y=150)
     for candidate in segment(img):
-        parts = [part for split in candidate.splits for part in split]
+        splits = split_readings(candidate, SETTINGS)
+        parts = [part for split in splits for part in split]
         assert len(parts) > len({id(part) for part in parts})  # shared at all
         assert len({id(part) for part in parts}) == len({(part.box, part.ink.tobytes()) for part in parts})
         assert all(part.box.line == candidate.box.line for part in parts)
-    for split in candidate.splits:
+    for split in splits:
         xs = [s.box.x for s in split]
         assert xs == sorted(xs)
 
@@ -921,7 +924,7 @@ def test_two_lines_whose_digits_touch_are_read_line_by_line():
         stroke_digit(img, x, 195, size=70, thickness=6)
     cv2.line(img, (274, 170), (276, 195), 30, 6)  # the middle 7's tail runs down into the one below
     segments = segment(img)
-    assert len(segments) == 5 and any(s.splits for s in segments)
+    assert len(segments) == 5 and any(split_readings(s, SETTINGS) for s in segments)
     result = FramePipeline(TallIsNoDigit()).process(img)
     assert Reading(tuple(result.digits)).text == "777 777"
 

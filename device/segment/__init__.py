@@ -44,6 +44,7 @@ import numpy as np
 
 from device.reading import Box
 from device.segment.data import (
+    Cuttable,
     FoundPieces,
     InkImage,
     Piece,
@@ -92,12 +93,14 @@ from device.segment.splits import (
     propose_stacked,
     seams,
     split_columns,
+    split_readings,
     valley_columns,
 )
 from device.segment.stats import percentile, percentiles, robust_sigma
 
 __all__ = [
     "MAX_SPLIT_PARTS",
+    "Cuttable",
     "FoundPieces",
     "InkImage",
     "Piece",
@@ -138,6 +141,7 @@ __all__ = [
     "segment",
     "segment_frame",
     "split_columns",
+    "split_readings",
     "textured_surroundings",
     "to_grey",
     "typical_height",
@@ -187,26 +191,15 @@ def segment_frame(frame, settings: SegmentSettings = SegmentSettings()) -> Segme
     for piece in kept:
         crop = crop_ink(piece, ink, labels)
         box = work.to_frame(piece.x, piece.y, piece.w, piece.h)
-        # Crops carry 2 px of padding; splits work on the piece's own columns.
+        # Crops carry 2 px of padding; cuts are made in the piece's own columns.
         pad_x, pad_y = piece.x - max(0, piece.x - 2), piece.y - max(0, piece.y - 2)
         core = crop[pad_y : pad_y + piece.h, pad_x : pad_x + piece.w]
-        splits = ()
+        place = (piece.x, piece.y, piece.w, piece.h)
+        cuttable = None
         if piece.w >= 0.5 * piece.h:
-            splits = propose_splits(core, (piece.x, piece.y, piece.w, piece.h), work, settings)
+            cuttable = Cuttable(core, place, work)
         elif len(heights) >= 3 and piece.h >= 1.6 * typical_h and piece.w <= 1.3 * typical_h:
-            splits = propose_stacked(core, (piece.x, piece.y, piece.w, piece.h), work)
-        if piece.w > settings.max_aspect * piece.h and not splits:
-            continue
-        by_box[box] = Segment(box, crop, splits)
-    ordered = []
-    for box in reading_order(list(by_box)):
-        found = by_box[Box(box.x, box.y, box.w, box.h)]
-        # The parts take the candidate's line; a part shared by several splits stays one Segment, so the
-        # pipeline classifies it once.
-        on_line: dict[int, Segment] = {}
-        splits = tuple(
-            tuple(on_line.setdefault(id(s), replace(s, box=replace(s.box, line=box.line))) for s in split)
-            for split in found.splits
-        )
-        ordered.append(Segment(box, found.ink, splits))
-    return Segmentation(ordered, cut_short)
+            cuttable = Cuttable(core, place, work, stacked=True)
+        by_box[box] = Segment(box, crop, cuttable)
+    ordered = reading_order(list(by_box))
+    return Segmentation([replace(by_box[Box(b.x, b.y, b.w, b.h)], box=b) for b in ordered], cut_short)

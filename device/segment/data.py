@@ -38,11 +38,29 @@ class SegmentSettings:
 @dataclass(frozen=True)
 class Segment:
     """One candidate: its box (frame px, with its line number), its ink crop (uint8, white on black), and
-    ``splits``: other ways to read it as several touching digits, each a tuple of segments."""
+    for a candidate that may be several digits written touching, what its cuts are made from
+    (:func:`device.segment.split_readings` makes them when the model is unsure of it whole)."""
 
     box: Box
     ink: np.ndarray
-    splits: tuple[tuple[Segment, ...], ...] = field(default=(), compare=False)
+    cuttable: Cuttable | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class Cuttable:
+    """What a candidate's readings as several digits are cut from: its ink without the crop's padding, its
+    box in working px, the working image (to map the parts to frame px), and which way it is cut: down,
+    into digits side by side (a candidate wider than one digit), or across, into one digit above another
+    (a candidate as tall as two lines)."""
+
+    core: np.ndarray
+    box: tuple[int, int, int, int]
+    work: WorkImage
+    stacked: bool = False
+
+    def too_wide(self, settings: SegmentSettings) -> bool:
+        """Wider than one digit can be: read only as its parts, or not at all."""
+        return self.box[2] > settings.max_aspect * self.box[3]
 
 
 @dataclass(frozen=True)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 import cv2
 import numpy as np
 
-from device.segment.data import InkImage, Piece, Segment, WorkImage
+from device.segment.data import InkImage, Piece, Segment, SegmentSettings, WorkImage
 
 
 def crop_ink(piece: Piece, ink: InkImage, labels: np.ndarray) -> np.ndarray:
@@ -265,3 +266,26 @@ def propose_stacked(crop: np.ndarray, box: tuple[int, int, int, int], work: Work
         if all(parts):
             readings.setdefault(tuple((p.box, p.ink.tobytes()) for p in parts), parts)
     return tuple(readings.values())
+
+
+def split_readings(candidate: Segment, settings: SegmentSettings) -> tuple[tuple[Segment, ...], ...]:
+    """The ways to read a candidate as several digits (:func:`propose_splits` side by side,
+    :func:`propose_stacked` one above another; none where it is not :class:`Cuttable`), each part on the
+    candidate's line. A part that several readings share stays one Segment, so it is classified once.
+
+    Made only when asked: most candidates are single digits the model is sure of, and cutting them would
+    be wasted work (the pipeline asks for the candidates it is unsure of whole)."""
+    cut = candidate.cuttable
+    if cut is None:
+        return ()
+    if cut.stacked:
+        readings = propose_stacked(cut.core, cut.box, cut.work)
+    else:
+        readings = propose_splits(cut.core, cut.box, cut.work, settings)
+    on_line: dict[int, Segment] = {}
+    line = candidate.box.line
+
+    def on_the_line(part: Segment) -> Segment:
+        return on_line.setdefault(id(part), replace(part, box=replace(part.box, line=line)))
+
+    return tuple(tuple(on_the_line(part) for part in reading) for reading in readings)
