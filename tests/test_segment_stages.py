@@ -35,6 +35,7 @@ from device.segment import (
     split_columns,
     split_readings,
     valley_columns,
+    writing_at_the_frame_side,
 )
 from tests.conftest import MODEL
 
@@ -144,6 +145,41 @@ def test_bold_digits_at_the_frame_edge_are_not_taken_for_texture():
         stroke_digit(img, 130, y, size=100, thickness=14)
     found = segment(img)
     assert len(found) == 6, [s.box for s in found]
+
+
+def bold_four(img, x, y, size=200, thickness=30):
+    """A "4" written large with a marker: its strokes ink most of the 64-px tiles it lies in."""
+    cv2.line(img, (x + size // 3, y), (x, y + size * 2 // 3), 30, thickness)
+    cv2.line(img, (x, y + size * 2 // 3), (x + size * 2 // 3, y + size * 2 // 3), 30, thickness)
+    cv2.line(img, (x + size // 2, y + size // 6), (x + size // 2, y + size), 30, thickness)
+
+
+@pytest.mark.parametrize("thickness", [26, 30, 34])
+@pytest.mark.parametrize("x", [6, 12, 18, 24])
+def test_a_large_bold_digit_near_the_frame_side_is_on_the_paper(thickness, x):
+    """A digit written large near the frame's side inks the tiles it lies in, and the paper does not
+    enclose them (they reach the side): they are writing, not surroundings coming into view. Before, the
+    4's left half was taken for surroundings, and the rest cut in two."""
+    img = np.full((480, 640), 215, np.uint8)
+    bold_four(img, x, 120, thickness=thickness)
+    img = cv2.GaussianBlur(img, (5, 5), 0)
+    (found,) = segment(img)
+    assert found.box.x <= x and found.box.w >= 150 and found.box.h >= 220, found.box
+
+
+def test_only_small_groups_meeting_a_short_stretch_of_the_frame_side_are_writing():
+    """Inked tiles by the frame's side are a digit written large there only where they meet the side along
+    at most half of it and are few; a band along a whole side, or a large corner, is the surroundings."""
+    digit = np.zeros((7, 10), bool)
+    digit[2:5, 0:3] = True  # 9 tiles, 3 of the 7 along the left side
+    band = np.zeros((7, 10), bool)
+    band[:, 0:2] = True  # the whole left side
+    corner = np.zeros((7, 10), bool)
+    corner[:4, :5] = True  # 20 tiles: more than a fifth of the frame
+    assert writing_at_the_frame_side(digit).sum() == 9
+    assert not writing_at_the_frame_side(band).any()
+    assert not writing_at_the_frame_side(corner).any()
+    assert writing_at_the_frame_side(digit | band).sum() == 0  # joined to the band, it is the band
 
 
 def test_polarity_is_not_fooled_by_a_dark_surround():

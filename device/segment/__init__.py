@@ -65,6 +65,7 @@ from device.segment.paper import (
     paper_to_the_edge,
     prepare,
     to_grey,
+    writing_at_the_frame_side,
 )
 from device.segment.pieces import (
     along_the_frame_side,
@@ -146,6 +147,7 @@ __all__ = [
     "to_grey",
     "typical_height",
     "valley_columns",
+    "writing_at_the_frame_side",
     "written_on_rules",
 ]
 

@@ -149,6 +149,21 @@ def enclosed_by(mask: np.ndarray) -> np.ndarray:
     return outside[1:-1, 1:-1] == 1
 
 
+def writing_at_the_frame_side(inked: np.ndarray, share: float = 0.2) -> np.ndarray:
+    """The groups of inked tiles (bool, a tile each) that meet the frame's side along no more than half
+    of any side, and are no more than ``share`` of the frame: a large bold digit written near the side,
+    which the paper does not enclose. The surroundings of a page (a desk, a wall, a sweater) come into
+    view along most of a side, or round a corner along two, and fill more of the frame; what is no
+    paper among these small groups (a dark object at the side) is still left out as too dark."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(inked.astype(np.uint8), connectivity=8)
+    rows, cols = inked.shape
+    small = stats[:, cv2.CC_STAT_AREA] <= share * inked.size
+    for side, length in ((labels[0], cols), (labels[-1], cols), (labels[:, 0], rows), (labels[:, -1], rows)):
+        small &= np.bincount(side, minlength=count) <= length / 2
+    small[0] = False
+    return small[labels]
+
+
 def reached_from(mask: np.ndarray, seeds: np.ndarray, connectivity: int = 8) -> np.ndarray:
     """The connected parts of ``mask`` that hold a seed (bool): a stroke traced from where it is surest,
     the paper joined to where tiles found it, writing joined to the digit it belongs to."""
@@ -236,6 +251,9 @@ def find_ink(work: WorkImage, dark: bool, settings: SegmentSettings) -> InkImage
     # ...and so is every inked tile the paper encloses (a digit larger than a tile): only inked tiles
     # that reach the frame's edge through other inked tiles are the surroundings.
     filled |= enclosed_by(bare)
+    # ...and a group of inked tiles by the frame's side that is a digit written large near it, not the
+    # surroundings coming into view (see ``writing_at_the_frame_side``).
+    filled |= writing_at_the_frame_side(~bare)
     bare |= filled
     if not bare.any():  # no clear paper (a close-up, a board): the whole frame is the writing surface
         bare[:] = True
