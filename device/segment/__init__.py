@@ -19,21 +19,22 @@ The stages, each a function on numpy arrays:
    candidates: height, contrast, fill, edge sharpness (pen strokes have sharp edges, shadows do not); a
    stretch of a longer line or edge, a mark pressed along the frame's side and the rim of a hard shadow
    are no digits.
-6. ``propose_splits``: a candidate wider than one digit may be touching digits; cuts at the valleys of its
-   ink profile and at even spacing, straight and curved round overlapping strokes, are offered as
-   alternatives, and the classifier decides which reading is more confident. ``propose_stacked``: a
-   candidate as tall as two lines of writing may be one digit above another.
-7. ``reading_order``: where the candidates' heights fall clearly into rows (loosely written rows whose
+6. ``reading_order``: where the candidates' heights fall clearly into rows (loosely written rows whose
    digits wander up and down), the rows; otherwise each candidate is chained to its neighbour in the
    writing direction (tolerant of slanted and curved lines), and the chains are read top to bottom.
+7. ``split_readings``, on demand: a candidate wider than one digit may be touching digits, one as tall as
+   two lines one digit above another. Each candidate carries what its cuts are made from (``Cuttable``);
+   the pipeline asks for the cuts of those the model is unsure of whole (``propose_splits``: at the valleys
+   of its ink profile and at even spacing, straight and curved round overlapping strokes;
+   ``propose_stacked``), and the classifier decides which reading is more confident.
 
 Pure functions; no state. The cost is bounded on any frame: a capped number of pieces, no pairwise loop
 over all of them. A frame whose clutter passes the cap is cut short, and says so (``segment_frame``), so the
 service counts it.
 
 The modules: ``data`` (the settings and the records the stages pass), ``paper`` (stages 1-3), ``rules``
-(4), ``pieces`` (5, with the filters that tell a digit from a stretch of a line or an edge), ``splits`` (6)
-and ``order`` (7); this module runs them in turn and re-exports their steps.
+(4), ``pieces`` (5, with the filters that tell a digit from a stretch of a line or an edge), ``order`` (6)
+and ``splits`` (7); this module runs stages 1-6 in turn and re-exports every step.
 """
 
 from __future__ import annotations

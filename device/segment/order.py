@@ -1,4 +1,4 @@
-"""Stage 7: reading order that follows the writing."""
+"""Stage 6: reading order that follows the writing."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Stage 6: a candidate's own ink crop, and the ways to read a wide one as several touching digits."""
+"""Stage 7, on demand: a candidate's own ink crop, and the ways to read it as several digits (touching side
+by side, or one above another), made when the model is unsure of it whole."""
 
 from __future__ import annotations
 
