@@ -704,6 +704,21 @@ def hard_shadow_page(seed, digits=False, shade=(0.3, 0.5)):
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
+@pytest.mark.parametrize("degrees", [0, 30, 45, 60, 90])
+@pytest.mark.parametrize("depth", [0.3, 0.5, 0.6])
+def test_the_background_follows_a_hard_shadows_edge_at_any_angle(degrees, depth):
+    """A bare page with a hard shadow's edge across it: the background estimate keeps the step at any
+    angle, so no ink is found along it. (With a square's closing, an edge at 30-60 degrees left a staircase
+    above the shadowed side: 300-1,400 px of "ink" along it, ready to glue itself to digits near it.)"""
+    angle = np.radians(degrees)
+    yy, xx = np.mgrid[0:480, 0:640].astype(np.float32)
+    side = np.cos(angle) * (xx - 320) + np.sin(angle) * (yy - 240)
+    page = 210 * (1 - depth * (side > 0)) + np.random.default_rng(0).normal(0, 2, (480, 640))
+    page = cv2.GaussianBlur(np.clip(page, 0, 255).astype(np.uint8), (3, 3), 0)
+    ink = find_ink(prepare(page, SETTINGS), True, SETTINGS)
+    assert ink_mask(ink).sum() == 0
+
+
 def test_the_rim_of_a_hard_shadow_is_no_digit():
     """The dark side of a hard shadow's edge is inked for a while (the background estimate lags behind the
     step): pieces of that rim have ink as strong as theirs all along one side, so they are no strokes.

@@ -119,12 +119,16 @@ def find_polarity(work: WorkImage, settings: SegmentSettings) -> bool:
 
 
 def background_of(surface: np.ndarray) -> np.ndarray:
-    """The surface brightness without the ink: a closing of a reduced copy with a kernel wider than any
-    stroke (ink removed, shading kept), smoothed and scaled back (float32)."""
+    """The surface brightness without the ink: a closing of a reduced copy with a disc wider than any
+    stroke (ink removed, shading kept), smoothed and scaled back (float32).
+
+    A disc, not a square: a square's closing follows an edge along its own axes only, so across a hard
+    shadow's edge at an angle it leaves a staircase whose steps stand above the shadowed side, and a
+    band of "ink" runs along the edge; a disc follows an edge at any angle alike."""
     h, w = surface.shape
     small = cv2.resize(surface, (max(1, w // 4), max(1, h // 4)), interpolation=cv2.INTER_AREA)
     k = max(3, (min(small.shape) // 6) | 1)
-    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
     background = cv2.morphologyEx(small, cv2.MORPH_CLOSE, kernel)
     background = cv2.blur(background, (k, k))
     return cv2.resize(background, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32)
