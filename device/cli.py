@@ -327,14 +327,17 @@ def main(argv=None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
-    except ImportError:
-        if _STOP.is_set():  # Ctrl-C inside a C extension's import (numpy) surfaces as its ImportError
-            return 130
-        raise
     except BrokenPipeError:
         # The reader of stdout has gone (device-run ... | head -1): nothing more to say, to anyone.
         _silence_stdout()
         return 0
+    except Exception:
+        # Ctrl-C during an import can surface wrapped in another error: a C extension's ImportError
+        # (numpy), or the RuntimeError Python makes of anything raised while a class is created
+        # (``platform``'s ``uname_result``, imported by the LiteRT runtime). Asked to stop, we stop.
+        if _STOP.is_set():
+            return 130
+        raise
 
 
 def _interruptible(function, *args):

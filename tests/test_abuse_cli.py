@@ -63,6 +63,40 @@ def test_ctrl_c_at_any_moment_of_start_up_has_no_traceback(video, delay):
     assert process.returncode in (0, 130, -signal.SIGINT), (process.returncode, stderr)
 
 
+def test_ctrl_c_while_a_class_is_created_stops_quietly(monkeypatch):
+    """Ctrl-C that lands while Python creates a class (as the LiteRT runtime imports ``platform``) comes out
+    as the RuntimeError Python wraps round anything raised in ``__set_name__``, not as KeyboardInterrupt:
+    it is still a request to stop (exit 130), while the same error with no Ctrl-C is no such thing."""
+    from device import cli
+
+    class SetName:
+        def __init__(self, action):
+            self.action = action
+
+        def __set_name__(self, owner, name):
+            self.action()
+
+    def created_under(action):
+        def run(_args):
+            type("Created", (), {"field": SetName(action)})
+            return 0
+
+        return run
+
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    try:
+        monkeypatch.setattr(cli, "run", created_under(lambda: os.kill(os.getpid(), signal.SIGINT)))
+        assert cli.main(["--source", "x.png"]) == 130
+        cli._STOP.clear()
+        monkeypatch.setattr(cli, "run", created_under(lambda: 1 / 0))
+        with pytest.raises(RuntimeError):
+            cli.main(["--source", "x.png"])
+    finally:
+        cli._STOP.clear()
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+
+
 @pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGTERM])
 def test_sighup_stops_like_sigterm_with_outputs_off(video, signum, tmp_path):
     from tests.sshd import free_port
