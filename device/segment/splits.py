@@ -146,6 +146,7 @@ PAIR_ASPECT = 0.85
 # would be read as a digit of its own.
 SQUARE_ASPECT, SQUARE_PART_HEIGHT = 1.1, 0.75
 MAX_SPLIT_PARTS = 8  # the most touching digits one candidate is read as
+ONE_WIDTH = 0.15  # a written "1" is about this wide for its height (0.1-0.2): the closest two valleys may be
 
 
 def propose_splits(crop: np.ndarray, box: tuple[int, int, int, int], work: WorkImage, settings) -> tuple:
@@ -193,7 +194,9 @@ def propose_splits(crop: np.ndarray, box: tuple[int, int, int, int], work: WorkI
         even_sets = (
             [] if squeezed else [tuple(round(k * width / parts) for k in range(1, parts)) for parts in counts]
         )
-        valleys = valley_columns(crop, max(narrowest, round(0.2 * h)), limit=8)
+        # Valleys as close as a "1" is wide: a 1 written between two digits, touching both, leaves a valley
+        # on either side of it, and both must be offered.
+        valleys = valley_columns(crop, max(narrowest, round(ONE_WIDTH * h)), limit=8)
     for count in range(1, min(len(valleys), max(counts, default=2) - 1) + 1):
         cut_sets += itertools.combinations(valleys, count)
     cut_sets = list(dict.fromkeys(cut_sets))  # in order, each once
