@@ -430,15 +430,29 @@ def test_propose_splits_leaves_single_digits_alone():
     assert propose_splits(np.full((40, 20), 255, np.uint8), (0, 0, 20, 40), work, SETTINGS) == ()
 
 
+def at_height(image, height):
+    """An MNIST digit cropped to its ink and scaled to ``height`` px."""
+    ys, xs = np.nonzero(image > 30)
+    digit = image[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+    return cv2.resize(digit, (max(1, round(digit.shape[1] * height / digit.shape[0])), height))
+
+
+def write(ink, digit, x, y):
+    """Add a digit's ink at (x, y); where digits overlap, the darker stroke shows."""
+    span = ink[y : y + digit.shape[0], x : x + digit.shape[1]]
+    np.maximum(span, digit, out=span)
+
+
+def on_paper(ink, rng):
+    """Ink (0-255, float) on a light page, a little blurred and noisy, as a camera would see it (uint8)."""
+    frame = cv2.GaussianBlur(215 - ink * (180 / 255), (0, 0), 1.0) + rng.normal(0, 2, ink.shape)
+    return np.clip(frame, 0, 255).astype(np.uint8)
+
+
 def squeezed_pairs_page(sample, rng, height=50):
     """4 rows of 5 pairs of MNIST test digits, each pair written so close that it is no wider than tall
     (0.85-1.05 heights): the two overlap or touch by a few px. Returns the frame and its text."""
     images, labels = sample["test_images"], sample["test_labels"]
-
-    def scaled(index):
-        ys, xs = np.nonzero(images[index] > 30)
-        digit = images[index][ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
-        return cv2.resize(digit, (max(1, round(digit.shape[1] * height / digit.shape[0])), height))
 
     ink = np.zeros((480, 640), np.float32)
     lines = []
@@ -447,18 +461,16 @@ def squeezed_pairs_page(sample, rng, height=50):
         for col in range(5):
             while True:  # two digits whose widths, side by side, just exceed the pair's width
                 first, second = rng.integers(len(images), size=2)
-                left, right = scaled(first), scaled(second)
+                left, right = at_height(images[first], height), at_height(images[second], height)
                 width = round(rng.uniform(0.85, 1.05) * height)
                 if 1 <= left.shape[1] + right.shape[1] - width <= 0.12 * height:
                     break
             x, y = 40 + 120 * col, 40 + 110 * row
-            for start, digit in ((x, left), (x + width - right.shape[1], right)):
-                span = ink[y : y + height, start : start + digit.shape[1]]
-                np.maximum(span, digit, out=span)
+            write(ink, left, x, y)
+            write(ink, right, x + width - right.shape[1], y)
             line += f"{labels[first]}{labels[second]}"
         lines.append(line)
-    frame = cv2.GaussianBlur(215 - ink * (180 / 255), (0, 0), 1.0) + rng.normal(0, 2, ink.shape)
-    return np.clip(frame, 0, 255).astype(np.uint8), " ".join(lines)
+    return on_paper(ink, rng), " ".join(lines)
 
 
 def one_between_page(sample, rng, height=50):
@@ -467,11 +479,6 @@ def one_between_page(sample, rng, height=50):
     images, labels = sample["test_images"], sample["test_labels"]
     ones, others = np.flatnonzero(labels == 1), np.flatnonzero(labels != 1)
 
-    def scaled(index):
-        ys, xs = np.nonzero(images[index] > 30)
-        digit = images[index][ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
-        return cv2.resize(digit, (max(1, round(digit.shape[1] * height / digit.shape[0])), height))
-
     ink = np.zeros((480, 640), np.float32)
     lines = []
     for row in range(4):
@@ -479,29 +486,33 @@ def one_between_page(sample, rng, height=50):
         for col in range(4):
             first, one, last = rng.choice(others), rng.choice(ones), rng.choice(others)
             x, y = 30 + 150 * col, 40 + 110 * row
-            for digit in (scaled(first), scaled(one), scaled(last)):
-                span = ink[y : y + height, x : x + digit.shape[1]]
-                np.maximum(span, digit, out=span)
+            for index in (first, one, last):
+                digit = at_height(images[index], height)
+                write(ink, digit, x, y)
                 x += digit.shape[1] - int(rng.integers(1, 4))
             line += f"{labels[first]}1{labels[last]}"
         lines.append(line)
-    frame = cv2.GaussianBlur(215 - ink * (180 / 255), (0, 0), 1.0) + rng.normal(0, 2, ink.shape)
-    return np.clip(frame, 0, 255).astype(np.uint8), " ".join(lines)
+    return on_paper(ink, rng), " ".join(lines)
+
+
+def digits_read_right(pages) -> tuple[int, int]:
+    """Digits read right by the shipped model's pipeline on ``(frame, text)`` pages, and digits written."""
+    from tools.scenes import digits_right
+
+    pipeline = FramePipeline(Classifier(MODEL))
+    right = total = 0
+    for frame, text in pages:
+        right += digits_right(Reading(tuple(pipeline.process(frame).digits)).text, text)
+        total += len(text.replace(" ", ""))
+    return right, total
 
 
 def test_a_one_between_two_touching_digits_is_cut_out(mnist_sample):
     """A "1" written between two digits and touching both leaves a valley of the ink profile on either
     side of it, closer together than a wider digit would: both are offered as cuts. With valleys kept
     0.2 of the height apart (wider than most 1s) 168-169 of these 192 digits were right; 175 now."""
-    from tools.scenes import digits_right
-
-    pipeline = FramePipeline(Classifier(MODEL))
     rng = np.random.default_rng(0)
-    right = total = 0
-    for _ in range(4):
-        frame, text = one_between_page(mnist_sample, rng)
-        right += digits_right(Reading(tuple(pipeline.process(frame).digits)).text, text)
-        total += len(text.replace(" ", ""))
+    right, total = digits_read_right(one_between_page(mnist_sample, rng) for _ in range(4))
     assert total == 192 and right >= 172, right
 
 
@@ -509,15 +520,8 @@ def test_two_digits_squeezed_into_a_square_are_read_as_two(mnist_sample):
     """Two digits written so close that together they are no wider than tall (a "1" beside a digit, a "7"
     leaning into the next): the candidate is offered as a pair as well as whole, and the model decides.
     Read whole, 34 of these 120 digits were right; offered as pairs too (cut straight), 89."""
-    from tools.scenes import digits_right
-
-    pipeline = FramePipeline(Classifier(MODEL))
     rng = np.random.default_rng(0)
-    right = total = 0
-    for _ in range(3):
-        frame, text = squeezed_pairs_page(mnist_sample, rng)
-        right += digits_right(Reading(tuple(pipeline.process(frame).digits)).text, text)
-        total += len(text.replace(" ", ""))
+    right, total = digits_read_right(squeezed_pairs_page(mnist_sample, rng) for _ in range(3))
     assert right >= 0.7 * total, (right, total)
 
 
