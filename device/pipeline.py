@@ -4,7 +4,7 @@ The segmenter proposes freely. Every candidate is normalized and classified in o
 the model is unsure of whole (and any too wide for one digit) are then cut, side by side as touching
 digits or, as tall as two lines, one above another, and all their parts are classified in a second
 invoke. Per candidate the more confident interpretation wins (a pair of confident digits beats one unsure
-wide blob; a confident digit is never cut, so it is not cut at all), and what the model calls "not a digit"
+wide blob; a digit the model is sure of is never cut), and what the model calls "not a digit"
 (texture, a line, an operator, a letter) is dropped: it never reaches the reading, the outputs or the
 vote. Where a reading one above another won, the digits are put in reading order again.
 """
@@ -147,25 +147,28 @@ class FramePipeline:
         segments = segmentation.segments
         t1 = time.perf_counter()
         read = _Reader(self.classifier)
-        read.parts(segments)
+        read.classify(segments)
         wholes = {id(s): read.interpretation((s,)) for s in segments}
+
+        def too_wide(candidate: Segment) -> bool:
+            return candidate.cuttable is not None and candidate.cuttable.too_wide(self.settings)
+
         # Cut only the candidates the model is unsure of whole (a confident single digit is never cut, see
         # ``choose``), and those too wide to be one digit; all their parts are classified in one batch.
         t2 = time.perf_counter()
         splits = {
             id(s): split_readings(s, self.settings)
             for s in segments
-            if wholes[id(s)].score(self.none_threshold) < UNSURE
-            or (s.cuttable is not None and s.cuttable.too_wide(self.settings))
+            if wholes[id(s)].score(self.none_threshold) < UNSURE or too_wide(s)
         }
         t3 = time.perf_counter()
-        read.parts([part for readings in splits.values() for reading in readings for part in reading])
+        read.classify([part for readings in splits.values() for reading in readings for part in reading])
 
         result = FrameResult([], [], [], rejected=[], cut_short=segmentation.cut_short)
         stacked = False
         for candidate in segments:
             readings = splits.get(id(candidate), ())
-            if not readings and candidate.cuttable is not None and candidate.cuttable.too_wide(self.settings):
+            if not readings and too_wide(candidate):
                 continue  # wider than a digit, and no way to read it as several
             options = [wholes[id(candidate)]] + [read.interpretation(reading) for reading in readings]
             best = choose(options, self.none_threshold)
@@ -201,7 +204,7 @@ class _Reader:
         self.found: dict[int, tuple[np.ndarray, Prediction]] = {}
         self.normalize_s = 0.0
 
-    def parts(self, segments: list[Segment]) -> None:
+    def classify(self, segments: list[Segment]) -> None:
         """Normalize and classify, in one invoke, the segments not read yet (a part that several splits
         share is one Segment object)."""
         new = list({id(s): s for s in segments if id(s) not in self.found}.values())
@@ -215,6 +218,7 @@ class _Reader:
             self.found[id(s)] = (image, prediction)
 
     def interpretation(self, parts: tuple[Segment, ...]) -> Interpretation:
+        """The parts as one reading, with what was found for each."""
         return Interpretation(
             parts, tuple(self.found[id(p)][0] for p in parts), tuple(self.found[id(p)][1] for p in parts)
         )
