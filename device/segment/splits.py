@@ -146,7 +146,7 @@ PAIR_ASPECT = 0.85
 # would be read as a digit of its own.
 SQUARE_ASPECT, SQUARE_PART_HEIGHT = 1.1, 0.75
 MAX_SPLIT_PARTS = 8  # the most touching digits one candidate is read as
-ONE_WIDTH = 0.15  # a written "1" is about this wide for its height (0.1-0.2): the closest two valleys may be
+ONE_WIDTH = 0.15  # a written "1" is 0.1-0.2 as wide as tall: valleys may lie this close (of the height)
 
 
 def propose_splits(crop: np.ndarray, box: tuple[int, int, int, int], work: WorkImage, settings) -> tuple:
