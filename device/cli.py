@@ -321,6 +321,8 @@ def main(argv=None) -> int:
             raise OutputError(f"cannot write to stdout ({exc.strerror or exc})") from None
         return code
     except DigitReaderError as exc:
+        if _STOP.is_set():  # an import cut short by Ctrl-C looks like a missing runtime: it is a stop
+            return 130
         if isinstance(exc, OutputError):
             _silence_stdout()
         print(f"device-run: {exc}", file=sys.stderr)

@@ -63,6 +63,17 @@ def test_ctrl_c_at_any_moment_of_start_up_has_no_traceback(video, delay):
     assert process.returncode in (0, 130, -signal.SIGINT), (process.returncode, stderr)
 
 
+def runtime_import_cut_short(_args):
+    """What ``load_interpreter_class`` does when Ctrl-C lands inside each runtime's import in turn."""
+    from device.errors import ModelError
+
+    try:
+        os.kill(os.getpid(), signal.SIGINT)
+    except KeyboardInterrupt:
+        raise ModelError("no TFLite runtime: pip install ai-edge-litert (or tflite-runtime)") from None
+    return 0
+
+
 def test_ctrl_c_while_a_class_is_created_stops_quietly(monkeypatch):
     """Ctrl-C that lands while Python creates a class (as the LiteRT runtime imports ``platform``) comes out
     as the RuntimeError Python wraps round anything raised in ``__set_name__``, not as KeyboardInterrupt:
@@ -91,6 +102,9 @@ def test_ctrl_c_while_a_class_is_created_stops_quietly(monkeypatch):
         monkeypatch.setattr(cli, "run", created_under(lambda: 1 / 0))
         with pytest.raises(RuntimeError):
             cli.main(["--source", "x.png"])
+        # ...and Ctrl-C that cuts the runtime's import short, so that no runtime seems to be installed.
+        monkeypatch.setattr(cli, "run", runtime_import_cut_short)
+        assert cli.main(["--source", "x.png"]) == 130
     finally:
         cli._STOP.clear()
         for signum, handler in handlers.items():
