@@ -288,6 +288,28 @@ def test_a_line_lost_in_places_beyond_the_stretch_still_runs_on():
     assert part_of_a_longer_line(piece, image, labels)
 
 
+@pytest.mark.parametrize("slope", [-0.015, -0.01, 0.01, 0.015])
+def test_a_short_stretch_pointing_off_its_line_is_part_of_it(slope):
+    """A stretch of a faint slanted line, 42 px long and 2 px wide, whose quantized pixels lean the other
+    way (as a short stretch's can): its own axis points px off the line beyond it, but the line is found."""
+    rng = np.random.default_rng(3)
+    ink = np.abs(rng.normal(0, 0.01, (480, 640))).astype(np.float32)
+    labels = np.zeros(ink.shape, np.int32)
+    for y in range(480):
+        x = round(100 + slope * (y - 200))
+        ink[y, x : x + 2] += 0.12
+    for y in range(200, 242):
+        x = round(100 - slope * (y - 200))  # leaning the other way
+        ink[y, x : x + 2] = 0.4
+        labels[y, x : x + 2] = 1
+    image = InkImage(ink, np.ones(ink.shape, bool), np.full(ink.shape, 0.2, np.float32), 0.01)
+    piece = Piece(98, 200, 6, 42, frozenset({1}), 84)
+    assert part_of_a_longer_line(piece, image, labels)
+    # The same stroke with bare paper beyond its ends is writing, however its axis is turned.
+    ink[:200] = ink[242:] = 0.005
+    assert not part_of_a_longer_line(piece, image, labels)
+
+
 def test_a_stroke_with_paper_beyond_its_ends_is_not_part_of_a_line():
     assert not part_of_a_longer_line(*line_stretch(0.0))
     # A curved stroke is writing, whatever runs on beyond it.

@@ -137,6 +137,12 @@ def keep_digits(
     ]
 
 
+# How far (px, at the far end of the look beyond a piece) its axis is turned to find the line it is a
+# stretch of: the few px that a short stretch's quantized pixels can point off the line.
+LINE_SEARCH = 4
+_LINE_SEARCH_OFFSETS = (0, -LINE_SEARCH / 2, LINE_SEARCH / 2, -LINE_SEARCH, LINE_SEARCH)
+
+
 def part_of_a_longer_line(piece: Piece, ink: InkImage, labels: np.ndarray) -> bool:
     """A straight, thin piece whose line runs on well beyond it: a stretch of a rule, a margin or a grid
     line cut into pieces by the lines crossing it (or too faint to be found whole), not a "1".
@@ -160,41 +166,55 @@ def part_of_a_longer_line(piece: Piece, ink: InkImage, labels: np.ndarray) -> bo
     if length < 8 or float(np.std(across)) > 0.12 * length:
         return False  # curved: a written stroke
     h, w = ink.ink.shape
-
-    def ink_at(steps: np.ndarray, offset: float, spread: int) -> np.ndarray:
-        """The strongest ink within ``spread`` px of the points ``steps`` along the axis, ``offset`` aside."""
-        x = np.clip(np.round(x0 + steps * vx - offset * vy).astype(int), spread, w - 1 - spread)
-        y = np.clip(np.round(y0 + steps * vy + offset * vx).astype(int), spread, h - 1 - spread)
-        near = range(-spread, spread + 1)
-        return np.max([ink.ink[y + dy, x + dx] for dy in near for dx in near], axis=0)
-
     margin = max(0.03, 2.0 * ink.noise)
     reach = 2 * length
-    sides = []
-    for steps in (
-        np.arange(along.max() + 3, along.max() + 3 + reach),
-        np.arange(along.min() - 3 - reach, along.min() - 3),
-    ):
-        sx, sy = x0 + steps * vx, y0 + steps * vy
-        steps = steps[(sx >= 0) & (sx < w) & (sy >= 0) & (sy < h)]
-        if len(steps) < length:  # the frame ends here: this side cannot tell
-            continue
-        # On the axis (the line may wander by a pixel) against the paper a few px to either side: a rule
-        # is darker than the paper beside it all along, however faint it is against the threshold. The
-        # edge of a dark band (a page's border, a shadow) runs on too, as a step: darker on one side,
-        # bare paper on the other, the axis between the two.
-        on_axis = ink_at(steps, 0, 1)
-        left, right = ink_at(steps, 5, 0), ink_at(steps, -5, 0)
-        bare, dark = np.minimum(left, right), np.maximum(left, right)
-        rule = on_axis > dark + margin
-        step = (on_axis > bare + margin) & (dark > bare + 2 * margin)
-        # Most of the way, not all of it: a faint line under a shadow or past a smudge is lost in places,
-        # while beyond a written "1" the paper is bare nearly all the way.
-        sides.append(float(np.mean(rule | step)) >= 0.6)
-    # Both ways (as far as the frame goes): a stretch of a rule between two crossings has the rule on both
-    # sides, while a column of "1"s (written one under the other, never quite on one straight axis) does
-    # not run on straight for twice a digit's length in both directions.
-    return bool(sides) and all(sides)
+
+    def runs_on(vx: float, vy: float) -> bool:
+        """Whether the line runs on along the axis through (x0, y0) in the direction (vx, vy)."""
+
+        def ink_at(steps: np.ndarray, offset: float, spread: int) -> np.ndarray:
+            """The strongest ink within ``spread`` px of the points ``steps`` along, ``offset`` aside."""
+            x = np.clip(np.round(x0 + steps * vx - offset * vy).astype(int), spread, w - 1 - spread)
+            y = np.clip(np.round(y0 + steps * vy + offset * vx).astype(int), spread, h - 1 - spread)
+            near = range(-spread, spread + 1)
+            return np.max([ink.ink[y + dy, x + dx] for dy in near for dx in near], axis=0)
+
+        sides = []
+        for steps in (
+            np.arange(along.max() + 3, along.max() + 3 + reach),
+            np.arange(along.min() - 3 - reach, along.min() - 3),
+        ):
+            sx, sy = x0 + steps * vx, y0 + steps * vy
+            steps = steps[(sx >= 0) & (sx < w) & (sy >= 0) & (sy < h)]
+            if len(steps) < length:  # the frame ends here: this side cannot tell
+                continue
+            # On the axis (the line may wander by a pixel) against the paper a few px to either side: a
+            # rule is darker than the paper beside it all along, however faint it is against the threshold.
+            # The edge of a dark band (a page's border, a shadow) runs on too, as a step: darker on one
+            # side, bare paper on the other, the axis between the two.
+            on_axis = ink_at(steps, 0, 1)
+            left, right = ink_at(steps, 5, 0), ink_at(steps, -5, 0)
+            bare, dark = np.minimum(left, right), np.maximum(left, right)
+            rule = on_axis > dark + margin
+            step = (on_axis > bare + margin) & (dark > bare + 2 * margin)
+            # Most of the way, not all of it: a faint line under a shadow or past a smudge is lost in
+            # places, while beyond a written "1" the paper is bare nearly all the way.
+            sides.append(float(np.mean(rule | step)) >= 0.6)
+        # Both ways (as far as the frame goes): a stretch of a rule between two crossings has the rule on
+        # both sides, while a column of "1"s (written one under the other, never quite on one straight
+        # axis) does not run on straight for twice a digit's length in both directions.
+        return bool(sides) and all(sides)
+
+    # The piece's pixels give its axis only roughly: a short stretch of a line two px wide, its pixels
+    # quantized, can point a few degrees off the line, which at twice its length on is px away from it.
+    # So the axis is also turned about the piece's centre, by up to ``LINE_SEARCH`` px at the far end.
+    far = along.max() + 3 + reach
+    for offset in _LINE_SEARCH_OFFSETS:
+        turn = np.arctan2(offset, far)
+        c, s = float(np.cos(turn)), float(np.sin(turn))
+        if runs_on(vx * c - vy * s, vx * s + vy * c):
+            return True
+    return False
 
 
 _DISC_3 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
