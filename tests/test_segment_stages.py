@@ -259,24 +259,31 @@ def test_a_large_single_stroke_is_not_a_rule():
     assert len(segment(img)) == 1
 
 
-def line_stretch(line_level: float, stretch=(200, 260), seed=0):
+def line_stretch(line_level: float, stretch=(200, 260), seed=0, stretch_level=0.22):
     """An ink image with a faint straight vertical line (``line_level`` of ink, 0: none) down the whole
-    frame, and a stronger stretch of it (the part that passed the threshold), as a Piece."""
+    frame, and a stronger stretch of it (the part that passed the threshold, 0.2), as a Piece."""
     rng = np.random.default_rng(seed)
     ink = np.abs(rng.normal(0, 0.01, (480, 640))).astype(np.float32)
     ink[:, 99:102] += line_level
     top, bottom = stretch
-    ink[top:bottom, 99:102] = 0.4
+    ink[top:bottom, 99:102] = stretch_level
     labels = np.zeros(ink.shape, np.int32)
     labels[top:bottom, 99:102] = 1
     image = InkImage(ink, np.ones(ink.shape, bool), np.full(ink.shape, 0.2, np.float32), 0.01)
     return Piece(99, top, 3, bottom - top, frozenset({1}), 3 * (bottom - top)), image, labels
 
 
-@pytest.mark.parametrize("line_level", [0.06, 0.12])
+@pytest.mark.parametrize("line_level", [0.12, 0.16])
 def test_a_stretch_of_a_faint_line_is_part_of_a_longer_line(line_level):
     # The line runs on beyond the stretch: fainter than the threshold (0.2), darker than the paper beside it.
     assert part_of_a_longer_line(*line_stretch(line_level))
+
+
+@pytest.mark.parametrize("line_level", [0.12, 0.16])
+def test_a_bold_stroke_written_over_a_line_is_not_part_of_it(line_level):
+    """A "1" written along a grid line or a margin: the line runs on beyond it, but the stroke is far more
+    strongly inked than the line (a stretch of the line itself is about as faint as the rest of it)."""
+    assert not part_of_a_longer_line(*line_stretch(line_level, stretch_level=0.6))
 
 
 def test_a_line_lost_in_places_beyond_the_stretch_still_runs_on():
@@ -300,7 +307,7 @@ def test_a_short_stretch_pointing_off_its_line_is_part_of_it(slope):
         ink[y, x : x + 2] += 0.12
     for y in range(200, 242):
         x = round(100 - slope * (y - 200))  # leaning the other way
-        ink[y, x : x + 2] = 0.4
+        ink[y, x : x + 2] = 0.22
         labels[y, x : x + 2] = 1
     image = InkImage(ink, np.ones(ink.shape, bool), np.full(ink.shape, 0.2, np.float32), 0.01)
     piece = Piece(98, 200, 6, 42, frozenset({1}), 84)
@@ -308,6 +315,17 @@ def test_a_short_stretch_pointing_off_its_line_is_part_of_it(slope):
     # The same stroke with bare paper beyond its ends is writing, however its axis is turned.
     ink[:200] = ink[242:] = 0.005
     assert not part_of_a_longer_line(piece, image, labels)
+
+
+def test_a_stretch_of_a_line_with_a_stub_of_a_crossing_line_is_part_of_it():
+    """Where a grid line's stretch ends at a crossing, the rule remover can leave a stub of the crossing
+    line on it: its box is then as wide as a digit's, and a fit of all its pixels turns by degrees, but its
+    rows are a thin line's, and the line runs on beyond it."""
+    piece, image, labels = line_stretch(0.12, stretch=(200, 228))
+    image.ink[224:227, 86:99] = 0.22
+    labels[224:227, 86:99] = 1
+    stubbed = Piece(86, 200, 16, 28, frozenset({1}), 3 * 28 + 39)
+    assert part_of_a_longer_line(stubbed, image, labels)
 
 
 def test_a_stroke_with_paper_beyond_its_ends_is_not_part_of_a_line():
@@ -741,6 +759,22 @@ def test_a_step_edge_runs_on_like_a_line():
     moved[200:260, 139:142] = 1
     image.ink[200:260, 139:142] = 0.4
     assert not part_of_a_longer_line(Piece(139, 200, 3, 60, frozenset({1}), 180), image, moved)
+
+
+def test_bold_digits_in_a_column_beyond_a_stroke_are_no_step_edge():
+    """Beyond a thin stroke, bold digits written in a column lie across its axis with their ink on one side
+    of it and then on the other: no step edge runs on there (a step's dark side stays one side)."""
+    piece, image, labels = line_stretch(0.0)
+    for top in list(range(20, 200, 20)) + list(range(262, 480, 20)):
+        image.ink[top : top + 20, 99:102] = 0.3  # strokes crossing the axis
+        side = slice(90, 98) if (top // 20) % 2 else slice(103, 111)
+        image.ink[top : top + 20, side] = 0.6
+    assert not part_of_a_longer_line(piece, image, labels)
+    # The same ink all on one side is the edge of a dark area.
+    for top in list(range(20, 200, 20)) + list(range(262, 480, 20)):
+        image.ink[top : top + 20, 90:98] = 0.6
+        image.ink[top : top + 20, 103:111] = 0.0
+    assert part_of_a_longer_line(piece, image, labels)
 
 
 def test_a_dark_rim_pressed_against_the_frame_side_is_no_digit():

@@ -140,33 +140,65 @@ def keep_digits(
 # How far (px, at the far end of the look beyond a piece) its axis is turned to find the line it is a
 # stretch of: the few px that a short stretch's quantized pixels can point off the line.
 LINE_SEARCH = 4
+# A stroke more than this many times as strongly inked as the line it lies on is writing over that line.
+WRITING_OVER_A_LINE = 2.0
 _LINE_SEARCH_OFFSETS = (0, -LINE_SEARCH / 2, LINE_SEARCH / 2, -LINE_SEARCH, LINE_SEARCH)
+
+
+def _row_middles(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The middle (median) x of the points in each row, as (x, y) points (float32), and each row's
+    extent (px from its first point to its last)."""
+    order = np.lexsort((points[:, 0], points[:, 1]))
+    xs, ys = points[order, 0], points[order, 1]
+    rows, starts, counts = np.unique(ys, return_index=True, return_counts=True)
+    middle = (xs[starts + (counts - 1) // 2] + xs[starts + counts // 2]) / 2
+    extent = xs[starts + counts - 1] - xs[starts] + 1
+    return np.stack([middle, rows], axis=1).astype(np.float32), extent
 
 
 def part_of_a_longer_line(piece: Piece, ink: InkImage, labels: np.ndarray) -> bool:
     """A straight, thin piece whose line runs on well beyond it: a stretch of a rule, a margin or a grid
     line cut into pieces by the lines crossing it (or too faint to be found whole), not a "1".
 
-    The piece's own pixels give its axis; along that axis, for twice the piece's length beyond each of its
-    ends (those inside the frame), nearly all the way is darker than the paper beside it (a rule is often
-    fainter than writing and than the threshold).
+    The middles of the piece's rows give its axis; along that axis (turned a little, as the axis of a short
+    stretch is uncertain), for twice the piece's length beyond each of its ends (those inside the frame),
+    nearly all the way is darker than the paper beside it (a rule is often fainter than writing and than
+    the threshold), and the piece is not far bolder than that line.
     A written "1" ends where the pen lifted: paper lies beyond both of its ends.
     """
-    if piece.w > 0.4 * piece.h and piece.h > 0.4 * piece.w:
-        return False  # not a thin stroke
     box = labels[piece.y : piece.y + piece.h, piece.x : piece.x + piece.w]
     ys, xs = np.nonzero(piece.pixels_in(box))
     if len(xs) < 5:
         return False
     points = np.stack([xs + piece.x, ys + piece.y], axis=1).astype(np.float32)
-    vx, vy, x0, y0 = (float(v) for v in cv2.fitLine(points, cv2.DIST_L2, 0, 0.01, 0.01).ravel())
+    upright = piece.h >= piece.w
+    middles, extents = _row_middles(points if upright else points[:, ::-1])
+    # Its axis runs through the middle of each row (each column, lying) no wider than its stroke usually
+    # is, and it is thin where those middles lie in a narrow band: a stub of a crossing line left on a
+    # stretch of a rule widens its box, and would turn a fit of all its pixels by degrees.
+    stroke = float(np.median(extents))
+    narrow = extents <= 2 * stroke + 1
+    middles = middles[narrow]
+    if np.ptp(middles[:, 0]) + stroke > 0.4 * (piece.h if upright else piece.w):
+        return False  # not a thin stroke
+    if np.count_nonzero(~narrow) > 1.5 * stroke + 1:
+        return False  # wider rows than a crossing line's stub is thick: a 9's loop, a hook
+    # Most of the way, not all of it: a faint line under a shadow or past a smudge is lost in places,
+    # while beyond a written "1" the paper is bare nearly all the way. A piece thin only once a stub is set
+    # aside has a digit's shape too (a "7" with a short bar): in a dense column of such digits the strokes
+    # above and below it lie on its axis for much of the way, so its line must run on nearly all of it.
+    needed = 0.6 if piece.w <= 0.4 * piece.h or piece.h <= 0.4 * piece.w else 0.8
+    if not upright:
+        middles = np.ascontiguousarray(middles[:, ::-1])
+    vx, vy, x0, y0 = (float(v) for v in cv2.fitLine(middles, cv2.DIST_L2, 0, 0.01, 0.01).ravel())
     along = (points[:, 0] - x0) * vx + (points[:, 1] - y0) * vy
-    across = (points[:, 0] - x0) * -vy + (points[:, 1] - y0) * vx
+    across = (middles[:, 0] - x0) * -vy + (middles[:, 1] - y0) * vx
     length = float(along.max() - along.min())
     if length < 8 or float(np.std(across)) > 0.12 * length:
         return False  # curved: a written stroke
     h, w = ink.ink.shape
     margin = max(0.03, 2.0 * ink.noise)
+    own_level = float(np.median(ink.ink[points[:, 1].astype(int), points[:, 0].astype(int)]))
     reach = 2 * length
 
     def runs_on(vx: float, vy: float) -> bool:
@@ -197,9 +229,18 @@ def part_of_a_longer_line(piece: Piece, ink: InkImage, labels: np.ndarray) -> bo
             bare, dark = np.minimum(left, right), np.maximum(left, right)
             rule = on_axis > dark + margin
             step = (on_axis > bare + margin) & (dark > bare + 2 * margin)
-            # Most of the way, not all of it: a faint line under a shadow or past a smudge is lost in
-            # places, while beyond a written "1" the paper is bare nearly all the way.
-            sides.append(float(np.mean(rule | step)) >= 0.6)
+            # ...and the dark side stays one side (bold digits in a column put it left and right by turns).
+            left_dark = left > right
+            mostly_left = np.count_nonzero(step & left_dark) * 2 >= np.count_nonzero(step)
+            step &= left_dark if mostly_left else ~left_dark
+            found = rule | step
+            runs = float(np.mean(found)) >= needed
+            # A stroke far bolder than the printed line it lies on is writing over the line (a "1" on a
+            # grid line); a stretch of a rule is about as dark as the rest of it. (Not for a step: its
+            # axis lies on the soft rim of the dark side.)
+            line = np.count_nonzero(rule) >= np.count_nonzero(found) / 2 > 0
+            bolder = line and own_level > WRITING_OVER_A_LINE * float(np.median(on_axis[rule]))
+            sides.append(runs and not bolder)
         # Both ways (as far as the frame goes): a stretch of a rule between two crossings has the rule on
         # both sides, while a column of "1"s (written one under the other, never quite on one straight
         # axis) does not run on straight for twice a digit's length in both directions.
