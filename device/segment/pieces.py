@@ -142,18 +142,18 @@ def keep_digits(
 LINE_SEARCH = 4
 # A stroke more than this many times as strongly inked as the line it lies on is writing over that line.
 WRITING_OVER_A_LINE = 2.0
-_LINE_SEARCH_OFFSETS = (0, -LINE_SEARCH / 2, LINE_SEARCH / 2, -LINE_SEARCH, LINE_SEARCH)
+_LINE_SEARCH_OFFSETS = (-LINE_SEARCH / 2, LINE_SEARCH / 2, -LINE_SEARCH, LINE_SEARCH)
 
 
-def _row_middles(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The middle (median) x of the points in each row, as (x, y) points (float32), and each row's
-    extent (px from its first point to its last)."""
-    order = np.lexsort((points[:, 0], points[:, 1]))
-    xs, ys = points[order, 0], points[order, 1]
-    rows, starts, counts = np.unique(ys, return_index=True, return_counts=True)
-    middle = (xs[starts + (counts - 1) // 2] + xs[starts + counts // 2]) / 2
-    extent = xs[starts + counts - 1] - xs[starts] + 1
-    return np.stack([middle, rows], axis=1).astype(np.float32), extent
+def _row_middles(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The middle x of each row of ``mask`` that holds any of it, as (x, y) points (float32, in the mask's
+    own coordinates), and each such row's extent (px from its first pixel to its last)."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    held = mask[rows]
+    first = held.argmax(axis=1)
+    last = mask.shape[1] - 1 - held[:, ::-1].argmax(axis=1)
+    middles = np.stack([(first + last) / 2, rows], axis=1).astype(np.float32)
+    return middles, last - first + 1
 
 
 def part_of_a_longer_line(piece: Piece, ink: InkImage, labels: np.ndarray) -> bool:
@@ -167,12 +167,10 @@ def part_of_a_longer_line(piece: Piece, ink: InkImage, labels: np.ndarray) -> bo
     A written "1" ends where the pen lifted: paper lies beyond both of its ends.
     """
     box = labels[piece.y : piece.y + piece.h, piece.x : piece.x + piece.w]
-    ys, xs = np.nonzero(piece.pixels_in(box))
-    if len(xs) < 5:
-        return False
-    points = np.stack([xs + piece.x, ys + piece.y], axis=1).astype(np.float32)
+    own = piece.pixels_in(box)
     upright = piece.h >= piece.w
-    middles, extents = _row_middles(points if upright else points[:, ::-1])
+    middles, extents = _row_middles(own if upright else own.T)
+    middles += (piece.x, piece.y) if upright else (piece.y, piece.x)
     # Its axis runs through the middle of each row (each column, lying) no wider than its stroke usually
     # is, and it is thin where those middles lie in a narrow band: a stub of a crossing line left on a
     # stretch of a rule widens its box, and would turn a fit of all its pixels by degrees.
@@ -188,6 +186,10 @@ def part_of_a_longer_line(piece: Piece, ink: InkImage, labels: np.ndarray) -> bo
     # aside has a digit's shape too (a "7" with a short bar): in a dense column of such digits the strokes
     # above and below it lie on its axis for much of the way, so its line must run on nearly all of it.
     needed = 0.6 if piece.w <= 0.4 * piece.h or piece.h <= 0.4 * piece.w else 0.8
+    ys, xs = np.nonzero(own)
+    if len(xs) < 5:
+        return False
+    points = np.stack([xs + piece.x, ys + piece.y], axis=1).astype(np.float32)
     if not upright:
         middles = np.ascontiguousarray(middles[:, ::-1])
     vx, vy, x0, y0 = (float(v) for v in cv2.fitLine(middles, cv2.DIST_L2, 0, 0.01, 0.01).ravel())
@@ -201,8 +203,9 @@ def part_of_a_longer_line(piece: Piece, ink: InkImage, labels: np.ndarray) -> bo
     own_level = float(np.median(ink.ink[points[:, 1].astype(int), points[:, 0].astype(int)]))
     reach = 2 * length
 
-    def runs_on(vx: float, vy: float) -> bool:
-        """Whether the line runs on along the axis through (x0, y0) in the direction (vx, vy)."""
+    def runs_on(vx: float, vy: float) -> tuple[bool, float]:
+        """Whether the line runs on along the axis through (x0, y0) in the direction (vx, vy), and the
+        least share of the first third of the way it was found in on a side (1 when no side could tell)."""
 
         def ink_at(steps: np.ndarray, offset: float, spread: int) -> np.ndarray:
             """The strongest ink within ``spread`` px of the points ``steps`` along, ``offset`` aside."""
@@ -211,10 +214,10 @@ def part_of_a_longer_line(piece: Piece, ink: InkImage, labels: np.ndarray) -> bo
             near = range(-spread, spread + 1)
             return np.max([ink.ink[y + dy, x + dx] for dy in near for dx in near], axis=0)
 
-        sides = []
+        sides, shares = [], [1.0]
         for steps in (
             np.arange(along.max() + 3, along.max() + 3 + reach),
-            np.arange(along.min() - 3 - reach, along.min() - 3),
+            np.arange(along.min() - 3, along.min() - 3 - reach, -1),  # from the piece outwards, both
         ):
             sx, sy = x0 + steps * vx, y0 + steps * vy
             steps = steps[(sx >= 0) & (sx < w) & (sy >= 0) & (sy < h)]
@@ -234,6 +237,7 @@ def part_of_a_longer_line(piece: Piece, ink: InkImage, labels: np.ndarray) -> bo
             mostly_left = np.count_nonzero(step & left_dark) * 2 >= np.count_nonzero(step)
             step &= left_dark if mostly_left else ~left_dark
             found = rule | step
+            shares.append(float(np.mean(found[: max(1, len(found) // 3)])))
             runs = float(np.mean(found)) >= needed
             # A stroke far bolder than the printed line it lies on is writing over the line (a "1" on a
             # grid line); a stretch of a rule is about as dark as the rest of it. (Not for a step: its
@@ -244,16 +248,21 @@ def part_of_a_longer_line(piece: Piece, ink: InkImage, labels: np.ndarray) -> bo
         # Both ways (as far as the frame goes): a stretch of a rule between two crossings has the rule on
         # both sides, while a column of "1"s (written one under the other, never quite on one straight
         # axis) does not run on straight for twice a digit's length in both directions.
-        return bool(sides) and all(sides)
+        return bool(sides) and all(sides), min(shares)
 
     # The piece's pixels give its axis only roughly: a short stretch of a line two px wide, its pixels
     # quantized, can point a few degrees off the line, which at twice its length on is px away from it.
-    # So the axis is also turned about the piece's centre, by up to ``LINE_SEARCH`` px at the far end.
+    # So the axis is also turned about the piece's centre, by up to ``LINE_SEARCH`` px at the far end:
+    # where a line was found along the first third of the way at least (it leaves a turned axis gradually;
+    # beyond a written "1" there is bare paper from the start, and nothing to turn for).
+    found, share = runs_on(vx, vy)
+    if found or share < 0.5:
+        return found
     far = along.max() + 3 + reach
     for offset in _LINE_SEARCH_OFFSETS:
         turn = np.arctan2(offset, far)
         c, s = float(np.cos(turn)), float(np.sin(turn))
-        if runs_on(vx * c - vy * s, vx * s + vy * c):
+        if runs_on(vx * c - vy * s, vx * s + vy * c)[0]:
             return True
     return False
 
