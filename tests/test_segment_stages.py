@@ -1006,6 +1006,28 @@ def squared_page_with_broken_lines():
     return cv2.GaussianBlur(page, (3, 3), 0), broken_rows, broken_cols
 
 
+@pytest.mark.parametrize("radius", [36, 42])
+def test_lines_inside_a_bold_digits_ink_are_no_rule_fragments(radius):
+    """A digit written bold with a blurring pen is solid ink but for a small hole: straight lines along the
+    grid fit inside it, and cut out as fragments of rules they would split it beyond what the bridging
+    across a line restores. A rule is thin; the digit stays one piece."""
+    mask = np.zeros((480, 640), np.uint8)
+    for x in range(20, 640, 25):
+        mask[:, x : x + 2] = 1
+    for y in range(15, 480, 25):
+        mask[y : y + 2, :] = 1
+    cv2.ellipse(mask, (300, 240), (radius, radius - 4), 0, 0, 360, 1, -1)
+    cv2.ellipse(mask, (300, 250), (6, 5), 0, 0, 360, 0, -1)
+    cleaned = remove_rules(mask, SETTINGS)
+    around = slice(240 - radius - 2, 240 + radius + 2), slice(300 - radius - 2, 300 + radius + 2)
+    inside = np.zeros_like(mask)
+    cv2.ellipse(inside, (300, 240), (radius - 3, radius - 7), 0, 0, 360, 1, -1)
+    cv2.ellipse(inside, (300, 250), (9, 8), 0, 0, 360, 0, -1)  # the hole and its rim
+    count, labels = cv2.connectedComponents(cleaned[around])
+    assert len(np.unique(labels[inside[around] > 0])) == 1  # one piece over the digit's inside
+    assert cleaned[inside > 0].mean() > 0.9
+
+
 def test_the_missing_lines_of_an_evenly_spaced_grid_are_rules_too():
     page, broken_rows, broken_cols = squared_page_with_broken_lines()
     ink = find_ink(prepare(page, SETTINGS), True, SETTINGS)

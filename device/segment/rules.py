@@ -314,7 +314,13 @@ def rule_fragments(
     angles = np.arctan2(segments[:, 3] - segments[:, 1], segments[:, 2] - segments[:, 0]) % np.pi
     turn = np.abs(angles[:, None] - rule_angles[None, :])
     along = (np.minimum(turn, np.pi - turn) < np.radians(1.5)).any(axis=1)
-    return [tuple(int(v) for v in seg) for seg in segments[along]]
+    fragments = segments[along]
+    # ...and thin, as a rule is: straight lines fit inside a bold digit's solid ink at any angle, and cut
+    # out, a band of them splits it beyond what the bridging across a line restores.
+    size = max(extent or (w, h))
+    if len(fragments):
+        fragments = fragments[_thickness(fragments, mask, size) <= RULE_THICKNESS * size]
+    return [tuple(int(v) for v in seg) for seg in fragments]
 
 
 def remove_rules(
