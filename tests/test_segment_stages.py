@@ -321,7 +321,7 @@ def test_a_stretch_of_a_line_with_a_stub_of_a_crossing_line_is_part_of_it():
     """Where a grid line's stretch ends at a crossing, the rule remover can leave a stub of the crossing
     line on it: its box is then as wide as a digit's, and a fit of all its pixels turns by degrees, but its
     rows are a thin line's, and the line runs on beyond it."""
-    piece, image, labels = line_stretch(0.12, stretch=(200, 228))
+    _stretch, image, labels = line_stretch(0.12, stretch=(200, 228))
     image.ink[224:227, 86:99] = 0.22
     labels[224:227, 86:99] = 1
     stubbed = Piece(86, 200, 16, 28, frozenset({1}), 3 * 28 + 39)
@@ -1023,7 +1023,7 @@ def test_lines_inside_a_bold_digits_ink_are_no_rule_fragments(radius):
     inside = np.zeros_like(mask)
     cv2.ellipse(inside, (300, 240), (radius - 3, radius - 7), 0, 0, 360, 1, -1)
     cv2.ellipse(inside, (300, 250), (9, 8), 0, 0, 360, 0, -1)  # the hole and its rim
-    count, labels = cv2.connectedComponents(cleaned[around])
+    _count, labels = cv2.connectedComponents(cleaned[around])
     assert len(np.unique(labels[inside[around] > 0])) == 1  # one piece over the digit's inside
     assert cleaned[inside > 0].mean() > 0.9
 
@@ -1081,10 +1081,12 @@ def test_a_light_grid_is_found_in_the_faint_ink(strength):
         assert cleaned.sum() < 0.5 * inked.sum()  # the grid's stretches are gone, the digits' strokes stay
 
 
-def test_two_lines_whose_digits_touch_are_read_line_by_line():
+@pytest.mark.parametrize("below, size", [(195, 70), (182, 30)])
+def test_two_lines_whose_digits_touch_are_read_line_by_line(below, size):
     """Two lines written close, the middle digit of the first touching the one below it: one candidate
-    twice as tall as the writing. It is offered as one digit above another; the model (a fake that takes
-    a crop that tall and thin for "not a digit") reads the parts, and each goes to its own line."""
+    twice as tall as the writing, or half as tall again where the second line is written smaller. It is
+    offered as one digit above another; the model (a fake that takes a crop that tall and thin for "not a
+    digit") reads the parts, and each goes to its own line."""
 
     class TallIsNoDigit(FakeClassifier):
         def classify(self, digits):
@@ -1098,8 +1100,8 @@ def test_two_lines_whose_digits_touch_are_read_line_by_line():
     img = np.full((480, 640), 215, np.uint8)
     for x in (150, 260, 370):
         stroke_digit(img, x, 100, size=70, thickness=6)
-        stroke_digit(img, x, 195, size=70, thickness=6)
-    cv2.line(img, (274, 170), (276, 195), 30, 6)  # the middle 7's tail runs down into the one below
+        stroke_digit(img, x, below, size=size, thickness=6)
+    cv2.line(img, (274, 170), (275, below), 30, 6)  # the middle 7's tail runs down into the one below
     segments = segment(img)
     assert len(segments) == 5 and any(split_readings(s, SETTINGS) for s in segments)
     result = FramePipeline(TallIsNoDigit()).process(img)

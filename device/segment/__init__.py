@@ -153,6 +153,11 @@ __all__ = [
 ]
 
 
+# How much taller than the writing's median a candidate is before it may be two digits stacked: a single
+# digit is rarely that much taller than the others (height varies by about a fifth within handwriting).
+STACKED = 1.4
+
+
 def segment(frame, settings: SegmentSettings = SegmentSettings()) -> list[Segment]:
     """Find the digit candidates in a frame, in reading order, with their ink crops (white on black)."""
     return segment_frame(frame, settings).segments
@@ -187,7 +192,8 @@ def segment_frame(frame, settings: SegmentSettings = SegmentSettings()) -> Segme
         )
     ]
 
-    # A candidate twice as tall as the writing, no wider than a digit: maybe two digits one above the other.
+    # A candidate half as tall again as the writing, no wider than a digit: maybe two digits one above the
+    # other (two lines written close, the second maybe smaller). Only offered: the model decides.
     heights = [piece.h for piece in kept if piece.h >= 0.5 * piece.w]
     typical_h = float(np.median(heights)) if heights else 0.0
     by_box: dict[Box, Segment] = {}
@@ -201,7 +207,7 @@ def segment_frame(frame, settings: SegmentSettings = SegmentSettings()) -> Segme
         cuttable = None
         if piece.w >= 0.5 * piece.h:
             cuttable = Cuttable(core, place, work)
-        elif len(heights) >= 3 and piece.h >= 1.6 * typical_h and piece.w <= 1.3 * typical_h:
+        elif len(heights) >= 3 and piece.h >= STACKED * typical_h and piece.w <= 1.3 * typical_h:
             cuttable = Cuttable(core, place, work, stacked=True)
         by_box[box] = Segment(box, crop, cuttable)
     ordered = reading_order(list(by_box))
