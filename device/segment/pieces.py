@@ -3,6 +3,8 @@ only looks like one (relative to the other candidates, and to the lines and edge
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
@@ -156,113 +158,145 @@ def _row_middles(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return middles, last - first + 1
 
 
-def part_of_a_longer_line(piece: Piece, ink: InkImage, labels: np.ndarray) -> bool:
-    """A straight, thin piece whose line runs on well beyond it: a stretch of a rule, a margin or a grid
-    line cut into pieces by the lines crossing it (or too faint to be found whole), not a "1".
+@dataclass(frozen=True)
+class StrokeAxis:
+    """The straight axis of a thin piece: through (x0, y0) in the direction (vx, vy), the piece running
+    from ``start`` to ``end`` along it (px), and how strongly it is inked (its median ink)."""
 
-    The middles of the piece's rows give its axis; along that axis (turned a little, as the axis of a short
-    stretch is uncertain), for twice the piece's length beyond each of its ends (those inside the frame),
-    nearly all the way is darker than the paper beside it (a rule is often fainter than writing and than
-    the threshold), and the piece is not far bolder than that line.
-    A written "1" ends where the pen lifted: paper lies beyond both of its ends.
-    """
+    x0: float
+    y0: float
+    vx: float
+    vy: float
+    start: float
+    end: float
+    level: float
+    # The share of the way beyond it that a line must be found in (see ``stroke_axis``).
+    needed: float
+
+    @property
+    def length(self) -> float:
+        return self.end - self.start
+
+
+def stroke_axis(piece: Piece, ink: InkImage, labels: np.ndarray) -> StrokeAxis | None:
+    """The axis of a thin, straight piece; None for a piece that is no thin straight stroke.
+
+    The axis runs through the middle of each row (each column, lying) no wider than the stroke usually is,
+    and the piece is thin where those middles lie in a narrow band: a stub of a crossing line left on a
+    stretch of a rule widens its box, and would turn a fit of all its pixels by degrees."""
     box = labels[piece.y : piece.y + piece.h, piece.x : piece.x + piece.w]
     own = piece.pixels_in(box)
     upright = piece.h >= piece.w
     middles, extents = _row_middles(own if upright else own.T)
     middles += (piece.x, piece.y) if upright else (piece.y, piece.x)
-    # Its axis runs through the middle of each row (each column, lying) no wider than its stroke usually
-    # is, and it is thin where those middles lie in a narrow band: a stub of a crossing line left on a
-    # stretch of a rule widens its box, and would turn a fit of all its pixels by degrees.
     stroke = float(np.median(extents))
     narrow = extents <= 2 * stroke + 1
     middles = middles[narrow]
     if np.ptp(middles[:, 0]) + stroke > 0.4 * (piece.h if upright else piece.w):
-        return False  # not a thin stroke
+        return None  # not a thin stroke
     if np.count_nonzero(~narrow) > 1.5 * stroke + 1:
-        return False  # wider rows than a crossing line's stub is thick: a 9's loop, a hook
-    # Most of the way, not all of it: a faint line under a shadow or past a smudge is lost in places,
-    # while beyond a written "1" the paper is bare nearly all the way. A piece thin only once a stub is set
-    # aside has a digit's shape too (a "7" with a short bar): in a dense column of such digits the strokes
-    # above and below it lie on its axis for much of the way, so its line must run on nearly all of it.
-    needed = 0.6 if piece.w <= 0.4 * piece.h or piece.h <= 0.4 * piece.w else 0.8
+        return None  # wider rows than a crossing line's stub is thick: a 9's loop, a hook
     ys, xs = np.nonzero(own)
     if len(xs) < 5:
-        return False
+        return None
     points = np.stack([xs + piece.x, ys + piece.y], axis=1).astype(np.float32)
     if not upright:
         middles = np.ascontiguousarray(middles[:, ::-1])
     vx, vy, x0, y0 = (float(v) for v in cv2.fitLine(middles, cv2.DIST_L2, 0, 0.01, 0.01).ravel())
     along = (points[:, 0] - x0) * vx + (points[:, 1] - y0) * vy
     across = (middles[:, 0] - x0) * -vy + (middles[:, 1] - y0) * vx
-    length = float(along.max() - along.min())
-    if length < 8 or float(np.std(across)) > 0.12 * length:
-        return False  # curved: a written stroke
+    start, end = float(along.min()), float(along.max())
+    if end - start < 8 or float(np.std(across)) > 0.12 * (end - start):
+        return None  # curved: a written stroke
+    level = float(np.median(ink.ink[points[:, 1].astype(int), points[:, 0].astype(int)]))
+    # Most of the way beyond it, not all of it: a faint line under a shadow or past a smudge is lost in
+    # places, while beyond a written "1" the paper is bare nearly all the way. A piece thin only once a stub
+    # is set aside has a digit's shape too (a "7" with a short bar): in a dense column of such digits the
+    # strokes above and below it lie on its axis for much of the way, so its line must run on nearly all of
+    # it.
+    needed = 0.6 if piece.w <= 0.4 * piece.h or piece.h <= 0.4 * piece.w else 0.8
+    return StrokeAxis(x0, y0, vx, vy, start, end, level, needed)
+
+
+def line_runs_on(axis: StrokeAxis, vx: float, vy: float, ink: InkImage) -> tuple[bool, float]:
+    """Whether a line runs on beyond both ends of the stroke, along its axis turned to (vx, vy), for twice
+    its length (as far as the frame goes); and the least share of the first third of the way that it was
+    found in on a side (1 when no side could tell).
+
+    On the axis (the line may wander by a pixel) against the paper a few px to either side: a rule is
+    darker than the paper beside it all along, however faint it is against the threshold. The edge of a
+    dark band (a page's border, a shadow) runs on too, as a step: darker on one side, bare paper on the
+    other, the axis between the two."""
     h, w = ink.ink.shape
     margin = max(0.03, 2.0 * ink.noise)
-    own_level = float(np.median(ink.ink[points[:, 1].astype(int), points[:, 0].astype(int)]))
-    reach = 2 * length
+    reach = 2 * axis.length
 
-    def runs_on(vx: float, vy: float) -> tuple[bool, float]:
-        """Whether the line runs on along the axis through (x0, y0) in the direction (vx, vy), and the
-        least share of the first third of the way it was found in on a side (1 when no side could tell)."""
+    def ink_at(steps: np.ndarray, offset: float, spread: int) -> np.ndarray:
+        """The strongest ink within ``spread`` px of the points ``steps`` along, ``offset`` aside."""
+        x = np.clip(np.round(axis.x0 + steps * vx - offset * vy).astype(int), spread, w - 1 - spread)
+        y = np.clip(np.round(axis.y0 + steps * vy + offset * vx).astype(int), spread, h - 1 - spread)
+        near = range(-spread, spread + 1)
+        return np.max([ink.ink[y + dy, x + dx] for dy in near for dx in near], axis=0)
 
-        def ink_at(steps: np.ndarray, offset: float, spread: int) -> np.ndarray:
-            """The strongest ink within ``spread`` px of the points ``steps`` along, ``offset`` aside."""
-            x = np.clip(np.round(x0 + steps * vx - offset * vy).astype(int), spread, w - 1 - spread)
-            y = np.clip(np.round(y0 + steps * vy + offset * vx).astype(int), spread, h - 1 - spread)
-            near = range(-spread, spread + 1)
-            return np.max([ink.ink[y + dy, x + dx] for dy in near for dx in near], axis=0)
+    sides, shares = [], [1.0]
+    for steps in (
+        np.arange(axis.end + 3, axis.end + 3 + reach),
+        np.arange(axis.start - 3, axis.start - 3 - reach, -1),  # from the piece outwards, both
+    ):
+        sx, sy = axis.x0 + steps * vx, axis.y0 + steps * vy
+        steps = steps[(sx >= 0) & (sx < w) & (sy >= 0) & (sy < h)]
+        if len(steps) < axis.length:  # the frame ends here: this side cannot tell
+            continue
+        on_axis = ink_at(steps, 0, 1)
+        left, right = ink_at(steps, 5, 0), ink_at(steps, -5, 0)
+        bare, dark = np.minimum(left, right), np.maximum(left, right)
+        rule = on_axis > dark + margin
+        step = (on_axis > bare + margin) & (dark > bare + 2 * margin)
+        # A step's dark side stays one side (bold digits in a column put ink left and right by turns).
+        left_dark = left > right
+        mostly_left = np.count_nonzero(step & left_dark) * 2 >= np.count_nonzero(step)
+        step &= left_dark if mostly_left else ~left_dark
+        found = rule | step
+        shares.append(float(np.mean(found[: max(1, len(found) // 3)])))
+        runs = float(np.mean(found)) >= axis.needed
+        # A stroke far bolder than the printed line it lies on is writing over the line (a "1" on a grid
+        # line); a stretch of a rule is about as dark as the rest of it. (Not for a step: its axis lies on
+        # the soft rim of the dark side.)
+        line = np.count_nonzero(rule) >= np.count_nonzero(found) / 2 > 0
+        bolder = line and axis.level > WRITING_OVER_A_LINE * float(np.median(on_axis[rule]))
+        sides.append(runs and not bolder)
+    # Both ways (as far as the frame goes): a stretch of a rule between two crossings has the rule on both
+    # sides, while a column of "1"s (written one under the other, never quite on one straight axis) does
+    # not run on straight for twice a digit's length in both directions.
+    return bool(sides) and all(sides), min(shares)
 
-        sides, shares = [], [1.0]
-        for steps in (
-            np.arange(along.max() + 3, along.max() + 3 + reach),
-            np.arange(along.min() - 3, along.min() - 3 - reach, -1),  # from the piece outwards, both
-        ):
-            sx, sy = x0 + steps * vx, y0 + steps * vy
-            steps = steps[(sx >= 0) & (sx < w) & (sy >= 0) & (sy < h)]
-            if len(steps) < length:  # the frame ends here: this side cannot tell
-                continue
-            # On the axis (the line may wander by a pixel) against the paper a few px to either side: a
-            # rule is darker than the paper beside it all along, however faint it is against the threshold.
-            # The edge of a dark band (a page's border, a shadow) runs on too, as a step: darker on one
-            # side, bare paper on the other, the axis between the two.
-            on_axis = ink_at(steps, 0, 1)
-            left, right = ink_at(steps, 5, 0), ink_at(steps, -5, 0)
-            bare, dark = np.minimum(left, right), np.maximum(left, right)
-            rule = on_axis > dark + margin
-            step = (on_axis > bare + margin) & (dark > bare + 2 * margin)
-            # ...and the dark side stays one side (bold digits in a column put it left and right by turns).
-            left_dark = left > right
-            mostly_left = np.count_nonzero(step & left_dark) * 2 >= np.count_nonzero(step)
-            step &= left_dark if mostly_left else ~left_dark
-            found = rule | step
-            shares.append(float(np.mean(found[: max(1, len(found) // 3)])))
-            runs = float(np.mean(found)) >= needed
-            # A stroke far bolder than the printed line it lies on is writing over the line (a "1" on a
-            # grid line); a stretch of a rule is about as dark as the rest of it. (Not for a step: its
-            # axis lies on the soft rim of the dark side.)
-            line = np.count_nonzero(rule) >= np.count_nonzero(found) / 2 > 0
-            bolder = line and own_level > WRITING_OVER_A_LINE * float(np.median(on_axis[rule]))
-            sides.append(runs and not bolder)
-        # Both ways (as far as the frame goes): a stretch of a rule between two crossings has the rule on
-        # both sides, while a column of "1"s (written one under the other, never quite on one straight
-        # axis) does not run on straight for twice a digit's length in both directions.
-        return bool(sides) and all(sides), min(shares)
 
+def part_of_a_longer_line(piece: Piece, ink: InkImage, labels: np.ndarray) -> bool:
+    """A straight, thin piece whose line runs on well beyond it: a stretch of a rule, a margin or a grid
+    line cut into pieces by the lines crossing it (or too faint to be found whole), not a "1".
+
+    Along the piece's axis (``stroke_axis``; turned a little, as the axis of a short stretch is uncertain),
+    for twice the piece's length beyond each of its ends (those inside the frame), nearly all the way is
+    darker than the paper beside it (a rule is often fainter than writing and than the threshold), and the
+    piece is not far bolder than that line (``line_runs_on``).
+    A written "1" ends where the pen lifted: paper lies beyond both of its ends.
+    """
+    axis = stroke_axis(piece, ink, labels)
+    if axis is None:
+        return False
     # The piece's pixels give its axis only roughly: a short stretch of a line two px wide, its pixels
     # quantized, can point a few degrees off the line, which at twice its length on is px away from it.
     # So the axis is also turned about the piece's centre, by up to ``LINE_SEARCH`` px at the far end:
     # where a line was found along the first third of the way at least (it leaves a turned axis gradually;
     # beyond a written "1" there is bare paper from the start, and nothing to turn for).
-    found, share = runs_on(vx, vy)
+    found, share = line_runs_on(axis, axis.vx, axis.vy, ink)
     if found or share < 0.5:
         return found
-    far = along.max() + 3 + reach
+    far = axis.end + 3 + 2 * axis.length
     for offset in _LINE_SEARCH_OFFSETS:
         turn = np.arctan2(offset, far)
         c, s = float(np.cos(turn)), float(np.sin(turn))
-        if runs_on(vx * c - vy * s, vx * s + vy * c)[0]:
+        if line_runs_on(axis, axis.vx * c - axis.vy * s, axis.vx * s + axis.vy * c, ink)[0]:
             return True
     return False
 
