@@ -791,6 +791,23 @@ def test_a_dark_rim_pressed_against_the_frame_side_is_no_digit():
         assert segment(img.astype(np.uint8)) == [], seed
 
 
+def test_a_mark_that_is_no_digit_sets_no_contrast_bar():
+    """A dark rim at the frame's side is no digit, and is dropped as such; before that it was the darkest
+    candidate, and set the bar that faint felt-pen digits elsewhere on the page must reach (each at least
+    a third as dark as the darkest): the digits went with it."""
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        img = np.full((480, 640), 215, np.float32)
+        width = 6 + 4 * cv2.resize(rng.normal(0, 1, (8, 1)).astype(np.float32), (1, 120))[:, 0]
+        for y, rim in zip(range(360, 480), width, strict=True):
+            img[y, : max(2, int(rim))] = 110
+        stroke_digit(img, 250, 150, size=80, color=186, thickness=6)  # faint: a seventh of the light
+        stroke_digit(img, 400, 150, size=80, color=186, thickness=6)
+        img = np.clip(cv2.GaussianBlur(img, (0, 0), 1.2) + rng.normal(0, 2, img.shape), 0, 255)
+        boxes = [candidate.box for candidate in segment(img.astype(np.uint8))]
+        assert [(b.x // 50, b.y // 50) for b in boxes] == [(4, 2), (7, 2)], (seed, boxes)
+
+
 def hard_shadow_page(seed, digits=False, shade=(0.3, 0.5)):
     """A page with a hard shadow edge across it at a random slant (a hand, a phone, a lamp arm), taking a
     ``shade`` of the light, slightly uneven light; four "7"s, on both sides of the edge, when ``digits``."""

@@ -15,10 +15,10 @@ The stages, each a function on numpy arrays:
    crossed are bridged again; writing along a rule stays. ``textured_surroundings``
    then takes from the paper what a tile is too coarse to see: texture beside the page's edge.
 5. ``find_pieces`` -> ``merge_pieces`` -> ``keep_digits``: connected components (a bounded number), the
-   pieces of one digit merged (a 5's flag, a 4 in two strokes), then filters relative to the other
-   candidates: height, contrast, fill, edge sharpness (pen strokes have sharp edges, shadows do not); a
-   stretch of a longer line or edge, a mark pressed along the frame's side and the rim of a hard shadow
-   are no digits.
+   pieces of one digit merged (a 5's flag, a 4 in two strokes), then filters: fill, edge sharpness (pen
+   strokes have sharp edges, shadows do not); a stretch of a longer line or edge, a mark pressed along
+   the frame's side and the rim of a hard shadow are no digits; and last, relative to the candidates
+   left: height and contrast.
 6. ``reading_order``: where the candidates' heights fall clearly into rows (loosely written rows whose
    digits wander up and down), the rows; otherwise each candidate is chained to its neighbour in the
    writing direction (tolerant of slanted and curved lines), and the chains are read top to bottom.
@@ -181,16 +181,16 @@ def segment_frame(frame, settings: SegmentSettings = SegmentSettings()) -> Segme
     # digit; left in, it would set the typical height and swallow every digit it surrounds when merged.
     pieces = [p for p in pieces if p.h <= settings.max_height * h and p.w <= settings.max_height * w]
     pieces = merge_pieces(pieces, typical_height(pieces, min_h))
-    kept = keep_digits(pieces, ink, settings, inked)
-    kept = [
-        piece
-        for piece in kept
-        if not (
+
+    def no_digit(piece: Piece) -> bool:
+        """A stretch of a line, the edge of something the frame cuts off, the rim of a dark area."""
+        return (
             part_of_a_longer_line(piece, ink, labels)
             or along_the_frame_side(piece, labels)
             or inside_a_dark_area(piece, ink, labels, rules)
         )
-    ]
+
+    kept = keep_digits(pieces, ink, settings, inked, no_digit)
 
     # A candidate half as tall again as the writing, no wider than a digit: maybe two digits one above the
     # other (two lines written close, the second maybe smaller). Only offered: the model decides.

@@ -3,6 +3,7 @@ only looks like one (relative to the other candidates, and to the lines and edge
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -98,11 +99,19 @@ def typical_height(pieces: list[Piece], min_h: float) -> float:
 
 
 def keep_digits(
-    pieces: list[Piece], ink: InkImage, settings: SegmentSettings, before_rules: np.ndarray | None = None
+    pieces: list[Piece],
+    ink: InkImage,
+    settings: SegmentSettings,
+    before_rules: np.ndarray | None = None,
+    no_digit: Callable[[Piece], bool] | None = None,
 ) -> list[Piece]:
     """Drop what cannot be a digit or a group of touching digits: too small or large for the frame, too
-    flat, solid blotches, off the paper, faint or soft-edged marks, and marks much smaller or fainter than
-    the other candidates."""
+    flat, solid blotches, off the paper, faint or soft-edged marks, what ``no_digit`` knows for no digit,
+    and marks much smaller or fainter than the other candidates.
+
+    ``no_digit`` (the line and edge checks) goes before the comparison with the other candidates: the
+    dark rim of a shadow or of the frame's corner is as dark as it gets, and kept until then it would set
+    the contrast bar for faint digits elsewhere on the page."""
     h, w = ink.ink.shape
     min_h = max(8.0, settings.min_height * min(h, w))
     sized = [
@@ -126,6 +135,8 @@ def keep_digits(
         candidates.append(p)
     min_edge = max(settings.min_edge, settings.min_edge_snr * ink.noise)
     candidates = [p for p in candidates if p.edge >= min_edge]
+    if no_digit is not None:
+        candidates = [p for p in candidates if not no_digit(p)]
     if not candidates:
         return []
     typical_h = float(np.median([min(p.h, p.w / 0.6) for p in candidates]))
