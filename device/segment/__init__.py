@@ -192,8 +192,8 @@ def segment_frame(frame, settings: SegmentSettings = SegmentSettings()) -> Segme
 
     kept = keep_digits(pieces, ink, settings, inked, no_digit)
 
-    # A candidate half as tall again as the writing, no wider than a digit: maybe two digits one above the
-    # other (two lines written close, the second maybe smaller). Only offered: the model decides.
+    # A candidate 1.4 times as tall as the writing (``STACKED``), no wider than a digit: maybe two digits one
+    # above the other (two lines written close, the second maybe smaller). Only offered: the model decides.
     heights = [piece.h for piece in kept if piece.h >= 0.5 * piece.w]
     typical_h = float(np.median(heights)) if heights else 0.0
     by_box: dict[Box, Segment] = {}

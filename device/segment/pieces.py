@@ -153,9 +153,16 @@ def keep_digits(
 # How far (px, at the far end of the look beyond a piece) its axis is turned to find the line it is a
 # stretch of: the few px that a short stretch's quantized pixels can point off the line.
 LINE_SEARCH = 4
-# A stroke more than this many times as strongly inked as the line it lies on is writing over that line.
-WRITING_OVER_A_LINE = 2.0
 _LINE_SEARCH_OFFSETS = (-LINE_SEARCH / 2, LINE_SEARCH / 2, -LINE_SEARCH, LINE_SEARCH)
+# The axis is turned only where something darker than the paper lies within a few px of it along this
+# share of the first third of the way at least: a line the axis points past does, while beyond a written
+# "1" there is bare paper from the start.
+TURN_WHERE_FOUND = 0.5
+_NEAR_OFFSETS = np.array([-8, -3, -2, -1, 0, 1, 2, 3, 8], np.float32)
+# A stroke more than this many times as strongly inked as the line it lies on, and clearly past the
+# threshold (this many times it), is writing over that line.
+WRITING_OVER_A_LINE = 2.0
+WRITING_PAST_THRESHOLD = 1.5
 
 
 def _row_middles(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -171,8 +178,9 @@ def _row_middles(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 @dataclass(frozen=True)
 class StrokeAxis:
-    """The straight axis of a thin piece: through (x0, y0) in the direction (vx, vy), the piece running
-    from ``start`` to ``end`` along it (px), and how strongly it is inked (its median ink)."""
+    """The straight axis of a thin piece: through (x0, y0), the centre of its rows' middles, in the
+    direction (vx, vy), the piece running from ``start`` to ``end`` along it (px); how strongly it is inked
+    (its median ink) and against what threshold (the median there)."""
 
     x0: float
     y0: float
@@ -181,8 +189,9 @@ class StrokeAxis:
     start: float
     end: float
     level: float
-    # The share of the way beyond it that a line must be found in (see ``stroke_axis``).
-    needed: float
+    threshold: float
+    # The share of the way beyond it in which a line must be found (see ``stroke_axis``).
+    needed_share: float
 
     @property
     def length(self) -> float:
@@ -206,33 +215,46 @@ def stroke_axis(piece: Piece, ink: InkImage, labels: np.ndarray) -> StrokeAxis |
     if np.ptp(middles[:, 0]) + stroke > 0.4 * (piece.h if upright else piece.w):
         return None  # not a thin stroke
     if np.count_nonzero(~narrow) > 1.5 * stroke + 1:
-        return None  # wider rows than a crossing line's stub is thick: a 9's loop, a hook
+        return None  # more wide rows than a crossing line's stub is thick: a 9's loop, a hook
     ys, xs = np.nonzero(own)
     if len(xs) < 5:
         return None
-    points = np.stack([xs + piece.x, ys + piece.y], axis=1).astype(np.float32)
     if not upright:
         middles = np.ascontiguousarray(middles[:, ::-1])
     vx, vy, x0, y0 = (float(v) for v in cv2.fitLine(middles, cv2.DIST_L2, 0, 0.01, 0.01).ravel())
-    along = (points[:, 0] - x0) * vx + (points[:, 1] - y0) * vy
+    ys, xs = ys + piece.y, xs + piece.x
+    along = (xs - x0) * vx + (ys - y0) * vy
     across = (middles[:, 0] - x0) * -vy + (middles[:, 1] - y0) * vx
     start, end = float(along.min()), float(along.max())
     if end - start < 8 or float(np.std(across)) > 0.12 * (end - start):
         return None  # curved: a written stroke
-    level = float(np.median(ink.ink[points[:, 1].astype(int), points[:, 0].astype(int)]))
+    level = float(np.median(ink.ink[ys, xs]))
+    threshold = float(np.median(ink.threshold[ys, xs]))
     # Most of the way beyond it, not all of it: a faint line under a shadow or past a smudge is lost in
     # places, while beyond a written "1" the paper is bare nearly all the way. A piece thin only once a stub
     # is set aside has a digit's shape too (a "7" with a short bar): in a dense column of such digits the
     # strokes above and below it lie on its axis for much of the way, so its line must run on nearly all of
     # it.
-    needed = 0.6 if piece.w <= 0.4 * piece.h or piece.h <= 0.4 * piece.w else 0.8
-    return StrokeAxis(x0, y0, vx, vy, start, end, level, needed)
+    needed_share = 0.6 if piece.w <= 0.4 * piece.h or piece.h <= 0.4 * piece.w else 0.8
+    return StrokeAxis(x0, y0, vx, vy, start, end, level, threshold, needed_share)
 
 
-def line_runs_on(axis: StrokeAxis, vx: float, vy: float, ink: InkImage) -> tuple[bool, float]:
-    """Whether a line runs on beyond both ends of the stroke, along its axis turned to (vx, vy), for twice
-    its length (as far as the frame goes); and the least share of the first third of the way that it was
-    found in on a side (1 when no side could tell).
+@dataclass(frozen=True)
+class LineLook:
+    """What a look along an axis beyond a stroke found: whether the line runs on (``runs``); whether any
+    side could tell (the frame may end too soon on both); the least share, on a side, of the first third
+    of the way where ink lies within a few px of the axis; and whether the stroke is writing over the line
+    it lies on."""
+
+    runs: bool
+    told: bool
+    near_share: float
+    writing_over: bool
+
+
+def line_runs_on(axis: StrokeAxis, vx: float, vy: float, ink: InkImage) -> LineLook:
+    """Look for a line running on beyond both ends of the stroke, along its axis turned to (vx, vy), for
+    twice its length (as far as the frame goes).
 
     On the axis (the line may wander by a pixel) against the paper a few px to either side: a rule is
     darker than the paper beside it all along, however faint it is against the threshold. The edge of a
@@ -249,7 +271,13 @@ def line_runs_on(axis: StrokeAxis, vx: float, vy: float, ink: InkImage) -> tuple
         near = range(-spread, spread + 1)
         return np.max([ink.ink[y + dy, x + dx] for dy in near for dx in near], axis=0)
 
-    sides, shares = [], [1.0]
+    def ink_across(steps: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+        """The ink at the points ``steps`` along, each of ``offsets`` px aside (offsets x steps)."""
+        x = np.clip(np.round(axis.x0 + steps * vx - offsets[:, None] * vy).astype(int), 0, w - 1)
+        y = np.clip(np.round(axis.y0 + steps * vy + offsets[:, None] * vx).astype(int), 0, h - 1)
+        return ink.ink[y, x]
+
+    sides, near_shares, writing_over = [], [], False
     for steps in (
         np.arange(axis.end + 3, axis.end + 3 + reach),
         np.arange(axis.start - 3, axis.start - 3 - reach, -1),  # from the piece outwards, both
@@ -268,18 +296,26 @@ def line_runs_on(axis: StrokeAxis, vx: float, vy: float, ink: InkImage) -> tuple
         mostly_left = np.count_nonzero(step & left_dark) * 2 >= np.count_nonzero(step)
         step &= left_dark if mostly_left else ~left_dark
         found = rule | step
-        shares.append(float(np.mean(found[: max(1, len(found) // 3)])))
-        runs = float(np.mean(found)) >= axis.needed
-        # A stroke far bolder than the printed line it lies on is writing over the line (a "1" on a grid
-        # line); a stretch of a rule is about as dark as the rest of it. (Not for a step: its axis lies on
-        # the soft rim of the dark side.)
-        line = np.count_nonzero(rule) >= np.count_nonzero(found) / 2 > 0
-        bolder = line and axis.level > WRITING_OVER_A_LINE * float(np.median(on_axis[rule]))
-        sides.append(runs and not bolder)
+        # Near the piece, anything darker than the paper a little way off the axis: a line the axis points
+        # a few degrees past is still found there (see ``part_of_a_longer_line``).
+        first = steps[: max(1, len(steps) // 3)]
+        across = ink_across(first, _NEAR_OFFSETS)  # one gather: -8, -3 ... 3, 8 px aside
+        beside = np.minimum(across[0], across[-1])
+        near_shares.append(float(np.mean(across[1:-1].max(axis=0) > beside + margin)))
+        # A stroke far bolder than the printed line it lies on, and clearly past the threshold, is writing
+        # over the line (a "1" on a grid line); a stretch of a rule is about as dark as the rest of it, or
+        # only just past the threshold. (Not for a step: its axis lies on the soft rim of the dark side.)
+        found_count, rule_count = np.count_nonzero(found), np.count_nonzero(rule)
+        if found_count and rule_count >= found_count / 2:
+            writing_over |= axis.level > max(
+                WRITING_OVER_A_LINE * float(np.median(on_axis[rule])), WRITING_PAST_THRESHOLD * axis.threshold
+            )
+        sides.append(float(np.mean(found)) >= axis.needed_share)
     # Both ways (as far as the frame goes): a stretch of a rule between two crossings has the rule on both
     # sides, while a column of "1"s (written one under the other, never quite on one straight axis) does
     # not run on straight for twice a digit's length in both directions.
-    return bool(sides) and all(sides), min(shares)
+    runs = bool(sides) and all(sides) and not writing_over
+    return LineLook(runs, bool(sides), min(near_shares, default=1.0), writing_over)
 
 
 def part_of_a_longer_line(piece: Piece, ink: InkImage, labels: np.ndarray) -> bool:
@@ -289,25 +325,23 @@ def part_of_a_longer_line(piece: Piece, ink: InkImage, labels: np.ndarray) -> bo
     Along the piece's axis (``stroke_axis``; turned a little, as the axis of a short stretch is uncertain),
     for twice the piece's length beyond each of its ends (those inside the frame), nearly all the way is
     darker than the paper beside it (a rule is often fainter than writing and than the threshold), and the
-    piece is not far bolder than that line (``line_runs_on``).
+    piece is not writing over that line (``line_runs_on``).
     A written "1" ends where the pen lifted: paper lies beyond both of its ends.
     """
     axis = stroke_axis(piece, ink, labels)
     if axis is None:
         return False
+    look = line_runs_on(axis, axis.vx, axis.vy, ink)
+    if look.runs or not look.told or look.writing_over or look.near_share < TURN_WHERE_FOUND:
+        return look.runs
     # The piece's pixels give its axis only roughly: a short stretch of a line two px wide, its pixels
     # quantized, can point a few degrees off the line, which at twice its length on is px away from it.
-    # So the axis is also turned about the piece's centre, by up to ``LINE_SEARCH`` px at the far end:
-    # where a line was found along the first third of the way at least (it leaves a turned axis gradually;
-    # beyond a written "1" there is bare paper from the start, and nothing to turn for).
-    found, share = line_runs_on(axis, axis.vx, axis.vy, ink)
-    if found or share < 0.5:
-        return found
-    far = axis.end + 3 + 2 * axis.length
+    # So the axis is also turned about its centre, by up to ``LINE_SEARCH`` px at the far end.
+    far = max(axis.end, -axis.start) + 3 + 2 * axis.length
     for offset in _LINE_SEARCH_OFFSETS:
         turn = np.arctan2(offset, far)
         c, s = float(np.cos(turn)), float(np.sin(turn))
-        if line_runs_on(axis, axis.vx * c - axis.vy * s, axis.vx * s + axis.vy * c, ink)[0]:
+        if line_runs_on(axis, axis.vx * c - axis.vy * s, axis.vx * s + axis.vy * c, ink).runs:
             return True
     return False
 

@@ -304,8 +304,9 @@ def rule_fragments(
     a rule long: the parts of a faint or shadowed grid line too broken to be found whole. A digit's stroke
     is rarely that long, that straight and that parallel to the paper's own lines."""
     h, w = mask.shape
+    size = max(extent or (w, h))
     half = cv2.resize(mask, (max(1, w // 2), max(1, h // 2)), interpolation=cv2.INTER_AREA)
-    length = max(10, int(settings.rule_length * max(extent or (w, h))) // 4)  # half a rule, half resolution
+    length = max(10, int(settings.rule_length * size) // 4)  # half a rule, half resolution
     found = cv2.HoughLinesP(half, 1, np.pi / 360, threshold=length // 2, minLineLength=length, maxLineGap=2)
     if found is None:
         return []
@@ -317,7 +318,6 @@ def rule_fragments(
     fragments = segments[along]
     # ...and thin, as a rule is: straight lines fit inside a bold digit's solid ink at any angle, and cut
     # out, a band of them splits it beyond what the bridging across a line restores.
-    size = max(extent or (w, h))
     if len(fragments):
         fragments = fragments[_thickness(fragments, mask, size) <= RULE_THICKNESS * size]
     return [tuple(int(v) for v in seg) for seg in fragments]
