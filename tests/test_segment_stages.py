@@ -782,18 +782,26 @@ def test_bold_digits_in_a_column_beyond_a_stroke_are_no_step_edge():
     assert part_of_a_longer_line(piece, image, labels)
 
 
+def draw_dark_rim(img: np.ndarray, rng: np.random.Generator, top: int) -> None:
+    """A ragged dark rim (a page's border, the lens's dark corner) along the frame's left side, from
+    ``top`` down to the bottom, 2-10 px wide."""
+    width = 6 + 4 * cv2.resize(rng.normal(0, 1, (8, 1)).astype(np.float32), (1, 480 - top))[:, 0]
+    for y, rim in zip(range(top, 480), width, strict=True):
+        img[y, : max(2, int(rim))] = 110
+
+
+def blurred_with_noise(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    return np.clip(cv2.GaussianBlur(img, (0, 0), 1.2) + rng.normal(0, 2, img.shape), 0, 255).astype(np.uint8)
+
+
 def test_a_dark_rim_pressed_against_the_frame_side_is_no_digit():
-    """A ragged dark rim along the bottom of the frame's left side (a page's border, the lens's dark
-    corner): tall, thin and on the side for most of its length. Without the rule, 3 of these 12 rims are
-    offered as a candidate (and read as a "1")."""
+    """A ragged dark rim along the bottom of the frame's left side: tall, thin and on the side for most of
+    its length. Without the rule, 3 of these 12 rims are offered as a candidate (and read as a "1")."""
     for seed in range(12):
         rng = np.random.default_rng(seed)
         img = np.full((480, 640), 215, np.float32)
-        width = 6 + 4 * cv2.resize(rng.normal(0, 1, (8, 1)).astype(np.float32), (1, 200))[:, 0]
-        for y, rim in zip(range(280, 480), width, strict=True):
-            img[y, : max(2, int(rim))] = 110
-        img = np.clip(cv2.GaussianBlur(img, (0, 0), 1.2) + rng.normal(0, 2, img.shape), 0, 255)
-        assert segment(img.astype(np.uint8)) == [], seed
+        draw_dark_rim(img, rng, 280)
+        assert segment(blurred_with_noise(img, rng)) == [], seed
 
 
 def test_a_mark_that_is_no_digit_sets_no_contrast_bar():
@@ -803,13 +811,10 @@ def test_a_mark_that_is_no_digit_sets_no_contrast_bar():
     for seed in range(3):
         rng = np.random.default_rng(seed)
         img = np.full((480, 640), 215, np.float32)
-        width = 6 + 4 * cv2.resize(rng.normal(0, 1, (8, 1)).astype(np.float32), (1, 120))[:, 0]
-        for y, rim in zip(range(360, 480), width, strict=True):
-            img[y, : max(2, int(rim))] = 110
+        draw_dark_rim(img, rng, 360)
         stroke_digit(img, 250, 150, size=80, color=186, thickness=6)  # faint: a seventh of the light
         stroke_digit(img, 400, 150, size=80, color=186, thickness=6)
-        img = np.clip(cv2.GaussianBlur(img, (0, 0), 1.2) + rng.normal(0, 2, img.shape), 0, 255)
-        boxes = [candidate.box for candidate in segment(img.astype(np.uint8))]
+        boxes = [candidate.box for candidate in segment(blurred_with_noise(img, rng))]
         assert [(b.x // 50, b.y // 50) for b in boxes] == [(4, 2), (7, 2)], (seed, boxes)
 
 
