@@ -159,6 +159,7 @@ _LINE_SEARCH_OFFSETS = (-LINE_SEARCH / 2, LINE_SEARCH / 2, -LINE_SEARCH, LINE_SE
 # "1" there is bare paper from the start.
 TURN_WHERE_FOUND = 0.5
 _NEAR_OFFSETS = np.array([-8, -3, -2, -1, 0, 1, 2, 3, 8], np.float32)
+_SIDE_OFFSETS = np.array([5, -5], np.float32)  # the paper beside a line
 # A stroke more than this many times as strongly inked as the line it lies on, and clearly past the
 # threshold (this many times it), is writing over that line.
 WRITING_OVER_A_LINE = 2.0
@@ -264,12 +265,11 @@ def line_runs_on(axis: StrokeAxis, vx: float, vy: float, ink: InkImage) -> LineL
     margin = max(0.03, 2.0 * ink.noise)
     reach = 2 * axis.length
 
-    def ink_at(steps: np.ndarray, offset: float, spread: int) -> np.ndarray:
-        """The strongest ink within ``spread`` px of the points ``steps`` along, ``offset`` aside."""
-        x = np.clip(np.round(axis.x0 + steps * vx - offset * vy).astype(int), spread, w - 1 - spread)
-        y = np.clip(np.round(axis.y0 + steps * vy + offset * vx).astype(int), spread, h - 1 - spread)
-        near = range(-spread, spread + 1)
-        return np.max([ink.ink[y + dy, x + dx] for dy in near for dx in near], axis=0)
+    def ink_on_axis(steps: np.ndarray) -> np.ndarray:
+        """The strongest ink within a px of the points ``steps`` along the axis (it may wander by one)."""
+        x = np.clip(np.round(axis.x0 + steps * vx).astype(int), 1, w - 2)
+        y = np.clip(np.round(axis.y0 + steps * vy).astype(int), 1, h - 2)
+        return np.max([ink.ink[y + dy, x + dx] for dy in (-1, 0, 1) for dx in (-1, 0, 1)], axis=0)
 
     def ink_across(steps: np.ndarray, offsets: np.ndarray) -> np.ndarray:
         """The ink at the points ``steps`` along, each of ``offsets`` px aside (offsets x steps)."""
@@ -286,8 +286,8 @@ def line_runs_on(axis: StrokeAxis, vx: float, vy: float, ink: InkImage) -> LineL
         steps = steps[(sx >= 0) & (sx < w) & (sy >= 0) & (sy < h)]
         if len(steps) < axis.length:  # the frame ends here: this side cannot tell
             continue
-        on_axis = ink_at(steps, 0, 1)
-        left, right = ink_at(steps, 5, 0), ink_at(steps, -5, 0)
+        on_axis = ink_on_axis(steps)
+        left, right = ink_across(steps, _SIDE_OFFSETS)
         bare, dark = np.minimum(left, right), np.maximum(left, right)
         rule = on_axis > dark + margin
         step = (on_axis > bare + margin) & (dark > bare + 2 * margin)
