@@ -149,6 +149,7 @@ class FramePipeline:
         read = _Reader(self.classifier)
         read.classify(segments)
         wholes = {id(s): read.interpretation((s,)) for s in segments}
+        nt = self.none_threshold
 
         def too_wide(candidate: Segment) -> bool:
             return candidate.cuttable is not None and candidate.cuttable.too_wide(self.settings)
@@ -157,9 +158,9 @@ class FramePipeline:
         # ``choose``), and those too wide to be one digit; all their parts are classified in one batch.
         t2 = time.perf_counter()
         splits = {
-            id(s): split_readings(s, self.settings)
+            id(s): split_readings(s, self.settings, not_a_digit=rejected(wholes[id(s)].predictions[0], nt))
             for s in segments
-            if wholes[id(s)].score(self.none_threshold) < UNSURE or too_wide(s)
+            if wholes[id(s)].score(nt) < UNSURE or too_wide(s)
         }
         t3 = time.perf_counter()
         read.classify([part for readings in splits.values() for reading in readings for part in reading])

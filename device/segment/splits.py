@@ -149,7 +149,13 @@ MAX_SPLIT_PARTS = 8  # the most touching digits one candidate is read as
 ONE_WIDTH = 0.15  # a written "1" is 0.1-0.2 as wide as tall: valleys may lie this close (of the height)
 
 
-def propose_splits(crop: np.ndarray, box: tuple[int, int, int, int], work: WorkImage, settings) -> tuple:
+def propose_splits(
+    crop: np.ndarray,
+    box: tuple[int, int, int, int],
+    work: WorkImage,
+    settings,
+    not_a_digit: bool = False,
+) -> tuple:
     """Alternative readings of a wide candidate as 2 to ``MAX_SPLIT_PARTS`` touching digits (each a tuple
     of Segments).
 
@@ -157,7 +163,8 @@ def propose_splits(crop: np.ndarray, box: tuple[int, int, int, int], work: WorkI
     of the ink profile, and cuts at even spacing for digits that touch along a whole stroke) that gives
     parts of a plausible digit width is offered, cut straight down and cut along curved paths (for digits
     that overlap). A part shared by several combinations is one Segment, so the pipeline classifies it
-    once.
+    once. A candidate narrower than two digits side by side is cut only where the model calls it
+    ``not_a_digit`` or its ink all but vanishes between two parts.
     """
     x, y, w, h = box
     aspect = w / max(h, 1)
@@ -174,7 +181,11 @@ def propose_splits(crop: np.ndarray, box: tuple[int, int, int, int], work: WorkI
         valleys = [v for v in valley_columns(crop, narrowest, limit=2) if profile[v] < 0.15 * profile.max()]
         counts = [2]
         cut_sets: list[tuple[int, ...]] = [(v,) for v in valleys]
-        even_sets: list[tuple[int, ...]] = []
+        # Two slanted "1"s (or a "1" and a "4") written close overlap in their columns, so the profile has
+        # no valley between them; the model calls such a pair "not a digit". Then it is also cut along the
+        # least-ink path from its middle, which runs down the gap between the slanted strokes. Only then:
+        # an unsure single digit (a squeezed 7) cut in two reads as two confident digits too often.
+        even_sets: list[tuple[int, ...]] = [(round(width / 2),)] if not_a_digit else []
     else:
         # As many digits as fit: no fewer than digits as wide as tall (two, however squeezed), no more than
         # narrow ones (a 0 is about half as wide as tall; a group of 1s is narrower still, and its valleys
@@ -272,10 +283,13 @@ def propose_stacked(crop: np.ndarray, box: tuple[int, int, int, int], work: Work
     return tuple(readings.values())
 
 
-def split_readings(candidate: Segment, settings: SegmentSettings) -> tuple[tuple[Segment, ...], ...]:
+def split_readings(
+    candidate: Segment, settings: SegmentSettings, not_a_digit: bool = False
+) -> tuple[tuple[Segment, ...], ...]:
     """The ways to read a candidate as several digits (:func:`propose_splits` side by side,
     :func:`propose_stacked` one above another; none where it is not :class:`Cuttable`), each part on the
-    candidate's line. A part that several readings share stays one Segment, so it is classified once.
+    candidate's line (``not_a_digit``: the model calls it whole no digit, see :func:`propose_splits`). A
+    part that several readings share stays one Segment, so it is classified once.
 
     Made only when asked: most candidates are single digits the model is sure of, and cutting them would
     be wasted work (the pipeline asks for the candidates it is unsure of whole)."""
@@ -285,7 +299,7 @@ def split_readings(candidate: Segment, settings: SegmentSettings) -> tuple[tuple
     if cut.stacked:
         readings = propose_stacked(cut.core, cut.box, cut.work)
     else:
-        readings = propose_splits(cut.core, cut.box, cut.work, settings)
+        readings = propose_splits(cut.core, cut.box, cut.work, settings, not_a_digit)
     on_line: dict[int, Segment] = {}
     line = candidate.box.line
 
