@@ -78,13 +78,25 @@ def rejected(prediction: Prediction, none_threshold: float) -> bool:
 
 # Below this score the model is unsure of a reading (see ``choose``).
 UNSURE = 0.5
+# A candidate with a neck (two digits of two lines touching by a point, see ``has_a_neck``) is read whole
+# only at this score or more: two digits squeezed into one crop often read as one digit at 0.6-0.9 (an 8
+# over a 6 as an 8, a 2 over a 2 as a 3).
+SURE_ACROSS_A_NECK = 0.95
 
 
-def choose(options: list[Interpretation], none_threshold: float, unsure: float = UNSURE) -> Interpretation:
+def choose(
+    options: list[Interpretation], none_threshold: float, unsure: float = UNSURE, necked: bool = False
+) -> Interpretation:
     """The candidate as a whole, unless the model is unsure of it (its score below ``unsure``, or it is
     "not a digit") and a split reading is surer: a pair of confident digits beats one unsure wide blob,
-    but a confident single digit is never cut in two because its halves happen to look like digits."""
+    but a confident single digit is never cut in two because its halves happen to look like digits.
+
+    A ``necked`` candidate the model reads whole, but not surely, gives way to its two parts one above the
+    other when both are surer digits than the whole."""
     whole, splits = options[0], options[1:]
+    if necked:
+        best = max(splits, key=lambda option: option.score(none_threshold), default=whole)
+        return best if best.score(none_threshold) > whole.score(none_threshold) else whole
     if not splits or whole.score(none_threshold) >= unsure:
         return whole
     best = max(splits, key=lambda option: option.score(none_threshold))
@@ -155,13 +167,18 @@ class FramePipeline:
             return candidate.cuttable is not None and candidate.cuttable.too_wide(self.settings)
 
         # Cut only the candidates the model is unsure of whole (a confident single digit is never cut, see
-        # ``choose``), and those too wide to be one digit; all their parts are classified in one batch.
+        # ``choose``), and those too wide to be one digit; and across its neck a candidate that has one,
+        # unless the model is sure of it whole. All their parts are classified in one batch.
         t2 = time.perf_counter()
-        splits = {
-            id(s): split_readings(s, self.settings, not_a_digit=rejected(wholes[id(s)].predictions[0], nt))
-            for s in segments
-            if wholes[id(s)].score(nt) < UNSURE or too_wide(s)
-        }
+        splits, necked = {}, set()
+        for s in segments:
+            score = wholes[id(s)].score(nt)
+            if score < UNSURE or too_wide(s):
+                not_a_digit = rejected(wholes[id(s)].predictions[0], nt)
+                splits[id(s)] = split_readings(s, self.settings, not_a_digit=not_a_digit)
+            elif s.cuttable is not None and s.cuttable.necked and score < SURE_ACROSS_A_NECK:
+                splits[id(s)] = split_readings(s, self.settings, at_the_neck=True)
+                necked.add(id(s))
         t3 = time.perf_counter()
         read.classify([part for readings in splits.values() for reading in readings for part in reading])
 
@@ -172,7 +189,7 @@ class FramePipeline:
             if not readings and too_wide(candidate):
                 continue  # wider than a digit, and no way to read it as several
             options = [wholes[id(candidate)]] + [read.interpretation(reading) for reading in readings]
-            best = choose(options, self.none_threshold)
+            best = choose(options, nt, necked=id(candidate) in necked)
             stacked |= len(best.segments) > 1 and one_above_another(best.segments)
             for part, image, prediction in zip(best.segments, best.normalized, best.predictions, strict=True):
                 sure = prediction.confidence >= self.min_confidence

@@ -26,7 +26,9 @@ The stages, each a function on numpy arrays:
    two lines one digit above another. Each candidate carries what its cuts are made from (``Cuttable``);
    the pipeline asks for the cuts of those the model is unsure of whole (``propose_splits``: at the valleys
    of its ink profile and at even spacing, straight and curved round overlapping strokes;
-   ``propose_stacked``), and the classifier decides which reading is more confident.
+   ``propose_stacked``; and across its neck, where its ink all but vanishes across its middle, even when
+   the model reads it whole, though not surely: ``has_a_neck``), and the classifier decides which reading
+   is more confident.
 
 Pure functions; no state. The cost is bounded on any frame: a capped number of pieces, no pairwise loop
 over all of them. A frame whose clutter passes the cap is cut short, and says so (``segment_frame``), so the
@@ -91,6 +93,7 @@ from device.segment.rules import (
 from device.segment.splits import (
     MAX_SPLIT_PARTS,
     crop_ink,
+    has_a_neck,
     propose_splits,
     propose_stacked,
     seams,
@@ -122,6 +125,7 @@ __all__ = [
     "find_pieces",
     "find_polarity",
     "find_rules",
+    "has_a_neck",
     "ink_map",
     "ink_mask",
     "inside_a_dark_area",
@@ -209,6 +213,9 @@ def segment_frame(frame, settings: SegmentSettings = SegmentSettings()) -> Segme
             cuttable = Cuttable(core, place, work)
         elif len(heights) >= 3 and piece.h >= STACKED * typical_h and piece.w <= 1.3 * typical_h:
             cuttable = Cuttable(core, place, work, stacked=True)
+        if 0.25 * piece.h <= piece.w <= 1.25 * piece.h and has_a_neck(core):
+            stacked = cuttable is not None and cuttable.stacked
+            cuttable = Cuttable(core, place, work, stacked=stacked, necked=True)
         by_box[box] = Segment(box, crop, cuttable)
     ordered = reading_order(list(by_box))
     return Segmentation([replace(by_box[Box(b.x, b.y, b.w, b.h)], box=b) for b in ordered], cut_short)

@@ -51,12 +51,14 @@ class Cuttable:
     """What a candidate's readings as several digits are cut from: its ink without the crop's padding, its
     box in working px, the working image (to map the parts to frame px), and which way it is cut: down,
     into digits side by side (a candidate wider than one digit), or across, into one digit above another
-    (a candidate as tall as two lines)."""
+    (a candidate as tall as two lines); and whether its ink all but vanishes across its middle (``necked``:
+    two digits of two lines touching by a point, see :func:`device.segment.has_a_neck`)."""
 
     core: np.ndarray
     box: tuple[int, int, int, int]
     work: WorkImage
     stacked: bool = False
+    necked: bool = False
 
     def too_wide(self, settings: SegmentSettings) -> bool:
         """Wider than one digit can be: read only as its parts, or not at all."""
