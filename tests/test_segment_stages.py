@@ -618,6 +618,22 @@ def test_has_a_neck_finds_two_digits_touching_by_a_point_not_a_digit():
         assert not has_a_neck(digit)
 
 
+def test_two_lines_touching_on_a_slant_are_offered_one_above_another():
+    """A digit touching the one below it makes a candidate as tall as two lines; where the lines slant,
+    the lower digit sits to one side too, so the candidate is at least half as wide as tall. It is offered
+    as one digit above another too (before, only cut side by side, where its ink profile allowed)."""
+    img = np.full((480, 640), 215, np.uint8)
+    for x in (60, 160, 260, 360):  # the writing: single "0"s 80 px tall
+        cv2.ellipse(img, (x, 100), (26, 40), 0, 0, 360, 30, 7)
+    cv2.ellipse(img, (200, 250), (26, 40), 0, 0, 360, 30, 7)  # two lines' "0"s touching on a slant
+    cv2.ellipse(img, (224, 304), (26, 40), 0, 0, 360, 30, 7)
+    (stack,) = [s for s in segment(img) if s.box.h > 120]
+    assert stack.box.w >= 0.5 * stack.box.h
+    readings = split_readings(stack, SETTINGS)
+    one_above_another = [r for r in readings if len(r) == 2 and r[0].box.y + r[0].box.h / 2 <= r[1].box.y]
+    assert one_above_another, [[p.box for p in r] for r in readings]
+
+
 def test_digits_of_two_lines_touching_by_a_point_are_read_apart(mnist_sample):
     """A digit touching the one below it by a point makes one candidate as tall as two lines; on a page of
     such stacks nothing is taller than the writing, so only the neck tells that it is two digits. Counted

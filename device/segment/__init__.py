@@ -197,7 +197,8 @@ def segment_frame(frame, settings: SegmentSettings = SegmentSettings()) -> Segme
     kept = keep_digits(pieces, ink, settings, inked, no_digit)
 
     # A candidate 1.4 times as tall as the writing (``STACKED``), no wider than a digit: maybe two digits one
-    # above the other (two lines written close, the second maybe smaller). Only offered: the model decides.
+    # above the other (two lines written close, the second maybe smaller; on a slant or a curve, the two
+    # side by side a little too). Only offered: the model decides.
     heights = [piece.h for piece in kept if piece.h >= 0.5 * piece.w]
     typical_h = float(np.median(heights)) if heights else 0.0
     by_box: dict[Box, Segment] = {}
@@ -208,14 +209,11 @@ def segment_frame(frame, settings: SegmentSettings = SegmentSettings()) -> Segme
         pad_x, pad_y = piece.x - max(0, piece.x - 2), piece.y - max(0, piece.y - 2)
         core = crop[pad_y : pad_y + piece.h, pad_x : pad_x + piece.w]
         place = (piece.x, piece.y, piece.w, piece.h)
+        tall = len(heights) >= 3 and piece.h >= STACKED * typical_h and piece.w <= 1.3 * typical_h
+        necked = 0.25 * piece.h <= piece.w <= 1.25 * piece.h and has_a_neck(core)
         cuttable = None
-        if piece.w >= 0.5 * piece.h:
-            cuttable = Cuttable(core, place, work)
-        elif len(heights) >= 3 and piece.h >= STACKED * typical_h and piece.w <= 1.3 * typical_h:
-            cuttable = Cuttable(core, place, work, stacked=True)
-        if 0.25 * piece.h <= piece.w <= 1.25 * piece.h and has_a_neck(core):
-            stacked = cuttable is not None and cuttable.stacked
-            cuttable = Cuttable(core, place, work, stacked=stacked, necked=True)
+        if piece.w >= 0.5 * piece.h or tall or necked:
+            cuttable = Cuttable(core, place, work, stacked=tall, necked=necked)
         by_box[box] = Segment(box, crop, cuttable)
     ordered = reading_order(list(by_box))
     return Segmentation([replace(by_box[Box(b.x, b.y, b.w, b.h)], box=b) for b in ordered], cut_short)

@@ -49,10 +49,10 @@ class Segment:
 @dataclass(frozen=True)
 class Cuttable:
     """What a candidate's readings as several digits are cut from: its ink without the crop's padding, its
-    box in working px, the working image (to map the parts to frame px), and which way it is cut: down,
-    into digits side by side (a candidate wider than one digit), or across, into one digit above another
-    (a candidate as tall as two lines); and whether its ink all but vanishes across its middle (``necked``:
-    two digits of two lines touching by a point, see :func:`device.segment.has_a_neck`)."""
+    box in working px, the working image (to map the parts to frame px), and which ways it is cut: down,
+    into digits side by side (a candidate at least half as wide as tall), and across, into one digit above
+    another (``stacked``: a candidate as tall as two lines; ``necked``: its ink all but vanishes across its
+    middle, two digits of two lines touching by a point, see :func:`device.segment.has_a_neck`)."""
 
     core: np.ndarray
     box: tuple[int, int, int, int]

@@ -313,11 +313,11 @@ def split_readings(
     cut = candidate.cuttable
     if cut is None:
         return ()
-    if cut.stacked or at_the_neck:
+    if at_the_neck:
         readings = propose_stacked(cut.core, cut.box, cut.work)
-    else:
+    else:  # side by side (none for a candidate under half as wide as tall), and one above another
         readings = propose_splits(cut.core, cut.box, cut.work, settings, not_a_digit)
-        if cut.necked:
+        if cut.stacked or cut.necked:
             readings += propose_stacked(cut.core, cut.box, cut.work)
     on_line: dict[int, Segment] = {}
     line = candidate.box.line
