@@ -80,21 +80,22 @@ def rejected(prediction: Prediction, none_threshold: float) -> bool:
 UNSURE = 0.5
 # A candidate with a neck (two digits of two lines touching by a point, see ``has_a_neck``) is read whole
 # only at this score or more: two digits squeezed into one crop often read as one digit at 0.6-0.9 (an 8
-# over a 6 as an 8, a 2 over a 2 as a 3).
-SURE_ACROSS_A_NECK = 0.95
+# over a 6 as an 8, a 2 over a 2 as a 3). Not for a candidate only as tall as two lines: a 4 or a 9 with a
+# long stem is that tall too, and its head and stem read as two sure digits.
+SURE_OF_ONE_NOT_TWO = 0.95
 
 
 def choose(
-    options: list[Interpretation], none_threshold: float, unsure: float = UNSURE, necked: bool = False
+    options: list[Interpretation], none_threshold: float, unsure: float = UNSURE, two_lines: bool = False
 ) -> Interpretation:
     """The candidate as a whole, unless the model is unsure of it (its score below ``unsure``, or it is
     "not a digit") and a split reading is surer: a pair of confident digits beats one unsure wide blob,
     but a confident single digit is never cut in two because its halves happen to look like digits.
 
-    A ``necked`` candidate the model reads whole, but not surely, gives way to its two parts one above the
-    other when both are surer digits than the whole."""
+    A candidate with a neck, digits of ``two_lines`` touching by a point, which the model reads whole but
+    not surely, gives way to its parts one above the other when both are surer digits than the whole."""
     whole, splits = options[0], options[1:]
-    if necked:
+    if two_lines:
         best = max(splits, key=lambda option: option.score(none_threshold), default=whole)
         return best if best.score(none_threshold) > whole.score(none_threshold) else whole
     if not splits or whole.score(none_threshold) >= unsure:
@@ -167,18 +168,18 @@ class FramePipeline:
             return candidate.cuttable is not None and candidate.cuttable.too_wide(self.settings)
 
         # Cut only the candidates the model is unsure of whole (a confident single digit is never cut, see
-        # ``choose``), and those too wide to be one digit; and across its neck a candidate that has one,
+        # ``choose``), and those too wide to be one digit; and one above another a candidate with a neck,
         # unless the model is sure of it whole. All their parts are classified in one batch.
         t2 = time.perf_counter()
-        splits, necked = {}, set()
+        splits, two_lines = {}, set()
         for s in segments:
             score = wholes[id(s)].score(nt)
             if score < UNSURE or too_wide(s):
                 not_a_digit = rejected(wholes[id(s)].predictions[0], nt)
                 splits[id(s)] = split_readings(s, self.settings, not_a_digit=not_a_digit)
-            elif s.cuttable is not None and s.cuttable.necked and score < SURE_ACROSS_A_NECK:
-                splits[id(s)] = split_readings(s, self.settings, at_the_neck=True)
-                necked.add(id(s))
+            elif s.cuttable is not None and s.cuttable.necked and score < SURE_OF_ONE_NOT_TWO:
+                splits[id(s)] = split_readings(s, self.settings, across_only=True)
+                two_lines.add(id(s))
         t3 = time.perf_counter()
         read.classify([part for readings in splits.values() for reading in readings for part in reading])
 
@@ -189,7 +190,7 @@ class FramePipeline:
             if not readings and too_wide(candidate):
                 continue  # wider than a digit, and no way to read it as several
             options = [wholes[id(candidate)]] + [read.interpretation(reading) for reading in readings]
-            best = choose(options, nt, necked=id(candidate) in necked)
+            best = choose(options, nt, two_lines=id(candidate) in two_lines)
             stacked |= len(best.segments) > 1 and one_above_another(best.segments)
             for part, image, prediction in zip(best.segments, best.normalized, best.predictions, strict=True):
                 sure = prediction.confidence >= self.min_confidence

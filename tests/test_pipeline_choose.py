@@ -57,12 +57,13 @@ def test_an_unsure_digit_that_is_a_digit_is_not_split_on_weak_parts():
     assert choose([whole, split], NONE_THRESHOLD) is whole
 
 
-def test_a_candidate_with_a_neck_gives_way_to_surer_parts_one_above_another():
-    """Two digits of two lines touching by a point often read whole as one digit, not surely (an 8 over a
-    6 as an 8 at 0.7): across its neck, two surer digits win; parts no surer than the whole do not."""
+def test_two_lines_digits_read_whole_give_way_to_surer_parts_one_above_another():
+    """Two digits of two lines touching by a point (a candidate with a neck) often read whole as one digit,
+    not surely (an 8 over a 6 as an 8 at 0.7): two surer digits one above the other win; parts no surer
+    than the whole do not."""
     whole = option(Prediction(8, 0.72, 0.02))
     apart = option(sure(8), sure(6))
-    assert choose([whole, apart], NONE_THRESHOLD, necked=True) is apart
-    assert choose([whole, apart], NONE_THRESHOLD) is whole  # without a neck, a read digit stays whole
+    assert choose([whole, apart], NONE_THRESHOLD, two_lines=True) is apart
+    assert choose([whole, apart], NONE_THRESHOLD) is whole  # otherwise a read digit stays whole
     weak = option(sure(8), Prediction(6, 0.6, 0.1))
-    assert choose([whole, weak], NONE_THRESHOLD, necked=True) is whole
+    assert choose([whole, weak], NONE_THRESHOLD, two_lines=True) is whole

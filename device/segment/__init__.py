@@ -26,9 +26,9 @@ The stages, each a function on numpy arrays:
    two lines one digit above another. Each candidate carries what its cuts are made from (``Cuttable``);
    the pipeline asks for the cuts of those the model is unsure of whole (``propose_splits``: at the valleys
    of its ink profile and at even spacing, straight and curved round overlapping strokes;
-   ``propose_stacked``; and across its neck, where its ink all but vanishes across its middle, even when
-   the model reads it whole, though not surely: ``has_a_neck``), and the classifier decides which reading
-   is more confident.
+   ``propose_stacked``, for a candidate as tall as two lines or with a neck, where its ink all but vanishes
+   across its middle (``has_a_neck``): that one even when the model reads it whole, though not surely),
+   and the classifier decides which reading is more confident.
 
 Pure functions; no state. The cost is bounded on any frame: a capped number of pieces, no pairwise loop
 over all of them. A frame whose clutter passes the cap is cut short, and says so (``segment_frame``), so the

@@ -60,6 +60,11 @@ class Cuttable:
     stacked: bool = False
     necked: bool = False
 
+    @property
+    def may_be_two_lines(self) -> bool:
+        """Digits of two lines, one above the other (as tall as two lines, or touching by a point)."""
+        return self.stacked or self.necked
+
     def too_wide(self, settings: SegmentSettings) -> bool:
         """Wider than one digit can be: read only as its parts, or not at all."""
         return self.box[2] > settings.max_aspect * self.box[3]

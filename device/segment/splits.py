@@ -300,24 +300,24 @@ def propose_stacked(crop: np.ndarray, box: tuple[int, int, int, int], work: Work
 
 
 def split_readings(
-    candidate: Segment, settings: SegmentSettings, not_a_digit: bool = False, at_the_neck: bool = False
+    candidate: Segment, settings: SegmentSettings, not_a_digit: bool = False, across_only: bool = False
 ) -> tuple[tuple[Segment, ...], ...]:
     """The ways to read a candidate as several digits (:func:`propose_splits` side by side,
     :func:`propose_stacked` one above another; none where it is not :class:`Cuttable`), each part on the
     candidate's line (``not_a_digit``: the model calls it whole no digit, see :func:`propose_splits`;
-    ``at_the_neck``: one above another, for a candidate :func:`has_a_neck`). A part that several readings
-    share stays one Segment, so it is classified once.
+    ``across_only``: one above another only, for a candidate that ``may_be_two_lines``). A part that
+    several readings share stays one Segment, so it is classified once.
 
     Made only when asked: most candidates are single digits the model is sure of, and cutting them would
     be wasted work (the pipeline asks for the candidates it is unsure of whole)."""
     cut = candidate.cuttable
     if cut is None:
         return ()
-    if at_the_neck:
+    if across_only:
         readings = propose_stacked(cut.core, cut.box, cut.work)
     else:  # side by side (none for a candidate under half as wide as tall), and one above another
         readings = propose_splits(cut.core, cut.box, cut.work, settings, not_a_digit)
-        if cut.stacked or cut.necked:
+        if cut.may_be_two_lines:
             readings += propose_stacked(cut.core, cut.box, cut.work)
     on_line: dict[int, Segment] = {}
     line = candidate.box.line
