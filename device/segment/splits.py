@@ -268,9 +268,19 @@ def has_a_neck(crop: np.ndarray) -> bool:
     one above the other, that touch by a point (a single digit's strokes cross its middle in full, most
     rows of it twice)."""
     height = crop.shape[0]
-    profile = ink_profile(crop, axis=1)
     low, high = round(height / 3), round(2 * height / 3) + 1
-    return high - low >= 2 and bool(profile[low:high].min() < NECK_SHARE * np.median(profile))
+    if high - low < 2:
+        return False
+    # ``ink_profile`` across and its median, in a few small steps (np.median alone cost 13 us): this is
+    # asked of nearly every candidate.
+    rows = cv2.reduce(crop, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32F).ravel()
+    profile = rows.copy()
+    profile[:-1] += rows[1:]
+    profile[1:] += rows[:-1]
+    profile /= 3
+    ordered = np.sort(profile)
+    median = (ordered[(height - 1) // 2] + ordered[height // 2]) / 2
+    return bool(profile[low:high].min() < NECK_SHARE * median)
 
 
 def propose_stacked(crop: np.ndarray, box: tuple[int, int, int, int], work: WorkImage) -> tuple:
