@@ -1218,30 +1218,42 @@ def test_a_light_grid_is_found_in_the_faint_ink(strength):
         assert cleaned.sum() < 0.5 * inked.sum()  # the grid's stretches are gone, the digits' strokes stay
 
 
+class TallReadAs(FakeClassifier):
+    """Reads a crop more than twice as tall as wide as ``tall`` (a Prediction), anything else as a sure 7."""
+
+    def __init__(self, tall: Prediction):
+        self.tall = tall
+
+    def classify(self, digits):
+        predictions = []
+        for image in digits:
+            rows, cols = np.flatnonzero(image.max(axis=1) > 0), np.flatnonzero(image.max(axis=0) > 0)
+            tall = len(cols) < 0.45 * len(rows)
+            predictions.append(self.tall if tall else Prediction(7, 0.95, 0.01))
+        return predictions
+
+
+def two_lines_of_sevens(below: int, size: int, tail: int) -> np.ndarray:
+    """Two lines of three 7s, the middle one of the first running down into the one below by a stroke
+    ``tail`` px thick; the second line's 7s ``size`` px tall, ``below`` px down."""
+    img = np.full((480, 640), 215, np.uint8)
+    for x in (150, 260, 370):
+        stroke_digit(img, x, 100, size=70, thickness=6)
+        stroke_digit(img, x, below, size=size, thickness=6)
+    cv2.line(img, (274, 170), (275, below), 30, tail)
+    return img
+
+
 @pytest.mark.parametrize("below, size", [(195, 70), (182, 30)])
 def test_two_lines_whose_digits_touch_are_read_line_by_line(below, size):
     """Two lines written close, the middle digit of the first touching the one below it: one candidate
     twice as tall as the writing, or 1.5 times where the second line is written smaller. It is
     offered as one digit above another; the model (a fake that takes a crop that tall and thin for "not a
     digit") reads the parts, and each goes to its own line."""
-
-    class TallIsNoDigit(FakeClassifier):
-        def classify(self, digits):
-            predictions = []
-            for image in digits:
-                rows, cols = np.flatnonzero(image.max(axis=1) > 0), np.flatnonzero(image.max(axis=0) > 0)
-                tall = len(cols) < 0.45 * len(rows)
-                predictions.append(Prediction(1, 0.3, 0.9) if tall else Prediction(7, 0.95, 0.01))
-            return predictions
-
-    img = np.full((480, 640), 215, np.uint8)
-    for x in (150, 260, 370):
-        stroke_digit(img, x, 100, size=70, thickness=6)
-        stroke_digit(img, x, below, size=size, thickness=6)
-    cv2.line(img, (274, 170), (275, below), 30, 6)  # the middle 7's tail runs down into the one below
+    img = two_lines_of_sevens(below, size, tail=6)
     segments = segment(img)
     assert len(segments) == 5 and any(split_readings(s, SETTINGS) for s in segments)
-    result = FramePipeline(TallIsNoDigit()).process(img)
+    result = FramePipeline(TallReadAs(Prediction(1, 0.3, 0.9))).process(img)
     assert Reading(tuple(result.digits)).text == "777 777"
 
 
@@ -1251,24 +1263,10 @@ def test_two_lines_digits_touching_by_a_point_read_whole_not_surely_are_read_lin
     the model reads the candidate whole as one digit: not surely (an 8 at 0.72, as two digits squeezed
     into one crop often read), it is cut one digit above another all the same; surely (0.97), it stays
     one digit."""
-
-    class TallIsAnEight(FakeClassifier):
-        def classify(self, digits):
-            predictions = []
-            for image in digits:
-                rows, cols = np.flatnonzero(image.max(axis=1) > 0), np.flatnonzero(image.max(axis=0) > 0)
-                tall = len(cols) < 0.45 * len(rows)
-                predictions.append(Prediction(8, confidence, 0.02) if tall else Prediction(7, 0.95, 0.01))
-            return predictions
-
-    img = np.full((480, 640), 215, np.uint8)
-    for x in (150, 260, 370):
-        stroke_digit(img, x, 100, size=70, thickness=6)
-        stroke_digit(img, x, 195, size=70, thickness=6)
-    cv2.line(img, (274, 170), (275, 195), 30, 1)
+    img = two_lines_of_sevens(195, 70, tail=1)
     (stack,) = [s for s in segment(img) if s.box.h > 120]
     assert stack.cuttable.necked
-    digits = FramePipeline(TallIsAnEight()).process(img).digits
+    digits = FramePipeline(TallReadAs(Prediction(8, confidence, 0.02))).process(img).digits
     if text is None:
         assert len(digits) == 5 and 8 in [digit.value for digit in digits]
     else:
