@@ -315,8 +315,8 @@ def split_readings(
     """The ways to read a candidate as several digits (:func:`propose_splits` side by side,
     :func:`propose_stacked` one above another; none where it is not :class:`Cuttable`), each part on the
     candidate's line (``not_a_digit``: the model calls it whole no digit, see :func:`propose_splits`;
-    ``across_only``: one above another only, for a candidate that ``may_be_two_lines``). A part that
-    several readings share stays one Segment, so it is classified once.
+    ``across_only``: one above another only, for a candidate with a neck that the model reads whole, but
+    not surely). A part that several readings share stays one Segment, so it is classified once.
 
     Made only when asked: most candidates are single digits the model is sure of, and cutting them would
     be wasted work (the pipeline asks for the candidates it is unsure of whole)."""
