@@ -127,6 +127,22 @@ def test_digits_by_the_page_edge_on_a_desk_are_found(seed):
     assert all(b.x >= left for b in boxes), boxes
 
 
+@pytest.mark.parametrize("edge", [64, 128])
+def test_the_surroundings_do_not_raise_the_threshold_of_the_paper_beside_them(edge):
+    """A tile of desk has its grain's threshold, far above the paper's. Interpolated between tile centres
+    it raised the threshold over half a tile of the paper beside it, toward the page's edge (by 0.4 of it
+    here): the rules and digits written there were lost. The desk's tile now takes at most 1.5 times the
+    paper's threshold (``NOT_PAPER_OVER_PAPER``), so the rise is about half as much."""
+    for seed in range(2):
+        img = texture(480, 640, seed)
+        page = np.random.default_rng(seed).normal(215, 2, (480 - edge, 640))
+        img[edge:] = np.clip(page, 0, 255).astype(np.uint8)
+        ink = find_ink(prepare(img, SETTINGS), True, SETTINGS)
+        assert ink.paper[edge + 16, 300] and not ink.paper[edge - 20, 300]
+        by_the_edge, tile_centre = ink.threshold[edge + 2, 300], ink.threshold[edge + 32, 300]
+        assert by_the_edge <= 1.3 * tile_centre, (seed, by_the_edge, tile_centre)
+
+
 def test_bold_digits_at_the_frame_edge_are_not_taken_for_texture():
     """A page that fills the frame, bold digits written along its left edge (their tiles are inked, so
     they are no "bare" paper): they are writing, not texture reaching in from the surroundings."""
