@@ -78,11 +78,20 @@ def rejected(prediction: Prediction, none_threshold: float) -> bool:
 
 # Below this score the model is unsure of a reading (see ``choose``).
 UNSURE = 0.5
-# A candidate with a neck (two digits of two lines touching by a point, see ``has_a_neck``) is read whole
-# only at this score or more: two digits squeezed into one crop often read as one digit at 0.6-0.9 (an 8
-# over a 6 as an 8, a 2 over a 2 as a 3). Not for a candidate only as tall as two lines: a 4 or a 9 with a
-# long stem is that tall too, and its head and stem read as two sure digits.
+# A candidate with a neck (two digits of two lines touching by a point, see ``has_a_neck``), or as tall as
+# two lines of the writing (``Cuttable.stacked``), is read whole only at this score or more: two digits
+# squeezed into one crop often read as one digit at 0.6-0.9 (an 8 over a 6 as an 8, a 2 over a 2 as a 3, a
+# 0 over a 0 as an 8).
 SURE_OF_ONE_NOT_TWO = 0.95
+
+
+def without_a_lone_stroke(readings: list[Interpretation]) -> list[Interpretation]:
+    """The readings of a candidate as tall as two lines, but without a neck, that read no part as a 1.
+
+    Such a candidate may be one digit with a long stroke (a 4's or a 9's stem, a 7's tail): cut across,
+    its head reads as a digit and the stroke alone as a sure 1, surer than the whole. Where two lines'
+    digits touch by a point, the neck tells; here nothing does, so a 1 is no evidence of a second line."""
+    return [reading for reading in readings if all(p.digit != 1 for p in reading.predictions)]
 
 
 def choose(
@@ -168,18 +177,22 @@ class FramePipeline:
             return candidate.cuttable is not None and candidate.cuttable.too_wide(self.settings)
 
         # Cut only the candidates the model is unsure of whole (a confident single digit is never cut, see
-        # ``choose``), and those too wide to be one digit; and one above another a candidate with a neck,
-        # unless the model is sure of it whole. All their parts are classified in one batch.
+        # ``choose``), and those too wide to be one digit; and one above another a candidate with a neck or
+        # as tall as two lines, unless the model is sure of it whole. All their parts are classified in one
+        # batch.
         t2 = time.perf_counter()
-        splits, two_lines = {}, set()
+        splits, two_lines, no_neck = {}, set(), set()
         for s in segments:
             score = wholes[id(s)].score(nt)
+            cut = s.cuttable
             if score < UNSURE or too_wide(s):
                 not_a_digit = rejected(wholes[id(s)].predictions[0], nt)
                 splits[id(s)] = split_readings(s, self.settings, not_a_digit=not_a_digit)
-            elif s.cuttable is not None and s.cuttable.necked and score < SURE_OF_ONE_NOT_TWO:
+            elif cut is not None and (cut.necked or cut.stacked) and score < SURE_OF_ONE_NOT_TWO:
                 splits[id(s)] = split_readings(s, self.settings, across_only=True)
                 two_lines.add(id(s))
+                if not cut.necked:
+                    no_neck.add(id(s))
         t3 = time.perf_counter()
         read.classify([part for readings in splits.values() for reading in readings for part in reading])
 
@@ -189,7 +202,10 @@ class FramePipeline:
             readings = splits.get(id(candidate), ())
             if not readings and too_wide(candidate):
                 continue  # wider than a digit, and no way to read it as several
-            options = [wholes[id(candidate)]] + [read.interpretation(reading) for reading in readings]
+            parts = [read.interpretation(reading) for reading in readings]
+            if id(candidate) in no_neck:
+                parts = without_a_lone_stroke(parts)
+            options = [wholes[id(candidate)], *parts]
             best = choose(options, nt, two_lines=id(candidate) in two_lines)
             stacked |= len(best.segments) > 1 and one_above_another(best.segments)
             for part, image, prediction in zip(best.segments, best.normalized, best.predictions, strict=True):

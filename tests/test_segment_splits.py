@@ -537,3 +537,40 @@ def test_two_lines_digits_touching_by_a_point_read_whole_not_surely_are_read_lin
         assert len(digits) == 5 and 8 in [digit.value for digit in digits]
     else:
         assert Reading(tuple(digits)).text == text
+
+
+def test_two_lines_digits_touching_broadly_read_whole_not_surely_are_read_line_by_line():
+    """The middle 7 runs into the one below by a stroke as thick as the pen (no neck): one candidate as
+    tall as two lines, which the model reads whole as one digit, not surely (an 8 at 0.72, as a 0 over a 0
+    often reads). It is offered one digit above another and read line by line (it was read whole)."""
+    img = two_lines_of_sevens(195, 70, tail=6)
+    (stack,) = [s for s in segment(img) if s.box.h > 120]
+    assert stack.cuttable.stacked and not stack.cuttable.necked
+    digits = FramePipeline(TallReadAs(Prediction(8, 0.72, 0.02))).process(img).digits
+    assert Reading(tuple(digits)).text == "777 777"
+
+
+class StrokeReadsAsOne(TallReadAs):
+    """As TallReadAs, but a lone stroke (a crop over five times as tall as wide) is a sure 1."""
+
+    def classify(self, digits):
+        predictions = super().classify(digits)
+        for index, image in enumerate(digits):
+            rows, cols = np.flatnonzero(image.max(axis=1) > 0), np.flatnonzero(image.max(axis=0) > 0)
+            if len(cols) < 0.2 * len(rows):
+                predictions[index] = Prediction(1, 0.97, 0.01)
+        return predictions
+
+
+def test_a_digit_with_a_long_stroke_is_not_read_as_two_lines():
+    """A 7 whose stem runs on down as far again, among 7s of the usual height: as tall as two lines, with
+    no neck. Cut across, its head reads as a 7 and the stroke alone as a sure 1, both surer than the whole
+    (read, not surely, as a 4): a 1 is no evidence of a second line, so the candidate stays one digit."""
+    img = np.full((480, 640), 215, np.uint8)
+    for x in (150, 260, 370):
+        stroke_digit(img, x, 100, size=70, thickness=6)
+    cv2.line(img, (274, 170), (274, 240), 30, 6)
+    (tall,) = [s for s in segment(img) if s.box.h > 120]
+    assert tall.cuttable.stacked and not tall.cuttable.necked
+    digits = FramePipeline(StrokeReadsAsOne(Prediction(4, 0.72, 0.02))).process(img).digits
+    assert Reading(tuple(digits)).text == "747"
