@@ -21,12 +21,18 @@ MIN_STROKE = 0.09
 
 
 def center_of_mass(image: np.ndarray) -> tuple[float, float]:
-    """(x, y) centre of mass of a grey image's intensities; the geometric centre when it is all zero."""
-    moments = cv2.moments(image.astype(np.float32), binaryImage=False)
-    if moments["m00"] <= 0:
-        h, w = image.shape[:2]
+    """(x, y) centre of mass of a grey image's intensities; the geometric centre when it is all zero.
+
+    Summed here, not with ``cv2.moments``: that takes an array two columns wide for a list of (x, y) points,
+    so the centre of a digit scaled to two px wide (an upright "1", 4-6 px by 40-60) came out far off the
+    field, and the digit was shifted out of its 28x28 image."""
+    h, w = image.shape[:2]
+    weights = image.astype(np.float64)
+    total = weights.sum()
+    if total <= 0:
         return (w - 1) / 2.0, (h - 1) / 2.0
-    return moments["m10"] / moments["m00"], moments["m01"] / moments["m00"]
+    x = float(weights.sum(axis=0) @ np.arange(w)) / total
+    return x, float(weights.sum(axis=1) @ np.arange(h)) / total
 
 
 def stroke_width(ink: np.ndarray) -> float:

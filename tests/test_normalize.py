@@ -36,6 +36,24 @@ def test_off_centre_mass_is_moved_to_centre():
     assert xs.min() > 4 and ys.max() < 23
 
 
+@pytest.mark.parametrize("width, height", [(5, 50), (6, 60), (4, 40), (9, 80)])
+def test_an_upright_one_scaled_to_two_px_wide_stays_in_the_field(width, height):
+    """A thin upright "1", its stroke's edges soft as a camera sees them, scaled to 2 px wide: cv2.moments
+    takes an array two columns wide for a list of points, so its centre came out far off and the digit
+    was shifted out of its image (an empty image, or a sliver at its edge)."""
+    ink = np.zeros((height + 4, width + 4), np.uint8)
+    ink[2 : 2 + height, 2 : 2 + width] = 255
+    ink = cv2.GaussianBlur(ink, (3, 3), 0.8)
+    out = normalize_digit(ink, min_stroke=None)
+    ys = np.nonzero(out)[0]
+    assert ys.max() - ys.min() + 1 >= 19  # the whole stroke, 20 px tall
+    cx, cy = center_of_mass(out)
+    assert abs(cx - 13.5) < 0.5 and abs(cy - 13.5) < 0.5
+    column = np.zeros((20, 2), np.float32)
+    column[5:, 1] = np.linspace(50, 250, 15)
+    assert center_of_mass(column)[0] == pytest.approx(1.0)
+
+
 def test_grey_levels_are_antialiased():
     ink = np.zeros((300, 300), np.uint8)
     cv2.circle(ink, (150, 150), 120, 255, 9)
