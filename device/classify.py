@@ -272,7 +272,14 @@ class Classifier:
 
     def classify(self, digits) -> list[Prediction]:
         """A :class:`Prediction` for each 28x28 candidate."""
-        probs = self.probabilities(digits)
+        return self._predictions(self.probabilities(digits))
+
+    def classify_mean(self, views) -> Prediction:
+        """One :class:`Prediction` for one candidate seen several ways (28x28 each, see
+        ``device.normalize.jittered``): from its class probabilities averaged over the views."""
+        return self._predictions(self.probabilities(views).mean(axis=0, keepdims=True))[0]
+
+    def _predictions(self, probs: np.ndarray) -> list[Prediction]:
         digit_probs = probs[:, : len(DIGIT_LABELS)]
         best = digit_probs.argmax(axis=1)
         none = probs[:, len(DIGIT_LABELS)] if self.has_none else np.zeros(len(probs), np.float32)

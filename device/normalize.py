@@ -98,6 +98,21 @@ def normalize_digit(ink: np.ndarray, min_stroke: float | None = MIN_STROKE) -> n
     )
 
 
+# How a digit comes out with its crop a pixel off, or the page turned a little: the views an unsure digit
+# is read again from (see ``device.pipeline``).
+JITTER_SHIFTS = ((1, 0), (-1, 0), (0, 1), (0, -1))
+JITTER_TURNS = (-8.0, 8.0)  # degrees
+
+
+def jittered(image: np.ndarray) -> list[np.ndarray]:
+    """A 28x28 digit shifted by a pixel each way and turned a little each way (the image itself not
+    included)."""
+    centre = ((SIZE - 1) / 2.0, (SIZE - 1) / 2.0)
+    moves = [np.float32([[1, 0, dx], [0, 1, dy]]) for dx, dy in JITTER_SHIFTS]
+    moves += [cv2.getRotationMatrix2D(centre, angle, 1.0) for angle in JITTER_TURNS]
+    return [cv2.warpAffine(image, move, (SIZE, SIZE)) for move in moves]
+
+
 def to_model_input(digits: list[np.ndarray] | np.ndarray) -> np.ndarray:
     """Stack 28x28 uint8 digits into the float32 batch (N, 28, 28, 1) in [0, 1] the models are trained on."""
     batch = np.asarray(digits, dtype=np.float32).reshape(-1, SIZE, SIZE, 1)

@@ -6,7 +6,8 @@ digits or, as tall as two lines, one above another, and all their parts are clas
 invoke. Per candidate the more confident interpretation wins (a pair of confident digits beats one unsure
 wide blob; a digit the model is sure of is never cut), and what the model calls "not a digit"
 (texture, a line, an operator, a letter) is dropped: it never reaches the reading, the outputs or the
-vote. Where a reading one above another won, the digits are put in reading order again.
+vote. A digit still unsure is read once more from a few views of it (a pixel off, turned a little; one
+invoke each, and rare). Where a reading one above another won, the digits are put in reading order again.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from device.classify import Prediction
-from device.normalize import normalize_digit
+from device.normalize import jittered, normalize_digit
 from device.reading import Digit
 from device.segment import Segment, SegmentSettings, reading_order, segment_frame, split_readings
 
@@ -210,6 +211,11 @@ class FramePipeline:
             stacked |= len(best.segments) > 1 and one_above_another(best.segments)
             for part, image, prediction in zip(best.segments, best.normalized, best.predictions, strict=True):
                 sure = prediction.confidence >= self.min_confidence
+                if not sure and not rejected(prediction, self.none_threshold):
+                    # An unsure digit is read again from a few views of it (a pixel off, turned a little):
+                    # one look at a borderline shape is a coin toss that the average of several settles.
+                    prediction = self.classifier.classify_mean([image, *jittered(image)])
+                    sure = prediction.confidence >= self.min_confidence
                 # An unsure digit that the model half thinks is no digit at all is dropped, not shown as "?".
                 doubtful = not sure and prediction.none >= self.none_threshold / 2
                 if rejected(prediction, self.none_threshold) or doubtful:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from device.classify import Classifier, Prediction
+from device.normalize import JITTER_SHIFTS, JITTER_TURNS
 from device.pipeline import FramePipeline
 from device.reading import Reading
 from device.segment import (
@@ -352,6 +353,10 @@ class FakeClassifier:
                 predictions.append(Prediction(7, 0.95, 0.01))
         return predictions
 
+    def classify_mean(self, views):
+        """Every view of a candidate reads alike here: the first one's answer."""
+        return self.classify(views[:1])[0]
+
 
 def test_pipeline_prefers_two_confident_digits_to_one_rejected_blob():
     img = np.full((480, 640), 215, np.uint8)
@@ -416,6 +421,28 @@ def test_pipeline_drops_an_unsure_digit_that_may_be_no_digit():
     stroke_digit(img, 250, 150, size=80)
     assert Reading(tuple(FramePipeline(Answers(0.02)).process(img).digits)).text == "?"
     assert FramePipeline(Answers(0.4)).process(img).digits == []
+
+
+def test_an_unsure_digit_is_read_again_from_a_few_views_of_it():
+    """Unsure of a digit from one look (0.4), the pipeline reads it again from the digit and its views a
+    pixel off and turned a little (``jittered``), all at once: sure from those (0.8), it shows the digit."""
+
+    class SurerFromViews(FakeClassifier):
+        def __init__(self):
+            self.views = []
+
+        def classify(self, digits):
+            return [Prediction(3, 0.4, 0.02) for _ in digits]
+
+        def classify_mean(self, views):
+            self.views.append(len(views))
+            return Prediction(5, 0.8, 0.02)
+
+    img = np.full((480, 640), 215, np.uint8)
+    stroke_digit(img, 250, 150, size=80)
+    classifier = SurerFromViews()
+    assert Reading(tuple(FramePipeline(classifier).process(img).digits)).text == "5"
+    assert classifier.views == [1 + len(JITTER_SHIFTS) + len(JITTER_TURNS)]
 
 
 def test_a_long_row_of_touching_digits_is_offered_digit_by_digit():

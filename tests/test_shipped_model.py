@@ -9,6 +9,7 @@ import pytest
 
 from device.classify import LABELS_WITH_NONE, Classifier, Quantization
 from device.errors import ModelError
+from device.normalize import jittered
 from tests.conftest import MODEL, ROOT
 
 MODEL_V1 = ROOT / "models" / "digits_v1_int8.tflite"
@@ -115,6 +116,21 @@ def test_batches_give_the_same_answers_as_single_digits(mnist_sample):
     np.testing.assert_allclose(batched, one_by_one, atol=1e-6)
     np.testing.assert_allclose(chunked, one_by_one, atol=1e-6)
     assert classifier.classify([]) == []
+
+
+def test_a_candidate_seen_several_ways_is_read_from_its_mean_probabilities(mnist_sample):
+    """``classify_mean``: one prediction from the class probabilities averaged over the views of one
+    candidate (``jittered``: a pixel off each way, turned a little each way); one view reads as alone."""
+    digit = mnist_sample["test_images"][0]
+    views = [digit, *jittered(digit)]
+    assert len(views) == 7 and all(view.shape == (28, 28) for view in views)
+    with Classifier(MODEL) as classifier:
+        assert classifier.classify_mean([digit]) == classifier.classify([digit])[0]
+        mean = classifier.probabilities(views).mean(axis=0)
+        read = classifier.classify_mean(views)
+    assert read.digit == int(mean[:10].argmax())
+    assert read.confidence == pytest.approx(mean[read.digit] / mean[:10].sum(), rel=1e-5)
+    assert read.none == pytest.approx(mean[10], rel=1e-5)
 
 
 def test_quantization_round_trip():
