@@ -6,8 +6,8 @@ digits or, as tall as two lines, one above another, and all their parts are clas
 invoke. Per candidate the more confident interpretation wins (a pair of confident digits beats one unsure
 wide blob; a digit the model is sure of is never cut), and what the model calls "not a digit"
 (texture, a line, an operator, a letter) is dropped: it never reaches the reading, the outputs or the
-vote. A digit still unsure is read once more from a few views of it (a pixel off, turned a little; one
-invoke each, and rare). Where a reading one above another won, the digits are put in reading order again.
+vote. A digit still unsure, or a candidate called no digit but not surely, is read once more from a few
+views of it (a pixel off, turned a little; one invoke each, and rare). Where a reading one above another won, the digits are put in reading order again.
 """
 
 from __future__ import annotations
@@ -79,6 +79,8 @@ def rejected(prediction: Prediction, none_threshold: float) -> bool:
 
 # Below this score the model is unsure of a reading (see ``choose``).
 UNSURE = 0.5
+# A candidate read whole as "not a digit" with less than this is read again from a few views of it.
+SURELY_NO_DIGIT = 0.95
 # A candidate with a neck (two digits of two lines touching by a point, see ``has_a_neck``), or as tall as
 # two lines of the writing (``Cuttable.stacked``), is read whole only at this score or more: two digits
 # squeezed into one crop often read as one digit at 0.6-0.9 (an 8 over a 6 as an 8, a 2 over a 2 as a 3, a
@@ -211,9 +213,13 @@ class FramePipeline:
             stacked |= len(best.segments) > 1 and one_above_another(best.segments)
             for part, image, prediction in zip(best.segments, best.normalized, best.predictions, strict=True):
                 sure = prediction.confidence >= self.min_confidence
-                if not sure and not rejected(prediction, self.none_threshold):
-                    # An unsure digit is read again from a few views of it (a pixel off, turned a little):
-                    # one look at a borderline shape is a coin toss that the average of several settles.
+                no_digit = rejected(prediction, self.none_threshold)
+                # An unsure digit is read again from a few views of it (a pixel off, turned a little): one
+                # look at a borderline shape is a coin toss that the average of several settles. So is a
+                # candidate read whole as no digit, but not surely (not a part of a cut: half a digit is
+                # no digit from any view).
+                borderline = no_digit and prediction.none < SURELY_NO_DIGIT and len(best.segments) == 1
+                if (not sure and not no_digit) or borderline:
                     prediction = self.classifier.classify_mean([image, *jittered(image)])
                     sure = prediction.confidence >= self.min_confidence
                 # An unsure digit that the model half thinks is no digit at all is dropped, not shown as "?".

@@ -445,6 +445,29 @@ def test_an_unsure_digit_is_read_again_from_a_few_views_of_it():
     assert classifier.views == [1 + len(JITTER_SHIFTS) + len(JITTER_TURNS)]
 
 
+@pytest.mark.parametrize("none, text", [(0.8, "5"), (0.97, "")])
+def test_a_candidate_called_no_digit_not_surely_is_read_again_from_views_of_it(none, text):
+    """Read whole as "not a digit", but not surely (0.8): read again from a few views of it, and shown
+    where those make it a digit. Surely no digit (0.97): dropped without another look."""
+
+    class DigitFromViews(FakeClassifier):
+        def __init__(self):
+            self.looks = 0
+
+        def classify(self, digits):
+            return [Prediction(3, 0.9, none) for _ in digits]
+
+        def classify_mean(self, views):
+            self.looks += 1
+            return Prediction(5, 0.9, 0.1)
+
+    img = np.full((480, 640), 215, np.uint8)
+    stroke_digit(img, 250, 150, size=80)
+    classifier = DigitFromViews()
+    assert Reading(tuple(FramePipeline(classifier).process(img).digits)).text == text
+    assert classifier.looks == (1 if text else 0)
+
+
 def test_a_long_row_of_touching_digits_is_offered_digit_by_digit():
     """Six digits in one stroke (a number written without lifting the pen) are offered as six parts, not
     only as two to five."""
