@@ -274,10 +274,18 @@ class Classifier:
         """A :class:`Prediction` for each 28x28 candidate."""
         return self._predictions(self.probabilities(digits))
 
-    def classify_mean(self, views) -> Prediction:
-        """One :class:`Prediction` for one candidate seen several ways (28x28 each, see
-        ``device.normalize.jittered``): from its class probabilities averaged over the views."""
-        return self._predictions(self.probabilities(views).mean(axis=0, keepdims=True))[0]
+    def classify_views(self, candidates) -> list[Prediction]:
+        """One :class:`Prediction` for each candidate seen several ways (a list of 28x28 views each, see
+        ``device.normalize.jittered``): from its class probabilities averaged over its views. All the views
+        of all the candidates in one invoke."""
+        if not candidates:
+            return []
+        probs = self.probabilities([view for views in candidates for view in views])
+        ends = np.cumsum([len(views) for views in candidates])
+        means = [
+            probs[end - len(views) : end].mean(axis=0) for views, end in zip(candidates, ends, strict=True)
+        ]
+        return self._predictions(np.asarray(means))
 
     def _predictions(self, probs: np.ndarray) -> list[Prediction]:
         digit_probs = probs[:, : len(DIGIT_LABELS)]

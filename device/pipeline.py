@@ -7,7 +7,8 @@ invoke. Per candidate the more confident interpretation wins (a pair of confiden
 wide blob; a digit the model is sure of is never cut), and what the model calls "not a digit"
 (texture, a line, an operator, a letter) is dropped: it never reaches the reading, the outputs or the
 vote. A digit still unsure, or a candidate called no digit but not surely, is read once more from a few
-views of it (a pixel off, turned a little; one invoke each, and rare). Where a reading one above another won, the digits are put in reading order again.
+views of it (a pixel off, turned a little), all such in a third invoke (most frames need none). Where a
+reading one above another won, the digits are put in reading order again.
 """
 
 from __future__ import annotations
@@ -165,6 +166,13 @@ class FramePipeline:
         self.min_confidence = min_confidence
         self.none_threshold = none_threshold
 
+    def _second_look(self, prediction: Prediction, whole: bool) -> bool:
+        """Whether a reading is worth a second look: an unsure digit, or a whole candidate the model calls
+        no digit, but not surely."""
+        if rejected(prediction, self.none_threshold):
+            return whole and prediction.none < SURELY_NO_DIGIT
+        return prediction.confidence < self.min_confidence
+
     def process(self, frame) -> FrameResult:
         """Run one frame; raises FrameError for an unusable frame."""
         t0 = time.perf_counter()
@@ -201,6 +209,7 @@ class FramePipeline:
 
         result = FrameResult([], [], [], rejected=[], cut_short=segmentation.cut_short)
         stacked = False
+        read_parts: list[tuple[Segment, np.ndarray, Prediction, bool]] = []
         for candidate in segments:
             readings = splits.get(id(candidate), ())
             if not readings and too_wide(candidate):
@@ -211,27 +220,28 @@ class FramePipeline:
             options = [wholes[id(candidate)], *parts]
             best = choose(options, nt, two_lines=id(candidate) in two_lines)
             stacked |= len(best.segments) > 1 and one_above_another(best.segments)
-            for part, image, prediction in zip(best.segments, best.normalized, best.predictions, strict=True):
-                sure = prediction.confidence >= self.min_confidence
-                no_digit = rejected(prediction, self.none_threshold)
-                # An unsure digit is read again from a few views of it (a pixel off, turned a little): one
-                # look at a borderline shape is a coin toss that the average of several settles. So is a
-                # candidate read whole as no digit, but not surely (not a part of a cut: half a digit is
-                # no digit from any view).
-                borderline = no_digit and prediction.none < SURELY_NO_DIGIT and len(best.segments) == 1
-                if (not sure and not no_digit) or borderline:
-                    prediction = self.classifier.classify_mean([image, *jittered(image)])
-                    sure = prediction.confidence >= self.min_confidence
-                # An unsure digit that the model half thinks is no digit at all is dropped, not shown as "?".
-                doubtful = not sure and prediction.none >= self.none_threshold / 2
-                if rejected(prediction, self.none_threshold) or doubtful:
-                    result.rejected.append(Rejected(part, image, prediction))
-                    continue
-                result.digits.append(
-                    Digit(prediction.digit if sure else None, prediction.confidence, part.box)
-                )
-                result.normalized.append(image)
-                result.segments.append(part)
+            whole = len(best.segments) == 1
+            found = zip(best.segments, best.normalized, best.predictions, strict=True)
+            read_parts += [(part, image, prediction, whole) for part, image, prediction in found]
+        # An unsure digit is read again from a few views of it (a pixel off, turned a little): one look at a
+        # borderline shape is a coin toss that the average of several settles. So is a candidate read whole
+        # as no digit, but not surely (not a part of a cut: half a digit is no digit from any view). All of
+        # them in one invoke.
+        again = [index for index, (_, _, p, whole) in enumerate(read_parts) if self._second_look(p, whole)]
+        if again:
+            views = [[read_parts[index][1], *jittered(read_parts[index][1])] for index in again]
+            for index, prediction in zip(again, self.classifier.classify_views(views), strict=True):
+                read_parts[index] = (*read_parts[index][:2], prediction, read_parts[index][3])
+        for part, image, prediction, _whole in read_parts:
+            sure = prediction.confidence >= self.min_confidence
+            # An unsure digit that the model half thinks is no digit at all is dropped, not shown as "?".
+            doubtful = not sure and prediction.none >= self.none_threshold / 2
+            if rejected(prediction, self.none_threshold) or doubtful:
+                result.rejected.append(Rejected(part, image, prediction))
+                continue
+            result.digits.append(Digit(prediction.digit if sure else None, prediction.confidence, part.box))
+            result.normalized.append(image)
+            result.segments.append(part)
         if stacked:  # two lines' digits read from one candidate: each goes to its own line
             reorder(result)
         t4 = time.perf_counter()

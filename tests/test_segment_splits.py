@@ -353,9 +353,9 @@ class FakeClassifier:
                 predictions.append(Prediction(7, 0.95, 0.01))
         return predictions
 
-    def classify_mean(self, views):
-        """Every view of a candidate reads alike here: the first one's answer."""
-        return self.classify(views[:1])[0]
+    def classify_views(self, candidates):
+        """Every view of a candidate reads alike here: its first one's answer."""
+        return self.classify([views[0] for views in candidates])
 
 
 def test_pipeline_prefers_two_confident_digits_to_one_rejected_blob():
@@ -434,9 +434,9 @@ def test_an_unsure_digit_is_read_again_from_a_few_views_of_it():
         def classify(self, digits):
             return [Prediction(3, 0.4, 0.02) for _ in digits]
 
-        def classify_mean(self, views):
-            self.views.append(len(views))
-            return Prediction(5, 0.8, 0.02)
+        def classify_views(self, candidates):
+            self.views += [len(views) for views in candidates]
+            return [Prediction(5, 0.8, 0.02) for _ in candidates]
 
     img = np.full((480, 640), 215, np.uint8)
     stroke_digit(img, 250, 150, size=80)
@@ -457,9 +457,9 @@ def test_a_candidate_called_no_digit_not_surely_is_read_again_from_views_of_it(n
         def classify(self, digits):
             return [Prediction(3, 0.9, none) for _ in digits]
 
-        def classify_mean(self, views):
-            self.looks += 1
-            return Prediction(5, 0.9, 0.1)
+        def classify_views(self, candidates):
+            self.looks += len(candidates)
+            return [Prediction(5, 0.9, 0.1) for _ in candidates]
 
     img = np.full((480, 640), 215, np.uint8)
     stroke_digit(img, 250, 150, size=80)

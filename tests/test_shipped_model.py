@@ -118,19 +118,22 @@ def test_batches_give_the_same_answers_as_single_digits(mnist_sample):
     assert classifier.classify([]) == []
 
 
-def test_a_candidate_seen_several_ways_is_read_from_its_mean_probabilities(mnist_sample):
-    """``classify_mean``: one prediction from the class probabilities averaged over the views of one
-    candidate (``jittered``: a pixel off each way, turned a little each way); one view reads as alone."""
-    digit = mnist_sample["test_images"][0]
-    views = [digit, *jittered(digit)]
-    assert len(views) == 7 and all(view.shape == (28, 28) for view in views)
+def test_candidates_seen_several_ways_are_read_from_their_mean_probabilities(mnist_sample):
+    """``classify_views``: one prediction per candidate from the class probabilities averaged over its views
+    (``jittered``: a pixel off each way, turned a little each way), all candidates in one invoke; one view
+    reads as alone."""
+    digits = mnist_sample["test_images"][:3]
+    candidates = [[digit, *jittered(digit)] for digit in digits]
+    assert all(len(views) == 7 and all(view.shape == (28, 28) for view in views) for views in candidates)
     with Classifier(MODEL) as classifier:
-        assert classifier.classify_mean([digit]) == classifier.classify([digit])[0]
-        mean = classifier.probabilities(views).mean(axis=0)
-        read = classifier.classify_mean(views)
-    assert read.digit == int(mean[:10].argmax())
-    assert read.confidence == pytest.approx(mean[read.digit] / mean[:10].sum(), rel=1e-5)
-    assert read.none == pytest.approx(mean[10], rel=1e-5)
+        assert classifier.classify_views([[digits[0]]]) == classifier.classify(digits[:1])
+        assert classifier.classify_views([]) == []
+        means = [classifier.probabilities(views).mean(axis=0) for views in candidates]
+        read = classifier.classify_views(candidates)
+    for prediction, mean in zip(read, means, strict=True):
+        assert prediction.digit == int(mean[:10].argmax())
+        assert prediction.confidence == pytest.approx(mean[prediction.digit] / mean[:10].sum(), rel=1e-5)
+        assert prediction.none == pytest.approx(mean[10], rel=1e-5)
 
 
 def test_quantization_round_trip():
