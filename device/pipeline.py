@@ -48,6 +48,17 @@ class FrameResult:
     cut_short: bool = False
 
 
+@dataclass
+class ChosenPart:
+    """A part of the reading chosen for a candidate (the candidate itself, or one of its cut parts), and
+    what the model says of it; ``whole``: it is the candidate itself, not a part of a cut."""
+
+    segment: Segment
+    normalized: np.ndarray
+    prediction: Prediction
+    whole: bool
+
+
 @dataclass(frozen=True)
 class Interpretation:
     """One way to read a candidate: as itself, or as the parts of one of its splits."""
@@ -166,12 +177,11 @@ class FramePipeline:
         self.min_confidence = min_confidence
         self.none_threshold = none_threshold
 
-    def _second_look(self, prediction: Prediction, whole: bool) -> bool:
-        """Whether a reading is worth a second look: an unsure digit, or a whole candidate the model calls
-        no digit, but not surely."""
-        if rejected(prediction, self.none_threshold):
-            return whole and prediction.none < SURELY_NO_DIGIT
-        return prediction.confidence < self.min_confidence
+    def _worth_a_second_look(self, chosen: ChosenPart) -> bool:
+        """An unsure digit, or a whole candidate the model calls no digit, but not surely."""
+        if rejected(chosen.prediction, self.none_threshold):
+            return chosen.whole and chosen.prediction.none < SURELY_NO_DIGIT
+        return chosen.prediction.confidence < self.min_confidence
 
     def process(self, frame) -> FrameResult:
         """Run one frame; raises FrameError for an unusable frame."""
@@ -209,7 +219,7 @@ class FramePipeline:
 
         result = FrameResult([], [], [], rejected=[], cut_short=segmentation.cut_short)
         stacked = False
-        read_parts: list[tuple[Segment, np.ndarray, Prediction, bool]] = []
+        chosen: list[ChosenPart] = []
         for candidate in segments:
             readings = splits.get(id(candidate), ())
             if not readings and too_wide(candidate):
@@ -220,28 +230,30 @@ class FramePipeline:
             options = [wholes[id(candidate)], *parts]
             best = choose(options, nt, two_lines=id(candidate) in two_lines)
             stacked |= len(best.segments) > 1 and one_above_another(best.segments)
-            whole = len(best.segments) == 1
             found = zip(best.segments, best.normalized, best.predictions, strict=True)
-            read_parts += [(part, image, prediction, whole) for part, image, prediction in found]
+            chosen += [ChosenPart(*part, whole=len(best.segments) == 1) for part in found]
         # An unsure digit is read again from a few views of it (a pixel off, turned a little): one look at a
         # borderline shape is a coin toss that the average of several settles. So is a candidate read whole
         # as no digit, but not surely (not a part of a cut: half a digit is no digit from any view). All of
         # them in one invoke.
-        again = [index for index, (_, _, p, whole) in enumerate(read_parts) if self._second_look(p, whole)]
+        again = [part for part in chosen if self._worth_a_second_look(part)]
         if again:
-            views = [[read_parts[index][1], *jittered(read_parts[index][1])] for index in again]
-            for index, prediction in zip(again, self.classifier.classify_views(views), strict=True):
-                read_parts[index] = (*read_parts[index][:2], prediction, read_parts[index][3])
-        for part, image, prediction, _whole in read_parts:
+            views = [[part.normalized, *jittered(part.normalized)] for part in again]
+            for part, prediction in zip(again, self.classifier.classify_views(views), strict=True):
+                part.prediction = prediction
+        for part in chosen:
+            prediction = part.prediction
             sure = prediction.confidence >= self.min_confidence
             # An unsure digit that the model half thinks is no digit at all is dropped, not shown as "?".
             doubtful = not sure and prediction.none >= self.none_threshold / 2
             if rejected(prediction, self.none_threshold) or doubtful:
-                result.rejected.append(Rejected(part, image, prediction))
+                result.rejected.append(Rejected(part.segment, part.normalized, prediction))
                 continue
-            result.digits.append(Digit(prediction.digit if sure else None, prediction.confidence, part.box))
-            result.normalized.append(image)
-            result.segments.append(part)
+            result.digits.append(
+                Digit(prediction.digit if sure else None, prediction.confidence, part.segment.box)
+            )
+            result.normalized.append(part.normalized)
+            result.segments.append(part.segment)
         if stacked:  # two lines' digits read from one candidate: each goes to its own line
             reorder(result)
         t4 = time.perf_counter()
