@@ -1,0 +1,304 @@
+"""Sweep host-train's recipe on a GPU: the same model, data and training in JAX, several seeds at once.
+
+The shipped model is always trained by ``host-train`` (TensorFlow). A run of that recipe takes about 50
+minutes on a 2-core machine, too long to compare settings within seed noise (one seed to the next moves
+MNIST test accuracy by 0.1-0.25 points). This replica runs the recipe where TensorFlow is not installed but
+JAX is (a lent GPU machine): a handful of seeds of one setting train together in about 100 s on one GPU.
+Its numbers are float accuracy of the replica, not of an exported int8 model; they say which settings are
+worth a host-train run.
+
+What it replicates (``host.train``, ``host.augment``, ``host.model``): conv-BN-ReLU stages with 2x2 max
+pooling and global average pooling, dropout and a softmax over 11 classes; Glorot-uniform weights; AdamW
+(eps 1e-7, weight decay applied to every weight) on a cosine schedule with linear warm-up (500 steps);
+label smoothing; BatchNorm momentum 0.9, epsilon 1e-3; rotation, shift, zoom and x-shear per image, then
+stroke thickness, blur and noise at random strengths, with a share of images left clean. Differences: the
+four geometric changes are composed into one resampling (Keras resamples after each; ``--resample-each``
+does the same), and the random streams are JAX's.
+
+Usage (the data is made where host-train runs, the sweep where JAX is):
+    python -m tools.recipe_sweep dump --data-dir MNIST_DIR --out sweep.npz
+    python -m tools.recipe_sweep train --data sweep.npz --name base --seeds 1,2,3 [--out results.jsonl]
+        [--widths 16,32,64 --convs 2,2,1 --epochs 30 --learning-rate 0.006 --label-smoothing 0.05 ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+CLASSES = 11  # the digits and "none"
+NONE = 10
+MNIST_SPLIT = 57000  # the first rows of the dumped training set are MNIST's own (95 % of 60,000)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One setting of the sweep; the defaults are the shipped model's (``host-train`` with the rate,
+    smoothing and dropout that host-tune chose)."""
+
+    widths: tuple[int, ...] = (16, 32, 64)
+    convs: tuple[int, ...] = (2, 2, 1)
+    epochs: int = 30
+    batch_size: int = 128
+    learning_rate: float = 0.006
+    weight_decay: float = 1e-4
+    label_smoothing: float = 0.05
+    dropout: float = 0.1
+    rotation: float = 12.0  # degrees
+    shift: float = 0.1  # of the image
+    zoom: float = 0.1
+    shear: float = 0.15
+    camera: float = 1.0  # scale of the thickness, blur and noise strengths (0: geometry only)
+    clean_share: float = 0.3
+    resample_each: bool = False  # one resampling per geometric change, as the Keras layers do
+    subset: str = "all"  # "all"; "mnist": MNIST's digits only; "digits": without the negatives
+
+
+def dump(data_dir: str, out: str) -> None:
+    """Write host-train's training data (5 % of MNIST held out, seed 1234) and MNIST test to ``out``."""
+    from host.train import TrainSettings, load_training_data
+
+    settings = TrainSettings()
+    train, held_out, _, test, _ = load_training_data(
+        data_dir,
+        None,
+        settings.validation_fraction,
+        settings.seed,
+        settings.negatives,
+        settings.negatives_seed,
+        device_digits=settings.device_digits,
+    )
+    np.savez_compressed(
+        out,
+        xtr=train.images,
+        ytr=train.labels,
+        xva=held_out.images,
+        yva=held_out.labels,
+        xte=test.images,
+        yte=test.labels,
+    )
+
+
+def train(recipe: Recipe, data: dict, seeds: list[int], log=print) -> dict:
+    """Train one model per seed together; return the accuracies of each (float, argmax of 11 classes)."""
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    images, labels = data["xtr"], data["ytr"].astype(np.int32)
+    if recipe.subset == "mnist":
+        images, labels = images[:MNIST_SPLIT], labels[:MNIST_SPLIT]
+    elif recipe.subset == "digits":
+        images, labels = images[labels != NONE], labels[labels != NONE]
+    steps_per_epoch = len(images) // recipe.batch_size
+    total = steps_per_epoch * recipe.epochs
+    warmup = min(500, total // 10)
+    schedule = optax.warmup_cosine_decay_schedule(0.0, recipe.learning_rate, warmup, warmup + total, 0.0)
+    optimizer = optax.adamw(schedule, b1=0.9, b2=0.999, eps=1e-7, weight_decay=recipe.weight_decay)
+    conv_dims = ("NHWC", "HWIO", "NHWC")
+    layers = [(s, i) for s, convs in enumerate(recipe.convs) for i in range(convs)]
+
+    def glorot(key, shape, fan_in, fan_out):
+        limit = math.sqrt(6 / (fan_in + fan_out))
+        return jax.random.uniform(key, shape, jnp.float32, -limit, limit)
+
+    def init(key):
+        params, stats, c_in = {}, {}, 1
+        for s, i in layers:
+            key, sub = jax.random.split(key)
+            width, name = recipe.widths[s], f"conv{s}_{i}"
+            params[name] = glorot(sub, (3, 3, c_in, width), 9 * c_in, 9 * width)
+            params[name + "/gamma"], params[name + "/beta"] = jnp.ones(width), jnp.zeros(width)
+            stats[name + "/mean"], stats[name + "/var"] = jnp.zeros(width), jnp.ones(width)
+            c_in = width
+        _, sub = jax.random.split(key)
+        params["dense"] = glorot(sub, (c_in, CLASSES), c_in, CLASSES)
+        params["dense/bias"] = jnp.zeros(CLASSES)
+        return params, stats
+
+    def forward(params, stats, x, training, key):
+        new_stats = {}
+        for s, i in layers:
+            name = f"conv{s}_{i}"
+            x = jax.lax.conv_general_dilated(x, params[name], (1, 1), "SAME", dimension_numbers=conv_dims)
+            if training:
+                mean, var = x.mean((0, 1, 2)), x.var((0, 1, 2))
+                new_stats[name + "/mean"] = 0.9 * stats[name + "/mean"] + 0.1 * mean
+                new_stats[name + "/var"] = 0.9 * stats[name + "/var"] + 0.1 * var
+            else:
+                mean, var = stats[name + "/mean"], stats[name + "/var"]
+            x = (x - mean) / jnp.sqrt(var + 1e-3) * params[name + "/gamma"] + params[name + "/beta"]
+            x = jax.nn.relu(x)
+            if i == recipe.convs[s] - 1 and s < len(recipe.widths) - 1:
+                x = jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID")
+        x = x.mean((1, 2))
+        if training and recipe.dropout > 0:
+            keep = jax.random.bernoulli(key, 1 - recipe.dropout, x.shape)
+            x = jnp.where(keep, x / (1 - recipe.dropout), 0.0)
+        return x @ params["dense"] + params["dense/bias"], new_stats
+
+    yy, xx = jnp.mgrid[0:28, 0:28].astype(jnp.float32)
+    centre = 13.5
+
+    def sample(image, sx, sy):
+        return jax.scipy.ndimage.map_coordinates(image, [sy, sx], order=1, mode="constant", cval=0.0)
+
+    def warp(image, key):
+        """One random rotation, shift, zoom (x and y apart) and x-shear about the centre."""
+        k = jax.random.split(key, 6)
+        angle = jnp.deg2rad(jax.random.uniform(k[0], (), minval=-recipe.rotation, maxval=recipe.rotation))
+        tx, ty = jax.random.uniform(k[1], (2,), minval=-recipe.shift, maxval=recipe.shift) * 28
+        zx = 1 + jax.random.uniform(k[2], (), minval=-recipe.zoom, maxval=recipe.zoom)
+        zy = 1 + jax.random.uniform(k[3], (), minval=-recipe.zoom, maxval=recipe.zoom)
+        shear = jax.random.uniform(k[4], (), minval=-recipe.shear, maxval=recipe.shear)
+        cos, sin = jnp.cos(angle), jnp.sin(angle)
+        dx, dy = xx - centre, yy - centre
+        if recipe.resample_each:
+            image = sample(image, cos * dx + sin * dy + centre, -sin * dx + cos * dy + centre)
+            image = sample(image, xx - tx, yy - ty)
+            image = sample(image, dx * zx + centre, dy * zy + centre)
+            return sample(image, dx - shear * dy + centre, yy)
+        ox, oy = dx - tx, dy - ty  # each output pixel back to its source: shift, rotation, shear, zoom
+        rx, ry = cos * ox + sin * oy, -sin * ox + cos * oy
+        return sample(image, (rx - shear * ry) * zx + centre, ry * zy + centre)
+
+    blur_kernel = (jnp.outer(jnp.array([1.0, 2.0, 1.0]), jnp.array([1.0, 2.0, 1.0])) / 16).reshape(3, 3, 1, 1)
+    pad = ((0, 0), (0, 1), (0, 1), (0, 0))  # a 2x2 window, "SAME" as TensorFlow pads it
+
+    def augment(x, key):
+        n = x.shape[0]
+        k = jax.random.split(key, 7)
+        g = jax.vmap(warp)(x, jax.random.split(k[0], n))[..., None]
+        dilated = jax.lax.reduce_window(g, -jnp.inf, jax.lax.max, (1, 2, 2, 1), (1, 1, 1, 1), pad)
+        eroded = -jax.lax.reduce_window(-g, -jnp.inf, jax.lax.max, (1, 2, 2, 1), (1, 1, 1, 1), pad)
+        t = jax.random.uniform(k[1], (n, 1, 1, 1), minval=-0.6, maxval=0.6) * recipe.camera
+        g = jnp.where(t > 0, g + t * (dilated - g), g - t * (eroded - g))
+        for j in range(2):
+            blurred = jax.lax.conv_general_dilated(
+                g, blur_kernel, (1, 1), "SAME", dimension_numbers=conv_dims
+            )
+            g = g + jax.random.uniform(k[2 + j], (n, 1, 1, 1), maxval=recipe.camera) * (blurred - g)
+        noise = jax.random.uniform(k[4], (n, 1, 1, 1), maxval=0.05 * recipe.camera)
+        g = jnp.clip(g + noise * jax.random.normal(k[5], g.shape), 0.0, 1.0)
+        clean = jax.random.uniform(k[6], (n, 1, 1, 1)) < recipe.clean_share
+        return jnp.where(clean, x[..., None], g)
+
+    def loss_of(params, stats, x, y, key):
+        logits, new_stats = forward(params, stats, x, True, key)
+        target = jax.nn.one_hot(y, CLASSES) * (1 - recipe.label_smoothing) + recipe.label_smoothing / CLASSES
+        return -(target * jax.nn.log_softmax(logits)).sum(-1).mean(), new_stats
+
+    def step(state, batch, all_images, all_labels):
+        params, stats, opt_state, key = state
+        key, k_augment, k_dropout = jax.random.split(key, 3)
+        x = augment(all_images[batch].astype(jnp.float32) / 255.0, k_augment)
+        (loss, stats), grads = jax.value_and_grad(loss_of, has_aux=True)(
+            params, stats, x, all_labels[batch], k_dropout
+        )
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return (optax.apply_updates(params, updates), stats, opt_state, key), loss
+
+    def epoch(state, batches, all_images, all_labels):
+        return jax.lax.scan(lambda s, b: step(s, b, all_images, all_labels), state, batches)
+
+    run_epoch = jax.jit(jax.vmap(epoch, in_axes=(0, 0, None, None)))
+    models = [init(jax.random.PRNGKey(seed)) for seed in seeds]
+    params = jax.tree.map(lambda *v: jnp.stack(v), *[m[0] for m in models])
+    stats = jax.tree.map(lambda *v: jnp.stack(v), *[m[1] for m in models])
+    state = (
+        params,
+        stats,
+        jax.vmap(optimizer.init)(params),
+        jnp.stack([jax.random.PRNGKey(1000 + s) for s in seeds]),
+    )
+    all_images, all_labels = jnp.asarray(images), jnp.asarray(labels)
+    orders = [np.random.default_rng(seed) for seed in seeds]
+    started = time.monotonic()
+    for e in range(recipe.epochs):
+        batches = np.stack(
+            [
+                o.permutation(len(images))[: steps_per_epoch * recipe.batch_size].reshape(steps_per_epoch, -1)
+                for o in orders
+            ]
+        )
+        state, losses = run_epoch(state, jnp.asarray(batches), all_images, all_labels)
+        if e == 0 or (e + 1) % 10 == 0:
+            mean_loss = np.round(np.asarray(losses).mean(axis=1), 4).tolist()
+            log(f"epoch {e + 1}: loss {mean_loss}, {time.monotonic() - started:.0f} s")
+    params, stats = state[0], state[1]
+
+    def predicted(x_all):
+        out = []
+        for i in range(0, len(x_all), 2000):
+            x = jnp.asarray(x_all[i : i + 2000], jnp.float32)[..., None] / 255.0
+            out.append(jax.vmap(lambda p, s, x=x: forward(p, s, x, False, None)[0])(params, stats))
+        return np.concatenate([np.asarray(o) for o in out], axis=1).argmax(-1)  # (seeds, n)
+
+    digits = data["yva"] < NONE
+    held_out = predicted(data["xva"])
+    test = predicted(data["xte"])
+    return {
+        "seconds": round(time.monotonic() - started, 1),
+        "held_out_digits": (held_out[:, digits] == data["yva"][digits][None]).mean(1).tolist(),
+        "held_out_negatives_rejected": (held_out[:, ~digits] == NONE).mean(1).tolist(),
+        "test": (test == data["yte"][None]).mean(1).tolist(),
+        "test_called_none": (test == NONE).mean(1).tolist(),
+    }
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.recipe_sweep", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    dumping = commands.add_parser("dump", help="write host-train's data to an .npz file")
+    dumping.add_argument("--data-dir", required=True, help="the four MNIST IDX files")
+    dumping.add_argument("--out", required=True)
+    training = commands.add_parser("train", help="train one setting, several seeds at once (JAX)")
+    training.add_argument("--data", required=True, help="an .npz file from dump")
+    training.add_argument("--name", required=True)
+    training.add_argument("--seeds", default="1,2,3")
+    training.add_argument("--out", help="append the results to this JSON-lines file")
+    for field, default in asdict(Recipe()).items():
+        flag = "--" + field.replace("_", "-")
+        if isinstance(default, bool):
+            training.add_argument(flag, action="store_true")
+        elif isinstance(default, tuple):
+            training.add_argument(flag, default=",".join(map(str, default)))
+        else:
+            training.add_argument(flag, type=type(default), default=default)
+    args = parser.parse_args(argv)
+    if args.command == "dump":
+        dump(args.data_dir, args.out)
+        return 0
+    values = {
+        field: tuple(int(v) for v in getattr(args, field).split(","))
+        if isinstance(default, tuple)
+        else getattr(args, field)
+        for field, default in asdict(Recipe()).items()
+    }
+    recipe = Recipe(**values)
+    with np.load(args.data) as stored:
+        data = dict(stored)
+    result = {"name": args.name, "recipe": asdict(recipe), "seeds": args.seeds}
+    result.update(
+        train(
+            recipe,
+            data,
+            [int(s) for s in args.seeds.split(",")],
+            log=lambda m: print(f"{args.name}: {m}", flush=True),
+        )
+    )
+    print(json.dumps(result), flush=True)
+    if args.out:
+        with open(args.out, "a") as out:
+            out.write(json.dumps(result) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
