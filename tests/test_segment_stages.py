@@ -32,7 +32,7 @@ from device.segment import (
     segment_frame,
     writing_at_the_frame_side,
 )
-from device.segment.pieces import line_runs_on, stroke_axis
+from device.segment.pieces import line_runs_on, nearest_rule_directions, stroke_axis
 from tests.conftest import MODEL
 from tests.pages import stroke_digit
 
@@ -337,6 +337,71 @@ def test_a_stretch_of_a_line_with_a_stub_of_a_crossing_line_is_part_of_it():
     labels[224:227, 86:99] = 1
     stubbed = Piece(86, 200, 16, 28, frozenset({1}), 3 * 28 + 39)
     assert part_of_a_longer_line(stubbed, image, labels)
+
+
+# A stretch of a grid line cut out by the lines crossing it, with what was left of a crossing beside it
+# (taken from a blank squared page on a desk; its own axis leans by 14 degrees).
+STUBBED_STRETCH = """
+##....
+##....
+##....
+.#....
+.#....
+.##...
+#####.
+.####.
+.####.
+.#####
+.#####
+.#####
+..###.
+...#..
+"""
+
+
+def short_stretch_between_crossings():
+    """A 14-px stretch of a faint vertical grid line (``STUBBED_STRETCH``) as a Piece, the line running on
+    above and below it."""
+    _stretch, image, labels = line_stretch(0.12, stretch=(0, 0))
+    rows = STUBBED_STRETCH.split()
+    shape = np.array([[c == "#" for c in row] for row in rows])
+    image.ink[200:214, 99:105][shape] = 0.22
+    labels[200:214, 99:105][shape] = 1
+    return Piece(99, 200, 6, 14, frozenset({1}), int(shape.sum())), image, labels
+
+
+VERTICAL_RULE = [(100, 0, 100, 479)]
+HORIZONTAL_RULE = [(0, 300, 639, 300)]
+
+
+def test_a_short_stretch_of_a_rule_is_found_along_the_rules_of_the_page():
+    """A stretch too short and too stubbed for its own axis to find its line is looked for along the rules
+    found on the page, where it lies: along the one nearest it of each family (the vertical rule here;
+    the horizontal one crosses it)."""
+    piece, image, labels = short_stretch_between_crossings()
+    assert not part_of_a_longer_line(piece, image, labels)
+    assert not part_of_a_longer_line(piece, image, labels, HORIZONTAL_RULE)
+    assert part_of_a_longer_line(piece, image, labels, HORIZONTAL_RULE + VERTICAL_RULE)
+
+
+def test_a_one_along_the_rules_is_not_a_stretch_of_one():
+    """A "1" written parallel to the page's rules has paper beyond its ends, and a bold one written on a
+    rule is writing over it: neither is a stretch of a rule, whatever the rules' direction."""
+    piece, image, labels = line_stretch(0.0)
+    assert not part_of_a_longer_line(piece, image, labels, VERTICAL_RULE)
+    piece, image, labels = line_stretch(0.12, stretch_level=0.6)
+    assert not part_of_a_longer_line(piece, image, labels, VERTICAL_RULE)
+
+
+def test_the_rule_nearest_a_point_gives_its_familys_direction():
+    """Each family of parallel rules gives the direction of its rule nearest the point: a grid seen in
+    perspective has its lines turned differently across the frame."""
+    rules = [(100, 0, 110, 479), (300, 0, 300, 479), (0, 50, 639, 60), (0, 400, 639, 400)]
+    directions = nearest_rule_directions(rules, 120.0, 80.0)
+    assert len(directions) == 2
+    (vx1, vy1), (vx2, vy2) = sorted(directions, key=lambda d: abs(d[0]))
+    assert abs(vx1 - 10 / np.hypot(10, 479)) < 1e-4 and vy1 > 0.99
+    assert abs(vy2 - 10 / np.hypot(639, 10)) < 1e-4 and vx2 > 0.99
 
 
 def test_a_stroke_with_paper_beyond_its_ends_is_not_part_of_a_line():

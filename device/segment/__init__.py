@@ -17,8 +17,9 @@ The stages, each a function on numpy arrays:
 5. ``find_pieces`` -> ``merge_pieces`` -> ``keep_digits``: connected components (a bounded number), the
    pieces of one digit merged (a 5's flag, a 4 in two strokes), then filters: fill, edge sharpness (pen
    strokes have sharp edges, shadows do not); a stretch of a longer line or edge, a mark pressed along
-   the frame's side and the rim of a hard shadow are no digits; and last, relative to the candidates
-   left: height and contrast.
+   the frame's side and the rim of a hard shadow are no digits (a stretch of a rule is looked for along
+   its own axis and along the page's rules where it lies); and last, relative to the candidates left:
+   height and contrast.
 6. ``reading_order``: where the candidates' heights fall clearly into rows (loosely written rows whose
    digits wander up and down), the rows; otherwise each candidate is chained to its neighbour in the
    writing direction (tolerant of slanted and curved lines), and the chains are read top to bottom.
@@ -84,6 +85,7 @@ from device.segment.pieces import (
 from device.segment.rules import (
     evenly_spaced_rules,
     find_rules,
+    page_rules,
     paper_extent,
     remove_rules,
     rule_fragments,
@@ -131,6 +133,7 @@ __all__ = [
     "inside_a_dark_area",
     "keep_digits",
     "merge_pieces",
+    "page_rules",
     "paper_extent",
     "paper_to_the_edge",
     "part_of_a_longer_line",
@@ -173,7 +176,8 @@ def segment_frame(frame, settings: SegmentSettings = SegmentSettings()) -> Segme
     dark = find_polarity(work, settings)
     ink = find_ink(work, dark, settings)
     inked = ink_mask(ink)
-    mask = remove_rules(inked, settings, paper_extent(ink.paper), ink.ink, faint_ink(ink))
+    lines = page_rules(inked, settings, paper_extent(ink.paper), faint_ink(ink))
+    mask = remove_rules(inked, settings, strength=ink.ink, rules=lines)
     rules = inked & ~mask
     ink = replace(ink, paper=ink.paper & ~textured_surroundings(ink, rules))
     pieces, labels, cut_short = find_pieces(mask, settings)
@@ -189,7 +193,7 @@ def segment_frame(frame, settings: SegmentSettings = SegmentSettings()) -> Segme
     def no_digit(piece: Piece) -> bool:
         """A stretch of a line, the edge of something the frame cuts off, the rim of a dark area."""
         return (
-            part_of_a_longer_line(piece, ink, labels)
+            part_of_a_longer_line(piece, ink, labels, lines)
             or along_the_frame_side(piece, labels)
             or inside_a_dark_area(piece, ink, labels, rules)
         )

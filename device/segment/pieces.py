@@ -3,7 +3,7 @@ only looks like one (relative to the other candidates, and to the lines and edge
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -318,22 +318,27 @@ def line_runs_on(axis: StrokeAxis, vx: float, vy: float, ink: InkImage) -> LineL
     return LineLook(runs, bool(sides), min(near_shares, default=1.0), writing_over)
 
 
-def part_of_a_longer_line(piece: Piece, ink: InkImage, labels: np.ndarray) -> bool:
+def part_of_a_longer_line(
+    piece: Piece, ink: InkImage, labels: np.ndarray, rules: Sequence[tuple[int, int, int, int]] = ()
+) -> bool:
     """A straight, thin piece whose line runs on well beyond it: a stretch of a rule, a margin or a grid
     line cut into pieces by the lines crossing it (or too faint to be found whole), not a "1".
 
     Along the piece's axis (``stroke_axis``; turned a little, as the axis of a short stretch is uncertain),
     for twice the piece's length beyond each of its ends (those inside the frame), nearly all the way is
     darker than the paper beside it (a rule is often fainter than writing and than the threshold), and the
-    piece is not writing over that line (``line_runs_on``).
+    piece is not writing over that line (``line_runs_on``). Where the page's ``rules`` were found, also
+    along the rules nearest the piece (see ``along_a_rule``).
     A written "1" ends where the pen lifted: paper lies beyond both of its ends.
     """
     axis = stroke_axis(piece, ink, labels)
     if axis is None:
-        return False
+        return along_a_rule(piece, ink, labels, rules)
     look = line_runs_on(axis, axis.vx, axis.vy, ink)
-    if look.runs or not look.told or look.writing_over or look.near_share < TURN_WHERE_FOUND:
+    if look.runs or not look.told or look.writing_over:
         return look.runs
+    if look.near_share < TURN_WHERE_FOUND:
+        return along_a_rule(piece, ink, labels, rules)
     # The piece's pixels give its axis only roughly: a short stretch of a line two px wide, its pixels
     # quantized, can point a few degrees off the line, which at twice its length on is px away from it.
     # So the axis is also turned about its centre, by up to ``LINE_SEARCH`` px at the far end.
@@ -342,6 +347,63 @@ def part_of_a_longer_line(piece: Piece, ink: InkImage, labels: np.ndarray) -> bo
         turn = np.arctan2(offset, far)
         c, s = float(np.cos(turn)), float(np.sin(turn))
         if line_runs_on(axis, axis.vx * c - axis.vy * s, axis.vx * s + axis.vy * c, ink).runs:
+            return True
+    return along_a_rule(piece, ink, labels, rules)
+
+
+# Rules within this angle of each other are one family (a ruling; a grid has two): the lens and the page's
+# tilt turn a family's lines by a few degrees across the frame, never by this much.
+RULE_FAMILY_DEGREES = 10.0
+
+
+def nearest_rule_directions(rules: Sequence[tuple[int, int, int, int]], x: float, y: float) -> list[tuple]:
+    """For each family of parallel rules, the direction (vx, vy) of its rule that passes nearest the point
+    (x, y): the direction the page's lines run in there, perspective included."""
+    lines = np.asarray(rules, np.float32).reshape(-1, 4)
+    dx, dy = lines[:, 2] - lines[:, 0], lines[:, 3] - lines[:, 1]
+    lengths = np.hypot(dx, dy)
+    lines, dx, dy, lengths = lines[lengths >= 1], dx[lengths >= 1], dy[lengths >= 1], lengths[lengths >= 1]
+    vx, vy = dx / lengths, dy / lengths
+    distance = np.abs((x - lines[:, 0]) * -vy + (y - lines[:, 1]) * vx)
+    directions: list[tuple] = []
+    left = np.ones(len(lines), bool)
+    while left.any():
+        nearest = int(np.flatnonzero(left)[np.argmin(distance[left])])
+        directions.append((float(vx[nearest]), float(vy[nearest])))
+        left &= np.abs(vx * vx[nearest] + vy * vy[nearest]) < np.cos(np.radians(RULE_FAMILY_DEGREES))
+    return directions
+
+
+def along_a_rule(
+    piece: Piece, ink: InkImage, labels: np.ndarray, rules: Sequence[tuple[int, int, int, int]]
+) -> bool:
+    """A thin piece lying along the page's rules where it is, whose line runs on beyond it both ways
+    (``line_runs_on``, not written over): a stretch of one of those rules.
+
+    Its own axis can miss the line: a stretch between two crossings a few px long, a stub of each crossing
+    line left on it, has no straight axis of its own, or one turned by more than a short stretch's
+    uncertainty. Printed lines run in the page's few directions, known from the rules found on it; a
+    written "1" along them still has paper beyond its ends."""
+    if not len(rules):
+        return False
+    box = labels[piece.y : piece.y + piece.h, piece.x : piece.x + piece.w]
+    ys, xs = np.nonzero(piece.pixels_in(box))
+    if len(xs) < 5:
+        return False
+    xs, ys = xs + piece.x, ys + piece.y
+    x0, y0 = float(xs.mean()), float(ys.mean())
+    level = float(np.median(ink.ink[ys, xs]))
+    threshold = float(np.median(ink.threshold[ys, xs]))
+    needed_share = 0.6 if piece.w <= 0.4 * piece.h or piece.h <= 0.4 * piece.w else 0.8
+    for vx, vy in nearest_rule_directions(rules, x0, y0):
+        along = (xs - x0) * vx + (ys - y0) * vy
+        across = (xs - x0) * -vy + (ys - y0) * vx
+        start, end = float(along.min()), float(along.max())
+        # Thin across the rule's direction: a line with a stub's width beside it, not a digit's.
+        if end - start < 8 or np.ptp(across) + 1 > max(7.0, 0.5 * (end - start)):
+            continue
+        axis = StrokeAxis(x0, y0, vx, vy, start, end, level, threshold, needed_share)
+        if line_runs_on(axis, vx, vy, ink).runs:
             return True
     return False
 

@@ -323,27 +323,45 @@ def rule_fragments(
     return [tuple(int(v) for v in seg) for seg in fragments]
 
 
+def page_rules(
+    mask: np.ndarray,
+    settings: SegmentSettings,
+    extent: tuple[int, int] | None = None,
+    faint: np.ndarray | None = None,
+) -> list[tuple[int, int, int, int]]:
+    """The page's rules as lines across the frame: those :func:`find_rules` finds (in ``faint`` where
+    given, see ``faint_ink``; else in the ink ``mask``), the evenly spaced ones between them and the
+    fragments along them."""
+    rules = find_rules(mask if faint is None else faint, settings, extent, lines_only=faint is not None)
+    if not rules:
+        return []
+    rules += evenly_spaced_rules(mask, rules)
+    rules += rule_fragments(mask, rules, settings, extent)
+    return rules
+
+
 def remove_rules(
     mask: np.ndarray,
     settings: SegmentSettings,
     extent: tuple[int, int] | None = None,
     strength: np.ndarray | None = None,
     faint: np.ndarray | None = None,
+    rules: list[tuple[int, int, int, int]] | None = None,
 ) -> np.ndarray:
-    """Take the rules (see :func:`find_rules`) out of a binary ink mask and bridge the strokes they crossed:
-    a stroke that crossed the line continues on both sides of it, so a digit written over a line stays
-    in one piece. The rules are looked for in ``faint`` where given (the ink under its threshold too, see
-    ``faint_ink``: light printed lines are whole there), else in the mask itself.
+    """Take the rules (see :func:`page_rules`; ``rules`` where they were found already) out of a binary
+    ink mask and bridge the strokes they crossed: a stroke that crossed the line continues on both sides
+    of it, so a digit written over a line stays in one piece. The rules are looked for in ``faint`` where
+    given (the ink under its threshold too, see ``faint_ink``: light printed lines are whole there), else
+    in the mask itself.
 
     With the ink's ``strength``, what is written *along* a rule stays too: printed lines are fainter than
     a pen (a grid is printed light so that writing stands out), so on a rule, ink clearly stronger than
     the rule's own is writing (the bar of a 7 or a 5 on a grid line, which no bridge across the line
     would restore)."""
-    rules = find_rules(mask if faint is None else faint, settings, extent, lines_only=faint is not None)
+    if rules is None:
+        rules = page_rules(mask, settings, extent, faint)
     if not rules:
         return mask
-    rules += evenly_spaced_rules(mask, rules)
-    rules += rule_fragments(mask, rules, settings, extent)
     band = np.zeros_like(mask)
     for x0, y0, x1, y1 in rules:
         cv2.line(band, (x0, y0), (x1, y1), 1, 3)  # thick lines give several parallel segments: all drawn
