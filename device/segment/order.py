@@ -3,10 +3,38 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 
 import numpy as np
 
 from device.reading import Box
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The boxes' places as arrays, and which box may follow which in a line (all pairs at once: their
+    number is bounded by the segmenter's cap on pieces)."""
+
+    x: np.ndarray
+    w: np.ndarray
+    h: np.ndarray
+    cx: np.ndarray
+    cy: np.ndarray
+    size: np.ndarray  # the taller of each pair's heights
+    dx: np.ndarray  # the gap from each box's right side to each other box's left side
+    ahead: np.ndarray  # the second box of the pair may follow the first in a line
+
+    @classmethod
+    def of(cls, boxes: list[Box]) -> Layout:
+        x = np.array([b.x for b in boxes], np.float32)
+        w = np.array([b.w for b in boxes], np.float32)
+        h = np.array([b.h for b in boxes], np.float32)
+        cx, cy = x + w / 2, np.array([b.y for b in boxes], np.float32) + h / 2
+        size = np.maximum(h[:, None], h[None, :])
+        dx = x[None, :] - (x + w)[:, None]
+        narrower = np.minimum(w[:, None], w[None, :])
+        ahead = (cx[None, :] > cx[:, None]) & (dx <= 2.5 * size) & (dx >= -0.5 * narrower)
+        return cls(x, w, h, cx, cy, size, dx, ahead)
 
 
 def reading_order(boxes: list[Box]) -> list[Box]:
@@ -17,39 +45,52 @@ def reading_order(boxes: list[Box]) -> list[Box]:
     A box's right neighbour starts to its right, not too far (a few digit heights), and not too far up or
     down (most of a digit height: slanted, curved and loosely written lines stay one chain; the line
     below does not join). Each box takes at most one left and one right neighbour, nearest first.
+
+    Heights are measured along the writing's slope (see :func:`writing_slope`), which straightens a line
+    written on a rising diagonal. A slope read from a few loosely placed digits may be noise, though (a
+    digit written a little high beside one written a little low): where reading the boxes level gives
+    fewer lines than reading them along the slope, they are read level.
     """
-    n = len(boxes)
-    if n == 0:
+    if not boxes:
         return []
-    x = np.array([b.x for b in boxes], np.float32)
-    w = np.array([b.w for b in boxes], np.float32)
-    h = np.array([b.h for b in boxes], np.float32)
-    cx, cy = x + w / 2, np.array([b.y for b in boxes], np.float32) + h / 2
-    # All pairs at once, as arrays (n is bounded by the segmenter's cap on pieces).
-    size = np.maximum(h[:, None], h[None, :])
-    dx = x[None, :] - (x + w)[:, None]
-    ahead = (
-        (cx[None, :] > cx[:, None]) & (dx <= 2.5 * size) & (dx >= -0.5 * np.minimum(w[:, None], w[None, :]))
-    )
-    # The writing's slope: the median rise from each box to its nearest neighbour ahead. Measuring
-    # heights along that slope straightens a line written on a rising diagonal.
-    dy_raw = cy[None, :] - cy[:, None]
-    near = ahead & (np.abs(dy_raw) <= 0.6 * size)
+    layout = Layout.of(boxes)
+    slope = writing_slope(layout)
+    lines = lines_along(layout, slope)
+    if slope:
+        level = lines_along(layout, 0.0)
+        if len(level) < len(lines):
+            lines = level
+    return _numbered(boxes, lines)
+
+
+def writing_slope(layout: Layout) -> float:
+    """The median rise from each box to its nearest neighbour ahead (within half a box's height of
+    level), clipped to +-0.5."""
+    cx, cy, dx = layout.cx, layout.cy, layout.dx
+    dy = cy[None, :] - cy[:, None]
+    near = layout.ahead & (np.abs(dy) <= 0.6 * layout.size)
     slopes = []
-    for i in range(n):
+    for i in range(len(cx)):
         js = np.flatnonzero(near[i])
         if len(js):
             j = js[np.argmin(dx[i, js])]
-            slopes.append(dy_raw[i, j] / max(cx[j] - cx[i], 1.0))
-    slope = float(np.clip(np.median(slopes), -0.5, 0.5)) if slopes else 0.0
+            slopes.append(dy[i, j] / max(cx[j] - cx[i], 1.0))
+    return float(np.clip(np.median(slopes), -0.5, 0.5)) if slopes else 0.0
+
+
+def lines_along(layout: Layout, slope: float) -> list[list[int]]:
+    """The lines (box indices, in reading order) with heights measured along ``slope``: rows where they
+    are clear, else chains."""
+    x, w, h, cx, cy, size, dx = layout.x, layout.w, layout.h, layout.cx, layout.cy, layout.size, layout.dx
+    n = len(x)
     level = cy - slope * cx
     rows = rows_by_height(level, h, x, w)
     if rows is None and slope:
         rows = rows_by_height(cy, h, x, w)  # a slope read from loosely placed digits may be no slope
     if rows is not None:
-        return _numbered(boxes, [sorted(row, key=lambda k: cx[k]) for row in rows])
+        return [sorted(row, key=lambda k: cx[k]) for row in rows]
     dy = np.abs(level[None, :] - level[:, None])
-    allowed = ahead & (dy <= 0.6 * size)
+    allowed = layout.ahead & (dy <= 0.6 * size)
     cost = np.maximum(dx, 0) + 2.0 * dy
     pairs = np.argwhere(allowed)
     links = sorted(zip(cost[allowed].tolist(), pairs[:, 0].tolist(), pairs[:, 1].tolist(), strict=True))
@@ -93,7 +134,7 @@ def reading_order(boxes: list[Box]) -> list[Box]:
     chains = joined
     # Lines top to bottom by where they start, along the slope.
     chains.sort(key=lambda chain: (level[chain[0]], cx[chain[0]]))
-    return _numbered(boxes, chains)
+    return chains
 
 
 def rows_by_height(level: np.ndarray, h: np.ndarray, x: np.ndarray, w: np.ndarray) -> list[list[int]] | None:
