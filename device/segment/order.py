@@ -64,8 +64,8 @@ def reading_order(boxes: list[Box]) -> list[Box]:
 
 
 def writing_slope(layout: Layout) -> float:
-    """The median rise from each box to its nearest neighbour ahead (within half a box's height of
-    level), clipped to +-0.5."""
+    """The median rise from each box to its nearest neighbour ahead (one at most 0.6 of the taller's
+    height higher or lower), clipped to +-0.5."""
     cx, cy, dx = layout.cx, layout.cy, layout.dx
     dy = cy[None, :] - cy[:, None]
     near = layout.ahead & (np.abs(dy) <= 0.6 * layout.size)

@@ -231,13 +231,17 @@ def stroke_axis(piece: Piece, ink: InkImage, labels: np.ndarray) -> StrokeAxis |
         return None  # curved: a written stroke
     level = float(np.median(ink.ink[ys, xs]))
     threshold = float(np.median(ink.threshold[ys, xs]))
+    return StrokeAxis(x0, y0, vx, vy, start, end, level, threshold, _needed_share(piece))
+
+
+def _needed_share(piece: Piece) -> float:
+    """The share of the way beyond a piece in which its line must be found."""
     # Most of the way beyond it, not all of it: a faint line under a shadow or past a smudge is lost in
     # places, while beyond a written "1" the paper is bare nearly all the way. A piece thin only once a stub
     # is set aside has a digit's shape too (a "7" with a short bar): in a dense column of such digits the
     # strokes above and below it lie on its axis for much of the way, so its line must run on nearly all of
     # it.
-    needed_share = 0.6 if piece.w <= 0.4 * piece.h or piece.h <= 0.4 * piece.w else 0.8
-    return StrokeAxis(x0, y0, vx, vy, start, end, level, threshold, needed_share)
+    return 0.6 if piece.w <= 0.4 * piece.h or piece.h <= 0.4 * piece.w else 0.8
 
 
 @dataclass(frozen=True)
@@ -394,7 +398,7 @@ def along_a_rule(
     x0, y0 = float(xs.mean()), float(ys.mean())
     level = float(np.median(ink.ink[ys, xs]))
     threshold = float(np.median(ink.threshold[ys, xs]))
-    needed_share = 0.6 if piece.w <= 0.4 * piece.h or piece.h <= 0.4 * piece.w else 0.8
+    needed_share = _needed_share(piece)
     for vx, vy in nearest_rule_directions(rules, x0, y0):
         along = (xs - x0) * vx + (ys - y0) * vy
         across = (xs - x0) * -vy + (ys - y0) * vx
