@@ -9,8 +9,9 @@ import pytest
 from device.classify import Classifier
 from device.pipeline import FramePipeline
 from device.reading import Reading
+from host.synthetic import paper
 from tests.conftest import MODEL
-from tools.scenes import KINDS, edit_distance, render_scene
+from tools.scenes import KINDS, edit_distance, render_scene, rule_page
 
 
 @pytest.fixture(scope="module")
@@ -28,6 +29,22 @@ def lines_of(sample, rng, start):
         lines.append([images[i] for i in index])
         texts.append([int(labels[i]) for i in index])
     return lines, texts, start
+
+
+@pytest.mark.parametrize("squared", [False, True])
+def test_printed_lines_are_darker_than_the_paper_under_them(squared):
+    """A printed line takes a share of the paper's light, in a shadow too: drawn at one grey level (the
+    page's mean), it came out lighter than the shaded paper, light lines on a dark page."""
+    rng = np.random.default_rng(4)
+    for _ in range(20):
+        sheet = paper(rng, 320, 240)
+        sheet *= np.linspace(0.4, 1.0, 320, dtype=np.float32)  # a deep shadow over the left of the page
+        bare = sheet.copy()
+        rule_page(sheet, rng, squared)
+        printed = sheet < bare
+        assert printed.mean() > 0.02
+        assert np.all(sheet <= bare)
+        assert np.all(sheet[printed] / bare[printed] <= 0.86)
 
 
 def test_hard_scenes_are_read(pipeline, mnist_sample):

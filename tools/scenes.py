@@ -48,19 +48,25 @@ def surface(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
 
 
 def rule_page(page: np.ndarray, rng: np.random.Generator, squared: bool) -> float:
-    """Draw ruled (or squared) lines on a page; returns the line spacing in px."""
+    """Print ruled (or squared) lines on a page; returns the line spacing in px.
+
+    A printed line takes away a share of the light the paper under it reflects, so it is darker than the
+    paper everywhere, shaded or not (drawn at one grey level, it came out lighter than the paper in a
+    shadow: light lines on a dark page, which no real sheet has)."""
     height, width = page.shape
     spacing = rng.uniform(22, 40)
-    level = float(page.mean()) * rng.uniform(0.6, 0.85)
+    darkness = rng.uniform(0.6, 0.85)  # the share of the light a line reflects
     thickness = int(rng.integers(1, 3))
+    lines = np.ones_like(page)
     for y in np.arange(rng.uniform(5, spacing), height, spacing):
-        cv2.line(page, (0, int(y)), (width - 1, int(y)), level, thickness)
+        cv2.line(lines, (0, int(y)), (width - 1, int(y)), darkness, thickness)
     if squared:
         for x in np.arange(rng.uniform(5, spacing), width, spacing):
-            cv2.line(page, (int(x), 0), (int(x), height - 1), level, thickness)
+            cv2.line(lines, (int(x), 0), (int(x), height - 1), darkness, thickness)
     elif rng.random() < 0.5:  # the margin line
         x = int(rng.uniform(0.08, 0.15) * width)
-        cv2.line(page, (x, 0), (x, height - 1), level * 0.9, thickness)
+        cv2.line(lines, (x, 0), (x, height - 1), darkness * 0.9, thickness)
+    page *= lines
     return spacing
 
 
