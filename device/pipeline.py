@@ -75,13 +75,29 @@ class Interpretation:
         """How sure the weakest part is of being its digit (0 when any part is not a digit)."""
         return min(self.part_scores(none_threshold), default=0.0)
 
-    def typical_score(self, none_threshold: float) -> float:
+    def typical_score(self, none_threshold: float, digits_only: bool = False) -> float:
         """The geometric mean of the parts' scores: high when most parts are sure digits, 0 when any part
-        is not a digit."""
+        is not a digit (``digits_only``: of the parts that are digits)."""
         scores = self.part_scores(none_threshold)
+        if digits_only:
+            scores = [s for s in scores if s > 0]
         if not scores or min(scores) <= 0:
             return 0.0
         return float(np.exp(np.mean(np.log(scores))))
+
+    def sure_but_one(self, none_threshold: float) -> bool:
+        """A row of touching digits read but for one part: three parts or more, one of them "not a digit"
+        (a digit overlapped past reading), every other a sure digit (``SURE_PART``), and one of those more
+        than a 1 (a stroke of texture or a rule's stub reads as a sure 1; a digit with a loop or a bend
+        is evidence of writing)."""
+        scores = self.part_scores(none_threshold)
+        digits = [(s, p.digit) for s, p in zip(scores, self.predictions, strict=True) if s > 0]
+        return (
+            len(scores) >= 3
+            and len(digits) == len(scores) - 1
+            and min(s for s, _ in digits) >= SURE_PART
+            and any(digit != 1 for _, digit in digits)
+        )
 
 
 def rejected(prediction: Prediction, none_threshold: float) -> bool:
@@ -91,6 +107,8 @@ def rejected(prediction: Prediction, none_threshold: float) -> bool:
 
 # Below this score the model is unsure of a reading (see ``choose``).
 UNSURE = 0.5
+# A part of a row of touching digits is a sure digit at this score (see ``Interpretation.sure_but_one``).
+SURE_PART = 0.8
 # A candidate read whole as "not a digit" with less than this is read again from a few views of it.
 SURELY_NO_DIGIT = 0.95
 # A candidate with a neck (two digits of two lines touching by a point, see ``has_a_neck``), or as tall as
@@ -129,11 +147,17 @@ def choose(
         return best
     # The whole is not a digit at all: a row of touching digits, one of them squeezed or overlapped into
     # an unsure shape, reads better as its parts (that one shown as unsure) than dropped whole. Every part
-    # must still be some digit, so texture cut into pieces stays rejected.
+    # must still be some digit, so texture cut into pieces stays rejected...
     if rejected(whole.predictions[0], none_threshold):
         best = max(splits, key=lambda option: option.typical_score(none_threshold))
         if best.typical_score(none_threshold) > unsure:
             return best
+        # ...but for one part of a row of three or more, overlapped so deeply (the 8 of "586" with the
+        # 6's loop inside it) that no cut reads it as any digit: the others, sure digits and not all 1s,
+        # are still read, and that one dropped.
+        partial = [option for option in splits if option.sure_but_one(none_threshold)]
+        if partial:
+            return max(partial, key=lambda option: option.typical_score(none_threshold, digits_only=True))
     return whole
 
 

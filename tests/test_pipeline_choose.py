@@ -42,11 +42,27 @@ def test_a_rejected_row_of_touching_digits_keeps_its_parts_when_most_are_sure():
 
 
 def test_texture_cut_into_parts_stays_rejected():
-    """Every part must be some digit: a split with a part the model calls "not a digit" is no reading."""
+    """A split with a part the model calls "not a digit" is no reading: strokes of texture read as sure
+    1s round it are no evidence of a row of digits."""
     whole = option(Prediction(2, 0.3, 0.95))
     pieces = option(sure(1), Prediction(1, 0.6, 0.9), sure(1))
     mostly_unsure = option(Prediction(1, 0.3, 0.3), Prediction(7, 0.3, 0.3))
     assert choose([whole, pieces, mostly_unsure], NONE_THRESHOLD) is whole
+
+
+def test_a_row_of_touching_digits_keeps_its_sure_digits_around_one_overlapped_past_reading():
+    """ "586" written close, the 6's loop inside the 8: every cut leaves the 8 "not a digit". The whole is
+    rejected and no split reads every part; the 5 and the 6 are still read, the 8 dropped."""
+    whole = option(Prediction(0, 0.1, 0.97))
+    five_x_six = option(sure(5), Prediction(8, 0.6, 0.95), sure(6))
+    five_x = option(sure(5), Prediction(4, 0.3, 0.9))
+    assert choose([whole, five_x, five_x_six], NONE_THRESHOLD) is five_x_six
+    # Two parts are not a row: one sure digit beside "not a digit" stays rejected with it.
+    assert choose([whole, five_x], NONE_THRESHOLD) is whole
+    # Nor are parts that are unsure, or a second part that is "not a digit".
+    unsure = option(sure(5), Prediction(8, 0.6, 0.95), Prediction(6, 0.7, 0.1))
+    two_out = option(sure(5), Prediction(8, 0.6, 0.95), Prediction(6, 0.6, 0.8), sure(3))
+    assert choose([whole, unsure, two_out], NONE_THRESHOLD) is whole
 
 
 def test_an_unsure_digit_that_is_a_digit_is_not_split_on_weak_parts():
