@@ -47,6 +47,24 @@ def test_printed_lines_are_darker_than_the_paper_under_them(squared):
         assert np.all(sheet[printed] / bare[printed] <= 0.86)
 
 
+def test_the_lines_of_a_slanted_page_run_alike(monkeypatch, mnist_sample):
+    """A page photographed at a tilt, or curled, slants and bends all its lines alike: drawn apart for
+    each line, lines 1.5 digit heights apart ran through each other, which no writer does."""
+    import tools.scenes
+
+    drawn = []
+    monkeypatch.setattr(tools.scenes, "write_line", lambda *args, **options: drawn.append(options))
+    rng = np.random.default_rng(12)
+    start = 0
+    for _ in range(20):
+        lines, texts, start = lines_of(mnist_sample, rng, start)
+        drawn.clear()
+        render_scene("slant", lines + lines, texts + texts, rng)
+        slopes, curves = [o["slope"] for o in drawn], [o["curve"] for o in drawn]
+        assert len(slopes) >= 2
+        assert max(slopes) - min(slopes) <= 0.05 and max(curves) - min(curves) <= 0.06, (slopes, curves)
+
+
 def test_hard_scenes_are_read(pipeline, mnist_sample):
     rng = np.random.default_rng(31)
     start, right, total = 0, {}, {}
@@ -62,9 +80,9 @@ def test_hard_scenes_are_read(pipeline, mnist_sample):
     overall = sum(right.values()) / sum(total.values())
     per_kind = {kind: round(right[kind] / total[kind], 3) for kind in KINDS}
     print("hard scenes:", round(overall, 3), per_kind)
-    # Measured with the shipped model (v2f): 93.0 % overall, touching digits (79 %) and squared paper (85 %)
-    # the weakest (89 %, 55 % and 77 % before over-segmentation at the valleys and device digits); the
-    # issue's target is 97 %. These bounds guard what is reached (the seed is fixed).
+    # Measured with the shipped model (v2f): 93.0 %, touching digits (79 %) and squared paper (85 %) the
+    # weakest; with v2j and the segmentation since, 97.4 % (touching 94.7 %, shadow 91.2 %). The issue's
+    # target is 97 % on the full benchmark. These bounds guard what is reached (the seed is fixed).
     assert overall >= 0.9, per_kind
     assert min(per_kind.values()) >= 0.7, per_kind
 

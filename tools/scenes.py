@@ -181,6 +181,7 @@ def render_scene(
     )
     digit_h = max(digit_h, 18.0)
     texts = []
+    page_slant: dict[str, tuple[float, float]] = {}
     top = (sheet_h - n_lines * digit_h * 1.5) / 2
     for index, (line, line_labels) in enumerate(zip(lines, labels, strict=True)):
         y = top + index * digit_h * 1.5 + digit_h * 0.25
@@ -189,8 +190,14 @@ def render_scene(
         if kind == "touching":
             options["gap"] = (-0.12, 0.02)
         elif kind == "slant":
-            options["slope"] = rng.uniform(-0.25, 0.25)
-            options["curve"] = rng.uniform(-0.3, 0.3)
+            # A page photographed at a tilt, or curled, slants and bends all of its lines alike, and a
+            # writer keeps each line clear of the one above: each line takes the first line's slope and
+            # curve, and a tenth of its own difference from them. (Drawn apart for each line, lines 1.5
+            # heights apart ran through each other.)
+            slope, curve = rng.uniform(-0.25, 0.25), rng.uniform(-0.3, 0.3)
+            page_slope, page_curve = page_slant.setdefault("slant", (slope, curve))
+            options["slope"] = page_slope + 0.1 * (slope - page_slope)
+            options["curve"] = page_curve + 0.1 * (curve - page_curve)
         elif kind == "scattered":
             options["gap"] = (0.4, 1.2)
             options["jitter_y"] = 0.3
