@@ -87,7 +87,30 @@ def test_hard_scenes_are_read(pipeline, mnist_sample):
     assert min(per_kind.values()) >= 0.7, per_kind
 
 
-def test_blank_cluttered_frames_read_nothing(pipeline):
+def test_a_digit_written_close_to_the_pages_edge_on_a_desk_is_read(pipeline, mnist_sample, monkeypatch):
+    """Lines that start a few px from the edge of a sheet on a textured desk: the texture found beside the
+    edge takes the paper a few px into the page, and with it the first digit of a line. A piece it took
+    that stands in a line of the digits kept (level, as tall, a digit's height away or less) is kept:
+    179 digits right on these 40 pages, against 170 without."""
+    import device.segment
+
+    def digits_right() -> int:
+        rng = np.random.default_rng(9)
+        start, right = 0, 0
+        for _ in range(40):
+            lines, texts, start = lines_of(mnist_sample, rng, start)
+            scene = render_scene("edge", lines, texts, rng, on_surface=True)
+            read = Reading(tuple(pipeline.process(scene.frame).digits)).text.replace(" ", "")
+            truth = scene.text.replace(" ", "")
+            right += max(0, len(truth) - edit_distance(read, truth))
+        return right
+
+    kept = digits_right()
+    monkeypatch.setattr(device.segment, "in_line_with", lambda piece, digits: False)
+    without = digits_right()
+    print("digits right, kept in line / not:", kept, without)
+    assert kept > without
+
     rng = np.random.default_rng(5)
     kinds = ("texture", "ruled", "grid", "shadow")
     found = [

@@ -22,6 +22,7 @@ from device.segment import (
     find_ink,
     find_pieces,
     find_rules,
+    in_line_with,
     ink_mask,
     paper_extent,
     part_of_a_longer_line,
@@ -953,3 +954,12 @@ def test_the_rim_of_a_desk_round_a_sheet_swallows_no_digit():
         boxes = [s.box for s in segment(img)]
         whole += len(boxes) == 2 and all(abs(b.h - 93) < 10 for b in boxes)
     assert whole >= 8
+
+
+def test_a_piece_in_line_with_the_digits_is_level_with_one_as_tall_and_close():
+    digit = Piece(100, 50, 24, 40, frozenset({1}), 300)
+    assert in_line_with(Piece(60, 52, 22, 38, frozenset({2}), 300), [digit])  # beside it, 18 px away
+    assert not in_line_with(Piece(20, 52, 22, 38, frozenset({2}), 300), [digit])  # 58 px away
+    assert not in_line_with(Piece(60, 100, 22, 38, frozenset({2}), 300), [digit])  # a line below
+    assert not in_line_with(Piece(80, 60, 12, 14, frozenset({2}), 300), [digit])  # a speck beside it
+    assert not in_line_with(Piece(60, 20, 22, 90, frozenset({2}), 300), [digit])  # far taller

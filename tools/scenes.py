@@ -158,13 +158,17 @@ def render_scene(
     width: int = 640,
     height: int = 480,
     blank: bool = False,
+    on_surface: bool | None = None,
 ) -> Scene:
-    """A hard scene of one ``kind`` (see KINDS) with ``lines`` of digit images written on it."""
+    """A hard scene of one ``kind`` (see KINDS) with ``lines`` of digit images written on it; the sheet lies
+    on a textured surface always for "texture", else at random (``on_surface``: always, or never)."""
     if kind not in KINDS:
         raise ValueError(f"unknown scene kind {kind!r}, expected one of {KINDS}")
     # The sheet covers most of the frame, on a textured surface for "texture" (and sometimes otherwise).
     frame = surface(rng, width, height)
-    on_surface = kind == "texture" or rng.random() < 0.3
+    # Drawn as before even when ``on_surface`` is given, so that the pages after this one stay the same.
+    drawn = kind == "texture" or rng.random() < 0.3
+    on_surface = drawn if on_surface is None else on_surface
     margin = rng.uniform(0.06, 0.16) if on_surface else 0.0
     sheet_w, sheet_h = int(width * (1 - 2 * margin)), int(height * (1 - 2 * margin))
     sheet = paper(rng, sheet_w, sheet_h)

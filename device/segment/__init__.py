@@ -19,7 +19,8 @@ The stages, each a function on numpy arrays:
    strokes have sharp edges, shadows do not); a stretch of a longer line or edge, a mark pressed along
    the frame's side and the rim of a hard shadow are no digits (a stretch of a rule is looked for along
    its own axis and along the page's rules where it lies); and last, relative to the candidates left:
-   height and contrast.
+   height and contrast. A piece that the texture found beside the page's edge took in (a digit written
+   a few px from the edge) is kept where it stands in a line of the digits kept (``in_line_with``).
 6. ``reading_order``: where the candidates' heights fall clearly into rows (loosely written rows whose
    digits wander up and down), the rows; otherwise each candidate is chained to its neighbour in the
    writing direction (tolerant of slanted and curved lines), and the chains are read top to bottom.
@@ -73,9 +74,11 @@ from device.segment.paper import (
 )
 from device.segment.pieces import (
     along_the_frame_side,
+    centre_on,
     edge_sharpness,
     fill,
     find_pieces,
+    in_line_with,
     inside_a_dark_area,
     keep_digits,
     merge_pieces,
@@ -117,6 +120,7 @@ __all__ = [
     "WorkImage",
     "along_the_frame_side",
     "background_of",
+    "centre_on",
     "crop_ink",
     "dark_ink",
     "edge_sharpness",
@@ -128,6 +132,7 @@ __all__ = [
     "find_polarity",
     "find_rules",
     "has_a_neck",
+    "in_line_with",
     "ink_map",
     "ink_mask",
     "inside_a_dark_area",
@@ -179,6 +184,7 @@ def segment_frame(frame, settings: SegmentSettings = SegmentSettings()) -> Segme
     lines = page_rules(inked, settings, paper_extent(ink.paper), faint_ink(ink))
     mask = remove_rules(inked, settings, strength=ink.ink, rules=lines)
     rules = inked & ~mask
+    on_the_page = ink
     ink = replace(ink, paper=ink.paper & ~textured_surroundings(ink, rules))
     pieces, labels, cut_short = find_pieces(mask, settings)
     if not pieces:
@@ -199,6 +205,13 @@ def segment_frame(frame, settings: SegmentSettings = SegmentSettings()) -> Segme
         )
 
     kept = keep_digits(pieces, ink, settings, inked, no_digit)
+    # The texture found beside the page's edge takes the paper a few px into the page, and with it a digit
+    # written that close to the edge. Such a piece still counts where it stands in a line of the digits
+    # kept: texture beside a page is not level with the writing and as tall as its digits, one by one.
+    reached = [p for p in pieces if centre_on(on_the_page.paper, p) and not centre_on(ink.paper, p)]
+    if kept and reached:
+        also = keep_digits(reached + kept, on_the_page, settings, inked, no_digit)
+        kept += [p for p in also if any(p is r for r in reached) and in_line_with(p, kept)]
 
     # A candidate 1.4 times as tall as the writing (``STACKED``), no wider than a digit: maybe two digits one
     # above the other (two lines written close, the second maybe smaller; on a slant or a curve, the two

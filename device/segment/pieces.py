@@ -452,3 +452,23 @@ def along_the_frame_side(piece: Piece, labels: np.ndarray, reach: int = 4) -> bo
         sides += [(labels[:reach, cols], 0, piece.y < reach)]
         sides += [(labels[h - reach :, cols], 0, piece.y + piece.h > h - reach)]
     return any(touches and np.isin(strip, own).any(axis=axis).mean() >= 0.5 for strip, axis, touches in sides)
+
+
+def in_line_with(piece: Piece, digits: Sequence[Piece]) -> bool:
+    """The piece stands in a line of ``digits``: beside one of them (no more than its height away), level
+    with it (their heights overlap by half the smaller) and about as tall (0.6 to 1.6 times)."""
+    for digit in digits:
+        overlap = min(piece.y + piece.h, digit.y + digit.h) - max(piece.y, digit.y)
+        gap = max(digit.x - (piece.x + piece.w), piece.x - (digit.x + digit.w))
+        if (
+            overlap >= 0.5 * min(piece.h, digit.h)
+            and 0.6 * digit.h <= piece.h <= 1.6 * digit.h
+            and gap <= digit.h
+        ):
+            return True
+    return False
+
+
+def centre_on(paper: np.ndarray, piece: Piece) -> bool:
+    """The piece's centre is on ``paper``."""
+    return bool(paper[piece.y + piece.h // 2, piece.x + piece.w // 2])
