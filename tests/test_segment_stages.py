@@ -340,6 +340,25 @@ def test_a_stretch_of_a_line_with_a_stub_of_a_crossing_line_is_part_of_it():
     assert part_of_a_longer_line(stubbed, image, labels)
 
 
+def test_a_stretch_of_a_hairline_with_a_crossing_stub_three_rows_thick_is_part_of_its_line():
+    """A margin line a pixel wide, its stretch between two ruled lines ending in what is left of the
+    crossing: 4, 15 and 4 px wide over three rows, as a blurred 1-px rule leaves it. Three wide rows are
+    more than 1.5 times a 1-px stroke, but no more than a crossing line's stub (taken from a blank ruled
+    page, where it read as a "1")."""
+    rng = np.random.default_rng(5)
+    ink = np.abs(rng.normal(0, 0.01, (480, 640))).astype(np.float32)
+    ink[:, 100] += 0.12
+    labels = np.zeros(ink.shape, np.int32)
+    ink[200:234, 100] = 0.22
+    labels[200:234, 100] = 1
+    for row, (x0, x1) in zip((229, 230, 231), ((98, 102), (90, 105), (98, 102)), strict=True):
+        ink[row, x0:x1] = 0.22
+        labels[row, x0:x1] = 1
+    image = InkImage(ink, np.ones(ink.shape, bool), np.full(ink.shape, 0.2, np.float32), 0.01)
+    piece = Piece(90, 200, 15, 34, frozenset({1}), 34 + 6 + 14)
+    assert part_of_a_longer_line(piece, image, labels)
+
+
 # A stretch of a grid line cut out by the lines crossing it, with what was left of a crossing beside it
 # (taken from a blank squared page on a desk; its own axis leans by 14 degrees).
 STUBBED_STRETCH = """

@@ -199,6 +199,10 @@ class StrokeAxis:
         return self.end - self.start
 
 
+# The fewest rows a crossing line's stub takes on a stretch of a rule (a 1-px line blurred over 3 rows).
+MIN_STUB_ROWS = 3
+
+
 def stroke_axis(piece: Piece, ink: InkImage, labels: np.ndarray) -> StrokeAxis | None:
     """The axis of a thin, straight piece; None for a piece that is no thin straight stroke.
 
@@ -215,7 +219,8 @@ def stroke_axis(piece: Piece, ink: InkImage, labels: np.ndarray) -> StrokeAxis |
     middles = middles[narrow]
     if np.ptp(middles[:, 0]) + stroke > 0.4 * (piece.h if upright else piece.w):
         return None  # not a thin stroke
-    if np.count_nonzero(~narrow) > 1.5 * stroke + 1:
+    # A crossing line's stub is as thick as that line is blurred: 3 rows or more, on a line a pixel wide too.
+    if np.count_nonzero(~narrow) > max(MIN_STUB_ROWS, 1.5 * stroke + 1):
         return None  # more wide rows than a crossing line's stub is thick: a 9's loop, a hook
     ys, xs = np.nonzero(own)
     if len(xs) < 5:
