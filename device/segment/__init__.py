@@ -210,7 +210,10 @@ def segment_frame(frame, settings: SegmentSettings = SegmentSettings()) -> Segme
     # kept: texture beside a page is not level with the writing and as tall as its digits, one by one.
     reached = [p for p in pieces if centre_on(on_the_page.paper, p) and not centre_on(ink.paper, p)]
     if kept and reached:
-        also = keep_digits(reached + kept, on_the_page, settings, inked, no_digit)
+        checked = {id(p) for p in kept}  # the digits kept passed the line and edge checks already
+        also = keep_digits(
+            reached + kept, on_the_page, settings, inked, lambda p: id(p) not in checked and no_digit(p)
+        )
         kept += [p for p in also if any(p is r for r in reached) and in_line_with(p, kept)]
 
     # A candidate 1.4 times as tall as the writing (``STACKED``), no wider than a digit: maybe two digits one
