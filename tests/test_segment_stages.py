@@ -24,6 +24,7 @@ from device.segment import (
     find_rules,
     in_line_with,
     ink_mask,
+    paper_around,
     paper_extent,
     part_of_a_longer_line,
     prepare,
@@ -982,3 +983,16 @@ def test_a_piece_in_line_with_the_digits_is_level_with_one_as_tall_and_close():
     assert not in_line_with(Piece(60, 100, 22, 38, frozenset({2}), 300), [digit])  # a line below
     assert not in_line_with(Piece(80, 60, 12, 14, frozenset({2}), 300), [digit])  # a speck beside it
     assert not in_line_with(Piece(60, 20, 22, 90, frozenset({2}), 300), [digit])  # far taller
+
+
+def test_the_paper_around_a_piece_is_its_ring_on_the_paper():
+    labels = np.zeros((200, 300), np.int32)
+    labels[80:120, 140:160] = 7
+    piece = Piece(140, 80, 20, 40, frozenset({7}), 800)
+    paper = np.ones(labels.shape, bool)
+    assert paper_around(piece, paper, labels) == 1.0
+    paper[:, :150] = False  # the page's edge through the middle of the piece: about half its ring
+    assert 0.35 < paper_around(piece, paper, labels) < 0.65
+    paper[:] = False
+    paper[77:123, 137:163] = True  # paper only up to 3 px round it: its ring (4-12 px out) is no paper
+    assert paper_around(piece, paper, labels) == 0.0

@@ -19,8 +19,9 @@ The stages, each a function on numpy arrays:
    strokes have sharp edges, shadows do not); a stretch of a longer line or edge, a mark pressed along
    the frame's side and the rim of a hard shadow are no digits (a stretch of a rule is looked for along
    its own axis and along the page's rules where it lies); and last, relative to the candidates left:
-   height and contrast. A piece that the texture found beside the page's edge took in (a digit written
-   a few px from the edge) is kept where it stands in a line of the digits kept (``in_line_with``).
+   height and contrast. A piece amid what is no paper (its centre, or half the ring round it: grain left
+   between the texture found beside the page) is no digit, unless it stands in a line of the digits kept
+   (``in_line_with``: a digit written a few px from the page's edge, which that texture took in).
 6. ``reading_order``: where the candidates' heights fall clearly into rows (loosely written rows whose
    digits wander up and down), the rows; otherwise each candidate is chained to its neighbour in the
    writing direction (tolerant of slanted and curved lines), and the chains are read top to bottom.
@@ -73,6 +74,7 @@ from device.segment.paper import (
     writing_at_the_frame_side,
 )
 from device.segment.pieces import (
+    SURROUNDED_BY_PAPER,
     along_the_frame_side,
     centre_on,
     edge_sharpness,
@@ -82,6 +84,7 @@ from device.segment.pieces import (
     inside_a_dark_area,
     keep_digits,
     merge_pieces,
+    paper_around,
     part_of_a_longer_line,
     typical_height,
 )
@@ -139,6 +142,7 @@ __all__ = [
     "keep_digits",
     "merge_pieces",
     "page_rules",
+    "paper_around",
     "paper_extent",
     "paper_to_the_edge",
     "part_of_a_longer_line",
@@ -204,17 +208,26 @@ def segment_frame(frame, settings: SegmentSettings = SegmentSettings()) -> Segme
             or inside_a_dark_area(piece, ink, labels, rules)
         )
 
-    kept = keep_digits(pieces, ink, settings, inked, no_digit)
+    def in_the_surroundings(piece: Piece) -> bool:
+        """Amid what is no paper: its centre, or half of the ring round it (a desk's grain in a gap of the
+        texture found beside the page; a digit is written on paper, which surrounds most of it)."""
+        return not centre_on(ink.paper, piece) or paper_around(piece, ink.paper, labels) < SURROUNDED_BY_PAPER
+
+    kept = keep_digits(pieces, ink, settings, inked, lambda p: no_digit(p) or in_the_surroundings(p))
     # The texture found beside the page's edge takes the paper a few px into the page, and with it a digit
     # written that close to the edge. Such a piece still counts where it stands in a line of the digits
-    # kept: texture beside a page is not level with the writing and as tall as its digits, one by one.
-    reached = [p for p in pieces if centre_on(on_the_page.paper, p) and not centre_on(ink.paper, p)]
+    # kept (or of those it brings back, one by one): texture beside a page is not level with the writing
+    # and as tall as its digits.
+    reached = [p for p in pieces if centre_on(on_the_page.paper, p) and in_the_surroundings(p)]
     if kept and reached:
         checked = {id(p) for p in kept}  # the digits kept passed the line and edge checks already
         also = keep_digits(
             reached + kept, on_the_page, settings, inked, lambda p: id(p) not in checked and no_digit(p)
         )
-        kept += [p for p in also if any(p is r for r in reached) and in_line_with(p, kept)]
+        waiting = [p for p in also if id(p) not in checked]
+        while found := [p for p in waiting if in_line_with(p, kept)]:
+            kept += found
+            waiting = [p for p in waiting if not any(p is f for f in found)]
 
     # A candidate 1.4 times as tall as the writing (``STACKED``), no wider than a digit: maybe two digits one
     # above the other (two lines written close, the second maybe smaller; on a slant or a curve, the two
