@@ -495,6 +495,9 @@ def paper_around(piece: Piece, paper: np.ndarray, labels: np.ndarray) -> float:
     pad = 12
     x0, y0 = max(0, piece.x - pad), max(0, piece.y - pad)
     x1, y1 = min(w, piece.x + piece.w + pad), min(h, piece.y + piece.h + pad)
+    around = paper[y0:y1, x0:x1]
+    if around.all():  # most candidates: on the paper all round, no ring to draw
+        return 1.0
     own = piece.pixels_in(labels[y0:y1, x0:x1]).view(np.uint8)
     ring = cv2.dilate(own, _DISC_25) > cv2.dilate(own, _DISC_9)
-    return float(paper[y0:y1, x0:x1][ring].mean()) if ring.any() else 1.0
+    return float(around[ring].mean()) if ring.any() else 1.0
