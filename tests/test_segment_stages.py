@@ -22,6 +22,7 @@ from device.segment import (
     find_ink,
     find_pieces,
     find_rules,
+    grow_the_lines,
     in_line_with,
     ink_mask,
     paper_around,
@@ -996,3 +997,14 @@ def test_the_paper_around_a_piece_is_its_ring_on_the_paper():
     paper[:] = False
     paper[77:123, 137:163] = True  # paper only up to 3 px round it: its ring (4-12 px out) is no paper
     assert paper_around(piece, paper, labels) == 0.0
+
+
+def test_a_line_of_digits_brings_back_its_pieces_one_by_one():
+    digit = Piece(200, 50, 24, 40, frozenset({1}), 300)
+    beside = Piece(160, 52, 22, 38, frozenset({2}), 300)  # beside the digit
+    next_along = Piece(120, 51, 24, 39, frozenset({3}), 300)  # beside that one only
+    far_off = Piece(20, 50, 24, 40, frozenset({4}), 300)
+    below = Piece(160, 150, 22, 38, frozenset({5}), 300)
+    grown = grow_the_lines([digit], [next_along, far_off, beside, below])
+    assert [p.labels for p in grown] == [digit.labels, beside.labels, next_along.labels]
+    assert grow_the_lines([digit], [next_along, far_off]) == [digit]

@@ -80,6 +80,7 @@ from device.segment.pieces import (
     edge_sharpness,
     fill,
     find_pieces,
+    grow_the_lines,
     in_line_with,
     inside_a_dark_area,
     keep_digits,
@@ -134,6 +135,7 @@ __all__ = [
     "find_pieces",
     "find_polarity",
     "find_rules",
+    "grow_the_lines",
     "has_a_neck",
     "in_line_with",
     "ink_map",
@@ -224,10 +226,7 @@ def segment_frame(frame, settings: SegmentSettings = SegmentSettings()) -> Segme
         also = keep_digits(
             reached + kept, on_the_page, settings, inked, lambda p: id(p) not in checked and no_digit(p)
         )
-        waiting = [p for p in also if id(p) not in checked]
-        while found := [p for p in waiting if in_line_with(p, kept)]:
-            kept += found
-            waiting = [p for p in waiting if not any(p is f for f in found)]
+        kept = grow_the_lines(kept, [p for p in also if id(p) not in checked])
 
     # A candidate 1.4 times as tall as the writing (``STACKED``), no wider than a digit: maybe two digits one
     # above the other (two lines written close, the second maybe smaller; on a slant or a curve, the two

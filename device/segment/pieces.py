@@ -476,6 +476,16 @@ def in_line_with(piece: Piece, digits: Sequence[Piece]) -> bool:
     return False
 
 
+def grow_the_lines(digits: Sequence[Piece], waiting: Sequence[Piece]) -> list[Piece]:
+    """The ``digits``, and those of the ``waiting`` pieces that stand in a line of them (``in_line_with``),
+    one by one: a piece taken in brings in its neighbour further along the line."""
+    digits, waiting = list(digits), list(waiting)
+    while found := [p for p in waiting if in_line_with(p, digits)]:
+        digits += found
+        waiting = [p for p in waiting if not any(p is f for f in found)]
+    return digits
+
+
 def centre_on(paper: np.ndarray, piece: Piece) -> bool:
     """The piece's centre is on ``paper``."""
     return bool(paper[piece.y + piece.h // 2, piece.x + piece.w // 2])
