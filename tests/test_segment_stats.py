@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from device.segment.stats import percentile, percentiles, robust_sigma
+from device.segment.stats import median, percentile, percentiles, robust_sigma
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.float32, np.float64, np.int32])
@@ -30,9 +30,23 @@ def test_a_large_grey_image_uses_its_histogram_and_still_agrees():
         assert percentile(grey, q) == float(np.percentile(grey, q))
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32, np.float64, np.int64])
+@pytest.mark.parametrize("size", [1, 2, 3, 8, 401, 5000])
+def test_median_is_numpys_to_the_bit(dtype, size):
+    # Exactly numpy's (the mean of the two middle values in the values' own type): a stage compares a
+    # median with a threshold, and a last-bit difference could turn a decision.
+    rng = np.random.default_rng(size)
+    for _ in range(20):
+        values = (rng.random(size) * rng.choice([1e-3, 1.0, 250.0])).astype(dtype)
+        assert median(values) == float(np.median(values))
+    assert median([3, 1, 2, 10]) == 2.5  # a list too, as the stages pass heights
+
+
 def test_empty_values_are_refused_and_have_no_noise():
     with pytest.raises(ValueError):
         percentile(np.array([]), 50)
+    with pytest.raises(ValueError):
+        median(np.array([]))
     with pytest.raises(ValueError):
         percentiles(np.zeros((3, 0)), (50,), axis=1)
     assert robust_sigma(np.array([])) == 0.0

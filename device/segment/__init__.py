@@ -46,8 +46,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import numpy as np
-
 from device.reading import Box
 from device.segment.data import (
     Cuttable,
@@ -110,7 +108,7 @@ from device.segment.splits import (
     split_readings,
     valley_columns,
 )
-from device.segment.stats import percentile, percentiles, robust_sigma
+from device.segment.stats import median, percentile, percentiles, robust_sigma
 
 __all__ = [
     "MAX_SPLIT_PARTS",
@@ -142,6 +140,7 @@ __all__ = [
     "ink_mask",
     "inside_a_dark_area",
     "keep_digits",
+    "median",
     "merge_pieces",
     "page_rules",
     "paper_around",
@@ -232,7 +231,7 @@ def segment_frame(frame, settings: SegmentSettings = SegmentSettings()) -> Segme
     # above the other (two lines written close, the second maybe smaller; on a slant or a curve, the two
     # side by side a little too). Only offered: the model decides.
     heights = [piece.h for piece in kept if piece.h >= 0.5 * piece.w]
-    typical_h = float(np.median(heights)) if heights else 0.0
+    typical_h = median(heights) if heights else 0.0
     by_box: dict[Box, Segment] = {}
     for piece in kept:
         crop = crop_ink(piece, ink, labels)

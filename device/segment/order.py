@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from device.reading import Box
+from device.segment.stats import median
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ def writing_slope(layout: Layout) -> float:
         if len(js):
             j = js[np.argmin(dx[i, js])]
             slopes.append(dy[i, j] / max(cx[j] - cx[i], 1.0))
-    return float(np.clip(np.median(slopes), -0.5, 0.5)) if slopes else 0.0
+    return float(np.clip(median(slopes), -0.5, 0.5)) if slopes else 0.0
 
 
 def lines_along(layout: Layout, slope: float) -> list[list[int]]:
@@ -153,7 +154,7 @@ def rows_by_height(level: np.ndarray, h: np.ndarray, x: np.ndarray, w: np.ndarra
     gaps = np.diff(level[order])
     if not len(gaps):
         return None
-    between = gaps >= 0.5 * float(np.median(h))
+    between = gaps >= 0.5 * median(h)
     if not between.any() or between.all():
         return None  # one row (the chains read it as well), or no two boxes share one
     if gaps[between].min() < 1.3 * gaps[~between].max():

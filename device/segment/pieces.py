@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 
 from device.segment.data import FoundPieces, InkImage, Piece, SegmentSettings
-from device.segment.stats import percentile
+from device.segment.stats import median, percentile
 
 
 def find_pieces(mask: np.ndarray, settings: SegmentSettings) -> FoundPieces:
@@ -139,7 +139,7 @@ def keep_digits(
         candidates = [p for p in candidates if not no_digit(p)]
     if not candidates:
         return []
-    typical_h = float(np.median([min(p.h, p.w / 0.6) for p in candidates]))
+    typical_h = median([min(p.h, p.w / 0.6) for p in candidates])
     # The contrast bar is set by digit-sized candidates: a mark far larger than the writing (a hand or a
     # dark object at the page's edge, a shadow) is as dark as it gets and would hide every real digit.
     strongest = max((p.peak for p in candidates if p.h <= 2 * typical_h), default=0.0)
@@ -214,7 +214,7 @@ def stroke_axis(piece: Piece, ink: InkImage, labels: np.ndarray) -> StrokeAxis |
     upright = piece.h >= piece.w
     middles, extents = _row_middles(own if upright else own.T)
     middles += (piece.x, piece.y) if upright else (piece.y, piece.x)
-    stroke = float(np.median(extents))
+    stroke = median(extents)
     narrow = extents <= 2 * stroke + 1
     middles = middles[narrow]
     if np.ptp(middles[:, 0]) + stroke > 0.4 * (piece.h if upright else piece.w):
@@ -234,8 +234,8 @@ def stroke_axis(piece: Piece, ink: InkImage, labels: np.ndarray) -> StrokeAxis |
     start, end = float(along.min()), float(along.max())
     if end - start < 8 or float(np.std(across)) > 0.12 * (end - start):
         return None  # curved: a written stroke
-    level = float(np.median(ink.ink[ys, xs]))
-    threshold = float(np.median(ink.threshold[ys, xs]))
+    level = median(ink.ink[ys, xs])
+    threshold = median(ink.threshold[ys, xs])
     return StrokeAxis(x0, y0, vx, vy, start, end, level, threshold, _needed_share(piece))
 
 
@@ -317,7 +317,7 @@ def line_runs_on(axis: StrokeAxis, vx: float, vy: float, ink: InkImage) -> LineL
         found_count, rule_count = np.count_nonzero(found), np.count_nonzero(rule)
         if found_count and rule_count >= found_count / 2:
             writing_over |= axis.level > max(
-                WRITING_OVER_A_LINE * float(np.median(on_axis[rule])), WRITING_PAST_THRESHOLD * axis.threshold
+                WRITING_OVER_A_LINE * median(on_axis[rule]), WRITING_PAST_THRESHOLD * axis.threshold
             )
         sides.append(float(np.mean(found)) >= axis.needed_share)
     # Both ways (as far as the frame goes): a stretch of a rule between two crossings has the rule on both
@@ -401,8 +401,8 @@ def along_a_rule(
         return False
     xs, ys = xs + piece.x, ys + piece.y
     x0, y0 = float(xs.mean()), float(ys.mean())
-    level = float(np.median(ink.ink[ys, xs]))
-    threshold = float(np.median(ink.threshold[ys, xs]))
+    level = median(ink.ink[ys, xs])
+    threshold = median(ink.threshold[ys, xs])
     needed_share = _needed_share(piece)
     for vx, vy in nearest_rule_directions(rules, x0, y0):
         along = (xs - x0) * vx + (ys - y0) * vy
@@ -440,7 +440,7 @@ def inside_a_dark_area(piece: Piece, ink: InkImage, labels: np.ndarray, rules: n
     if not ring.any():
         return False
     crop = ink.ink[y0:y1, x0:x1]
-    level = float(np.median(crop[own > 0][::3]))  # every third pixel is plenty for a median
+    level = median(crop[own > 0][::3])  # every third pixel is plenty for a median
     return float(np.mean(crop[ring] > 0.6 * level)) > 0.4
 
 

@@ -8,6 +8,7 @@ import numpy as np
 
 from device.segment.data import InkImage, SegmentSettings
 from device.segment.paper import reached_from
+from device.segment.stats import median
 
 
 def paper_extent(paper: np.ndarray) -> tuple[int, int]:
@@ -237,8 +238,8 @@ def evenly_spaced_rules(
         gaps = np.diff(distinct)
         if len(gaps) < 2:
             continue
-        spacing = float(np.median(gaps))
-        spacing = float(np.median(gaps / np.maximum(np.round(gaps / spacing), 1)))
+        spacing = median(gaps)
+        spacing = median(gaps / np.maximum(np.round(gaps / spacing), 1))
         if spacing < 8:
             continue
         first_offset, shares = _inked_shares(ink_y, ink_x, mask.shape, theta)
@@ -405,7 +406,7 @@ def textured_surroundings(ink: InkImage, rules: np.ndarray) -> np.ndarray:
     opened away first, so nothing spreads along a ruled line into the digits it crosses.
     """
     # At half resolution, without the rules.
-    signed = np.where(rules > 0, 0.0, ink.ink)[::2, ::2]
+    signed = np.where(rules[::2, ::2] > 0, 0.0, ink.ink[::2, ::2])
     noise = ink.noise
     mean = cv2.blur(signed, (9, 9))
     spread = np.sqrt(np.maximum(cv2.blur(signed * signed, (9, 9)) - mean * mean, 0))

@@ -62,6 +62,22 @@ def percentile(values: np.ndarray, q: float) -> float:
     return below + (above - below) * fraction
 
 
+def median(values) -> float:
+    """The median of all of ``values``, as ``float(np.median(values))`` (the mean of the two middle values
+    of an even count, in the type of floating values, as numpy takes it), without its fixed overhead."""
+    a = np.asarray(values).ravel()
+    if a.size == 0:
+        raise ValueError("median of an empty array")
+    middle = a.size // 2
+    if a.size % 2:
+        return float(np.partition(a, middle)[middle])
+    ordered = np.partition(a, [middle - 1, middle])
+    below, above = ordered[middle - 1], ordered[middle]
+    if not np.issubdtype(a.dtype, np.floating):
+        return (float(below) + float(above)) / 2  # integers are averaged as floats (no uint8 overflow)
+    return float((below + above) / 2)
+
+
 def robust_sigma(values: np.ndarray) -> float:
     """Noise level from the lower half of the values: ink only ever adds, so the spread between the 10th
     percentile and the median is the paper's own, even where strokes cover a third of the area."""
