@@ -421,7 +421,8 @@ def textured_surroundings(ink: InkImage, rules: np.ndarray) -> np.ndarray:
     # the digits written beside it (the spread's window would otherwise join the two).
     if ink.page_edge is not None:
         busy[ink.page_edge[: busy.shape[0], : busy.shape[1]]] = 0
-    count, labels = cv2.connectedComponents(busy, connectivity=8)
+    ltype = cv2.CV_16U if cv2.countNonZero(busy) < 65535 else cv2.CV_32S  # as in ``reached_from``
+    count, labels = cv2.connectedComponents(busy, connectivity=8, ltype=ltype)
     reached = np.zeros(count, bool)
     reached[labels[seeds & (busy > 0)]] = True
     # Texture beside the page runs along much of one of the frame's sides (in pieces, where its grain was
