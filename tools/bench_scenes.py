@@ -10,7 +10,9 @@ scores a folder of labelled real photos (labels.csv: file,truth) through the sam
 from __future__ import annotations
 
 import argparse
+import cProfile
 import csv
+import pstats
 import sys
 import time
 from pathlib import Path
@@ -22,6 +24,7 @@ from device.assemble import make_pipeline, open_classifier
 from device.classify import DEFAULT_MODEL
 from device.pipeline import FramePipeline
 from device.reading import Reading
+from device.segment import SegmentSettings, segment_frame
 from host.report import machine, write_section
 from host.synthetic import render
 from tools.bench import shipped_config
@@ -50,6 +53,40 @@ def segmentation_s(pipeline, frame, repeats: int = 3) -> float:
     """The pipeline's segmentation of a frame, best of ``repeats``: ``segment`` and the cuts of the
     candidates the model is unsure of (made after the first invoke, see ``device.pipeline``)."""
     return min(pipeline.process(frame).timings["segment"] for _ in range(repeats))
+
+
+# The stages of ``device.segment.segment_frame``, in the order it runs them (``keep_digits`` with the checks
+# of each piece it makes: a stretch of a line, the rim of a dark area, the paper round it).
+STAGES = (
+    "prepare",
+    "find_polarity",
+    "find_ink",
+    "ink_mask",
+    "page_rules",
+    "remove_rules",
+    "textured_surroundings",
+    "find_pieces",
+    "merge_pieces",
+    "keep_digits",
+    "crop_ink",
+    "reading_order",
+)
+
+
+def stage_costs(frames: list[np.ndarray], settings: SegmentSettings) -> tuple[float, dict[str, float]]:
+    """Where the segmenter's time goes: ms a frame of the whole and of each of ``STAGES`` (with what it
+    calls), under Python's profiler, which slows the stages that loop in Python more than the rest."""
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for frame in frames:
+        segment_frame(frame, settings)
+    profiler.disable()
+    spent: dict[str, float] = {}
+    for (file, _line, name), (*_counts, cumulative, _callers) in pstats.Stats(profiler).stats.items():
+        if Path(file).parent.name == "segment" and Path(file).parent.parent.name == "device":
+            spent[name] = spent.get(name, 0.0) + cumulative
+    per_frame = 1000 / max(len(frames), 1)
+    return spent.get("segment_frame", 0.0) * per_frame, {n: spent.get(n, 0.0) * per_frame for n in STAGES}
 
 
 class DigitPool:
@@ -137,14 +174,16 @@ def main() -> int:
     print(f"blank cluttered frames read as nothing: {empty}/{args.blank}", flush=True)
 
     # Cost on ordinary camera-like frames, segmentation against the Otsu floor, frame by frame.
-    clean_ms = []
+    clean_ms, clean_frames = [], []
     for _ in range(60):
         lines, labels = pool.lines(rng)
         frame = render(lines, labels, rng).frame
         ours, floor = segmentation_s(pipeline, frame), timed(otsu_floor, frame)
         costs_ratio.append(ours / floor)
         clean_ms.append(ours * 1000)
+        clean_frames.append(frame)
     median_clean = float(np.median(clean_ms))
+    profiled_ms, by_stage = stage_costs(clean_frames, pipeline.settings)
 
     # Digits written at a sheet's very edge with the sheet on a desk (the "edge" pages put it there 3 times in
     # 10): a stream of its own, so the pages above stay the same.
@@ -185,6 +224,19 @@ def main() -> int:
         f"| {len(scene_ms)} hard-scene pages, all kinds (one run each, in the pipeline) | "
         f"{np.median(scene_ms):.1f} ms | {max(scene_ms):.1f} ms (= {max(scene_ms) / median_clean:.1f} × "
         "the clean median) | |",
+        "",
+        "Where a clean frame's segmentation time goes (the same 60 frames, under Python's profiler, which "
+        "slows the stages that loop in Python most):",
+        "",
+        "| stage | ms a frame | share |",
+        "|---|---:|---:|",
+        *(
+            f"| `{name}` | {ms:.2f} | {100 * ms / max(profiled_ms, 1e-9):.0f} % |"
+            for name, ms in by_stage.items()
+        ),
+        f"| the steps between them | {profiled_ms - sum(by_stage.values()):.2f} | "
+        f"{100 * (1 - sum(by_stage.values()) / max(profiled_ms, 1e-9)):.0f} % |",
+        f"| all of `segment_frame` | {profiled_ms:.2f} | 100 % |",
     ]
     if args.photos:
         right, total, exact, count = score_photos(pipeline, Path(args.photos))
