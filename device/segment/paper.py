@@ -168,13 +168,18 @@ def writing_at_the_frame_side(inked: np.ndarray, share: float = 0.2) -> np.ndarr
     return small[labels]
 
 
+def label_type(mask: np.ndarray) -> int:
+    """The label type for OpenCV's connected components of a uint8 ``mask``: 16-bit where the labels cannot
+    run out (fewer set pixels than 16-bit labels), which OpenCV labels and numpy looks up about three times
+    as fast as 32-bit ones; else 32-bit."""
+    return cv2.CV_16U if cv2.countNonZero(mask) < 65535 else cv2.CV_32S
+
+
 def reached_from(mask: np.ndarray, seeds: np.ndarray, connectivity: int = 8) -> np.ndarray:
     """The connected parts of ``mask`` that hold a seed (bool): a stroke traced from where it is surest,
     the paper joined to where tiles found it, writing joined to the digit it belongs to."""
     mask = mask.astype(np.uint8, copy=False)
-    # 16-bit labels where they cannot run out (fewer pixels than labels): labelled and looked up faster.
-    ltype = cv2.CV_16U if cv2.countNonZero(mask) < 65535 else cv2.CV_32S
-    count, labels = cv2.connectedComponents(mask, connectivity=connectivity, ltype=ltype)
+    count, labels = cv2.connectedComponents(mask, connectivity=connectivity, ltype=label_type(mask))
     reached = np.zeros(count, bool)
     reached[labels[seeds]] = True
     reached[0] = False

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 
 from device.segment.data import InkImage, SegmentSettings
-from device.segment.paper import reached_from
+from device.segment.paper import label_type, reached_from
 from device.segment.stats import median
 
 
@@ -421,8 +421,7 @@ def textured_surroundings(ink: InkImage, rules: np.ndarray) -> np.ndarray:
     # the digits written beside it (the spread's window would otherwise join the two).
     if ink.page_edge is not None:
         busy[ink.page_edge[: busy.shape[0], : busy.shape[1]]] = 0
-    ltype = cv2.CV_16U if cv2.countNonZero(busy) < 65535 else cv2.CV_32S  # as in ``reached_from``
-    count, labels = cv2.connectedComponents(busy, connectivity=8, ltype=ltype)
+    count, labels = cv2.connectedComponents(busy, connectivity=8, ltype=label_type(busy))
     reached = np.zeros(count, bool)
     reached[labels[seeds & (busy > 0)]] = True
     # Texture beside the page runs along much of one of the frame's sides (in pieces, where its grain was
