@@ -122,6 +122,39 @@ def test_a_digit_written_close_to_the_pages_edge_on_a_desk_is_read(pipeline, mni
     assert sum(1 for n in found if n == 0) >= 20, found
 
 
+def test_a_digit_in_a_bay_of_the_pages_outline_is_read(pipeline, mnist_sample, monkeypatch):
+    """A digit written 3-16 px from the edge of a sheet on a desk: its strokes, and the strip of paper
+    between them and the edge, are too busy to pass for paper, so the paper found bends round it and the
+    digit was left out with the desk. The sheet is convex: the bays of its outline are paper
+    (``bays_of_the_page``). Measured: 151 digits right on these 30 pages, 135 without the bays; on the
+    benchmark, 211 of 251 edge digits on a desk against 200, and no blank frame reads anything more."""
+    import device.segment.paper
+
+    def digits_right() -> int:
+        rng = np.random.default_rng(31)
+        start, right = 0, 0
+        for _ in range(30):
+            lines, texts, start = lines_of(mnist_sample, rng, start)
+            scene = render_scene("edge", lines, texts, rng, on_surface=True)
+            read = Reading(tuple(pipeline.process(scene.frame).digits)).text.replace(" ", "")
+            truth = scene.text.replace(" ", "")
+            right += max(0, len(truth) - edit_distance(read, truth))
+        return right
+
+    def blank_frames_read_as_nothing() -> int:
+        rng = np.random.default_rng(32)
+        kinds = ("texture", "ruled", "grid", "shadow")
+        frames = [render_scene(kinds[i % 4], [[]], [[]], rng, blank=True).frame for i in range(24)]
+        return sum(not pipeline.process(frame).digits for frame in frames)
+
+    with_bays, blank_with_bays = digits_right(), blank_frames_read_as_nothing()
+    monkeypatch.setattr(device.segment.paper, "bays_of_the_page", lambda paper, bright: np.zeros_like(paper))
+    without, blank_without = digits_right(), blank_frames_read_as_nothing()
+    print("digits right, with bays / without:", with_bays, without, "blank:", blank_with_bays, blank_without)
+    assert with_bays > without
+    assert blank_with_bays >= blank_without
+
+
 def test_blank_sheets_on_textured_surfaces_read_nothing(pipeline):
     """A bare sheet on a desk, a wall or fabric: the texture in the strip between the page's edge and the
     64-px tiles the paper is found in must not read as digits, however faint its grain."""

@@ -17,6 +17,7 @@ from device.segment import (
     Piece,
     SegmentSettings,
     along_the_frame_side,
+    bays_of_the_page,
     dark_ink,
     faint_ink,
     find_ink,
@@ -128,6 +129,43 @@ def test_digits_by_the_page_edge_on_a_desk_are_found(seed):
     boxes = [s.box for s in segment(img)]
     assert len(boxes) == 4, boxes
     assert all(b.x >= left for b in boxes), boxes
+
+
+def page_with_bays() -> tuple[np.ndarray, np.ndarray]:
+    """A page's paper mask at half resolution (uint8) and where the surface is as bright as the page (bool),
+    on a darker desk: a bay 20 px deep at its left edge, where a digit written close to the edge held the
+    paper back (its strokes are not bright); a nick 4 px deep below it; a long, shallow wedge along its right
+    edge; and a bay at its bottom edge whose inside is as dark as the desk."""
+    paper = np.zeros((240, 320), np.uint8)
+    paper[20:220, 40:300] = 1
+    bright = paper.astype(bool)
+    paper[100:130, 40:60] = 0  # the digit's bay: bright paper between dark strokes
+    bright[100:130, 40:60] = True
+    bright[100:130, 48:52] = bright[104:107, 48:60] = bright[124:127, 48:60] = False
+    for row in range(30, 210):  # the wedge: up to 14 px deep, 180 long
+        paper[row, 300 - round(14 * (1 - abs(row - 120) / 90)) : 300] = 0
+    paper[160:175, 40:44] = 0  # a nick in the outline, as shallow as its wobble
+    paper[205:220, 150:180] = 0  # desk showing in a notch of the outline
+    bright[205:220, 150:180] = False
+    return paper, bright
+
+
+def test_a_bay_of_the_pages_outline_is_paper_where_a_digit_held_it_back():
+    paper, bright = page_with_bays()
+    bays = bays_of_the_page(paper, bright)
+    assert bays[100:130, 40:60].all()
+    assert not bays[:, 280:].any()  # a sliver along an edge: the page met surroundings nearly as bright
+    assert not bays[200:, 150:180].any()  # dark inside: the desk, not the page
+    assert not bays[160:175, 40:44].any()  # too shallow: the outline's wobble
+    assert bays.sum() == 30 * 20
+
+
+def test_no_bay_is_paper_where_the_surroundings_are_as_bright_as_the_page():
+    """The paper found may have run into surroundings as bright as the page: its outline's bays are then
+    the surroundings."""
+    paper, bright = page_with_bays()
+    bright[:, :40] = True
+    assert not bays_of_the_page(paper, bright)[100:130, 40:60].any()
 
 
 @pytest.mark.parametrize("edge", [64, 128])

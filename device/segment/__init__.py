@@ -60,6 +60,7 @@ from device.segment.data import (
 from device.segment.order import reading_order
 from device.segment.paper import (
     background_of,
+    bays_of_the_page,
     dark_ink,
     faint_ink,
     find_ink,
@@ -122,6 +123,7 @@ __all__ = [
     "WorkImage",
     "along_the_frame_side",
     "background_of",
+    "bays_of_the_page",
     "centre_on",
     "crop_ink",
     "dark_ink",

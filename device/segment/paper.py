@@ -187,6 +187,66 @@ def reached_from(mask: np.ndarray, seeds: np.ndarray, connectivity: int = 8) -> 
     return np.take(reached, labels)
 
 
+# A bay of the page's outline (see ``bays_of_the_page``) is paper when at least this share of it is as bright
+# as the page (the paper between a digit's strokes)...
+BAY_LIT = 0.5
+# ...it is this deep or more (px at half resolution, the radius of the widest disc it holds), deeper than the
+# outline's wobble along a straight edge (under 5 px on the benchmark pages)...
+BAY_DEPTH = 5.5
+# ...it is a bay, not a sliver along an edge: its narrower side at least this share of its longer one...
+BAY_SHAPE = 0.2
+# ...and at least this share of the surroundings just beyond it (``BAY_RIM`` px at half resolution past
+# the outline, beyond the paper's own border) is darker than the page.
+BAY_DIM_BEYOND, BAY_RIM = 0.5, 8
+# The outline is taken after an opening this wide (px at half resolution), which cuts off the thin tongues
+# of paper found in surroundings as bright as the page.
+TONGUE = 15
+
+
+def bays_of_the_page(paper: np.ndarray, bright: np.ndarray) -> np.ndarray:
+    """The bays in the outline of each large region of ``paper`` (uint8 0/1, half resolution) that belong
+    to the page (uint8 0/1): ``bright`` is where the surface is as bright as the paper beside it.
+
+    A sheet is convex: where its outline bends in, something lies on the page at its edge, most often a
+    digit written a few px from the edge, whose strokes, and the strip of paper between them and the edge,
+    are too busy to pass for paper. Like what the paper encloses, such a bay is paper. A bay counts when it
+    is mostly as bright as the page, deeper than the outline's wobble, compact (a long sliver along an edge
+    is where the page met surroundings nearly as bright as itself), and the surroundings just beyond it are
+    darker than the page: where they are as bright, the paper found may have run into them, and the bays of
+    its outline are the surroundings."""
+    outline = cv2.morphologyEx(
+        paper, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (TONGUE, TONGUE))
+    )
+    contours, _ = cv2.findContours(outline, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    hull = np.zeros_like(paper)
+    for contour in contours:
+        if cv2.contourArea(contour) >= 0.05 * paper.size:
+            cv2.fillPoly(hull, [cv2.convexHull(contour)], 1)
+    bays = hull & (paper == 0).view(np.uint8)
+    count, labels = cv2.connectedComponents(bays, connectivity=4)
+    if count <= 1:
+        return bays
+    area = np.bincount(labels.ravel(), minlength=count)
+    lit = np.bincount(labels.ravel(), weights=bright.ravel(), minlength=count)
+    depth = np.zeros(count, np.float32)
+    inside = bays > 0
+    np.maximum.at(depth, labels[inside], cv2.distanceTransform(bays, cv2.DIST_L2, 3)[inside])
+    keep = (lit >= BAY_LIT * area) & (depth >= BAY_DEPTH)
+    keep[0] = False
+    for bay in np.flatnonzero(keep):
+        ys, xs = np.nonzero(labels == bay)
+        _, sides, _ = cv2.minAreaRect(np.column_stack([xs, ys]).astype(np.float32))
+        keep[bay] = min(sides) >= BAY_SHAPE * max(max(sides), 1)
+    if keep.any():
+        rim = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * BAY_RIM + 1, 2 * BAY_RIM + 1))
+        near = cv2.dilate(labels.astype(np.float32), rim)  # each pixel beyond the hull: the bay it is near
+        beyond = (near > 0) & (hull == 0)
+        which = near[beyond].astype(np.intp)
+        dim = np.bincount(which, weights=~bright[beyond], minlength=count)
+        keep &= dim >= BAY_DIM_BEYOND * np.maximum(np.bincount(which, minlength=count), 1)
+    return keep[labels].view(np.uint8)
+
+
 def paper_to_the_edge(
     surface: np.ndarray, background: np.ndarray, paper: np.ndarray, tile: int, settings: SegmentSettings
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -216,6 +276,7 @@ def paper_to_the_edge(
     grown = np.where(zone, bright & quiet, core).astype(np.uint8)
     joined_paper = reached_from(grown, core & (grown > 0), connectivity=4)
     grown_paper = (joined_paper | enclosed_by(joined_paper)).astype(np.uint8)
+    grown_paper |= bays_of_the_page(grown_paper, bright | ~zone)
     square = cv2.getStructuringElement(cv2.MORPH_RECT, (5, 5))
     grown_paper = np.where(zone, cv2.erode(grown_paper, square) > 0, grown_paper > 0)
     # The edge is sure where the paper meets darker surroundings (texture as bright as the page is left to
