@@ -226,11 +226,12 @@ def bays_of_the_page(paper: np.ndarray, bright: np.ndarray) -> np.ndarray:
     count, labels = cv2.connectedComponents(bays, connectivity=4)
     if count <= 1:
         return bays
-    area = np.bincount(labels.ravel(), minlength=count)
-    lit = np.bincount(labels.ravel(), weights=bright.ravel(), minlength=count)
+    inside = bays.view(bool)
+    which = labels[inside]  # the bay each of their pixels is in
+    area = np.bincount(which, minlength=count)
+    lit = np.bincount(which, weights=bright[inside], minlength=count)
     depth = np.zeros(count, np.float32)
-    inside = bays > 0
-    np.maximum.at(depth, labels[inside], cv2.distanceTransform(bays, cv2.DIST_L2, 3)[inside])
+    np.maximum.at(depth, which, cv2.distanceTransform(bays, cv2.DIST_L2, 3)[inside])
     keep = (lit >= BAY_LIT * area) & (depth >= BAY_DEPTH)
     keep[0] = False
     for bay in np.flatnonzero(keep):
@@ -241,9 +242,9 @@ def bays_of_the_page(paper: np.ndarray, bright: np.ndarray) -> np.ndarray:
         rim = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * BAY_RIM + 1, 2 * BAY_RIM + 1))
         near = cv2.dilate(labels.astype(np.float32), rim)  # each pixel beyond the hull: the bay it is near
         beyond = (near > 0) & (hull == 0)
-        which = near[beyond].astype(np.intp)
-        dim = np.bincount(which, weights=~bright[beyond], minlength=count)
-        keep &= dim >= BAY_DIM_BEYOND * np.maximum(np.bincount(which, minlength=count), 1)
+        bay_beyond = near[beyond].astype(np.intp)
+        dim = np.bincount(bay_beyond, weights=~bright[beyond], minlength=count)
+        keep &= dim >= BAY_DIM_BEYOND * np.maximum(np.bincount(bay_beyond, minlength=count), 1)
     return keep[labels].view(np.uint8)
 
 
