@@ -8,7 +8,7 @@ import numpy as np
 
 from device.errors import FrameError
 from device.segment.data import InkImage, SegmentSettings, WorkImage
-from device.segment.stats import percentile, percentiles
+from device.segment.stats import median, percentile, percentiles
 
 
 def to_grey(frame) -> np.ndarray:
@@ -277,7 +277,11 @@ def paper_to_the_edge(
     grown = np.where(zone, bright & quiet, core).astype(np.uint8)
     joined_paper = reached_from(grown, core & (grown > 0), connectivity=4)
     grown_paper = (joined_paper | enclosed_by(joined_paper)).astype(np.uint8)
-    grown_paper |= bays_of_the_page(grown_paper, bright | ~zone)
+    # Beyond a tile of the tiles' edge (where a strip of desk narrower than a tile was taken for paper), the
+    # page's median level stands in for the paper beside it.
+    page_level = median(background[::2, ::2][core]) if core.any() else 0.0
+    as_bright = smooth >= settings.edge_brightness * np.where(paper_level > 0, paper_level, page_level)
+    grown_paper |= bays_of_the_page(grown_paper, as_bright)
     square = cv2.getStructuringElement(cv2.MORPH_RECT, (5, 5))
     grown_paper = np.where(zone, cv2.erode(grown_paper, square) > 0, grown_paper > 0)
     # The edge is sure where the paper meets darker surroundings (texture as bright as the page is left to
