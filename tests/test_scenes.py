@@ -152,7 +152,7 @@ def test_a_digit_in_a_bay_of_the_pages_outline_is_read(pipeline, mnist_sample, m
     without, blank_without = digits_right(), blank_frames_read_as_nothing()
     print("digits right, with bays / without:", with_bays, without, "blank:", blank_with_bays, blank_without)
     assert with_bays > without
-    assert blank_with_bays >= blank_without
+    assert blank_with_bays >= max(blank_without, 20)  # measured: 23 of 24 either way
 
 
 def test_blank_sheets_on_textured_surfaces_read_nothing(pipeline):

@@ -162,10 +162,20 @@ def test_a_bay_of_the_pages_outline_is_paper_where_a_digit_held_it_back():
 
 def test_no_bay_is_paper_where_the_surroundings_are_as_bright_as_the_page():
     """The paper found may have run into surroundings as bright as the page: its outline's bays are then
-    the surroundings."""
+    the surroundings. Brightness given as 0/1 reads alike."""
     paper, bright = page_with_bays()
+    assert bays_of_the_page(paper, bright.astype(np.uint8))[100:130, 40:60].all()
     bright[:, :40] = True
     assert not bays_of_the_page(paper, bright)[100:130, 40:60].any()
+    assert not bays_of_the_page(paper, bright.astype(np.uint8))[100:130, 40:60].any()
+
+
+def test_a_bay_at_the_frame_side_is_no_paper():
+    """A page running off the frame: a bay at the frame's side has no surroundings beyond it to tell."""
+    paper, bright = page_with_bays()
+    paper[20:220, :40], bright[20:220, :40] = 1, True
+    paper[100:130, :20] = 0  # the frame's side cuts the bay
+    assert not bays_of_the_page(paper, bright)[100:130, :20].any()
 
 
 @pytest.mark.parametrize("edge", [64, 128])

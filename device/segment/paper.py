@@ -195,55 +195,63 @@ BAY_LIT = 0.5
 BAY_DEPTH = 5.5
 # ...it is a bay, not a sliver along an edge: its narrower side at least this share of its longer one...
 BAY_SHAPE = 0.2
-# ...and at least this share of the surroundings just beyond it (``BAY_RIM`` px at half resolution past
-# the outline, beyond the paper's own border) is darker than the page.
+# ...and at least this share of the pixels outside the outline's hull and within ``BAY_RIM`` px of the bay
+# (at half resolution: past the strip of the page's own border that the paper found leaves out) is darker
+# than the page.
 BAY_DIM_BEYOND, BAY_RIM = 0.5, 8
 # The outline is taken after an opening this wide (px at half resolution), which cuts off the thin tongues
-# of paper found in surroundings as bright as the page.
+# of paper found in surroundings as bright as the page...
 TONGUE = 15
+# ...of each region of paper at least this share of the frame: a page, not a bright object or a patch of
+# paper seen between things.
+PAGE_SHARE = 0.05
 
 
 def bays_of_the_page(paper: np.ndarray, bright: np.ndarray) -> np.ndarray:
-    """The bays in the outline of each large region of ``paper`` (uint8 0/1, half resolution) that belong
-    to the page (uint8 0/1): ``bright`` is where the surface is as bright as the paper beside it.
+    """The bays in the outline of each page in ``paper`` (uint8 0/1, half resolution) that belong to the
+    page, as uint8 0/1. ``bright`` (bool) is where the surface is as bright as the paper beside it.
 
     A sheet is convex: where its outline bends in, something lies on the page at its edge, most often a
     digit written a few px from the edge, whose strokes, and the strip of paper between them and the edge,
-    are too busy to pass for paper. Like what the paper encloses, such a bay is paper. A bay counts when it
-    is mostly as bright as the page, deeper than the outline's wobble, compact (a long sliver along an edge
-    is where the page met surroundings nearly as bright as itself), and the surroundings just beyond it are
-    darker than the page: where they are as bright, the paper found may have run into them, and the bays of
-    its outline are the surroundings."""
-    outline = cv2.morphologyEx(
-        paper, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (TONGUE, TONGUE))
-    )
+    are too busy to pass for paper. Like what the paper encloses, such a bay is paper. A bay, the part of
+    the convex hull of a page's outline that is no paper, counts when it is mostly as bright as the page,
+    deeper than the outline's wobble, compact (a long sliver along an edge is where the page met
+    surroundings nearly as bright as itself), and the surroundings just beyond it are darker than the page:
+    where they are as bright, the paper found may have run into them, and the bays of its outline are the
+    surroundings. A bay at the frame's side has nothing beyond it to tell, and is left out."""
+    bright = bright.astype(bool, copy=False)
+    opening = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (TONGUE, TONGUE))
+    outline = cv2.morphologyEx(paper, cv2.MORPH_OPEN, opening)
     contours, _ = cv2.findContours(outline, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     hull = np.zeros_like(paper)
     for contour in contours:
-        if cv2.contourArea(contour) >= 0.05 * paper.size:
+        if cv2.contourArea(contour) >= PAGE_SHARE * paper.size:
             cv2.fillPoly(hull, [cv2.convexHull(contour)], 1)
     bays = hull & (paper == 0).view(np.uint8)
-    count, labels = cv2.connectedComponents(bays, connectivity=4)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(bays, connectivity=4)
     if count <= 1:
         return bays
     inside = bays.view(bool)
-    which = labels[inside]  # the bay each of their pixels is in
-    area = np.bincount(which, minlength=count)
-    lit = np.bincount(which, weights=bright[inside], minlength=count)
-    depth = np.zeros(count, np.float32)
-    np.maximum.at(depth, which, cv2.distanceTransform(bays, cv2.DIST_L2, 3)[inside])
-    keep = (lit >= BAY_LIT * area) & (depth >= BAY_DEPTH)
+    lit = np.bincount(labels[inside], weights=bright[inside], minlength=count)
+    keep = lit >= BAY_LIT * stats[:, cv2.CC_STAT_AREA]
     keep[0] = False
+    depth = cv2.distanceTransform(bays, cv2.DIST_L2, 3)
     for bay in np.flatnonzero(keep):
-        ys, xs = np.nonzero(labels == bay)
+        x, y, w, h = stats[bay, :4]
+        own = labels[y : y + h, x : x + w] == bay
+        ys, xs = np.nonzero(own)
         _, sides, _ = cv2.minAreaRect(np.column_stack([xs, ys]).astype(np.float32))
-        keep[bay] = min(sides) >= BAY_SHAPE * max(max(sides), 1)
+        deep = depth[y : y + h, x : x + w][own].max() >= BAY_DEPTH
+        keep[bay] = deep and min(sides) >= BAY_SHAPE * max(sides)
     if keep.any():
+        # Each pixel beyond the hull takes the bay it is near (the highest-numbered, where two are near):
+        # labels in float32 are exact, and dilate with them (OpenCV does not with 32-bit integers).
         rim = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * BAY_RIM + 1, 2 * BAY_RIM + 1))
-        near = cv2.dilate(labels.astype(np.float32), rim)  # each pixel beyond the hull: the bay it is near
+        near = cv2.dilate(labels.astype(np.float32), rim)
         beyond = (near > 0) & (hull == 0)
         bay_beyond = near[beyond].astype(np.intp)
         dim = np.bincount(bay_beyond, weights=~bright[beyond], minlength=count)
+        # A bay with no pixel beyond it (at the frame's side) has nothing to tell: it stays out.
         keep &= dim >= BAY_DIM_BEYOND * np.maximum(np.bincount(bay_beyond, minlength=count), 1)
     return keep[labels].view(np.uint8)
 
@@ -269,7 +277,10 @@ def paper_to_the_edge(
     ).astype(bool)
     paper_level = cv2.dilate(np.where(core, background[::2, ::2], 0).astype(np.float32), reach)
     smooth = cv2.medianBlur(small, 7)
-    bright = smooth >= settings.edge_brightness * paper_level
+    # As bright as the paper beside it; beyond a tile of the tiles' edge, where the paper's level is not
+    # measured, as the page's median level (only bays_of_the_page looks there).
+    page_level = median(background[::2, ::2][core]) if core.any() else 0.0
+    bright = smooth >= settings.edge_brightness * np.where(paper_level > 0, paper_level, page_level)
     grey = smooth.astype(np.float32)
     mean = cv2.blur(grey, (7, 7))
     spread = np.sqrt(np.maximum(cv2.blur(grey * grey, (7, 7)) - mean * mean, 0))
@@ -277,11 +288,7 @@ def paper_to_the_edge(
     grown = np.where(zone, bright & quiet, core).astype(np.uint8)
     joined_paper = reached_from(grown, core & (grown > 0), connectivity=4)
     grown_paper = (joined_paper | enclosed_by(joined_paper)).astype(np.uint8)
-    # Beyond a tile of the tiles' edge (where a strip of desk narrower than a tile was taken for paper), the
-    # page's median level stands in for the paper beside it.
-    page_level = median(background[::2, ::2][core]) if core.any() else 0.0
-    as_bright = smooth >= settings.edge_brightness * np.where(paper_level > 0, paper_level, page_level)
-    grown_paper |= bays_of_the_page(grown_paper, as_bright)
+    grown_paper |= bays_of_the_page(grown_paper, bright)
     square = cv2.getStructuringElement(cv2.MORPH_RECT, (5, 5))
     grown_paper = np.where(zone, cv2.erode(grown_paper, square) > 0, grown_paper > 0)
     # The edge is sure where the paper meets darker surroundings (texture as bright as the page is left to
