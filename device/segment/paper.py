@@ -228,14 +228,14 @@ def bays_of_the_page(paper: np.ndarray, bright: np.ndarray) -> np.ndarray:
         if cv2.contourArea(contour) >= PAGE_SHARE * paper.size:
             cv2.fillPoly(hull, [cv2.convexHull(contour)], 1)
     bays = hull & (paper == 0).view(np.uint8)
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(bays, connectivity=4)
-    if count <= 1:
-        return bays
+    depth = cv2.distanceTransform(bays, cv2.DIST_L2, 3)
+    if depth.max() < BAY_DEPTH:  # none deep enough (most frames): no need to tell them apart
+        return np.zeros_like(bays)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(bays, connectivity=4, ltype=label_type(bays))
     inside = bays.view(bool)
     lit = np.bincount(labels[inside], weights=bright[inside], minlength=count)
     keep = lit >= BAY_LIT * stats[:, cv2.CC_STAT_AREA]
     keep[0] = False
-    depth = cv2.distanceTransform(bays, cv2.DIST_L2, 3)
     for bay in np.flatnonzero(keep):
         x, y, w, h = stats[bay, :4]
         own = labels[y : y + h, x : x + w] == bay
@@ -244,16 +244,15 @@ def bays_of_the_page(paper: np.ndarray, bright: np.ndarray) -> np.ndarray:
         deep = depth[y : y + h, x : x + w][own].max() >= BAY_DEPTH
         keep[bay] = deep and min(sides) >= BAY_SHAPE * max(sides)
     if keep.any():
-        # Each pixel beyond the hull takes the bay it is near (the highest-numbered, where two are near):
-        # labels in float32 are exact, and dilate with them (OpenCV does not with 32-bit integers).
+        # Each pixel beyond the hull takes the bay it is near (the highest-numbered, where two are near).
         rim = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * BAY_RIM + 1, 2 * BAY_RIM + 1))
-        near = cv2.dilate(labels.astype(np.float32), rim)
+        near = cv2.dilate(labels if labels.dtype == np.uint16 else labels.astype(np.float32), rim)
         beyond = (near > 0) & (hull == 0)
         bay_beyond = near[beyond].astype(np.intp)
         dim = np.bincount(bay_beyond, weights=~bright[beyond], minlength=count)
         # A bay with no pixel beyond it (at the frame's side) has nothing to tell: it stays out.
         keep &= dim >= BAY_DIM_BEYOND * np.maximum(np.bincount(bay_beyond, minlength=count), 1)
-    return keep[labels].view(np.uint8)
+    return np.take(keep.view(np.uint8), labels)
 
 
 def paper_to_the_edge(
