@@ -264,8 +264,9 @@ def paper_to_the_edge(
     as the paper beside it (``settings.edge_brightness``: a desk, a wall or a sweater is darker; a median
     leaves ink strokes out of the comparison) and as quiet as the paper's quieter quarter (wood grain or a
     weave as bright as the page is busy). Only what joins the paper found by tiles counts, and what it
-    encloses (a bold stroke) is paper too. The page's very border, and the ends of the lines printed on
-    it, are left out by a small erosion.
+    encloses (a bold stroke) is paper too, and so are the bays of its outline where a digit written close
+    to the edge held it back (``bays_of_the_page``). The page's very border, and the ends of the lines
+    printed on it, are left out by a small erosion.
     """
     h, w = paper.shape
     core = paper[::2, ::2]
