@@ -60,6 +60,9 @@ class Recipe:
     subset: str = "all"  # "all"; "mnist": MNIST's digits only; "digits": without the negatives
     ema: float = 0.0  # momentum of an exponential moving average of the weights, used at the end (0: none)
     none_weight: float = 1.0  # the loss weight of a negative against a digit's 1
+    teacher: str = ""  # models saved by ``train --save``: their mean soft prediction is a second target
+    distill: float = 0.0  # the weight of the teacher's target against the label's (0: no teacher)
+    temperature: float = 2.0  # both softmaxes are taken at this temperature for the teacher's target
 
 
 def dump(data_dir: str, out: str) -> None:
@@ -87,23 +90,12 @@ def dump(data_dir: str, out: str) -> None:
     )
 
 
-def train(recipe: Recipe, data: dict, seeds: list[int], log=print) -> dict:
-    """Train one model per seed together; return the accuracies of each (float): by the top of the 11
-    classes, and as the pipeline decides (the best digit unless "none" reaches 0.7)."""
+def model_functions(recipe: Recipe):
+    """``init(key) -> (params, stats)`` and ``forward(params, stats, x, training, key) -> (logits,
+    new_stats)`` of the recipe's model, host.model's CNN. Conv kernels are HWIO, as Keras keeps them."""
     import jax
     import jax.numpy as jnp
-    import optax
 
-    images, labels = data["xtr"], data["ytr"].astype(np.int32)
-    if recipe.subset == "mnist":
-        images, labels = images[:MNIST_SPLIT], labels[:MNIST_SPLIT]
-    elif recipe.subset == "digits":
-        images, labels = images[labels != NONE], labels[labels != NONE]
-    steps_per_epoch = len(images) // recipe.batch_size
-    total = steps_per_epoch * recipe.epochs
-    warmup = min(500, total // 10)
-    schedule = optax.warmup_cosine_decay_schedule(0.0, recipe.learning_rate, warmup, warmup + total, 0.0)
-    optimizer = optax.adamw(schedule, b1=0.9, b2=0.999, eps=1e-7, weight_decay=recipe.weight_decay)
     conv_dims = ("NHWC", "HWIO", "NHWC")
     layers = [(s, i) for s, convs in enumerate(recipe.convs) for i in range(convs)]
 
@@ -145,6 +137,78 @@ def train(recipe: Recipe, data: dict, seeds: list[int], log=print) -> dict:
             keep = jax.random.bernoulli(key, 1 - recipe.dropout, x.shape)
             x = jnp.where(keep, x / (1 - recipe.dropout), 0.0)
         return x @ params["dense"] + params["dense/bias"], new_stats
+
+    return init, forward
+
+
+def teacher_function(recipe: Recipe):
+    """``probabilities(x)``: the mean softmax, at the recipe's temperature, of the models saved in
+    ``recipe.teacher`` (None when the recipe has no teacher)."""
+    if not recipe.distill:
+        return None
+    import jax
+    import jax.numpy as jnp
+
+    saved = load_models(recipe.teacher)
+    _, forward = model_functions(saved["recipe"])
+    params, stats = saved["params"], saved["stats"]
+
+    def probabilities(x):
+        logits = jax.vmap(lambda p, s: forward(p, s, x, False, None)[0])(params, stats)
+        return jax.nn.softmax(logits / recipe.temperature).mean(0)
+
+    return probabilities
+
+
+def save_models(path: str, recipe: Recipe, seeds: list[int], params, stats, images, reference) -> None:
+    """Write the trained models (one per seed, stacked) with their recipe, and a few images with each
+    model's probabilities on them, which a conversion checks itself against."""
+    arrays = {f"params/{k}": np.asarray(v) for k, v in params.items()}
+    arrays.update({f"stats/{k}": np.asarray(v) for k, v in stats.items()})
+    np.savez(
+        path,
+        recipe=json.dumps(asdict(recipe)),
+        seeds=np.asarray(seeds),
+        images=images,
+        reference=np.asarray(reference),
+        **arrays,
+    )
+
+
+def load_models(path: str) -> dict:
+    with np.load(path) as stored:
+        fields = json.loads(str(stored["recipe"]))
+        recipe = Recipe(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
+        return {
+            "recipe": recipe,
+            "params": {k[7:]: stored[k] for k in stored.files if k.startswith("params/")},
+            "stats": {k[6:]: stored[k] for k in stored.files if k.startswith("stats/")},
+            "seeds": stored["seeds"].tolist(),
+            "images": stored["images"],
+            "reference": stored["reference"],
+        }
+
+
+def train(recipe: Recipe, data: dict, seeds: list[int], log=print, save: str | None = None) -> dict:
+    """Train one model per seed together; return the accuracies of each (float): by the top of the 11
+    classes, and as the pipeline decides (the best digit unless "none" reaches 0.7)."""
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    images, labels = data["xtr"], data["ytr"].astype(np.int32)
+    if recipe.subset == "mnist":
+        images, labels = images[:MNIST_SPLIT], labels[:MNIST_SPLIT]
+    elif recipe.subset == "digits":
+        images, labels = images[labels != NONE], labels[labels != NONE]
+    steps_per_epoch = len(images) // recipe.batch_size
+    total = steps_per_epoch * recipe.epochs
+    warmup = min(500, total // 10)
+    schedule = optax.warmup_cosine_decay_schedule(0.0, recipe.learning_rate, warmup, warmup + total, 0.0)
+    optimizer = optax.adamw(schedule, b1=0.9, b2=0.999, eps=1e-7, weight_decay=recipe.weight_decay)
+    init, forward = model_functions(recipe)
+    teacher_probabilities = teacher_function(recipe)
+    conv_dims = ("NHWC", "HWIO", "NHWC")
 
     yy, xx = jnp.mgrid[0:28, 0:28].astype(jnp.float32)
     centre = 13.5
@@ -196,7 +260,14 @@ def train(recipe: Recipe, data: dict, seeds: list[int], log=print) -> dict:
         logits, new_stats = forward(params, stats, x, True, key)
         target = jax.nn.one_hot(y, CLASSES) * (1 - recipe.label_smoothing) + recipe.label_smoothing / CLASSES
         weight = jnp.where(y == NONE, recipe.none_weight, 1.0)
-        return (weight * -(target * jax.nn.log_softmax(logits)).sum(-1)).mean(), new_stats
+        loss = -(target * jax.nn.log_softmax(logits)).sum(-1)
+        if teacher_probabilities is not None:
+            # Hinton's distillation: the teacher's softened prediction as a second target, its gradient
+            # scaled back by the temperature squared.
+            soft = jax.lax.stop_gradient(teacher_probabilities(x))
+            soft_loss = -(soft * jax.nn.log_softmax(logits / recipe.temperature)).sum(-1)
+            loss = (1 - recipe.distill) * loss + recipe.distill * recipe.temperature**2 * soft_loss
+        return (weight * loss).mean(), new_stats
 
     def step(state, batch, all_images, all_labels):
         params, stats, opt_state, key, average = state
@@ -247,6 +318,8 @@ def train(recipe: Recipe, data: dict, seeds: list[int], log=print) -> dict:
             out.append(jax.vmap(lambda p, s, x=x: forward(p, s, x, False, None)[0])(params, stats))
         return np.asarray(jax.nn.softmax(jnp.asarray(np.concatenate([np.asarray(o) for o in out], axis=1))))
 
+    if save:
+        save_models(save, recipe, seeds, params, stats, data["xte"][:64], predicted(data["xte"][:64]))
     digits = data["yva"] < NONE
     held_out = predicted(data["xva"]).argmax(-1)
     test_probabilities = predicted(data["xte"])  # (seeds, n, classes)
@@ -265,6 +338,59 @@ def train(recipe: Recipe, data: dict, seeds: list[int], log=print) -> dict:
     }
 
 
+def to_keras(models_path: str, seed: int, out: str) -> None:
+    """Write one saved model as host.model's Keras model (``out``, a .keras file), with a training record
+    beside it that host-export puts on the model card. Refuses when the Keras model's probabilities on the
+    saved images differ from the JAX model's."""
+    from pathlib import Path
+
+    from host.model import ModelSpec, build_model, count_macs
+    from host.train import TrainSettings, history_path
+
+    saved = load_models(models_path)
+    recipe = saved["recipe"]
+    if seed not in saved["seeds"]:
+        raise SystemExit(f"--seed {seed}: {models_path} holds seeds {saved['seeds']}")
+    index = saved["seeds"].index(seed)
+    model = build_model(
+        ModelSpec(stage_widths=recipe.widths, convs_per_stage=recipe.convs, dropout=recipe.dropout, classes=CLASSES)
+    )
+    params = {k: v[index] for k, v in saved["params"].items()}
+    stats = {k: v[index] for k, v in saved["stats"].items()}
+    for s, convs in enumerate(recipe.convs):
+        for i in range(convs):
+            name = f"conv{s}_{i}"
+            model.get_layer(f"conv{s + 1}_{i + 1}").set_weights([params[name]])
+            model.get_layer(f"bn{s + 1}_{i + 1}").set_weights(
+                [params[name + "/gamma"], params[name + "/beta"], stats[name + "/mean"], stats[name + "/var"]]
+            )
+    model.get_layer("digit").set_weights([params["dense"], params["dense/bias"]])
+    probabilities = model.predict(saved["images"][..., None].astype(np.float32) / 255.0, verbose=0)
+    difference = float(np.abs(probabilities - saved["reference"][index]).max())
+    if difference > 1e-4:
+        raise SystemExit(f"{models_path}: the Keras model differs from the JAX model by {difference:.2g}")
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model.save(path)
+    defaults = TrainSettings()
+    record = {
+        "settings": {
+            "trained_by": "tools.recipe_sweep (JAX)",
+            **asdict(recipe),
+            "seed": seed,
+            "validation_fraction": defaults.validation_fraction,
+            "negatives": defaults.negatives,
+            "negatives_seed": defaults.negatives_seed,
+            "device_digits": defaults.device_digits,
+        },
+        "command": f"python -m tools.recipe_sweep to-keras --models {models_path} --seed {seed} --out {out}",
+        "params": int(model.count_params()),
+        "macs": count_macs(model),
+    }
+    history_path(path).write_text(json.dumps(record, indent=1) + "\n")
+    print(f"{path}: seed {seed} of {models_path}, largest difference from JAX {difference:.2g}")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.recipe_sweep", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -276,6 +402,7 @@ def main(argv=None) -> int:
     training.add_argument("--name", required=True)
     training.add_argument("--seeds", default="1,2,3")
     training.add_argument("--out", help="append the results to this JSON-lines file")
+    training.add_argument("--save", help="write the trained models (.npz) here: a teacher, or for to-keras")
     for field, default in asdict(Recipe()).items():
         flag = "--" + field.replace("_", "-")
         if isinstance(default, bool):
@@ -284,7 +411,14 @@ def main(argv=None) -> int:
             training.add_argument(flag, default=",".join(map(str, default)))
         else:
             training.add_argument(flag, type=type(default), default=default)
+    converting = commands.add_parser("to-keras", help="write a saved model as host.model's Keras model")
+    converting.add_argument("--models", required=True, help="an .npz file from train --save")
+    converting.add_argument("--seed", type=int, required=True, help="which of its models")
+    converting.add_argument("--out", required=True, help="the .keras file to write (then host-export it)")
     args = parser.parse_args(argv)
+    if args.command == "to-keras":
+        to_keras(args.models, args.seed, args.out)
+        return 0
     if args.command == "dump":
         dump(args.data_dir, args.out)
         return 0
@@ -304,6 +438,7 @@ def main(argv=None) -> int:
             data,
             [int(s) for s in args.seeds.split(",")],
             log=lambda m: print(f"{args.name}: {m}", flush=True),
+            save=args.save,
         )
     )
     print(json.dumps(result), flush=True)
