@@ -147,7 +147,6 @@ def teacher_function(recipe: Recipe):
     if not recipe.distill:
         return None
     import jax
-    import jax.numpy as jnp
 
     saved = load_models(recipe.teacher)
     _, forward = model_functions(saved["recipe"])
@@ -353,7 +352,9 @@ def to_keras(models_path: str, seed: int, out: str) -> None:
         raise SystemExit(f"--seed {seed}: {models_path} holds seeds {saved['seeds']}")
     index = saved["seeds"].index(seed)
     model = build_model(
-        ModelSpec(stage_widths=recipe.widths, convs_per_stage=recipe.convs, dropout=recipe.dropout, classes=CLASSES)
+        ModelSpec(
+            stage_widths=recipe.widths, convs_per_stage=recipe.convs, dropout=recipe.dropout, classes=CLASSES
+        )
     )
     params = {k: v[index] for k, v in saved["params"].items()}
     stats = {k: v[index] for k, v in saved["stats"].items()}
