@@ -15,10 +15,17 @@ stroke thickness, blur and noise at random strengths, with a share of images lef
 four geometric changes are composed into one resampling (Keras resamples after each; ``--resample-each``
 does the same), and the random streams are JAX's.
 
+Distillation: ``train --save teacher.npz`` keeps the models it trained; a later ``train --teacher
+teacher.npz --distill W --temperature T`` adds their mean softened prediction on each augmented batch as a
+second target (weight W). ``to-keras`` writes one saved model as host.model's Keras model with a training
+record, for host-export, after checking that both give the same probabilities.
+
 Usage (the data is made where host-train runs, the sweep where JAX is):
     python -m tools.recipe_sweep dump --data-dir MNIST_DIR --out sweep.npz
     python -m tools.recipe_sweep train --data sweep.npz --name base --seeds 1,2,3 [--out results.jsonl]
         [--widths 16,32,64 --convs 2,2,1 --epochs 30 --learning-rate 0.006 --label-smoothing 0.05 ...]
+        [--save models.npz] [--teacher teacher.npz --distill 0.5 --temperature 1]
+    python -m tools.recipe_sweep to-keras --models models.npz --seed 1 --out runs/NAME/digits.keras
 """
 
 from __future__ import annotations
@@ -368,7 +375,9 @@ def to_keras(models_path: str, seed: int, out: str) -> None:
     model.get_layer("digit").set_weights([params["dense"], params["dense/bias"]])
     probabilities = model.predict(saved["images"][..., None].astype(np.float32) / 255.0, verbose=0)
     difference = float(np.abs(probabilities - saved["reference"][index]).max())
-    if difference > 1e-4:
+    # A GPU runs float32 convolutions in TF32 by default, which moves a probability by up to about 1e-3;
+    # a weight put in the wrong place moves them by tenths.
+    if difference > 1e-2:
         raise SystemExit(f"{models_path}: the Keras model differs from the JAX model by {difference:.2g}")
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
