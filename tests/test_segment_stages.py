@@ -354,6 +354,26 @@ def test_a_line_lost_in_places_beyond_the_stretch_still_runs_on():
     assert part_of_a_longer_line(piece, image, labels)
 
 
+def stretch_at_the_pages_edge(line_level: float, seed: int = 0):
+    """``line_stretch``'s line ending at the page's bottom edge (y 285), a darker desk beyond it (its ink
+    level even), and its stretch (20 px) ending 5 px above the edge: a grid line's last stretch, cut off
+    from the rest by a crossing."""
+    piece, image, labels = line_stretch(line_level, stretch=(260, 280), seed=seed)
+    rng = np.random.default_rng(seed + 1)
+    image.ink[285:] = 0.3 + rng.normal(0.0, 0.01, image.ink[285:].shape)
+    image.paper[285:] = False
+    return piece, image, labels
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_rules_last_stretch_before_the_pages_edge_is_part_of_it(seed):
+    """Beyond the page's edge a rule is neither seen nor missed: that side cannot tell, as where the frame
+    ends, and the line running on above the stretch is enough."""
+    assert part_of_a_longer_line(*stretch_at_the_pages_edge(0.12, seed))
+    # A "1" written there (no line above it) is still no line.
+    assert not part_of_a_longer_line(*stretch_at_the_pages_edge(0.0, seed))
+
+
 @pytest.mark.parametrize("slope", [-0.018, -0.015, 0.015, 0.018])
 def test_a_short_stretch_pointing_off_its_line_is_part_of_it(slope):
     """A stretch of a faint slanted line, 42 px long and 2 px wide, whose quantized pixels lean the other

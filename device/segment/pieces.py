@@ -317,7 +317,20 @@ def line_runs_on(axis: StrokeAxis, vx: float, vy: float, ink: InkImage) -> LineL
             writing_over |= axis.level > max(
                 WRITING_OVER_A_LINE * median(on_axis[rule]), WRITING_PAST_THRESHOLD * axis.threshold
             )
-        sides.append(float(np.mean(found)) >= axis.needed_share)
+        runs_on = float(np.mean(found)) >= axis.needed_share
+        if not runs_on:
+            # A page's rules end at its edge, and beyond it a line is neither seen nor missed: where the
+            # paper ends before the line could be told (a grid line's last stretch, cut off from the rest by
+            # a crossing), and the line runs on as far as the paper goes, this side cannot tell either.
+            px = np.clip(np.round(axis.x0 + steps * vx).astype(int), 0, w - 1)
+            py = np.clip(np.round(axis.y0 + steps * vy).astype(int), 0, h - 1)
+            on_paper = np.minimum.accumulate(ink.paper[py, px])
+            paper_length = int(np.count_nonzero(on_paper))
+            if paper_length < axis.length and (
+                not paper_length or float(np.mean(found[:paper_length])) >= axis.needed_share
+            ):
+                continue
+        sides.append(runs_on)
     # Both ways (as far as the frame goes): a stretch of a rule between two crossings has the rule on both
     # sides, while a column of "1"s (written one under the other, never quite on one straight axis) does
     # not run on straight for twice a digit's length in both directions.
