@@ -42,6 +42,7 @@ import numpy as np
 CLASSES = 11  # the digits and "none"
 NONE = 10
 MNIST_SPLIT = 57000  # the first rows of the dumped training set are MNIST's own (95 % of 60,000)
+CONV_DIMS = ("NHWC", "HWIO", "NHWC")  # images and feature maps NHWC, kernels HWIO, as Keras keeps them
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,6 @@ def model_functions(recipe: Recipe):
     import jax
     import jax.numpy as jnp
 
-    conv_dims = ("NHWC", "HWIO", "NHWC")
     layers = [(s, i) for s, convs in enumerate(recipe.convs) for i in range(convs)]
 
     def glorot(key, shape, fan_in, fan_out):
@@ -128,7 +128,7 @@ def model_functions(recipe: Recipe):
         new_stats = {}
         for s, i in layers:
             name = f"conv{s}_{i}"
-            x = jax.lax.conv_general_dilated(x, params[name], (1, 1), "SAME", dimension_numbers=conv_dims)
+            x = jax.lax.conv_general_dilated(x, params[name], (1, 1), "SAME", dimension_numbers=CONV_DIMS)
             if training:
                 mean, var = x.mean((0, 1, 2)), x.var((0, 1, 2))
                 new_stats[name + "/mean"] = 0.9 * stats[name + "/mean"] + 0.1 * mean
@@ -214,8 +214,6 @@ def train(recipe: Recipe, data: dict, seeds: list[int], log=print, save: str | N
     optimizer = optax.adamw(schedule, b1=0.9, b2=0.999, eps=1e-7, weight_decay=recipe.weight_decay)
     init, forward = model_functions(recipe)
     teacher_probabilities = teacher_function(recipe)
-    conv_dims = ("NHWC", "HWIO", "NHWC")
-
     yy, xx = jnp.mgrid[0:28, 0:28].astype(jnp.float32)
     centre = 13.5
 
@@ -254,7 +252,7 @@ def train(recipe: Recipe, data: dict, seeds: list[int], log=print, save: str | N
         g = jnp.where(t > 0, g + t * (dilated - g), g - t * (eroded - g))
         for j in range(2):
             blurred = jax.lax.conv_general_dilated(
-                g, blur_kernel, (1, 1), "SAME", dimension_numbers=conv_dims
+                g, blur_kernel, (1, 1), "SAME", dimension_numbers=CONV_DIMS
             )
             g = g + jax.random.uniform(k[2 + j], (n, 1, 1, 1), maxval=recipe.camera) * (blurred - g)
         noise = jax.random.uniform(k[4], (n, 1, 1, 1), maxval=0.05 * recipe.camera)
