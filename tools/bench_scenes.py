@@ -3,8 +3,12 @@ segmentation against an OpenCV Otsu threshold + findContours pass on the same fr
 
 Usage: python -m tools.bench_scenes [--pages 30] [--data-dir MNIST_DIR] [--model FILE]
                                       [--photos DIR] [--write docs/benchmarks.md]
+                                      [--readings NEW.json] [--compare OLD.json]
 Digits are MNIST test digits (never trained on): from --data-dir, else the 1,000 of tests/data. --photos
-scores a folder of labelled real photos (labels.csv: file,truth) through the same pipeline.
+scores a folder of labelled real photos (labels.csv: file,truth) through the same pipeline. --readings
+keeps what every page and blank frame read; --compare lists, page by page, what reads otherwise than in
+such a file from an earlier run of the same pages (a change to the reader is judged on every page it moves,
+not on its total alone).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import csv
+import json
 import pstats
 import sys
 import time
@@ -131,6 +136,31 @@ def score_photos(pipeline: FramePipeline, folder: Path) -> tuple[int, int, int, 
     return right, total, exact, count
 
 
+def compare_readings(old: dict, new: dict) -> list[str]:
+    """The pages, desk pages and blank frames that read otherwise in ``new`` than in ``old`` (both from
+    ``--readings``, of the same pages), with the digits each gained or lost, and the totals."""
+    for key in ("seed", "pages_per_kind", "blank_frames"):
+        if old.get(key) != new.get(key):
+            raise ValueError(f"{key} {old.get(key)} against {new.get(key)}: only the same pages compare")
+    out = []
+    for group in ("pages", "desk"):
+        for (kind, index, truth, was, was_right), (_, _, _, now, now_right) in zip(
+            old[group], new[group], strict=True
+        ):
+            if was != now:
+                change = now_right - was_right
+                out.append(f"{group} {kind} {index}: truth {truth!r}, {was!r} -> {now!r} ({change:+d})")
+    for index, (was, now) in enumerate(zip(old["blanks"], new["blanks"], strict=True)):
+        if was != now:
+            out.append(f"blank {index}: {was!r} -> {now!r}")
+    for group in ("pages", "desk"):
+        was, now = sum(page[4] for page in old[group]), sum(page[4] for page in new[group])
+        out.append(f"{group}: {was} -> {now} digits right ({now - was:+d})")
+    was, now = sum(not r for r in old["blanks"]), sum(not r for r in new["blanks"])
+    out.append(f"blank frames read as nothing: {was} -> {now} ({now - was:+d})")
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pages", type=int, default=30, help="pages per kind of scene")
@@ -140,13 +170,38 @@ def main() -> int:
     parser.add_argument("--photos", help="a folder of labelled real photos (labels.csv)")
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--write", help="replace the bench-scenes section of this Markdown file")
+    parser.add_argument("--readings", help="write what every page and blank frame read to this JSON file")
+    parser.add_argument("--compare", help="list what reads otherwise than in this --readings file")
     args = parser.parse_args()
+    earlier = None
+    if args.compare:
+        try:
+            earlier = json.loads(Path(args.compare).read_text())
+        except (OSError, ValueError) as error:
+            parser.error(f"--compare {args.compare}: not a readings file ({error})")
+        if not isinstance(earlier, dict):
+            parser.error(f"--compare {args.compare}: not a readings file (no JSON object)")
+        asked = {"seed": args.seed, "pages_per_kind": args.pages, "blank_frames": args.blank}
+        for key, value in asked.items():  # told before the run, not after it
+            if earlier.get(key) != value:
+                parser.error(
+                    f"--compare {args.compare}: {key} {earlier.get(key)}, this run {value}: "
+                    "only the same pages compare"
+                )
 
     config = shipped_config(model=args.model)
     pipeline = make_pipeline(config, open_classifier(config))
     pool = DigitPool(*load_digits(args.data_dir))
     rng = np.random.default_rng(args.seed)
     rows, costs_ratio, cluttered_ms, scene_ms = [], [], [], []
+    readings: dict = {
+        "seed": args.seed,
+        "pages_per_kind": args.pages,
+        "blank_frames": args.blank,
+        "pages": [],
+        "blanks": [],
+        "desk": [],
+    }
     all_right = all_total = 0
     for kind in KINDS:
         right = total = exact = 0
@@ -156,7 +211,9 @@ def main() -> int:
             result = pipeline.process(page.frame)
             scene_ms.append(result.timings["segment"] * 1000)
             read = Reading(tuple(result.digits)).text
-            right += digits_right(read, page.text)
+            page_right = digits_right(read, page.text)
+            readings["pages"].append([kind, len(readings["pages"]) % args.pages, page.text, read, page_right])
+            right += page_right
             total += len(page.text.replace(" ", ""))
             exact += read == page.text
             if kind == "texture":
@@ -170,7 +227,9 @@ def main() -> int:
     empty = 0
     for index in range(args.blank):
         frame = render_scene(blank_kinds[index % len(blank_kinds)], [[]], [[]], rng, blank=True).frame
-        empty += not pipeline.process(frame).digits
+        read = Reading(tuple(pipeline.process(frame).digits)).text
+        readings["blanks"].append(read)
+        empty += not read
     print(f"blank cluttered frames read as nothing: {empty}/{args.blank}", flush=True)
 
     # Cost on ordinary camera-like frames, segmentation against the Otsu floor, frame by frame.
@@ -189,11 +248,13 @@ def main() -> int:
     # 10): a stream of its own, so the pages above stay the same.
     desk_rng = np.random.default_rng(args.seed + 1)
     desk_right = desk_total = desk_exact = 0
-    for _ in range(args.pages):
+    for index in range(args.pages):
         lines, labels = pool.lines(desk_rng)
         page = render_scene("edge", lines, labels, desk_rng, on_surface=True)
         read = Reading(tuple(pipeline.process(page.frame).digits)).text
-        desk_right += digits_right(read, page.text)
+        page_right = digits_right(read, page.text)
+        readings["desk"].append(["edge", index, page.text, read, page_right])
+        desk_right += page_right
         desk_total += len(page.text.replace(" ", ""))
         desk_exact += read == page.text
     lines_out = [
@@ -250,6 +311,17 @@ def main() -> int:
     print(body)
     if args.write:
         write_section(Path(args.write), "bench-scenes", body)
+    if args.readings:
+        # Written whole or not at all: a run stopped midway leaves the earlier file as it was.
+        partial = Path(args.readings).with_suffix(".partial")
+        partial.write_text(json.dumps(readings) + "\n")
+        partial.replace(args.readings)
+    if earlier is not None:
+        try:
+            print("\n".join(["", f"Against {args.compare}:", *compare_readings(earlier, readings)]))
+        except ValueError as error:
+            print(f"--compare {args.compare}: {error}", file=sys.stderr)
+            return 2
     return 0
 
 
