@@ -416,6 +416,9 @@ def textured_surroundings(ink: InkImage, rules: np.ndarray) -> np.ndarray:
     # carries the texture along it into the digits it meets.
     busy = (spread > max(0.03, 2.0 * noise)).astype(np.uint8)
     busy = cv2.morphologyEx(busy, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (11, 11)))
+    h, w = ink.ink.shape
+    if not busy.any():  # nothing busy once thin lines are opened away (a clean page): no texture
+        return np.zeros((h, w), bool)
     seeds = ~ink.paper[::2, ::2]
     # Where the page's edge is known to a few pixels, texture outside it does not spread across it into
     # the digits written beside it (the spread's window would otherwise join the two).
@@ -431,7 +434,8 @@ def textured_surroundings(ink: InkImage, rules: np.ndarray) -> np.ndarray:
         if np.count_nonzero(side) >= 0.4 * len(side):
             reached[side] = True
     reached[0] = False
-    h, w = ink.ink.shape
+    if not reached.any():
+        return np.zeros((h, w), bool)
     # The opening leaves small gaps in the texture where its grain is thin for a moment; a gap is no paper.
     texture = cv2.morphologyEx(np.take(reached.view(np.uint8), labels), cv2.MORPH_CLOSE, _DISC_5)
     return cv2.resize(texture, (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
