@@ -136,12 +136,18 @@ def score_photos(pipeline: FramePipeline, folder: Path) -> tuple[int, int, int, 
     return right, total, exact, count
 
 
-def compare_readings(old: dict, new: dict) -> list[str]:
-    """The pages, desk pages and blank frames that read otherwise in ``new`` than in ``old`` (both from
-    ``--readings``, of the same pages), with the digits each gained or lost, and the totals."""
+def check_same_pages(old: dict, new: dict) -> None:
+    """Raise ValueError naming the first of seed, pages per kind and blank frames that two runs (their
+    ``--readings``, or the settings of a run to come) do not share: only the same pages compare."""
     for key in ("seed", "pages_per_kind", "blank_frames"):
         if old.get(key) != new.get(key):
             raise ValueError(f"{key} {old.get(key)} against {new.get(key)}: only the same pages compare")
+
+
+def compare_readings(old: dict, new: dict) -> list[str]:
+    """The pages, desk pages and blank frames that read otherwise in ``new`` than in ``old`` (both from
+    ``--readings``, of the same pages), with the digits each gained or lost, and the totals."""
+    check_same_pages(old, new)
     out = []
     for group in ("pages", "desk"):
         for (kind, index, truth, was, was_right), (_, _, _, now, now_right) in zip(
@@ -181,13 +187,12 @@ def main() -> int:
             parser.error(f"--compare {args.compare}: not a readings file ({error})")
         if not isinstance(earlier, dict):
             parser.error(f"--compare {args.compare}: not a readings file (no JSON object)")
-        asked = {"seed": args.seed, "pages_per_kind": args.pages, "blank_frames": args.blank}
-        for key, value in asked.items():  # told before the run, not after it
-            if earlier.get(key) != value:
-                parser.error(
-                    f"--compare {args.compare}: {key} {earlier.get(key)}, this run {value}: "
-                    "only the same pages compare"
-                )
+        try:  # told before the run, not after it
+            check_same_pages(
+                earlier, {"seed": args.seed, "pages_per_kind": args.pages, "blank_frames": args.blank}
+            )
+        except ValueError as error:
+            parser.error(f"--compare {args.compare}: {error}")
 
     config = shipped_config(model=args.model)
     pipeline = make_pipeline(config, open_classifier(config))
@@ -205,14 +210,14 @@ def main() -> int:
     all_right = all_total = 0
     for kind in KINDS:
         right = total = exact = 0
-        for _ in range(args.pages):
+        for index in range(args.pages):
             lines, labels = pool.lines(rng)
             page = render_scene(kind, lines, labels, rng)
             result = pipeline.process(page.frame)
             scene_ms.append(result.timings["segment"] * 1000)
             read = Reading(tuple(result.digits)).text
             page_right = digits_right(read, page.text)
-            readings["pages"].append([kind, len(readings["pages"]) % args.pages, page.text, read, page_right])
+            readings["pages"].append([kind, index, page.text, read, page_right])
             right += page_right
             total += len(page.text.replace(" ", ""))
             exact += read == page.text
@@ -319,8 +324,10 @@ def main() -> int:
     if earlier is not None:
         try:
             print("\n".join(["", f"Against {args.compare}:", *compare_readings(earlier, readings)]))
-        except ValueError as error:
-            print(f"--compare {args.compare}: {error}", file=sys.stderr)
+        except (KeyError, TypeError, ValueError) as error:
+            print(
+                f"--compare {args.compare}: not a readings file of these pages ({error!r})", file=sys.stderr
+            )
             return 2
     return 0
 
