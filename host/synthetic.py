@@ -22,6 +22,10 @@ class Scene:
     frame: np.ndarray
     text: str
     boxes: list[tuple[int, int, int, int]]
+    # Which digit inked each pixel of the frame: k for the k-th digit of ``text`` (from 1, spaces not
+    # counted), 0 for none. Where a scene keeps it (``tools.scenes``), a reading can be checked digit by
+    # digit: lost, merged with a neighbour, or misread.
+    digit_map: np.ndarray | None = None
 
 
 def paper(rng: np.random.Generator, width: int, height: int, texture: float = 1.0) -> np.ndarray:
@@ -119,6 +123,16 @@ def render(
     return Scene(frame, " ".join(t for t in lines_text if t), boxes)
 
 
+def camera_tilt(rng: np.random.Generator, width: int, height: int, perspective: float) -> np.ndarray | None:
+    """The perspective of a camera a little off square: each corner of the frame moved by up to
+    ``perspective`` of its size (a 3x3 matrix; None for none, and then nothing is drawn from ``rng``)."""
+    if not perspective:
+        return None
+    src = np.float32([[0, 0], [width, 0], [width, height], [0, height]])
+    jitter = rng.uniform(-perspective, perspective, (4, 2)) * [width, height]
+    return cv2.getPerspectiveTransform(src, (src + jitter).astype(np.float32))
+
+
 def photograph(
     page: np.ndarray,
     rng: np.random.Generator,
@@ -129,11 +143,8 @@ def photograph(
 ) -> np.ndarray:
     """Slight perspective, focus blur, sensor noise, colour cast and JPEG: a BGR uint8 camera frame."""
     height, width = page.shape
-    if perspective:
-        src = np.float32([[0, 0], [width, 0], [width, height], [0, height]])
-        jitter = rng.uniform(-perspective, perspective, (4, 2)) * [width, height]
-        dst = (src + jitter).astype(np.float32)
-        matrix = cv2.getPerspectiveTransform(src, dst)
+    matrix = camera_tilt(rng, width, height, perspective)
+    if matrix is not None:
         page = cv2.warpPerspective(page, matrix, (width, height), borderMode=cv2.BORDER_REFLECT)
     sigma = rng.uniform(0.3, blur) if blur else 0
     if sigma:

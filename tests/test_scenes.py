@@ -192,3 +192,60 @@ def test_gaps_in_the_texture_beside_a_blank_sheet_are_no_paper(pipeline):
         for _ in range(60)
     ]
     assert sum(1 for n in found if n == 0) >= 58, found
+
+
+def test_the_digit_map_marks_each_written_digit_where_it_is_in_the_frame(mnist_sample):
+    """Every digit of the text is on the map, in reading order, and where the frame is dark with its ink:
+    the map goes through the same warps as the page (the sheet on a desk, the camera off square)."""
+    rng = np.random.default_rng(12)
+    start = 0
+    for kind in ("touching", "texture", "slant", "edge"):
+        lines, labels, start = lines_of(mnist_sample, rng, start)
+        page = render_scene(kind, lines, labels, rng)
+        count = len(page.text.replace(" ", ""))
+        assert set(np.unique(page.digit_map)) == set(range(count + 1)), kind
+        grey = page.frame.mean(axis=2)
+        marked = page.digit_map > 0
+        # The ink is darker than the paper round it (the map is not shifted off the digits).
+        around = (grey > 0) & ~marked
+        assert np.median(grey[marked]) < 0.8 * np.median(grey[around]), kind
+        # In reading order: the digits of a line run left to right.
+        first_line = len(page.text.split(" ")[0])
+        columns = [np.nonzero(page.digit_map == k)[1].mean() for k in range(1, first_line + 1)]
+        assert columns == sorted(columns), kind
+
+
+def test_each_written_digit_is_followed_to_the_reading_that_holds_it():
+    """Right, misread, unsure, merged and lost digits, and an extra reading, told apart on a made map."""
+    from device.reading import Box, Digit
+    from tools.scenes import follow_digits
+
+    digit_map = np.zeros((40, 200), np.uint16)
+    for number in range(1, 7):  # six digits 10 px wide, 30 px apart
+        digit_map[5:35, 30 * number - 25 : 30 * number - 15] = number
+
+    def read(value, x, w):
+        return Digit(value, 0.9, Box(x, 0, w, 40))
+
+    digits = [
+        read(1, 0, 20),  # digit 1 alone, read right
+        read(9, 30, 20),  # digit 2 alone, misread as 9
+        read(None, 60, 20),  # digit 3 alone, unsure
+        read(4, 90, 50),  # digits 4 and 5 in one reading: merged
+        # digit 6 (x 155-165) in no reading: lost
+        read(7, 180, 20),  # holds no digit: extra
+        read(6, 150, 9),  # holds 4 of digit 6's 10 columns: not half of its ink, so digit 6 stays lost
+    ]
+    outcomes = follow_digits(digit_map, "123 456", digits)
+    assert outcomes == {
+        "right": 1,
+        "misread": 1,
+        "unsure": 1,
+        "merged": 2,
+        "dropped": 0,
+        "lost": 1,
+        "extra": 2,
+    }
+    # A candidate the model called no digit holds digit 6: dropped by the model, not lost in segmentation.
+    outcomes = follow_digits(digit_map, "123 456", digits, dropped=[Box(150, 0, 20, 40)])
+    assert (outcomes["dropped"], outcomes["lost"]) == (1, 0)

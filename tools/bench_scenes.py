@@ -33,7 +33,7 @@ from device.segment import SegmentSettings, segment_frame
 from host.report import machine, write_section
 from host.synthetic import render
 from tools.bench import shipped_config
-from tools.scenes import KINDS, digits_right, render_scene
+from tools.scenes import KINDS, OUTCOMES, digits_right, follow_digits, render_scene
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -208,8 +208,10 @@ def main() -> int:
         "desk": [],
     }
     all_right = all_total = 0
+    followed: dict[str, dict[str, int]] = {}
     for kind in KINDS:
         right = total = exact = 0
+        followed[kind] = dict.fromkeys((*OUTCOMES, "extra"), 0)
         for index in range(args.pages):
             lines, labels = pool.lines(rng)
             page = render_scene(kind, lines, labels, rng)
@@ -218,6 +220,9 @@ def main() -> int:
             read = Reading(tuple(result.digits)).text
             page_right = digits_right(read, page.text)
             readings["pages"].append([kind, index, page.text, read, page_right])
+            dropped = [rejected.segment.box for rejected in result.rejected]
+            for outcome, count in follow_digits(page.digit_map, page.text, result.digits, dropped).items():
+                followed[kind][outcome] += count
             right += page_right
             total += len(page.text.replace(" ", ""))
             exact += read == page.text
@@ -270,6 +275,27 @@ def main() -> int:
         *rows,
         f"| **all** | {args.pages * len(KINDS)} | {all_total} | "
         f"**{100 * all_right / max(all_total, 1):.1f} %** | |",
+        "",
+        "Where the digits not read right went: each written digit followed to the reading whose box holds "
+        'half of its ink or more. Misread: held alone, read as another digit; unsure: read as "?"; '
+        "merged: its reading holds another written digit too (touching digits read as one); dropped: no "
+        "reading holds it, but a candidate the model called no digit does; lost: nothing holds it (lost in "
+        "segmentation). Extra: readings that hold no written digit (texture, a rule, an operator, or a piece "
+        "of a digit read as one of its own). These count digits, not the edit distance above.",
+        "",
+        "| scene | misread | unsure | merged | dropped | lost | extra readings |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+        *(
+            f"| {kind} | {o['misread']} | {o['unsure']} | {o['merged']} | {o['dropped']} | {o['lost']} | "
+            f"{o['extra']} |"
+            for kind, o in followed.items()
+        ),
+        "| **all** | "
+        + " | ".join(
+            f"**{sum(o[name] for o in followed.values())}**"
+            for name in ("misread", "unsure", "merged", "dropped", "lost", "extra")
+        )
+        + " |",
         "",
         f"Beside the benchmark (not in **all**): edge pages with the sheet always on a desk (seed "
         f"{args.seed + 1}): {args.pages} pages, {desk_total} digits, "

@@ -15,7 +15,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from host.synthetic import Scene, ink_alpha, paper, photograph
+from host.synthetic import Scene, camera_tilt, ink_alpha, paper, photograph
 
 KINDS = ("texture", "ruled", "grid", "touching", "slant", "scattered", "operators", "shadow", "glare", "edge")
 
@@ -90,8 +90,16 @@ def operator_alpha(rng: np.random.Generator, size: int) -> np.ndarray:
     return canvas.astype(np.float32) / 255
 
 
-def _stamp(page: np.ndarray, alpha: np.ndarray, x: float, y: float, ink_level: float) -> tuple | None:
-    """Print ink coverage at (x, y) (top-left); returns the inked box, or None if it fell off the page."""
+def _stamp(
+    page: np.ndarray,
+    alpha: np.ndarray,
+    x: float,
+    y: float,
+    ink_level: float,
+    mark: tuple[np.ndarray, int] | None = None,
+) -> tuple | None:
+    """Print ink coverage at (x, y) (top-left); returns the inked box, or None if it fell off the page.
+    ``mark`` (a map of the page, a number): the number goes where the ink is strong, for a digit map."""
     height, width = page.shape
     size_y, size_x = alpha.shape
     px, py = int(x), int(y)
@@ -101,6 +109,9 @@ def _stamp(page: np.ndarray, alpha: np.ndarray, x: float, y: float, ink_level: f
         return None
     a = alpha[y0 - py : y1 - py, x0 - px : x1 - px]
     page[y0:y1, x0:x1] = page[y0:y1, x0:x1] * (1 - a) + ink_level * a
+    if mark is not None:
+        digit_map, number = mark
+        digit_map[y0:y1, x0:x1][a > 0.3] = number
     ys, xs = np.nonzero(a > 0.3)
     if not len(xs):
         return None
@@ -125,9 +136,12 @@ def write_line(
     curve: float = 0.0,
     operators: bool = False,
     jitter_y: float = 0.08,
+    digit_map: np.ndarray | None = None,
+    first_number: int = 1,
 ) -> float:
     """Write digits along a baseline from (x, y); returns where the line ends. ``gap`` is the space
-    between digits in digit heights (negative: they touch or overlap)."""
+    between digits in digit heights (negative: they touch or overlap). ``digit_map`` (the page's size):
+    each digit's ink is marked there with its number, from ``first_number`` on."""
     start = x
     for index, digit in enumerate(digits):
         alpha = ink_alpha(digit, round(height * rng.uniform(0.9, 1.1)), rng)
@@ -140,7 +154,8 @@ def write_line(
             + curve * run * run / max(page.shape[1], 1)
             + rng.uniform(-jitter_y, jitter_y) * height
         )
-        _stamp(page, alpha, x - cols[0], y + dy - alpha.shape[0] * 4 / 28, ink_level)
+        mark = None if digit_map is None else (digit_map, first_number + index)
+        _stamp(page, alpha, x - cols[0], y + dy - alpha.shape[0] * 4 / 28, ink_level, mark)
         x += cols[-1] - cols[0] + 1 + rng.uniform(*gap) * height
         if operators and index < len(digits) - 1 and rng.random() < 0.6:
             size = round(height * rng.uniform(0.6, 0.9))
@@ -185,6 +200,7 @@ def render_scene(
     )
     digit_h = max(digit_h, 18.0)
     texts = []
+    sheet_digits = np.zeros((sheet_h, sheet_w), np.uint16)
     page_slant: dict[str, tuple[float, float]] = {}
     top = (sheet_h - n_lines * digit_h * 1.5) / 2
     for index, (line, line_labels) in enumerate(zip(lines, labels, strict=True)):
@@ -210,7 +226,19 @@ def render_scene(
         elif kind == "edge":
             x = rng.uniform(0.0, 0.02) * sheet_w + 3
         if not blank:
-            write_line(sheet, line, rng, x, y, digit_h, ink_level, **options)
+            first = 1 + sum(len(t) for t in texts)
+            write_line(
+                sheet,
+                line,
+                rng,
+                x,
+                y,
+                digit_h,
+                ink_level,
+                **options,
+                digit_map=sheet_digits,
+                first_number=first,
+            )
             texts.append("".join(str(d) for d in line_labels))
     if kind == "shadow":  # a hard shadow edge across the page (a hand, a phone, a lamp arm)
         yy, xx = np.mgrid[0:sheet_h, 0:sheet_w].astype(np.float32)
@@ -229,15 +257,16 @@ def render_scene(
         sheet = sheet + (255 - sheet) * 0.6 * glow
     y0, x0 = int(margin * height), int(margin * width)
     frame[y0 : y0 + sheet_h, x0 : x0 + sheet_w] = sheet
-    if on_surface:
-        # The sheet lies at an angle: a perspective warp of the whole frame moves it off square.
-        src = np.float32([[0, 0], [width, 0], [width, height], [0, height]])
-        dst = (src + rng.uniform(-0.04, 0.04, (4, 2)) * [width, height]).astype(np.float32)
-        frame = cv2.warpPerspective(
-            frame, cv2.getPerspectiveTransform(src, dst), (width, height), borderMode=cv2.BORDER_REFLECT
-        )
-    image = photograph(frame, rng, perspective=0.0 if on_surface else 0.03)
-    return Scene(image, " ".join(texts), [])
+    digit_map = np.zeros((height, width), np.uint16)
+    digit_map[y0 : y0 + sheet_h, x0 : x0 + sheet_w] = sheet_digits
+    # On a surface the sheet lies at an angle; else the camera looks at it a little off square. The digit
+    # map goes through the same warp (its border stays empty: reflected, it would repeat digits).
+    tilt = camera_tilt(rng, width, height, 0.04 if on_surface else 0.03)
+    assert tilt is not None  # a perspective was asked for
+    frame = cv2.warpPerspective(frame, tilt, (width, height), borderMode=cv2.BORDER_REFLECT)
+    digit_map = cv2.warpPerspective(digit_map, tilt, (width, height), flags=cv2.INTER_NEAREST)
+    image = photograph(frame, rng, perspective=0.0)
+    return Scene(image, " ".join(texts), [], digit_map)
 
 
 def edit_distance(a: str, b: str) -> int:
@@ -254,3 +283,44 @@ def digits_right(read: str, truth: str) -> int:
     """Digits read right, as the photo scorer counts them: length minus edit distance, spaces ignored."""
     read, truth = read.replace(" ", ""), truth.replace(" ", "")
     return max(0, len(truth) - edit_distance(read, truth))
+
+
+# A reading holds a written digit when its box holds at least this share of the digit's ink.
+HELD = 0.5
+# What became of each written digit (see ``follow_digits``), and of each reading that holds none.
+OUTCOMES = ("right", "misread", "unsure", "merged", "dropped", "lost")
+
+
+def follow_digits(digit_map: np.ndarray, truth: str, digits, dropped=()) -> dict[str, int]:
+    """Each digit written on a page (``digit_map`` and ``truth`` of its Scene) followed to the reading that
+    holds it (``digits``: the pipeline's, with ``value`` and a ``box`` in frame px): right, misread (held
+    by one reading alone, read as another digit), unsure (read as "?"), merged (its reading holds another
+    written digit too: touching digits read as one), dropped (no reading holds it, but one of the
+    candidates the model called no digit does: ``dropped``, their boxes) or lost (nothing holds it: lost
+    in segmentation). "extra" counts the readings that hold no written digit: texture, a rule or an
+    operator read as a digit, or a part of a digit read as one of its own. Tells a loss in segmentation
+    from one by the model."""
+    labels = [int(c) for c in truth.replace(" ", "")]
+    count = len(labels)
+    ink = np.bincount(digit_map.ravel(), minlength=count + 1)
+
+    def held_by(box) -> set[int]:
+        inside = np.bincount(
+            digit_map[box.y : box.y + box.h, box.x : box.x + box.w].ravel(), minlength=count + 1
+        )
+        return {k for k in range(1, count + 1) if ink[k] and inside[k] >= HELD * ink[k]}
+
+    holds = [held_by(digit.box) for digit in digits]
+    held_by_dropped = set().union(*(held_by(box) for box in dropped))
+    outcomes = dict.fromkeys(OUTCOMES, 0)
+    for number, label in enumerate(labels, 1):
+        holders = [i for i, held in enumerate(holds) if number in held]
+        if not holders:
+            outcomes["dropped" if number in held_by_dropped else "lost"] += 1
+        elif any(len(holds[i]) > 1 for i in holders):
+            outcomes["merged"] += 1
+        else:
+            values = {digits[i].value for i in holders}
+            outcomes["right" if values == {label} else "unsure" if values == {None} else "misread"] += 1
+    outcomes["extra"] = sum(1 for held in holds if not held)
+    return outcomes
