@@ -1,9 +1,9 @@
 """One frame through the stateless stages: segment -> normalize -> classify -> choose, with timings.
 
 The segmenter proposes freely. Every candidate is normalized and classified in one batched invoke; those
-the model is unsure of whole (and any too wide for one digit) are then cut, side by side as touching
-digits or, as tall as two lines, one above another, and all their parts are classified in a second
-invoke. Per candidate the more confident interpretation wins (a pair of confident digits beats one unsure
+the model is unsure of whole (any too wide for one digit, and those as wide as two squeezed digits that it
+is not quite sure of) are then cut, side by side as touching digits or, as tall as two lines, one above
+another, and all their parts are classified in a second invoke. Per candidate the more confident interpretation wins (a pair of confident digits beats one unsure
 wide blob; a digit the model is sure of is never cut), and what the model calls "not a digit"
 (texture, a line, an operator, a letter) is dropped: it never reaches the reading, the outputs or the
 vote. A digit still unsure, or a candidate called no digit but not surely, is read once more from a few
@@ -23,6 +23,7 @@ from device.classify import Prediction
 from device.normalize import jittered, normalize_digit
 from device.reading import Digit
 from device.segment import Segment, SegmentSettings, reading_order, segment_frame, split_readings
+from device.segment.splits import PAIR_ASPECT
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,10 @@ SURELY_NO_DIGIT = 0.95
 # squeezed into one crop often read as one digit at 0.6-0.9 (an 8 over a 6 as an 8, a 2 over a 2 as a 3, a
 # 0 over a 0 as an 8).
 SURE_OF_ONE_NOT_TWO = 0.95
+# A candidate as wide as two digits squeezed side by side (``PAIR_ASPECT``) is read whole only at this score
+# or more: a "1" touching its neighbour ("41", "17", "21") reads as that neighbour at 0.7-0.9. Below it, its
+# split wins where every part is surer than this and than the whole (see ``choose``).
+SURE_OF_ONE_NOT_A_PAIR = 0.9
 
 
 def without_a_lone_stroke(readings: list[Interpretation]) -> list[Interpretation]:
@@ -128,18 +133,28 @@ def without_a_lone_stroke(readings: list[Interpretation]) -> list[Interpretation
 
 
 def choose(
-    options: list[Interpretation], none_threshold: float, unsure: float = UNSURE, two_lines: bool = False
+    options: list[Interpretation],
+    none_threshold: float,
+    unsure: float = UNSURE,
+    two_lines: bool = False,
+    maybe_a_pair: bool = False,
 ) -> Interpretation:
     """The candidate as a whole, unless the model is unsure of it (its score below ``unsure``, or it is
     "not a digit") and a split reading is surer: a pair of confident digits beats one unsure wide blob,
     but a confident single digit is never cut in two because its halves happen to look like digits.
 
     A candidate with a neck, digits of ``two_lines`` touching by a point, which the model reads whole but
-    not surely, gives way to its parts one above the other when both are surer digits than the whole."""
+    not surely, gives way to its parts one above the other when both are surer digits than the whole.
+    A candidate as wide as two squeezed digits (``maybe_a_pair``) read whole under
+    ``SURE_OF_ONE_NOT_A_PAIR`` gives way to a split whose every part is surer than that and the whole."""
     whole, splits = options[0], options[1:]
     if two_lines:
         best = max(splits, key=lambda option: option.score(none_threshold), default=whole)
         return best if best.score(none_threshold) > whole.score(none_threshold) else whole
+    whole_score = whole.score(none_threshold)
+    if maybe_a_pair and splits and unsure <= whole_score < SURE_OF_ONE_NOT_A_PAIR:
+        best = max(splits, key=lambda option: option.score(none_threshold))
+        return best if best.score(none_threshold) > max(whole_score, SURE_OF_ONE_NOT_A_PAIR) else whole
     if not splits or whole.score(none_threshold) >= unsure:
         return whole
     best = max(splits, key=lambda option: option.score(none_threshold))
@@ -222,15 +237,17 @@ class FramePipeline:
             return candidate.cuttable is not None and candidate.cuttable.too_wide(self.settings)
 
         # Cut only the candidates the model is unsure of whole (a confident single digit is never cut, see
-        # ``choose``), and those too wide to be one digit; and one above another a candidate with a neck or
-        # as tall as two lines, unless the model is sure of it whole. All their parts are classified in one
-        # batch.
+        # ``choose``), those as wide as two squeezed digits that it is not quite sure of, and those too wide
+        # to be one digit; and one above another a candidate with a neck or as tall as two lines, unless
+        # the model is sure of it whole. All their parts are classified in one batch.
         t2 = time.perf_counter()
-        splits, two_lines, no_neck = {}, set(), set()
+        splits, two_lines, no_neck, pairs = {}, set(), set(), set()
         for s in segments:
             score = wholes[id(s)].score(nt)
             cut = s.cuttable
-            if score < UNSURE or too_wide(s):
+            if cut is not None and s.box.w >= PAIR_ASPECT * s.box.h:
+                pairs.add(id(s))
+            if score < UNSURE or too_wide(s) or (id(s) in pairs and score < SURE_OF_ONE_NOT_A_PAIR):
                 not_a_digit = rejected(wholes[id(s)].predictions[0], nt)
                 splits[id(s)] = split_readings(s, self.settings, not_a_digit=not_a_digit)
             elif cut is not None and (cut.necked or cut.stacked) and score < SURE_OF_ONE_NOT_TWO:
@@ -252,7 +269,9 @@ class FramePipeline:
             if id(candidate) in no_neck:
                 parts = without_a_lone_stroke(parts)
             options = [wholes[id(candidate)], *parts]
-            best = choose(options, nt, two_lines=id(candidate) in two_lines)
+            best = choose(
+                options, nt, two_lines=id(candidate) in two_lines, maybe_a_pair=id(candidate) in pairs
+            )
             stacked |= len(best.segments) > 1 and one_above_another(best.segments)
             found = zip(best.segments, best.normalized, best.predictions, strict=True)
             chosen += [ChosenPart(*part, whole=len(best.segments) == 1) for part in found]
