@@ -672,7 +672,7 @@ def test_a_dark_rim_pressed_against_the_frame_side_is_no_digit():
 def test_a_mark_that_is_no_digit_sets_no_contrast_bar():
     """A dark rim at the frame's side is no digit, and is dropped as such; before that it was the darkest
     candidate, and set the bar that faint felt-pen digits elsewhere on the page must reach (each at least
-    a third as dark as the darkest): the digits went with it."""
+    a fifth as dark as the darkest): the digits went with it."""
     for seed in range(3):
         rng = np.random.default_rng(seed)
         img = np.full((480, 640), 215, np.float32)
@@ -681,6 +681,22 @@ def test_a_mark_that_is_no_digit_sets_no_contrast_bar():
         stroke_digit(img, 400, 150, size=80, color=186, thickness=6)
         boxes = [candidate.box for candidate in segment(blurred_with_noise(img, rng))]
         assert [(b.x // 50, b.y // 50) for b in boxes] == [(4, 2), (7, 2)], (seed, boxes)
+
+
+def test_a_digit_washed_out_by_glare_still_reaches_the_contrast_bar():
+    """Under a glare spot a digit keeps a fifth to a third of the contrast of the darkest writing beside it
+    (a third was the bar, and such digits went: 6 of 9,470 on the benchmark's pages, 5 of 1,208 on glare
+    pages); a mark a tenth as dark as the writing (a smudge, writing showing through from the back of the
+    sheet) still does not."""
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        img = np.full((480, 640), 215, np.float32)
+        for x in (100, 250):
+            stroke_digit(img, x, 150, size=80, color=30, thickness=7)  # 0.86 of the paper's light
+        stroke_digit(img, 400, 150, size=80, color=175, thickness=7)  # 0.19: washed out
+        stroke_digit(img, 400, 320, size=80, color=195, thickness=7)  # 0.09: a smudge
+        boxes = [candidate.box for candidate in segment(blurred_with_noise(img, rng))]
+        assert [(b.x // 50, b.y // 50) for b in boxes] == [(1, 2), (4, 2), (7, 2)], (seed, boxes)
 
 
 def hard_shadow_page(seed, digits=False, shade=(0.3, 0.5)):

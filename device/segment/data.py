@@ -24,7 +24,7 @@ class SegmentSettings:
     max_split_aspect: float = 5.0  # wider than this is not a group of digits (a line, an edge)
     max_fill: float = 0.88  # ink pixels / box area, for boxes wider than a "1"
     relative_height: float = 0.4  # a digit is at least this fraction of the typical digit height
-    relative_contrast: float = 0.3  # ...and at least this fraction as dark as the darkest digit
+    relative_contrast: float = 0.2  # ...and this fraction as dark as the darkest (glare leaves a fifth)
     min_edge: float = 0.035  # strokes have sharp edges: ink contrast change per px (smooth blotches don't)
     min_edge_snr: float = 2.5  # ...and those edges stand well above the frame's noise
     paper_brightness: float = 0.3  # of the brightest paper (a hard shadow leaves a third)
