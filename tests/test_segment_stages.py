@@ -293,6 +293,29 @@ def test_ruled_and_squared_paper_crossing_the_digits(squared):
     assert all(s.box.h >= 55 for s in found)  # each digit whole across the lines it crosses
 
 
+def test_a_row_of_strokes_written_along_a_rule_stays_writing():
+    """A row of "7"s whose bars lie on one rule (a row of 3s' or 5s' flat tops alike), the pen four times
+    as dark as the rule: the bars are writing. They are half of the rule's ink near them; counted in the
+    rule's own level, they raised the level they had to beat (0.53 against their 0.8), and went with the
+    rule (the 7s read as 1s, a 3 as a 5)."""
+    from device.segment.rules import written_on_rules
+
+    h, w = 200, 640
+    band = np.zeros((h, w), np.uint8)
+    band[99:102] = 1  # the rule, 3 px wide, across the page
+    strength = np.where(band > 0, 0.2, 0.0).astype(np.float32)
+    bars = []
+    for x in range(200, 460, 55):  # five bars of 30 px, 25 px apart: 55 % of the rule's ink near them
+        strength[97:104, x : x + 30] = 0.8
+        strength[104:160, x + 20 : x + 25] = 0.8  # the stem, off the rule
+        bars.append(slice(x, x + 30))
+    mask = (strength > 0).astype(np.uint8)
+    writing = written_on_rules(band, mask, strength)
+    assert all(writing[99:102, bar].all() for bar in bars)
+    assert not writing[99:102, 232:253].any()  # the rule between two bars stays a rule
+    assert not writing[99:102, :190].any() and not writing[99:102, 470:].any()
+
+
 def test_rules_are_as_long_as_the_page_not_the_frame():
     """Squared paper on a page that fills a third of the frame's width: its lines are too short to be rules
     of the frame, and rules of the page (``extent``: the width and height of the paper) all the same."""
