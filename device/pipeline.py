@@ -155,7 +155,7 @@ def choose(
     if maybe_a_pair and splits and unsure <= whole_score < SURE_OF_ONE_NOT_A_PAIR:
         best = max(splits, key=lambda option: option.score(none_threshold))
         return best if best.score(none_threshold) > max(whole_score, SURE_OF_ONE_NOT_A_PAIR) else whole
-    if not splits or whole.score(none_threshold) >= unsure:
+    if not splits or whole_score >= unsure:
         return whole
     best = max(splits, key=lambda option: option.score(none_threshold))
     if best.score(none_threshold) > unsure:

@@ -390,6 +390,8 @@ def written_on_rules(
     join ink off the rules (the rest of the digit): a stretch of a line that is darker for a while (a
     thicker print, a crossing) touches no writing and stays a rule.
     """
+    if not band.any():
+        return np.zeros(band.shape, bool)
     typical = median(strength[band > 0])
     rule_ink = np.minimum(strength, max(1.5 * typical, typical + 0.15))
     on_band = band.astype(np.float32)
