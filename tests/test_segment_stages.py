@@ -715,9 +715,9 @@ def test_a_digit_washed_out_by_glare_still_reaches_the_contrast_bar():
         rng = np.random.default_rng(seed)
         img = np.full((480, 640), 215, np.float32)
         for x in (100, 250):
-            stroke_digit(img, x, 150, size=80, color=30, thickness=7)  # 0.86 of the paper's light
-        stroke_digit(img, 400, 150, size=80, color=175, thickness=7)  # 0.19: washed out
-        stroke_digit(img, 400, 320, size=80, color=195, thickness=7)  # 0.09: a smudge
+            stroke_digit(img, x, 150, size=80, color=30, thickness=7)  # takes 0.86 of the paper's light
+        stroke_digit(img, 400, 150, size=80, color=175, thickness=7)  # 0.19 (a fifth of that): washed out
+        stroke_digit(img, 400, 320, size=80, color=195, thickness=7)  # 0.09 (a tenth): a smudge
         boxes = [candidate.box for candidate in segment(blurred_with_noise(img, rng))]
         assert [(b.x // 50, b.y // 50) for b in boxes] == [(1, 2), (4, 2), (7, 2)], (seed, boxes)
 
