@@ -23,7 +23,7 @@ from device.classify import Prediction
 from device.normalize import jittered, normalize_digit
 from device.reading import Digit
 from device.segment import Segment, SegmentSettings, reading_order, segment_frame, split_readings
-from device.segment.splits import PAIR_ASPECT
+from device.segment.splits import PAIR_ASPECT, SQUARE_PART_HEIGHT, narrowest_part, point_valleys
 
 
 @dataclass(frozen=True)
@@ -138,6 +138,7 @@ def choose(
     unsure: float = UNSURE,
     two_lines: bool = False,
     maybe_a_pair: bool = False,
+    one_squeezed_in: bool = False,
 ) -> Interpretation:
     """The candidate as a whole, unless the model is unsure of it (its score below ``unsure``, or it is
     "not a digit") and a split reading is surer: a pair of confident digits beats one unsure wide blob,
@@ -146,7 +147,9 @@ def choose(
     A candidate with a neck, digits of ``two_lines`` touching by a point, which the model reads whole but
     not surely, gives way to its parts one above the other when both are surer digits than the whole.
     A candidate as wide as two squeezed digits (``maybe_a_pair``) read whole under
-    ``SURE_OF_ONE_NOT_A_PAIR`` gives way to a split whose every part is surer than that and the whole."""
+    ``SURE_OF_ONE_NOT_A_PAIR`` gives way to a split whose every part is surer than that and the whole.
+    So does a narrower candidate that may hide a "1" (``one_squeezed_in``, see :func:`may_hide_a_one`),
+    but only to a "1" and a digit side by side."""
     whole, splits = options[0], options[1:]
     if two_lines:
         best = max(splits, key=lambda option: option.score(none_threshold), default=whole)
@@ -154,6 +157,18 @@ def choose(
     whole_score = whole.score(none_threshold)
     if maybe_a_pair and splits and unsure <= whole_score < SURE_OF_ONE_NOT_A_PAIR:
         best = max(splits, key=lambda option: option.score(none_threshold))
+        return best if best.score(none_threshold) > max(whole_score, SURE_OF_ONE_NOT_A_PAIR) else whole
+    if one_squeezed_in and splits:
+        # Cut only by a guess at its middle: the parts must be a "1" and a digit, each about as tall as the
+        # candidate (a slanted 7's stem cut off below its bar is a "1" too, but a "1" under a "7"), and as
+        # sure as the parts of a wide pair.
+        tall = SQUARE_PART_HEIGHT * whole.segments[0].box.h
+        side_by_side = [
+            option
+            for option in splits
+            if any(p.digit == 1 for p in option.predictions) and all(s.box.h >= tall for s in option.segments)
+        ]
+        best = max(side_by_side, key=lambda option: option.score(none_threshold), default=whole)
         return best if best.score(none_threshold) > max(whole_score, SURE_OF_ONE_NOT_A_PAIR) else whole
     if not splits or whole_score >= unsure:
         return whole
@@ -174,6 +189,22 @@ def choose(
         if partial:
             return max(partial, key=lambda option: option.typical_score(none_threshold, digits_only=True))
     return whole
+
+
+def may_hide_a_one(candidate: Segment, whole: Interpretation, none_threshold: float) -> bool:
+    """A candidate narrower than a pair (``PAIR_ASPECT``), but at least half as wide as tall, on one line,
+    that the model is unsure of but does not reject, and with no point where its ink all but vanishes: it
+    may be a "1" pressed against its neighbour along a stroke ("61", "41", "71" written close), which reads
+    whole as an unsure 4 or 7. It is cut from its middle too (see ``choose``)."""
+    cut, box = candidate.cuttable, candidate.box
+    return (
+        cut is not None
+        and not cut.may_be_two_lines
+        and 0.5 * box.h <= box.w < PAIR_ASPECT * box.h
+        and not rejected(whole.predictions[0], none_threshold)
+        and whole.score(none_threshold) < SURE_OF_ONE_NOT_A_PAIR
+        and not point_valleys(cut.core, narrowest_part(cut.box[3]))
+    )
 
 
 def one_above_another(parts: tuple[Segment, ...]) -> bool:
@@ -237,19 +268,25 @@ class FramePipeline:
             return candidate.cuttable is not None and candidate.cuttable.too_wide(self.settings)
 
         # Cut only the candidates the model is unsure of whole (a confident single digit is never cut, see
-        # ``choose``), those as wide as two squeezed digits that it is not quite sure of, and those too wide
-        # to be one digit; and one above another a candidate with a neck or as tall as two lines, unless
-        # the model is sure of it whole. All their parts are classified in one batch.
+        # ``choose``), those as wide as two squeezed digits, or narrower but maybe hiding a 1, that it is
+        # not quite sure of, and those too wide to be one digit; and one above another a candidate with a
+        # neck or as tall as two lines, unless the model is sure of it whole. All their parts are
+        # classified in one batch.
         t2 = time.perf_counter()
-        splits, two_lines, no_neck, pairs = {}, set(), set(), set()
+        splits, two_lines, no_neck, pairs, hide_a_one = {}, set(), set(), set(), set()
         for s in segments:
             score = wholes[id(s)].score(nt)
             cut = s.cuttable
             if cut is not None and s.box.w >= PAIR_ASPECT * s.box.h:
                 pairs.add(id(s))
-            if score < UNSURE or too_wide(s) or (id(s) in pairs and score < SURE_OF_ONE_NOT_A_PAIR):
-                not_a_digit = rejected(wholes[id(s)].predictions[0], nt)
-                splits[id(s)] = split_readings(s, self.settings, not_a_digit=not_a_digit)
+            elif may_hide_a_one(s, wholes[id(s)], nt):
+                hide_a_one.add(id(s))
+            may_be_two = id(s) in pairs or id(s) in hide_a_one
+            if score < UNSURE or too_wide(s) or (may_be_two and score < SURE_OF_ONE_NOT_A_PAIR):
+                # A narrow candidate is cut from its middle where the model calls it no digit (two slanted
+                # 1s close together), or where it may hide a 1.
+                middle = rejected(wholes[id(s)].predictions[0], nt) or id(s) in hide_a_one
+                splits[id(s)] = split_readings(s, self.settings, cut_the_middle=middle)
             elif cut is not None and (cut.necked or cut.stacked) and score < SURE_OF_ONE_NOT_TWO:
                 splits[id(s)] = split_readings(s, self.settings, across_only=True)
                 two_lines.add(id(s))
@@ -270,7 +307,11 @@ class FramePipeline:
                 parts = without_a_lone_stroke(parts)
             options = [wholes[id(candidate)], *parts]
             best = choose(
-                options, nt, two_lines=id(candidate) in two_lines, maybe_a_pair=id(candidate) in pairs
+                options,
+                nt,
+                two_lines=id(candidate) in two_lines,
+                maybe_a_pair=id(candidate) in pairs,
+                one_squeezed_in=id(candidate) in hide_a_one,
             )
             stacked |= len(best.segments) > 1 and one_above_another(best.segments)
             found = zip(best.segments, best.normalized, best.predictions, strict=True)

@@ -131,3 +131,73 @@ def test_lines_of_a_one_touching_a_digit_read_better_with_the_pair_bar(mnist_sam
         return right
 
     assert digits_read(pipeline_module.SURE_OF_ONE_NOT_A_PAIR) > digits_read(pipeline_module.UNSURE)
+
+
+def test_a_narrow_candidate_that_may_hide_a_one_gives_way_only_to_a_one_and_a_digit_side_by_side():
+    """A candidate narrower than a pair, read whole as an unsure 4 ("61" pressed together), and cut only
+    by a guess at its middle: it reads as its parts only where they are a 1 and a digit, both about as
+    tall as the whole and surer than ``SURE_OF_ONE_NOT_A_PAIR``."""
+    blank = np.zeros((28, 28), np.uint8)
+
+    def reading(boxes, predictions):
+        segments = tuple(Segment(Box(*box), blank) for box in boxes)
+        return Interpretation(segments, tuple(blank for _ in predictions), tuple(predictions))
+
+    whole = reading([(0, 0, 30, 40)], [Prediction(4, 0.6, 0.1)])
+    side_by_side = [(0, 0, 22, 40), (22, 2, 8, 38)]
+    pair = reading(side_by_side, [sure(6), sure(1)])
+    assert choose([whole, pair], NONE_THRESHOLD, one_squeezed_in=True) is pair
+    # Without a 1 among them, two sure parts are a squeezed digit cut in two (an 8 as "66").
+    assert (
+        choose([whole, reading(side_by_side, [sure(6), sure(6)])], NONE_THRESHOLD, one_squeezed_in=True)
+        is whole
+    )
+    # A "1" above or below the other part is a slanted stroke cut off (a 7's stem), not a digit beside it.
+    stem = reading([(0, 0, 30, 22), (0, 20, 12, 20)], [sure(7), sure(1)])
+    assert choose([whole, stem], NONE_THRESHOLD, one_squeezed_in=True) is whole
+    # Parts must be as sure as a wide pair's.
+    weak = reading(side_by_side, [Prediction(6, 0.85, 0.02), sure(1)])
+    assert choose([whole, weak], NONE_THRESHOLD, one_squeezed_in=True) is whole
+
+
+def test_ones_pressed_against_their_neighbours_read_better_when_the_middle_is_guessed(
+    mnist_sample, monkeypatch
+):
+    """A "1" written pressed against a digit, sharing some of its columns, makes a candidate narrower than
+    a pair with no valley in its ink profile, which the model reads whole as an unsure 4 or 7. Lines of
+    such pairs read more digits right with ``may_hide_a_one`` than without it."""
+    import device.pipeline as pipeline_module
+    from device.classify import Classifier
+    from device.pipeline import FramePipeline
+    from device.reading import Reading
+    from tests.conftest import MODEL
+    from tools.scenes import digits_right, write_line
+
+    images, labels = mnist_sample["test_images"], mnist_sample["test_labels"]
+    ones, others = np.flatnonzero(labels == 1), np.flatnonzero(labels != 1)
+    pipeline = FramePipeline(Classifier(MODEL))
+    guess = pipeline_module.may_hide_a_one
+
+    def digits_read(guessing: bool) -> int:
+        monkeypatch.setattr(pipeline_module, "may_hide_a_one", guess if guessing else lambda *_: False)
+        rng, right = np.random.default_rng(5), 0
+        for _page in range(20):
+            page, truth = np.full((480, 640), 225.0, np.float32), []
+            for row in range(3):
+                x = 40.0
+                for _pair in range(3):
+                    one, other = rng.choice(ones), rng.choice(others)
+                    pick = [one, other] if rng.random() < 0.5 else [other, one]
+                    # Overlapping by 5-15 % of the height: pressed together, not just touching.
+                    digits = [images[i] for i in pick]
+                    x = write_line(
+                        page, digits, rng, x, 60 + 140 * row, 70, 40.0, gap=(-0.15, -0.05), jitter_y=0.03
+                    )
+                    x += 60
+                    truth.append("".join(str(labels[i]) for i in pick))
+            page += rng.normal(0, 2.5, page.shape)
+            frame = np.clip(page, 0, 255).astype(np.uint8)
+            right += digits_right(Reading(tuple(pipeline.process(frame).digits)).text, " ".join(truth))
+        return right
+
+    assert digits_read(guessing=True) > digits_read(guessing=False)

@@ -78,17 +78,18 @@ def test_a_one_touching_its_neighbour_by_a_point_is_offered_apart():
     assert propose_splits(ring, (0, 0, 30, 40), work, SETTINGS) == ()
 
 
-def test_a_narrow_pair_of_slanted_ones_is_cut_between_them_only_when_it_is_not_a_digit():
+def test_a_narrow_pair_of_slanted_ones_is_cut_between_them_only_when_asked():
     """Two slanted "1"s written close share columns, so the ink profile has no valley between them and a
-    candidate narrower than two digits is read whole. Where the model calls it "not a digit", it is also
-    cut along the least-ink path from its middle, which runs down the gap between the strokes."""
+    candidate narrower than two digits is read whole. Where the pipeline asks (the model calls it "not a
+    digit", or it may hide a 1), it is also cut along the least-ink path from its middle, which runs down
+    the gap between the strokes."""
     crop = np.zeros((40, 30), np.uint8)
     first, second = ((4, 38), (16, 2)), ((14, 38), (26, 2))
     for start, end in (first, second):
         cv2.line(crop, start, end, 255, 3)
     work = prepare(np.full((100, 100), 200, np.uint8), SETTINGS)
     assert propose_splits(crop, (0, 0, 30, 40), work, SETTINGS) == ()
-    splits = propose_splits(crop, (0, 0, 30, 40), work, SETTINGS, not_a_digit=True)
+    splits = propose_splits(crop, (0, 0, 30, 40), work, SETTINGS, cut_the_middle=True)
     strokes = [np.zeros_like(crop) for _ in range(2)]
     for stroke, (start, end) in zip(strokes, (first, second), strict=True):
         cv2.line(stroke, start, end, 255, 3)

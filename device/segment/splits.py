@@ -149,12 +149,24 @@ MAX_SPLIT_PARTS = 8  # the most touching digits one candidate is read as
 ONE_WIDTH = 0.15  # a written "1" is 0.1-0.2 as wide as tall: valleys may lie this close (of the height)
 
 
+def point_valleys(crop: np.ndarray, narrowest: int) -> list[int]:
+    """The columns (at most two, ``narrowest`` px or more from the sides and apart) where a candidate's ink
+    all but vanishes: a "1" touching its neighbour by a single point ("11", "17", "19" written close)."""
+    profile = ink_profile(crop)
+    return [v for v in valley_columns(crop, narrowest, limit=2) if profile[v] < 0.15 * profile.max()]
+
+
+def narrowest_part(height: int) -> int:
+    """The narrowest part a candidate ``height`` px tall is cut into: a "1", a tenth of the height."""
+    return max(2, round(0.1 * height))
+
+
 def propose_splits(
     crop: np.ndarray,
     box: tuple[int, int, int, int],
     work: WorkImage,
     settings,
-    not_a_digit: bool = False,
+    cut_the_middle: bool = False,
 ) -> tuple:
     """Alternative readings of a wide candidate as 2 to ``MAX_SPLIT_PARTS`` touching digits (each a tuple
     of Segments).
@@ -163,29 +175,30 @@ def propose_splits(
     of the ink profile, and cuts at even spacing for digits that touch along a whole stroke) that gives
     parts of a plausible digit width is offered, cut straight down and cut along curved paths (for digits
     that overlap). A part shared by several combinations is one Segment, so the pipeline classifies it
-    once. A candidate narrower than two digits side by side is cut only where the model calls it
-    ``not_a_digit`` or its ink all but vanishes between two parts.
+    once. A candidate narrower than two digits side by side is cut only where its ink all but vanishes
+    between two parts (:func:`point_valleys`), or, when the pipeline asks (``cut_the_middle``), along the
+    least-ink path from its middle.
     """
     x, y, w, h = box
     aspect = w / max(h, 1)
     width = crop.shape[1]
     # A "1" is narrow: a part may be a tenth of the height wide; no digit is much wider than it is tall.
-    narrowest, widest = max(2, round(0.1 * h)), round(1.3 * h)
+    narrowest, widest = narrowest_part(h), round(1.3 * h)
     if aspect < 0.5:
         return ()
     squeezed = PAIR_ASPECT <= aspect < SQUARE_ASPECT  # one wide digit, or two squeezed side by side
     if aspect < PAIR_ASPECT:
         # One digit, unless a "1" touches its neighbour by a single point: then the ink profile almost
         # vanishes between them ("11", "17", "19" written close).
-        profile = ink_profile(crop)
-        valleys = [v for v in valley_columns(crop, narrowest, limit=2) if profile[v] < 0.15 * profile.max()]
+        valleys = point_valleys(crop, narrowest)
         counts = [2]
         cut_sets: list[tuple[int, ...]] = [(v,) for v in valleys]
         # Two slanted "1"s (or a "1" and a "4") written close overlap in their columns, so the profile has
-        # no valley between them; the model calls such a pair "not a digit". Then it is also cut along the
-        # least-ink path from its middle, which runs down the gap between the slanted strokes. Only then:
-        # an unsure single digit (a squeezed 7) cut in two reads as two confident digits too often.
-        even_sets: list[tuple[int, ...]] = [(round(width / 2),)] if not_a_digit else []
+        # no valley between them. Such a candidate is also cut along the least-ink path from its middle,
+        # which runs down the gap between the strokes, but only when the pipeline asks: an unsure single
+        # digit (a squeezed 7) cut in two reads as two confident digits too often (see
+        # device.pipeline.may_hide_a_one).
+        even_sets: list[tuple[int, ...]] = [(round(width / 2),)] if cut_the_middle else []
     else:
         # As many digits as fit: no fewer than digits as wide as tall (two, however squeezed), no more than
         # narrow ones (a 0 is about half as wide as tall; a group of 1s is narrower still, and its valleys
@@ -305,11 +318,12 @@ def propose_stacked(crop: np.ndarray, box: tuple[int, int, int, int], work: Work
 
 
 def split_readings(
-    candidate: Segment, settings: SegmentSettings, not_a_digit: bool = False, across_only: bool = False
+    candidate: Segment, settings: SegmentSettings, cut_the_middle: bool = False, across_only: bool = False
 ) -> tuple[tuple[Segment, ...], ...]:
     """The ways to read a candidate as several digits (:func:`propose_splits` side by side,
     :func:`propose_stacked` one above another; none where it is not :class:`Cuttable`), each part on the
-    candidate's line (``not_a_digit``: the model calls it whole no digit, see :func:`propose_splits`;
+    candidate's line (``cut_the_middle``: a narrow candidate is cut from its middle too, see
+    :func:`propose_splits`;
     ``across_only``: one above another only, for a candidate with a neck that the model reads whole, but
     not surely). A part that several readings share stays one Segment, so it is classified once.
 
@@ -321,7 +335,7 @@ def split_readings(
     if across_only:
         readings = propose_stacked(cut.core, cut.box, cut.work)
     else:  # side by side (none for a candidate under half as wide as tall), and one above another
-        readings = propose_splits(cut.core, cut.box, cut.work, settings, not_a_digit)
+        readings = propose_splits(cut.core, cut.box, cut.work, settings, cut_the_middle)
         if cut.may_be_two_lines:
             readings += propose_stacked(cut.core, cut.box, cut.work)
     on_line: dict[int, Segment] = {}
