@@ -160,8 +160,8 @@ def choose(
         return best if best.score(none_threshold) > max(whole_score, SURE_OF_ONE_NOT_A_PAIR) else whole
     if one_squeezed_in and splits:
         # Cut only by a guess at its middle: the parts must be a "1" and a digit, each about as tall as the
-        # candidate (a slanted 7's stem cut off below its bar is a "1" too, but a "1" under a "7"), and as
-        # sure as the parts of a wide pair.
+        # candidate (a slanted 7's stem, cut off below its bar, reads as a sure "1" too, but under the 7,
+        # not beside it), and as sure as the parts of a wide pair.
         tall = SQUARE_PART_HEIGHT * whole.segments[0].box.h
         side_by_side = [
             option
