@@ -331,6 +331,36 @@ def test_rules_are_as_long_as_the_page_not_the_frame():
     assert len(horizontal) >= 6 and len(vertical) >= 6
 
 
+def test_a_margin_crossing_the_rules_is_a_rule_though_shorter_than_the_surface():
+    """A ruled page's margin crosses every rule at a right angle. Where the surface's extent is not known
+    (a desk as bright as the page: the whole frame), the margin spans only the page's height, under the
+    0.8 of the frame a lone line needs; crossing three rules or more, it is a rule all the same. Alone, the
+    same line is not."""
+
+    def vertical_rules(mask):
+        found = find_rules(mask, SETTINGS)
+        return {round((x0 + x1) / 2) for x0, y0, x1, y1 in found if abs(y1 - y0) > abs(x1 - x0)}
+
+    margin = np.zeros((480, 640), np.uint8)
+    cv2.line(margin, (100, 70), (100, 410), 1, 2)  # 340 px: 0.71 of the frame's height
+    assert vertical_rules(margin) == set()
+    ruled = margin.copy()
+    for y in range(90, 400, 40):
+        cv2.line(ruled, (40, y), (600, y), 1, 2)
+    assert any(abs(x - 100) <= 2 for x in vertical_rules(ruled))
+
+
+def test_a_one_written_across_several_ruled_lines_is_no_margin():
+    """A thin "1" written large across six of a page's ten lines is long and crosses rules at a right
+    angle too, but the lines above and below it pass it by: it stays a digit."""
+    img = np.full((480, 640), 215, np.uint8)
+    for y in range(60, 460, 40):
+        cv2.line(img, (20, y), (620, y), 150, 1)
+    cv2.line(img, (320, 150), (322, 400), 40, 4)
+    heights = [s.box.h for s in segment(img)]
+    assert len(heights) == 1 and heights[0] >= 240
+
+
 def test_a_large_single_stroke_is_not_a_rule():
     img = np.full((480, 640), 215, np.uint8)
     cv2.line(img, (320, 60), (320, 420), 30, 10)  # a "1" filling most of the frame's height

@@ -83,6 +83,14 @@ def find_rules(
         pieces = segments[parallel[i] & (apart[i] <= 3.0)]
         extent, covered = _span(pieces, (mid_x[i], mid_y[i]), angles[i])
         is_rule[i] = extent >= 0.8 * spans[i] and covered >= 0.6 * extent
+    # A margin crosses every line of a ruled page at right angles: a long straight stroke that crosses
+    # three rules or more at a steep angle is a rule too (without a partner, and on a page whose extent is
+    # not known, it may span less of the surface than a rule must).
+    long_strokes = np.flatnonzero(~is_rule & (lengths >= 0.35 * size))
+    if is_rule.any() and len(long_strokes):
+        is_rule[long_strokes] = _crosses_rules(
+            segments[long_strokes], angles[long_strokes], segments[is_rule], angles[is_rule]
+        )
     # A rule is a thin line: a pen stroke written large (a close-up of one digit) is long, straight and
     # parallel to another too, but far thicker.
     if is_rule.any():
@@ -103,6 +111,35 @@ def find_rules(
         own = ((x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / length_, (y1 - y0) / length_)
         rules += [_extended(own, mask.shape), _extended(_fitted(segment_, mask), mask.shape)]
     return rules
+
+
+ALL_BUT = 0.8  # a margin crosses this share of the rules passing it at least (some are found in pieces)
+
+
+def _crosses_rules(
+    strokes: np.ndarray, stroke_angles: np.ndarray, rules: np.ndarray, rule_angles: np.ndarray, least: int = 3
+) -> np.ndarray:
+    """Whether each stroke (a segment) crosses at least ``least`` of the ``rules`` (segments) at 60 degrees
+    or more, and nearly all (``ALL_BUT``) of those that pass its line."""
+    crosses = np.zeros(len(strokes), bool)
+    for i, ((x0, y0, x1, y1), angle) in enumerate(zip(strokes, stroke_angles, strict=True)):
+        turn = np.abs(rule_angles - angle)
+        steep = np.minimum(turn, np.pi - turn) >= np.radians(60)
+        if steep.sum() < least:
+            continue
+        ax0, ay0, ax1, ay1 = (rules[steep, k] for k in range(4))
+        # Where the two segments' lines meet, as a share of the way along each (0 to 1: on both segments).
+        dx, dy, ex, ey = x1 - x0, y1 - y0, ax1 - ax0, ay1 - ay0
+        denominator = dx * ey - dy * ex
+        meet = np.abs(denominator) > 1e-6
+        denominator = np.where(meet, denominator, 1.0)
+        along_stroke = ((ax0 - x0) * ey - (ay0 - y0) * ex) / denominator
+        along_rule = ((ax0 - x0) * dy - (ay0 - y0) * dx) / denominator
+        passing = meet & (along_rule >= 0) & (along_rule <= 1)  # the rules that pass the stroke's line
+        crossed = np.count_nonzero(passing & (along_stroke >= 0) & (along_stroke <= 1))
+        # A margin crosses all of them; a "1" written across a few lines has more above or below it.
+        crosses[i] = crossed >= max(least, ALL_BUT * np.count_nonzero(passing))
+    return crosses
 
 
 def _middle_points(segments: np.ndarray, count: int = 24) -> tuple[np.ndarray, ...]:
