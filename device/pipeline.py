@@ -207,6 +207,46 @@ def may_hide_a_one(candidate: Segment, whole: Interpretation, none_threshold: fl
     )
 
 
+@dataclass(frozen=True)
+class CutPlan:
+    """How a candidate is read besides whole (see :func:`plan_cuts`): the readings of its cuts, and what
+    :func:`choose` must know of it."""
+
+    readings: tuple[tuple[Segment, ...], ...] = ()
+    too_wide: bool = False  # wider than one digit can be: read only as its parts, or not at all
+    two_lines: bool = False  # cut one above another only: a neck, or as tall as two lines
+    no_neck: bool = False  # ...as tall as two lines without a neck: readings with a 1 are left out
+    maybe_a_pair: bool = False  # as wide as two squeezed digits
+    one_squeezed_in: bool = False  # narrower, but may hide a 1 (see may_hide_a_one)
+
+
+def plan_cuts(
+    candidate: Segment, whole: Interpretation, settings: SegmentSettings, none_threshold: float
+) -> CutPlan:
+    """Whether and how to cut a candidate, from what the model made of it whole.
+
+    Cut only a candidate the model is unsure of whole (a confident single digit is never cut, see
+    :func:`choose`), one as wide as two squeezed digits, or narrower but maybe hiding a 1, that it is not
+    quite sure of, and one too wide to be one digit; and one above another a candidate with a neck or as
+    tall as two lines, unless the model is sure of it whole. Cutting is made only when asked: most
+    candidates are single digits the model is sure of."""
+    score = whole.score(none_threshold)
+    cut, box = candidate.cuttable, candidate.box
+    too_wide = cut is not None and cut.too_wide(settings)
+    pair = cut is not None and box.w >= PAIR_ASPECT * box.h
+    hides_a_one = not pair and may_hide_a_one(candidate, whole, none_threshold)
+    plan = CutPlan(too_wide=too_wide, maybe_a_pair=pair, one_squeezed_in=hides_a_one)
+    if score < UNSURE or too_wide or ((pair or hides_a_one) and score < SURE_OF_ONE_NOT_A_PAIR):
+        # A narrow candidate is cut from its middle where the model calls it no digit (two slanted 1s
+        # close together), or where it may hide a 1.
+        middle = rejected(whole.predictions[0], none_threshold) or hides_a_one
+        return replace(plan, readings=split_readings(candidate, settings, cut_the_middle=middle))
+    if cut is not None and cut.may_be_two_lines and score < SURE_OF_ONE_NOT_TWO:
+        readings = split_readings(candidate, settings, across_only=True)
+        return replace(plan, readings=readings, two_lines=True, no_neck=not cut.necked)
+    return plan
+
+
 def one_above_another(parts: tuple[Segment, ...]) -> bool:
     """The parts of a split lie one above the other (a stacked reading), not side by side."""
     return all(lower.box.y >= upper.box.y + upper.box.h // 2 for upper, lower in itertools.pairwise(parts))
@@ -264,54 +304,28 @@ class FramePipeline:
         wholes = {id(s): read.interpretation((s,)) for s in segments}
         nt = self.none_threshold
 
-        def too_wide(candidate: Segment) -> bool:
-            return candidate.cuttable is not None and candidate.cuttable.too_wide(self.settings)
-
-        # Cut only the candidates the model is unsure of whole (a confident single digit is never cut, see
-        # ``choose``), those as wide as two squeezed digits, or narrower but maybe hiding a 1, that it is
-        # not quite sure of, and those too wide to be one digit; and one above another a candidate with a
-        # neck or as tall as two lines, unless the model is sure of it whole. All their parts are
-        # classified in one batch.
+        # The candidates to cut (see ``plan_cuts``), and all their parts classified in one batch.
         t2 = time.perf_counter()
-        splits, two_lines, no_neck, pairs, hide_a_one = {}, set(), set(), set(), set()
-        for s in segments:
-            score = wholes[id(s)].score(nt)
-            cut = s.cuttable
-            if cut is not None and s.box.w >= PAIR_ASPECT * s.box.h:
-                pairs.add(id(s))
-            elif may_hide_a_one(s, wholes[id(s)], nt):
-                hide_a_one.add(id(s))
-            may_be_two = id(s) in pairs or id(s) in hide_a_one
-            if score < UNSURE or too_wide(s) or (may_be_two and score < SURE_OF_ONE_NOT_A_PAIR):
-                # A narrow candidate is cut from its middle where the model calls it no digit (two slanted
-                # 1s close together), or where it may hide a 1.
-                middle = rejected(wholes[id(s)].predictions[0], nt) or id(s) in hide_a_one
-                splits[id(s)] = split_readings(s, self.settings, cut_the_middle=middle)
-            elif cut is not None and (cut.necked or cut.stacked) and score < SURE_OF_ONE_NOT_TWO:
-                splits[id(s)] = split_readings(s, self.settings, across_only=True)
-                two_lines.add(id(s))
-                if not cut.necked:
-                    no_neck.add(id(s))
+        plans = {id(s): plan_cuts(s, wholes[id(s)], self.settings, nt) for s in segments}
         t3 = time.perf_counter()
-        read.classify([part for readings in splits.values() for reading in readings for part in reading])
+        read.classify([part for plan in plans.values() for reading in plan.readings for part in reading])
 
         result = FrameResult([], [], [], rejected=[], cut_short=segmentation.cut_short)
         stacked = False
         chosen: list[ChosenPart] = []
         for candidate in segments:
-            readings = splits.get(id(candidate), ())
-            if not readings and too_wide(candidate):
+            plan = plans[id(candidate)]
+            if plan.too_wide and not plan.readings:
                 continue  # wider than a digit, and no way to read it as several
-            parts = [read.interpretation(reading) for reading in readings]
-            if id(candidate) in no_neck:
+            parts = [read.interpretation(reading) for reading in plan.readings]
+            if plan.no_neck:
                 parts = without_a_lone_stroke(parts)
-            options = [wholes[id(candidate)], *parts]
             best = choose(
-                options,
+                [wholes[id(candidate)], *parts],
                 nt,
-                two_lines=id(candidate) in two_lines,
-                maybe_a_pair=id(candidate) in pairs,
-                one_squeezed_in=id(candidate) in hide_a_one,
+                two_lines=plan.two_lines,
+                maybe_a_pair=plan.maybe_a_pair,
+                one_squeezed_in=plan.one_squeezed_in,
             )
             stacked |= len(best.segments) > 1 and one_above_another(best.segments)
             found = zip(best.segments, best.normalized, best.predictions, strict=True)

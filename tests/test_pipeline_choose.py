@@ -201,3 +201,31 @@ def test_ones_pressed_against_their_neighbours_read_better_when_the_middle_is_gu
         return right
 
     assert digits_read(guessing=True) > digits_read(guessing=False)
+
+
+def test_a_candidate_is_cut_only_as_far_as_the_model_is_unsure_of_it_whole():
+    """``plan_cuts`` on a real candidate as wide as two digits (two rings touching): read whole at 0.95 it
+    is not cut; under the pair bar, or unsure, it is. A narrow single stroke read unsure has nothing to be
+    cut into."""
+    import cv2
+
+    from device.pipeline import SURE_OF_ONE_NOT_A_PAIR, UNSURE, plan_cuts
+    from device.segment import SegmentSettings, segment
+
+    settings = SegmentSettings()
+    img = np.full((240, 320), 215, np.uint8)
+    cv2.ellipse(img, (130, 120), (18, 30), 0, 0, 360, 30, 4)
+    cv2.ellipse(img, (164, 120), (18, 30), 0, 0, 360, 30, 4)
+    cv2.line(img, (260, 90), (260, 150), 30, 4)
+    pair, stroke = segment(img, settings)
+    assert pair.box.w >= 0.85 * pair.box.h and stroke.box.w < 0.5 * stroke.box.h
+
+    def read_whole(segment_, score):
+        blank = np.zeros((28, 28), np.uint8)
+        return Interpretation((segment_,), (blank,), (Prediction(0, score, 0.0),))
+
+    sure_whole = plan_cuts(pair, read_whole(pair, 0.95), settings, NONE_THRESHOLD)
+    assert sure_whole.maybe_a_pair and not sure_whole.readings
+    for score in (SURE_OF_ONE_NOT_A_PAIR - 0.1, UNSURE - 0.2):
+        assert plan_cuts(pair, read_whole(pair, score), settings, NONE_THRESHOLD).readings
+    assert not plan_cuts(stroke, read_whole(stroke, UNSURE - 0.2), settings, NONE_THRESHOLD).readings
