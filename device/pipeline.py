@@ -155,20 +155,22 @@ def choose(
         best = max(splits, key=lambda option: option.score(none_threshold), default=whole)
         return best if best.score(none_threshold) > whole.score(none_threshold) else whole
     whole_score = whole.score(none_threshold)
-    if maybe_a_pair and splits and unsure <= whole_score < SURE_OF_ONE_NOT_A_PAIR:
-        best = max(splits, key=lambda option: option.score(none_threshold))
-        return best if best.score(none_threshold) > max(whole_score, SURE_OF_ONE_NOT_A_PAIR) else whole
-    if one_squeezed_in and splits:
+    # The readings held to the pair bar: every part surer than SURE_OF_ONE_NOT_A_PAIR and than the whole.
+    pairs = None
+    if maybe_a_pair and unsure <= whole_score < SURE_OF_ONE_NOT_A_PAIR:
+        pairs = splits
+    elif one_squeezed_in:
         # Cut only by a guess at its middle: the parts must be a "1" and a digit, each about as tall as the
         # candidate (a slanted 7's stem, cut off below its bar, reads as a sure "1" too, but under the 7,
-        # not beside it), and as sure as the parts of a wide pair.
+        # not beside it).
         tall = SQUARE_PART_HEIGHT * whole.segments[0].box.h
-        side_by_side = [
+        pairs = [
             option
             for option in splits
             if any(p.digit == 1 for p in option.predictions) and all(s.box.h >= tall for s in option.segments)
         ]
-        best = max(side_by_side, key=lambda option: option.score(none_threshold), default=whole)
+    if pairs is not None and splits:
+        best = max(pairs, key=lambda option: option.score(none_threshold), default=whole)
         return best if best.score(none_threshold) > max(whole_score, SURE_OF_ONE_NOT_A_PAIR) else whole
     if not splits or whole_score >= unsure:
         return whole
