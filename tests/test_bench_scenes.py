@@ -5,7 +5,7 @@ import pytest
 
 from device.segment import SegmentSettings
 from host.synthetic import render
-from tools.bench_scenes import STAGES, compare_readings, stage_costs
+from tools.bench_scenes import PLAIN_STAGES, STAGES, compare_readings, stage_costs
 
 
 def test_every_stage_of_the_segmenter_is_timed_and_together_they_are_most_of_it(mnist_sample):
@@ -19,12 +19,18 @@ def test_every_stage_of_the_segmenter_is_timed_and_together_they_are_most_of_it(
         ).frame
         for k in (0, 7, 14)
     ]
-    total, by_stage = stage_costs(frames, SegmentSettings())
-    assert list(by_stage) == list(STAGES)
-    # The stages are timed within the whole, not beside it (compared with each other, in the same run); those
-    # that work on every frame took some of it (``remove_rules`` has nothing to do on a page without rules).
-    assert all(by_stage[name] > 0 for name in STAGES if name != "remove_rules"), by_stage
-    assert 0.5 * total <= sum(by_stage.values()) <= total
+    # These are plain pages: as shipped they take the short way; with plain_pages off, the full stages.
+    for settings, stages, idle in (
+        (SegmentSettings(plain_pages=False), STAGES, {"remove_rules"}),
+        (SegmentSettings(), PLAIN_STAGES, set()),
+    ):
+        total, by_stage = stage_costs(frames, settings, stages)
+        assert list(by_stage) == list(stages)
+        # The stages are timed within the whole, not beside it (compared with each other, in the same run);
+        # those that work on every frame took some of it (``remove_rules`` has nothing to do on a page
+        # without rules).
+        assert all(by_stage[name] > 0 for name in stages if name not in idle), by_stage
+        assert 0.5 * total <= sum(by_stage.values()) <= total
 
 
 def readings(pages, blanks, desk=(), seed=2026):

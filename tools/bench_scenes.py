@@ -20,6 +20,7 @@ import json
 import pstats
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -29,7 +30,7 @@ from device.assemble import make_pipeline, open_classifier
 from device.classify import DEFAULT_MODEL
 from device.pipeline import FramePipeline
 from device.reading import Reading
-from device.segment import SegmentSettings, segment_frame
+from device.segment import SegmentSettings, plain_page, prepare, segment_frame
 from host.report import machine, write_section
 from host.synthetic import render
 from tools.bench import shipped_config
@@ -60,8 +61,9 @@ def segmentation_s(pipeline, frame, repeats: int = 3) -> float:
     return min(pipeline.process(frame).timings["segment"] for _ in range(repeats))
 
 
-# The stages of ``device.segment.segment_frame``, in the order it runs them (``keep_digits`` with the checks
-# of each piece it makes: a stretch of a line, the rim of a dark area, the paper round it).
+# The stages of ``device.segment.segment_frame`` on a frame that is no plain page (and on any frame with
+# plain_pages off), in the order it runs them (``keep_digits`` with the checks of each piece it makes: a
+# stretch of a line, the rim of a dark area, the paper round it).
 STAGES = (
     "prepare",
     "find_polarity",
@@ -76,10 +78,23 @@ STAGES = (
     "crop_ink",
     "reading_order",
 )
+# ...and on a plain page, the short way (``device.segment.plain``).
+PLAIN_STAGES = (
+    "prepare",
+    "plain_ink",
+    "find_pieces",
+    "merge_pieces",
+    "keep_digits",
+    "faint_lines",
+    "crop_ink",
+    "reading_order",
+)
 
 
-def stage_costs(frames: list[np.ndarray], settings: SegmentSettings) -> tuple[float, dict[str, float]]:
-    """Where the segmenter's time goes: ms a frame of the whole and of each of ``STAGES`` (with what it
+def stage_costs(
+    frames: list[np.ndarray], settings: SegmentSettings, stages: tuple[str, ...] = STAGES
+) -> tuple[float, dict[str, float]]:
+    """Where the segmenter's time goes: ms a frame of the whole and of each of ``stages`` (with what it
     calls), under Python's profiler, which slows the stages that loop in Python more than the rest."""
     profiler = cProfile.Profile()
     profiler.enable()
@@ -91,7 +106,22 @@ def stage_costs(frames: list[np.ndarray], settings: SegmentSettings) -> tuple[fl
         if Path(file).parent.name == "segment" and Path(file).parent.parent.name == "device":
             spent[name] = spent.get(name, 0.0) + cumulative
     per_frame = 1000 / max(len(frames), 1)
-    return spent.get("segment_frame", 0.0) * per_frame, {n: spent.get(n, 0.0) * per_frame for n in STAGES}
+    return spent.get("segment_frame", 0.0) * per_frame, {n: spent.get(n, 0.0) * per_frame for n in stages}
+
+
+def stage_table(profiled_ms: float, by_stage: dict[str, float]) -> list[str]:
+    """The rows of a table of :func:`stage_costs`."""
+    return [
+        "| stage | ms a frame | share |",
+        "|---|---:|---:|",
+        *(
+            f"| `{name}` | {ms:.2f} | {100 * ms / max(profiled_ms, 1e-9):.0f} % |"
+            for name, ms in by_stage.items()
+        ),
+        f"| the steps between them | {profiled_ms - sum(by_stage.values()):.2f} | "
+        f"{100 * (1 - sum(by_stage.values()) / max(profiled_ms, 1e-9)):.0f} % |",
+        f"| all of `segment_frame` | {profiled_ms:.2f} | 100 % |",
+    ]
 
 
 class DigitPool:
@@ -242,17 +272,29 @@ def main() -> int:
         empty += not read
     print(f"blank cluttered frames read as nothing: {empty}/{args.blank}", flush=True)
 
-    # Cost on ordinary camera-like frames, segmentation against the Otsu floor, frame by frame.
-    clean_ms, clean_frames = [], []
+    # Cost on ordinary camera-like frames, segmentation against the Otsu floor, frame by frame: as shipped
+    # (a plain page takes the short way), and with every frame through the full stages.
+    full_settings = replace(pipeline.settings, plain_pages=False)
+    full_pipeline = FramePipeline(
+        pipeline.classifier, full_settings, pipeline.min_confidence, pipeline.none_threshold
+    )
+    clean_ms, full_ms, full_ratio, clean_frames = [], [], [], []
     for _ in range(60):
         lines, labels = pool.lines(rng)
         frame = render(lines, labels, rng).frame
         ours, floor = segmentation_s(pipeline, frame), timed(otsu_floor, frame)
+        full = segmentation_s(full_pipeline, frame)
         costs_ratio.append(ours / floor)
         clean_ms.append(ours * 1000)
+        full_ratio.append(full / floor)
+        full_ms.append(full * 1000)
         clean_frames.append(frame)
     median_clean = float(np.median(clean_ms))
-    profiled_ms, by_stage = stage_costs(clean_frames, pipeline.settings)
+    plain = sum(
+        plain_page(prepare(frame, pipeline.settings), pipeline.settings) is not None for frame in clean_frames
+    )
+    profiled_ms, by_stage = stage_costs(clean_frames, full_settings)
+    plain_profiled_ms, by_plain_stage = stage_costs(clean_frames, pipeline.settings, PLAIN_STAGES)
 
     # Digits written at a sheet's very edge with the sheet on a desk (the "edge" pages put it there 3 times in
     # 10): a stream of its own, so the pages above stay the same.
@@ -309,8 +351,10 @@ def main() -> int:
         "",
         "| frames | median | max | median × Otsu + findContours (same frames, same run) |",
         "|---|---:|---:|---:|",
-        f"| 60 clean 640x480 camera-like | {median_clean:.1f} ms | {max(clean_ms):.1f} ms | "
-        f"{np.median(costs_ratio):.1f} × |",
+        f"| 60 clean 640x480 camera-like ({plain} of them plain pages, which take the short way) | "
+        f"{median_clean:.1f} ms | {max(clean_ms):.1f} ms | {np.median(costs_ratio):.1f} × |",
+        f"| the same 60, every frame through the full stages (`plain_pages = false`) | "
+        f"{np.median(full_ms):.1f} ms | {max(full_ms):.1f} ms | {np.median(full_ratio):.1f} × |",
         f"| {len(cluttered_ms)} textured-surface 640x480 | {np.median(cluttered_ms):.1f} ms | "
         f"{max(cluttered_ms):.1f} ms (= {max(cluttered_ms) / median_clean:.1f} × the clean median) | |",
         f"| {len(scene_ms)} hard-scene pages, all kinds (one run each, in the pipeline) | "
@@ -318,17 +362,11 @@ def main() -> int:
         "the clean median) | |",
         "",
         "Where a clean frame's segmentation time goes (the same 60 frames, under Python's profiler, which "
-        "slows the stages that loop in Python most):",
+        "slows the stages that loop in Python most), the short way and the full stages:",
         "",
-        "| stage | ms a frame | share |",
-        "|---|---:|---:|",
-        *(
-            f"| `{name}` | {ms:.2f} | {100 * ms / max(profiled_ms, 1e-9):.0f} % |"
-            for name, ms in by_stage.items()
-        ),
-        f"| the steps between them | {profiled_ms - sum(by_stage.values()):.2f} | "
-        f"{100 * (1 - sum(by_stage.values()) / max(profiled_ms, 1e-9)):.0f} % |",
-        f"| all of `segment_frame` | {profiled_ms:.2f} | 100 % |",
+        *stage_table(plain_profiled_ms, by_plain_stage),
+        "",
+        *stage_table(profiled_ms, by_stage),
     ]
     if args.photos:
         right, total, exact, count = score_photos(pipeline, Path(args.photos))

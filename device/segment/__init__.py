@@ -51,6 +51,7 @@ from device.segment.data import (
     Cuttable,
     FoundPieces,
     InkImage,
+    KeptPieces,
     Piece,
     Segment,
     Segmentation,
@@ -88,6 +89,7 @@ from device.segment.pieces import (
     part_of_a_longer_line,
     typical_height,
 )
+from device.segment.plain import plain_ink, plain_page
 from device.segment.rules import (
     evenly_spaced_rules,
     find_rules,
@@ -116,6 +118,7 @@ __all__ = [
     "Cuttable",
     "FoundPieces",
     "InkImage",
+    "KeptPieces",
     "Piece",
     "Segment",
     "SegmentSettings",
@@ -124,6 +127,7 @@ __all__ = [
     "along_the_frame_side",
     "background_of",
     "bays_of_the_page",
+    "candidates_in_order",
     "centre_on",
     "crop_ink",
     "dark_ink",
@@ -151,6 +155,8 @@ __all__ = [
     "part_of_a_longer_line",
     "percentile",
     "percentiles",
+    "plain_ink",
+    "plain_page",
     "prepare",
     "propose_splits",
     "propose_stacked",
@@ -158,6 +164,7 @@ __all__ = [
     "remove_rules",
     "robust_sigma",
     "rule_fragments",
+    "scene_pieces",
     "seams",
     "segment",
     "segment_frame",
@@ -183,8 +190,22 @@ def segment(frame, settings: SegmentSettings = SegmentSettings()) -> list[Segmen
 
 
 def segment_frame(frame, settings: SegmentSettings = SegmentSettings()) -> Segmentation:
-    """:func:`segment`, and whether the frame was cut short (more pieces of ink than the cap)."""
+    """:func:`segment`, and whether the frame was cut short (more pieces of ink than the cap).
+
+    A plain page (a sheet filling the frame, smoothly lit, nothing printed on it) takes the short way
+    (:func:`plain_page`), any other frame stages 3-5 in full (:func:`scene_pieces`)."""
     work = prepare(frame, settings)
+    kept = None
+    if settings.plain_pages and settings.polarity != "light":
+        kept = plain_page(work, settings)
+    if kept is None:
+        kept = scene_pieces(work, settings)
+    return Segmentation(candidates_in_order(kept, work), kept.cut_short)
+
+
+def scene_pieces(work: WorkImage, settings: SegmentSettings) -> KeptPieces:
+    """Stages 2-5 in full: polarity, the paper and its ink, rules taken out, pieces found, merged and
+    kept (a digit, not a stretch of a line, an edge or the surroundings)."""
     dark = find_polarity(work, settings)
     ink = find_ink(work, dark, settings)
     inked = ink_mask(ink)
@@ -195,7 +216,7 @@ def segment_frame(frame, settings: SegmentSettings = SegmentSettings()) -> Segme
     ink = replace(ink, paper=ink.paper & ~textured_surroundings(ink, rules))
     pieces, labels, cut_short = find_pieces(mask, settings)
     if not pieces:
-        return Segmentation([], cut_short)
+        return KeptPieces([], ink, labels, cut_short)
     h, w = mask.shape
     min_h = max(8.0, settings.min_height * min(h, w))
     # A piece as tall or as wide as the frame (the rim of a desk round a sheet that nearly fills it) is no
@@ -228,15 +249,21 @@ def segment_frame(frame, settings: SegmentSettings = SegmentSettings()) -> Segme
             reached + kept, on_the_page, settings, inked, lambda p: id(p) not in checked and no_digit(p)
         )
         kept = grow_the_lines(kept, [p for p in also if id(p) not in checked])
+    return KeptPieces(kept, ink, labels, cut_short)
 
-    # A candidate 1.4 times as tall as the writing (``STACKED``), no wider than a digit: maybe two digits one
-    # above the other (two lines written close, the second maybe smaller; on a slant or a curve, the two
-    # side by side a little too). Only offered: the model decides.
-    heights = [piece.h for piece in kept if piece.h >= 0.5 * piece.w]
+
+def candidates_in_order(kept: KeptPieces, work: WorkImage) -> list[Segment]:
+    """The pieces kept as candidates in reading order, each with its ink crop and what its cuts are made
+    from.
+
+    A candidate 1.4 times as tall as the writing (``STACKED``), no wider than a digit: maybe two digits one
+    above the other (two lines written close, the second maybe smaller; on a slant or a curve, the two
+    side by side a little too). Only offered: the model decides."""
+    heights = [piece.h for piece in kept.pieces if piece.h >= 0.5 * piece.w]
     typical_h = median(heights) if heights else 0.0
     by_box: dict[Box, Segment] = {}
-    for piece in kept:
-        crop = crop_ink(piece, ink, labels)
+    for piece in kept.pieces:
+        crop = crop_ink(piece, kept.ink, kept.labels)
         box = work.to_frame(piece.x, piece.y, piece.w, piece.h)
         # Crops carry 2 px of padding; cuts are made in the piece's own columns.
         pad_x, pad_y = piece.x - max(0, piece.x - 2), piece.y - max(0, piece.y - 2)
@@ -249,4 +276,4 @@ def segment_frame(frame, settings: SegmentSettings = SegmentSettings()) -> Segme
             cuttable = Cuttable(core, place, work, stacked=tall, necked=necked)
         by_box[box] = Segment(box, crop, cuttable)
     ordered = reading_order(list(by_box))
-    return Segmentation([replace(by_box[Box(b.x, b.y, b.w, b.h)], box=b) for b in ordered], cut_short)
+    return [replace(by_box[Box(b.x, b.y, b.w, b.h)], box=b) for b in ordered]

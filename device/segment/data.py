@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import numpy as np
 
@@ -33,6 +33,7 @@ class SegmentSettings:
     max_pieces: int = 200  # components considered per frame (the largest), bounding the cost
     max_candidates: int = 200  # digit candidates measured per frame (the largest): a dense page's worth
     roi: tuple[float, float, float, float] | None = None  # x, y, w, h as fractions of the frame
+    plain_pages: bool = True  # a sheet filling the frame takes the short way (see device.segment.plain)
 
 
 @dataclass(frozen=True)
@@ -110,12 +111,43 @@ class InkImage:
     # not reach across); None where the paper was not found to the pixel.
     page_edge: np.ndarray | None = None
 
+    def strength(self, rows: slice, cols: slice) -> np.ndarray:
+        """The ink strength in a box (float32)."""
+        return self.ink[rows, cols]
+
+    def threshold_in(self, rows: slice, cols: slice) -> np.ndarray:
+        """The threshold in a box (float32)."""
+        return self.threshold[rows, cols]
+
+
+class InkInBoxes(Protocol):
+    """What the per-candidate steps (``keep_digits``, ``crop_ink``) read of the ink: the strength and the
+    threshold in a candidate's box, where the paper is, and its noise. ``InkImage`` holds all of it as
+    frames; ``device.segment.plain.PlainInk`` works it out box by box."""
+
+    paper: np.ndarray
+    noise: float
+
+    def strength(self, rows: slice, cols: slice) -> np.ndarray: ...
+
+    def threshold_in(self, rows: slice, cols: slice) -> np.ndarray: ...
+
 
 class FoundPieces(NamedTuple):
     """The pieces of ink of a mask (the largest, at most ``max_pieces``), its label image, and whether the
     cap left out pieces large enough to count."""
 
     pieces: list[Piece]
+    labels: np.ndarray
+    cut_short: bool = False
+
+
+class KeptPieces(NamedTuple):
+    """What stages 3-5 leave: the digit candidates, the ink they were measured on, the label image their
+    components are in, and whether the frame was cut short (see ``FoundPieces``)."""
+
+    pieces: list[Piece]
+    ink: InkInBoxes
     labels: np.ndarray
     cut_short: bool = False
 

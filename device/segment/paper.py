@@ -118,9 +118,9 @@ def find_polarity(work: WorkImage, settings: SegmentSettings) -> bool:
 # --- 3. ink, paper and threshold -------------------------------------------------------------------------
 
 
-def background_of(surface: np.ndarray) -> np.ndarray:
-    """The surface brightness without the ink: a closing of a reduced copy with a disc wider than any
-    stroke (ink removed, shading kept), smoothed and scaled back (float32).
+def inkless_surface(surface: np.ndarray) -> tuple[np.ndarray, int]:
+    """The surface at a quarter of its size with the ink closed away (uint8), and the closing's disc (px
+    at that size): a disc wider than any stroke, so ink goes and shading stays.
 
     A disc, not a square: a square's closing follows an edge along its own axes only, so across a hard
     shadow's edge at an angle it leaves a staircase whose steps stand above the shadowed side, and a
@@ -129,9 +129,15 @@ def background_of(surface: np.ndarray) -> np.ndarray:
     small = cv2.resize(surface, (max(1, w // 4), max(1, h // 4)), interpolation=cv2.INTER_AREA)
     k = max(3, (min(small.shape) // 6) | 1)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
-    background = cv2.morphologyEx(small, cv2.MORPH_CLOSE, kernel)
-    background = cv2.blur(background, (k, k))
-    return cv2.resize(background, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32)
+    return cv2.morphologyEx(small, cv2.MORPH_CLOSE, kernel), k
+
+
+def background_of(surface: np.ndarray) -> np.ndarray:
+    """The surface brightness without the ink: :func:`inkless_surface` smoothed over its disc and scaled
+    back to the surface's size (float32)."""
+    h, w = surface.shape
+    closed, k = inkless_surface(surface)
+    return cv2.resize(cv2.blur(closed, (k, k)), (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32)
 
 
 def ink_map(grey: np.ndarray, dark: bool) -> np.ndarray:

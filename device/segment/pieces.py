@@ -9,14 +9,15 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from device.segment.data import FoundPieces, InkImage, Piece, SegmentSettings
+from device.segment.data import FoundPieces, InkImage, InkInBoxes, Piece, SegmentSettings
 from device.segment.paper import label_type
 from device.segment.stats import median, percentile
 
 
-def find_pieces(mask: np.ndarray, settings: SegmentSettings) -> FoundPieces:
+def find_pieces(mask: np.ndarray, settings: SegmentSettings, min_extent: float = 0.0) -> FoundPieces:
     """Connected components of the mask, the ``max_pieces`` largest, and the label image; ``cut_short``
-    when the cap left out pieces large enough to be kept."""
+    when the cap left out pieces large enough to be kept. ``min_extent``: pieces neither as wide nor as
+    tall as this (px) are left out as well."""
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8, ltype=label_type(mask))
     if count <= 1:
         return FoundPieces([], labels)
@@ -24,8 +25,14 @@ def find_pieces(mask: np.ndarray, settings: SegmentSettings) -> FoundPieces:
     min_h = max(6.0, 0.5 * settings.min_height * min(h, w))
     min_area = max(4, int(min_h * min_h * 0.02))
     areas = stats[1:, cv2.CC_STAT_AREA]
-    order = np.argsort(-areas)[: settings.max_pieces] + 1
-    pieces = [Piece(*map(int, stats[i, :4]), frozenset((int(i),)), int(stats[i, 4])) for i in order]
+    order = np.argsort(-areas) + 1
+    if min_extent:
+        extent = np.maximum(stats[order, cv2.CC_STAT_WIDTH], stats[order, cv2.CC_STAT_HEIGHT])
+        order = order[extent >= min_extent]
+    pieces = [
+        Piece(*map(int, stats[i, :4]), frozenset((int(i),)), int(stats[i, 4]))
+        for i in order[: settings.max_pieces]
+    ]
     cut_short = bool(np.count_nonzero(areas >= min_area) > settings.max_pieces)
     return FoundPieces([p for p in pieces if p.area >= min_area], labels, cut_short)
 
@@ -98,7 +105,7 @@ def typical_height(pieces: list[Piece], min_h: float) -> float:
 
 def keep_digits(
     pieces: list[Piece],
-    ink: InkImage,
+    ink: InkInBoxes,
     settings: SegmentSettings,
     before_rules: np.ndarray | None = None,
     no_digit: Callable[[Piece], bool] | None = None,
@@ -110,7 +117,7 @@ def keep_digits(
     ``no_digit`` (the line and edge checks) goes before the comparison with the other candidates: the
     dark rim of a shadow or of the frame's corner is as dark as it gets, and kept until then it would set
     the contrast bar for faint digits elsewhere on the page."""
-    h, w = ink.ink.shape
+    h, w = ink.paper.shape
     min_h = max(8.0, settings.min_height * min(h, w))
     sized = [
         p
@@ -126,8 +133,9 @@ def keep_digits(
     sized = sorted(sized, key=lambda p: -p.area)[: settings.max_candidates]
     candidates = []
     for p in sized:
-        crop = ink.ink[p.y : p.y + p.h, p.x : p.x + p.w]
-        on = crop[crop > ink.threshold[p.y : p.y + p.h, p.x : p.x + p.w]]
+        rows, cols = slice(p.y, p.y + p.h), slice(p.x, p.x + p.w)
+        crop = ink.strength(rows, cols)
+        on = crop[crop > ink.threshold_in(rows, cols)]
         p.peak = percentile(on, 90) if on.size else 0.0
         p.edge = edge_sharpness(crop)
         candidates.append(p)

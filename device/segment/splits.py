@@ -9,10 +9,10 @@ from dataclasses import replace
 import cv2
 import numpy as np
 
-from device.segment.data import InkImage, Piece, Segment, SegmentSettings, WorkImage
+from device.segment.data import InkInBoxes, Piece, Segment, SegmentSettings, WorkImage
 
 
-def crop_ink(piece: Piece, ink: InkImage, labels: np.ndarray) -> np.ndarray:
+def crop_ink(piece: Piece, ink: InkInBoxes, labels: np.ndarray) -> np.ndarray:
     """The piece's own ink (not its neighbours'), scaled so its strokes reach full strength (uint8)."""
     h, w = labels.shape
     pad = 2
@@ -22,7 +22,7 @@ def crop_ink(piece: Piece, ink: InkImage, labels: np.ndarray) -> np.ndarray:
     # Grow the mask by a pixel so the soft edge of the strokes (below threshold) keeps its grey levels.
     grow = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
     own = cv2.dilate(own.astype(np.uint8), grow).astype(bool)
-    crop = np.where(own, ink.ink[y0:y1, x0:x1], 0.0)
+    crop = np.where(own, ink.strength(slice(y0, y1), slice(x0, x1)), 0.0)
     level = piece.peak or 1.0
     return (np.clip(crop / level, 0.0, 1.0) * 255).astype(np.uint8)
 
