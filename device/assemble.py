@@ -46,6 +46,7 @@ def segment_settings(config: Config) -> SegmentSettings:
         min_height=s.min_height,
         max_aspect=s.max_aspect,
         roi=tuple(s.roi) if s.roi else None,
+        plain_pages=s.plain_pages,
     )
 
 

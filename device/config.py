@@ -75,6 +75,7 @@ class SegmentationConfig:
     min_height: float = field(default=0.02, metadata=rule(0.005, 1.0))
     max_aspect: float = field(default=1.5, metadata=rule(0.2, 5.0))
     roi: list[float] = field(default_factory=list, metadata=rule(doc="[x, y, w, h] fractions, or empty"))
+    plain_pages: bool = True
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,10 @@ def test_defaults_and_shipped_example_are_valid():
         ),
         ("[model]\nverify_sha256 = 1", "c.toml: model.verify_sha256 = 1: must be true or false"),
         (
+            "[segmentation]\nplain_pages = 'no'",
+            "c.toml: segmentation.plain_pages = 'no': must be true or false",
+        ),
+        (
             "[segmentation]\nroi = [0.5, 0, 0.7, 1]",
             "c.toml: segmentation.roi = [0.5, 0.0, 0.7, 1.0]: "
             "must be [x, y, w, h] fractions inside the frame",
@@ -89,3 +93,10 @@ def test_check_config_cli(tmp_path):
     assert (
         broken.returncode == 2 and "not valid TOML" in broken.stderr and len(broken.stderr.splitlines()) == 1
     )
+
+
+def test_plain_pages_reaches_the_segmenter():
+    from device.assemble import segment_settings
+
+    assert segment_settings(from_dict({})).plain_pages
+    assert not segment_settings(from_dict({"segmentation": {"plain_pages": False}})).plain_pages
