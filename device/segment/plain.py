@@ -63,9 +63,10 @@ class PlainInk:
     noise: float
 
     def passing(self, share: float) -> np.ndarray:
-        """Where the ink passes ``share`` of its threshold (uint8 0/255)."""
+        """Where the ink passes ``share`` of its threshold (uint8 0/255). The depth is a whole number of grey
+        levels, so it passes x where it passes x rounded down."""
         h, w = self.depth.shape
-        at = np.clip(np.ceil(share * self.tile_thresholds), 0, 255).astype(np.uint8)
+        at = np.clip(np.floor(share * self.tile_thresholds), 0, 255).astype(np.uint8)
         return cv2.compare(self.depth, cv2.resize(at, (w, h), interpolation=cv2.INTER_LINEAR), cv2.CMP_GT)
 
     def strength(self, rows: slice, cols: slice) -> np.ndarray:
@@ -150,7 +151,7 @@ def plain_ink(work: WorkImage, settings: SegmentSettings) -> PlainInk | None:
     )
     grey = (tile_thresholds * tile_level).astype(np.float32)
     threshold = cv2.resize(
-        np.clip(np.ceil(grey), 0, 255).astype(np.uint8), (w, h), interpolation=cv2.INTER_LINEAR
+        np.clip(np.floor(grey), 0, 255).astype(np.uint8), (w, h), interpolation=cv2.INTER_LINEAR
     )
     return PlainInk(cv2.subtract(paper, source), level, grey, threshold, np.ones((h, w), bool), noise)
 
