@@ -88,6 +88,8 @@ class WorkImage:
     ink_source: np.ndarray  # uint8: grey, or the darkest colour channel for dark ink
     scale: float
     offset: tuple[int, int]
+    # What is worked out from the frame once, for whichever way it takes (see device.segment.paper_level).
+    known: dict = field(default_factory=dict, compare=False, repr=False)
 
     def to_frame(self, x: int, y: int, w: int, h: int, line: int = 0) -> Box:
         return Box(

@@ -140,6 +140,19 @@ def background_of(surface: np.ndarray) -> np.ndarray:
     return cv2.resize(cv2.blur(closed, (k, k)), (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32)
 
 
+def paper_level(work: WorkImage) -> tuple[np.ndarray, np.ndarray, int]:
+    """The paper's brightness under the ink channel at the working size (uint8, :func:`background_of` of
+    ``work.ink_source``), with the :func:`inkless_surface` it was smoothed from and that closing's disc:
+    worked out once a frame, since a plain page's short way starts from it, and so do the full stages
+    where it turns out to be no plain page."""
+    if "paper" not in work.known:
+        h, w = work.ink_source.shape
+        closed, k = inkless_surface(work.ink_source)
+        paper = cv2.resize(cv2.blur(closed, (k, k)), (w, h), interpolation=cv2.INTER_LINEAR)
+        work.known["paper"] = (paper, closed, k)
+    return work.known["paper"]
+
+
 def ink_map(grey: np.ndarray, dark: bool) -> np.ndarray:
     """Relative ink strength in [0, 1]: how much darker (or lighter, for chalk) than the local background.
 
@@ -329,7 +342,7 @@ def find_ink(work: WorkImage, dark: bool, settings: SegmentSettings) -> InkImage
     """Ink strength, the paper, and a per-region threshold above the noise of that region of the paper."""
     source = work.ink_source if dark else work.grey
     surface = source if dark else 255 - source
-    background = background_of(surface)
+    background = paper_level(work)[0].astype(np.float32) if dark else background_of(surface)
     signed = (background - surface.astype(np.float32)) / np.maximum(background, 24.0)
     ink = np.clip(signed, 0.0, 1.0)
     # The paper: as bright as paper gets in this frame, and mostly bare. A dark desk, the frame's black
