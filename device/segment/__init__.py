@@ -33,13 +33,19 @@ The stages, each a function on numpy arrays:
    across its middle (``has_a_neck``): that one even when the model reads it whole, though not surely),
    and the classifier decides which reading is more confident.
 
+A plain page (a sheet filling the frame, smoothly lit, nothing printed on it: ``plain``) takes a short
+way from 1 to 6: the ink measured as in 3 without looking for the paper's edge or texture, no rules to
+remove, the pieces found, merged and kept as in 5 without the line and edge checks. Cheap measures tell
+such a page, and any frame that fails one takes the stages in full (``plain_page``, ``scene_pieces``).
+
 Pure functions; no state. The cost is bounded on any frame: a capped number of pieces, no pairwise loop
 over all of them. A frame whose clutter passes the cap is cut short, and says so (``segment_frame``), so the
 service counts it.
 
 The modules: ``data`` (the settings and the records the stages pass), ``paper`` (stages 1-3), ``rules``
-(4), ``pieces`` (5, with the filters that tell a digit from a stretch of a line or an edge), ``order`` (6)
-and ``splits`` (7); this module runs stages 1-6 in turn and re-exports every step.
+(4), ``pieces`` (5, with the filters that tell a digit from a stretch of a line or an edge), ``order`` (6),
+``splits`` (7) and ``plain`` (the short way); this module runs stages 1-6 in turn and re-exports every
+step.
 """
 
 from __future__ import annotations
@@ -68,6 +74,7 @@ from device.segment.paper import (
     find_polarity,
     ink_map,
     ink_mask,
+    paper_level,
     paper_to_the_edge,
     prepare,
     to_grey,
@@ -151,6 +158,7 @@ __all__ = [
     "page_rules",
     "paper_around",
     "paper_extent",
+    "paper_level",
     "paper_to_the_edge",
     "part_of_a_longer_line",
     "percentile",

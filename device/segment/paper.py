@@ -132,12 +132,16 @@ def inkless_surface(surface: np.ndarray) -> tuple[np.ndarray, int]:
     return cv2.morphologyEx(small, cv2.MORPH_CLOSE, kernel), k
 
 
+def smoothed_back(closed: np.ndarray, k: int, shape: tuple[int, ...]) -> np.ndarray:
+    """:func:`inkless_surface`'s result smoothed over its disc and scaled back to ``shape`` (uint8)."""
+    h, w = shape[:2]
+    return cv2.resize(cv2.blur(closed, (k, k)), (w, h), interpolation=cv2.INTER_LINEAR)
+
+
 def background_of(surface: np.ndarray) -> np.ndarray:
-    """The surface brightness without the ink: :func:`inkless_surface` smoothed over its disc and scaled
-    back to the surface's size (float32)."""
-    h, w = surface.shape
-    closed, k = inkless_surface(surface)
-    return cv2.resize(cv2.blur(closed, (k, k)), (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32)
+    """The surface brightness without the ink (float32): :func:`inkless_surface`, smoothed and scaled
+    back."""
+    return smoothed_back(*inkless_surface(surface), surface.shape).astype(np.float32)
 
 
 def paper_level(work: WorkImage) -> tuple[np.ndarray, np.ndarray, int]:
@@ -146,10 +150,8 @@ def paper_level(work: WorkImage) -> tuple[np.ndarray, np.ndarray, int]:
     worked out once a frame, since a plain page's short way starts from it, and so do the full stages
     where it turns out to be no plain page."""
     if "paper" not in work.known:
-        h, w = work.ink_source.shape
         closed, k = inkless_surface(work.ink_source)
-        paper = cv2.resize(cv2.blur(closed, (k, k)), (w, h), interpolation=cv2.INTER_LINEAR)
-        work.known["paper"] = (paper, closed, k)
+        work.known["paper"] = (smoothed_back(closed, k, work.ink_source.shape), closed, k)
     return work.known["paper"]
 
 
