@@ -71,6 +71,8 @@ class PlainInk:
     def passing(self, share: float) -> np.ndarray:
         """Where the ink passes ``share`` of its threshold (uint8 0/255). The depth is a whole number of grey
         levels, so it passes x where it passes x rounded down."""
+        if share == 1.0:  # the threshold itself, scaled to the frame already
+            return cv2.compare(self.depth, self.threshold, cv2.CMP_GT)
         h, w = self.depth.shape
         at = np.clip(np.floor(share * self.tile_thresholds), 0, 255).astype(np.uint8)
         return cv2.compare(self.depth, cv2.resize(at, (w, h), interpolation=cv2.INTER_LINEAR), cv2.CMP_GT)
