@@ -32,6 +32,8 @@ class ModelSpec:
     kernel_sizes: tuple[int, ...] | None = None
     arch: str = "cnn"
     hidden_units: int = 128
+    # "none" from a head of its own (see build_model), not as an eleventh class of one softmax.
+    none_head: bool = False
 
     @property
     def kernels(self) -> tuple[int, ...]:
@@ -41,6 +43,8 @@ class ModelSpec:
         """Raise ValueError naming the field and the rule when the spec cannot be built."""
         if self.arch not in ARCHS:
             raise ValueError(f"arch {self.arch!r}: must be one of {', '.join(ARCHS)}")
+        if self.none_head and (self.classes != 11 or self.arch != "cnn"):
+            raise ValueError("a none head needs the cnn with 11 classes (the digits and none)")
         if self.arch == "mlp":
             if self.hidden_units < 1:
                 raise ValueError(f"hidden units {self.hidden_units}: must be at least 1")
@@ -59,7 +63,14 @@ class ModelSpec:
 
 
 def build_model(spec: ModelSpec = ModelSpec()) -> keras.Model:
-    """Build the classifier: float input (28, 28, 1) in [0, 1], softmax over 0-9 (and "none")."""
+    """Build the classifier: float input (28, 28, 1) in [0, 1], probabilities of 0-9 (and "none").
+
+    With ``spec.none_head`` the probabilities are factored: a softmax over the ten digits, and a sigmoid
+    head of its own for "none", p(digit d) = p(d | some digit) x (1 - p(none)). Trained on the same
+    eleven-class cross-entropy, that loss splits into the digits' cross-entropy on the digits alone and a
+    digit-or-not loss on everything: the negatives never push on the digits' logits, only on the shared
+    features and the none head. The output is eleven probabilities either way, so the device reads both
+    alike."""
     import keras
     from keras import layers
 
@@ -81,7 +92,14 @@ def build_model(spec: ModelSpec = ModelSpec()) -> keras.Model:
             x = layers.MaxPooling2D(2, name=f"pool{stage + 1}")(x)
     x = layers.GlobalAveragePooling2D(name="gap")(x)
     x = layers.Dropout(spec.dropout, name="dropout")(x)
-    outputs = layers.Dense(spec.classes, activation="softmax", name="digit")(x)
+    if not spec.none_head:
+        outputs = layers.Dense(spec.classes, activation="softmax", name="digit")(x)
+        return keras.Model(inputs, outputs, name="digits")
+    which_digit = layers.Dense(10, activation="softmax", name="digit")(x)
+    none = layers.Dense(1, activation="sigmoid", name="none")(x)
+    some_digit = layers.Rescaling(-1.0, offset=1.0, name="some_digit")(none)
+    digits = layers.Multiply(name="digits")([which_digit, some_digit])
+    outputs = layers.Concatenate(name="digit_or_none")([digits, none])
     return keras.Model(inputs, outputs, name="digits")
 
 

@@ -55,6 +55,7 @@ class TrainSettings:
         20000  # training digits also shown through the device's camera and cut (host.negatives)
     )
     label_smoothing: float = 0.1
+    none_head: bool = False  # "none" from a head of its own (host.model.build_model)
     notes: dict = field(default_factory=dict)
 
 
@@ -75,6 +76,7 @@ def model_spec(settings: TrainSettings, classes: int | None = None):
         kernel_sizes=settings.kernel_sizes,
         arch=settings.arch,
         hidden_units=settings.hidden_units,
+        none_head=settings.none_head,
     )
 
 
@@ -400,6 +402,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     parser.add_argument("--hidden-units", type=int, default=TrainSettings.hidden_units, help="mlp only")
     parser.add_argument("--label-smoothing", type=float, default=TrainSettings.label_smoothing)
+    parser.add_argument(
+        "--none-head",
+        action="store_true",
+        help="'none' from a head of its own beside a softmax over the ten digits, not as an eleventh class",
+    )
     argv = list(sys.argv[1:] if argv is None else argv)
     config = parser.parse_known_args(argv)[0].config
     from_config = []
@@ -431,6 +438,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         bad("--dropout", args.dropout, "must be in [0, 1)")
     if not 0 <= args.label_smoothing < 1:
         bad("--label-smoothing", args.label_smoothing, "must be in [0, 1)")
+    if args.none_head and (args.digits_only or args.arch != "cnn"):
+        bad("--none-head", "", "needs the cnn with its none class (not --digits-only or --arch mlp)")
     if args.learning_rate is not None and args.learning_rate <= 0:
         bad("--learning-rate", args.learning_rate, "must be positive")
     if args.hidden_units < 1:
@@ -547,6 +556,7 @@ def run(args: argparse.Namespace) -> dict:
         negatives=0 if args.digits_only else args.negatives,
         device_digits=device_digits_for(args.device_digits, args.limit),
         label_smoothing=args.label_smoothing,
+        none_head=args.none_head,
         notes={"config": str(args.config)} if args.config else {},
     )
     train_data, val_data, extra, test, negatives = load_training_data(

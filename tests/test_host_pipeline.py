@@ -161,6 +161,53 @@ def test_eval_on_folder_dataset(trained, tmp_path, mnist_sample, capsys):
     assert "accuracy" in capsys.readouterr().out
 
 
+def test_none_head_factors_the_probabilities_and_exports_as_eleven(mnist_sample, tmp_path, capsys):
+    """With its own head for "none", the model still gives eleven probabilities; the loss of a negative
+    moves no weight of the digits' softmax (only the shared features and the none head); and the int8
+    export reads as the Keras model does."""
+    import tensorflow as tf
+
+    from device.classify import Classifier
+    from host.export import export_tflite, keras_predictions, representative_images
+    from host.model import ModelSpec, build_model
+    from host.negatives import generate
+    from host.train import NONE_CLASS, parse_args
+
+    model = build_model(ModelSpec(none_head=True))
+    images = mnist_sample["test_images"][:64, ..., None].astype(np.float32) / 255.0
+    probabilities = model(images, training=False).numpy()
+    assert probabilities.shape == (64, 11)
+    assert np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+
+    negatives = generate(32, seed=5, digits=mnist_sample["train_images"]).images[..., None] / 255.0
+    digit_head = model.get_layer("digit").trainable_weights
+    none_head = model.get_layer("none").trainable_weights
+    loss = tf.keras.losses.CategoricalCrossentropy()
+    for batch, label, moved, still in (
+        (negatives.astype(np.float32), NONE_CLASS, none_head, digit_head),
+        (images[:32], None, digit_head + none_head, []),
+    ):
+        labels = np.full(len(batch), NONE_CLASS) if label is not None else mnist_sample["test_labels"][:32]
+        with tf.GradientTape() as tape:
+            value = loss(tf.one_hot(labels, 11), model(batch, training=True))
+        grads = tape.gradient(value, moved + still)
+        assert all(float(tf.reduce_max(tf.abs(g))) > 0 for g in grads[: len(moved)])
+        # Not exactly 0: Keras' cross-entropy divides by the probabilities' sum, 1 to a float's rounding.
+        assert all(g is None or float(tf.reduce_max(tf.abs(g))) < 1e-6 for g in grads[len(moved) :])
+
+    path = tmp_path / "m_int8.tflite"
+    path.write_bytes(export_tflite(model, "int8", representative_images(mnist_sample["train_images"], 100, 0)))
+    with Classifier(path, verify=False) as classifier:
+        int8 = classifier.probabilities(mnist_sample["test_images"][:200])
+    assert int8.shape == (200, 11)
+    agreement = np.mean(int8.argmax(axis=1) == keras_predictions(model, mnist_sample["test_images"][:200]))
+    assert agreement >= 0.95
+
+    with pytest.raises(SystemExit):
+        parse_args(["--none-head", "--digits-only"])
+    assert "--none-head : needs the cnn" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("kind", ["uint8", "float16", "float32"])
 def test_classifier_runs_every_export_kind(trained, mnist_sample, tmp_path, kind):
     from device.classify import Classifier
