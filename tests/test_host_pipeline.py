@@ -196,7 +196,8 @@ def test_none_head_factors_the_probabilities_and_exports_as_eleven(mnist_sample,
         assert all(g is None or float(tf.reduce_max(tf.abs(g))) < 1e-6 for g in grads[len(moved) :])
 
     path = tmp_path / "m_int8.tflite"
-    path.write_bytes(export_tflite(model, "int8", representative_images(mnist_sample["train_images"], 100, 0)))
+    calibration = representative_images(mnist_sample["train_images"], 100, 0)
+    path.write_bytes(export_tflite(model, "int8", calibration))
     with Classifier(path, verify=False) as classifier:
         int8 = classifier.probabilities(mnist_sample["test_images"][:200])
     assert int8.shape == (200, 11)
