@@ -21,7 +21,10 @@ The stages, each a function on numpy arrays:
    its own axis and along the page's rules where it lies); and last, relative to the candidates left:
    height and contrast. A piece amid what is no paper (its centre, or half the ring round it: grain left
    between the texture found beside the page) is no digit, unless it stands in a line of the digits kept
-   (``in_line_with``: a digit written a few px from the page's edge, which that texture took in).
+   (``in_line_with``: a digit written a few px from the page's edge, which that texture took in). Last,
+   beside the first and the last digit of each line, where the paper found ends, the ink is looked at
+   again against that digit's own (``beyond_the_line_ends``): a line written from the page's very edge
+   loses its first digit to the threshold or the shade there.
 6. ``reading_order``: where the candidates' heights fall clearly into rows (loosely written rows whose
    digits wander up and down), the rows; otherwise each candidate is chained to its neighbour in the
    writing direction (tolerant of slanted and curved lines), and the chains are read top to bottom.
@@ -43,7 +46,8 @@ over all of them. A frame whose clutter passes the cap is cut short, and says so
 service counts it.
 
 The modules: ``data`` (the settings and the records the stages pass), ``paper`` (stages 1-3), ``rules``
-(4), ``pieces`` (5, with the filters that tell a digit from a stretch of a line or an edge), ``order`` (6),
+(4), ``pieces`` (5, with the filters that tell a digit from a stretch of a line or an edge), ``line_ends``
+(the end of 5), ``order`` (6),
 ``splits`` (7) and ``plain`` (the short way); this module runs stages 1-6 in turn and re-exports every
 step.
 """
@@ -64,6 +68,7 @@ from device.segment.data import (
     SegmentSettings,
     WorkImage,
 )
+from device.segment.line_ends import beyond_the_line_ends
 from device.segment.order import reading_order
 from device.segment.paper import (
     background_of,
@@ -134,6 +139,7 @@ __all__ = [
     "along_the_frame_side",
     "background_of",
     "bays_of_the_page",
+    "beyond_the_line_ends",
     "candidates_in_order",
     "centre_on",
     "crop_ink",
@@ -257,6 +263,17 @@ def scene_pieces(work: WorkImage, settings: SegmentSettings) -> KeptPieces:
             reached + kept, on_the_page, settings, inked, lambda p: id(p) not in checked and no_digit(p)
         )
         kept = grow_the_lines(kept, [p for p in also if id(p) not in checked])
+    if kept and not on_the_page.paper.all():
+        # Where a line meets the page's edge, its first or last digit (see ``beyond_the_line_ends``),
+        # checked as every candidate is: sharp-edged, no stretch of a line, no edge, no rim.
+        min_edge = max(settings.min_edge, settings.min_edge_snr * on_the_page.noise)
+        for end in beyond_the_line_ends(kept, on_the_page, labels, settings):
+            piece = end.piece
+            piece.edge = edge_sharpness(
+                on_the_page.ink[piece.y : piece.y + piece.h, piece.x : piece.x + piece.w]
+            )
+            if piece.edge >= min_edge and not no_digit(piece):
+                kept = [p for p in kept if id(p) not in end.takes] + [piece]
     return KeptPieces(kept, ink, labels, cut_short)
 
 
