@@ -439,7 +439,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     if not 0 <= args.label_smoothing < 1:
         bad("--label-smoothing", args.label_smoothing, "must be in [0, 1)")
     if args.none_head and (args.digits_only or args.arch != "cnn"):
-        bad("--none-head", "", "needs the cnn with its none class (not --digits-only or --arch mlp)")
+        parser.error("--none-head: needs the cnn with its none class (not --digits-only or --arch mlp)")
     if args.learning_rate is not None and args.learning_rate <= 0:
         bad("--learning-rate", args.learning_rate, "must be positive")
     if args.hidden_units < 1:

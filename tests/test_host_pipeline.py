@@ -206,7 +206,7 @@ def test_none_head_factors_the_probabilities_and_exports_as_eleven(mnist_sample,
 
     with pytest.raises(SystemExit):
         parse_args(["--none-head", "--digits-only"])
-    assert "--none-head : needs the cnn" in capsys.readouterr().err
+    assert "--none-head: needs the cnn" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("kind", ["uint8", "float16", "float32"])
