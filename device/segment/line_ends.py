@@ -61,25 +61,33 @@ def beyond_the_line_ends(
     for digit in kept:
         if digit.h < 0.5 * digit.w or digit.peak <= 0:
             continue  # a flat piece, or one with no ink past its threshold: no line to measure against
-        level = [
-            other
-            for other in kept
-            if other is not digit
-            and min(digit.y + digit.h, other.y + other.h) - max(digit.y, other.y)
-            >= 0.5 * min(digit.h, other.h)
-        ]
+        level = None
         for side in (-1, 1):
-            if not any((other.x - digit.x) * side < 0 for other in level):
-                continue  # nothing written on the other side: no end of a line
+            # The paper first: it rules out all but the few digits by the page's edge, before the digits
+            # level with this one are sought among all those kept.
             look = _the_look(digit, side, labels.shape)
             x0, y0, x1, y1 = look
             if x1 - x0 < WIDE[0] * digit.h or ink.paper[y0:y1, x0:x1].mean() >= PAPER_GOES_ON:
                 continue
+            if level is None:
+                level = _level_with(digit, kept)
+            if not any((other.x - digit.x) * side < 0 for other in level):
+                continue  # nothing written on the other side: no end of a line
             there = [p for p in level if p.x < x1 and p.x + p.w > x0]
             if any(p.h >= TALL[0] * digit.h and p.w >= WIDE[0] * p.h for p in there):
                 continue  # a digit is there already
             found += _digits_in_the_look(digit, look, side, there, ink, labels, quiet)
     return found
+
+
+def _level_with(digit: Piece, pieces: list[Piece]) -> list[Piece]:
+    """The other pieces level with ``digit``: their heights overlap by half the smaller."""
+    return [
+        other
+        for other in pieces
+        if other is not digit
+        and min(digit.y + digit.h, other.y + other.h) - max(digit.y, other.y) >= 0.5 * min(digit.h, other.h)
+    ]
 
 
 def _the_look(digit: Piece, side: int, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
