@@ -22,7 +22,14 @@ import numpy as np
 from device.classify import Prediction
 from device.normalize import jittered, normalize_digit
 from device.reading import Digit
-from device.segment import Segment, SegmentSettings, reading_order, segment_frame, split_readings
+from device.segment import (
+    Segment,
+    SegmentSettings,
+    ink_against_the_paper_round_it,
+    reading_order,
+    segment_frame,
+    split_readings,
+)
 from device.segment.splits import PAIR_ASPECT, SQUARE_PART_HEIGHT, narrowest_part, point_valleys
 
 
@@ -121,6 +128,8 @@ SURE_OF_ONE_NOT_TWO = 0.95
 # or more: a "1" touching its neighbour ("41", "17", "21") reads as that neighbour at 0.7-0.9. Below it, its
 # split wins where every part is surer than this and than the whole (see ``choose``).
 SURE_OF_ONE_NOT_A_PAIR = 0.9
+# A candidate measured again whose ink fits a box under this share of its height held more than its digit.
+SHRUNK = 0.75
 
 
 def without_a_lone_stroke(readings: list[Interpretation]) -> list[Interpretation]:
@@ -295,6 +304,40 @@ class FramePipeline:
             return chosen.whole and chosen.prediction.none < SURELY_NO_DIGIT
         return chosen.prediction.confidence < self.min_confidence
 
+    def _dropped(self, prediction: Prediction) -> bool:
+        """No digit, or an unsure digit that the model half thinks is no digit at all: dropped, not shown
+        as "?"."""
+        doubtful = prediction.confidence < self.min_confidence and prediction.none >= self.none_threshold / 2
+        return rejected(prediction, self.none_threshold) or doubtful
+
+    def _measure_again(self, segments: list[Segment], wholes: dict, read: _Reader) -> tuple[float, bool]:
+        """A candidate the model is not sure of, no wider than one digit, may have lost part of its strokes
+        to the threshold where the light steps: it is measured again against the paper round it (see
+        :func:`~device.segment.ink_against_the_paper_round_it`) and read again, all such in one invoke, and
+        the surer reading stands (in ``wholes``). Returns the seconds the measuring took (segmentation's
+        work), and whether a reading that stands is of a box much shorter than its candidate's (the
+        candidate held more than its digit, a shadow's wedge: its line is found again)."""
+        nt = self.none_threshold
+        t0 = time.perf_counter()
+        again = {
+            id(s): local
+            for s in segments
+            if s.box.w < PAIR_ASPECT * s.box.h
+            and wholes[id(s)].score(nt) < SURE_OF_ONE_NOT_A_PAIR
+            and (local := ink_against_the_paper_round_it(s)) is not None
+        }
+        measuring_s = time.perf_counter() - t0
+        read.classify(list(again.values()))
+        moved = False
+        for key, local in again.items():
+            reading, first = read.interpretation((local,)), wholes[key]
+            # A candidate the first reading drops (no digit, or doubtful) comes back only as a sure digit.
+            surer = reading.score(nt) > first.score(nt)
+            if surer and (reading.score(nt) >= UNSURE or not self._dropped(first.predictions[0])):
+                moved |= local.box.h < SHRUNK * first.segments[0].box.h
+                wholes[key] = reading
+        return measuring_s, moved
+
     def process(self, frame) -> FrameResult:
         """Run one frame; raises FrameError for an unusable frame."""
         t0 = time.perf_counter()
@@ -305,6 +348,8 @@ class FramePipeline:
         read.classify(segments)
         wholes = {id(s): read.interpretation((s,)) for s in segments}
         nt = self.none_threshold
+
+        measuring_s, moved = self._measure_again(segments, wholes, read)
 
         # The candidates to cut (see ``plan_cuts``), and all their parts classified in one batch.
         t2 = time.perf_counter()
@@ -344,9 +389,7 @@ class FramePipeline:
         for part in chosen:
             prediction = part.prediction
             sure = prediction.confidence >= self.min_confidence
-            # An unsure digit that the model half thinks is no digit at all is dropped, not shown as "?".
-            doubtful = not sure and prediction.none >= self.none_threshold / 2
-            if rejected(prediction, self.none_threshold) or doubtful:
+            if self._dropped(prediction):
                 result.rejected.append(Rejected(part.segment, part.normalized, prediction))
                 continue
             result.digits.append(
@@ -354,13 +397,15 @@ class FramePipeline:
             )
             result.normalized.append(part.normalized)
             result.segments.append(part.segment)
-        if stacked:  # two lines' digits read from one candidate: each goes to its own line
+        if stacked or moved:
+            # Two lines' digits read from one candidate, or a digit read apart from the shadow it was
+            # found with: each goes to its own line.
             reorder(result)
         t4 = time.perf_counter()
         result.timings = {
-            "segment": t1 - t0 + (t3 - t2),
+            "segment": t1 - t0 + (t3 - t2) + measuring_s,
             "normalize": read.normalize_s,
-            "classify": (t4 - t1) - (t3 - t2) - read.normalize_s,
+            "classify": (t4 - t1) - (t3 - t2) - measuring_s - read.normalize_s,
         }
         return result
 

@@ -66,9 +66,11 @@ from device.segment.data import (
     Segment,
     Segmentation,
     SegmentSettings,
+    Surroundings,
     WorkImage,
 )
 from device.segment.line_ends import beyond_the_line_ends
+from device.segment.local_paper import ink_against_the_paper_round_it
 from device.segment.order import reading_order
 from device.segment.paper import (
     background_of,
@@ -79,6 +81,7 @@ from device.segment.paper import (
     find_polarity,
     ink_map,
     ink_mask,
+    ink_surface,
     paper_level,
     paper_to_the_edge,
     prepare,
@@ -135,6 +138,7 @@ __all__ = [
     "Segment",
     "SegmentSettings",
     "Segmentation",
+    "Surroundings",
     "WorkImage",
     "along_the_frame_side",
     "background_of",
@@ -155,8 +159,10 @@ __all__ = [
     "grow_the_lines",
     "has_a_neck",
     "in_line_with",
+    "ink_against_the_paper_round_it",
     "ink_map",
     "ink_mask",
+    "ink_surface",
     "inside_a_dark_area",
     "keep_digits",
     "median",
@@ -230,7 +236,7 @@ def scene_pieces(work: WorkImage, settings: SegmentSettings) -> KeptPieces:
     ink = replace(ink, paper=ink.paper & ~textured_surroundings(ink, rules))
     pieces, labels, cut_short = find_pieces(mask, settings)
     if not pieces:
-        return KeptPieces([], ink, labels, cut_short)
+        return KeptPieces([], ink, labels, cut_short, dark)
     h, w = mask.shape
     min_h = max(8.0, settings.min_height * min(h, w))
     # A piece as tall or as wide as the frame (the rim of a desk round a sheet that nearly fills it) is no
@@ -274,7 +280,7 @@ def scene_pieces(work: WorkImage, settings: SegmentSettings) -> KeptPieces:
             )
             if piece.edge >= min_edge and not no_digit(piece):
                 kept = [p for p in kept if id(p) not in end.takes] + [piece]
-    return KeptPieces(kept, ink, labels, cut_short)
+    return KeptPieces(kept, ink, labels, cut_short, dark)
 
 
 def candidates_in_order(kept: KeptPieces, work: WorkImage) -> list[Segment]:
@@ -299,6 +305,7 @@ def candidates_in_order(kept: KeptPieces, work: WorkImage) -> list[Segment]:
         cuttable = None
         if piece.w >= 0.5 * piece.h or tall or necked:
             cuttable = Cuttable(core, place, work, stacked=tall, necked=necked)
-        by_box[box] = Segment(box, crop, cuttable)
+        around = Surroundings(work, kept.dark, (piece.x - pad_x, piece.y - pad_y))
+        by_box[box] = Segment(box, crop, cuttable, around)
     ordered = reading_order(list(by_box))
     return [replace(by_box[Box(b.x, b.y, b.w, b.h)], box=b) for b in ordered]

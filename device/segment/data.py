@@ -45,6 +45,18 @@ class Segment:
     box: Box
     ink: np.ndarray
     cuttable: Cuttable | None = field(default=None, compare=False)
+    surroundings: Surroundings | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class Surroundings:
+    """What a candidate's ink is measured again from when the model is unsure of it (see
+    :func:`device.segment.ink_against_the_paper_round_it`): the working image, the ink's polarity, and
+    where the candidate's ink crop lies in it (its first pixel, working px)."""
+
+    work: WorkImage
+    dark: bool
+    origin: tuple[int, int]
 
 
 @dataclass(frozen=True)
@@ -152,6 +164,7 @@ class KeptPieces(NamedTuple):
     ink: InkInBoxes
     labels: np.ndarray
     cut_short: bool = False
+    dark: bool = True  # the ink's polarity (see ``Surroundings``)
 
 
 @dataclass

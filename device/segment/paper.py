@@ -340,10 +340,15 @@ def _paper_around(values: np.ndarray, bare: np.ndarray) -> tuple[np.ndarray, np.
     return total / np.maximum(bare_around, 1), bare_around, tiles_around
 
 
+def ink_surface(work: WorkImage, dark: bool) -> np.ndarray:
+    """What the ink is measured on (uint8, ink darker than the paper): the ink channel for dark ink, the
+    grey turned over for chalk on a board."""
+    return work.ink_source if dark else 255 - work.grey
+
+
 def find_ink(work: WorkImage, dark: bool, settings: SegmentSettings) -> InkImage:
     """Ink strength, the paper, and a per-region threshold above the noise of that region of the paper."""
-    source = work.ink_source if dark else work.grey
-    surface = source if dark else 255 - source
+    surface = ink_surface(work, dark)
     background = paper_level(work)[0].astype(np.float32) if dark else background_of(surface)
     signed = (background - surface.astype(np.float32)) / np.maximum(background, 24.0)
     ink = np.clip(signed, 0.0, 1.0)
