@@ -310,6 +310,19 @@ class FramePipeline:
         doubtful = prediction.confidence < self.min_confidence and prediction.none >= self.none_threshold / 2
         return rejected(prediction, self.none_threshold) or doubtful
 
+    def _stands(self, second: Interpretation, first: Interpretation) -> bool:
+        """Whether a candidate's reading from its second measure stands over its first: it must be surer. A
+        stroke alone reads as a sure 1, and a measure that lost a faint stroke (a 7's bar) leaves one: the
+        second measure makes a 1 surer, never makes one. A candidate the first reading drops (no digit, or
+        doubtful) comes back only as a sure digit (``SURE_PART``): a fragment of a digit, an operator or a
+        shadow's wedge, measured again, can pass for an unsure one."""
+        nt = self.none_threshold
+        was, now = first.predictions[0], second.predictions[0]
+        shown = not self._dropped(was)
+        if second.score(nt) <= first.score(nt) or (now.digit == 1 and not (shown and was.digit == 1)):
+            return False
+        return shown or second.score(nt) >= SURE_PART
+
     def _measure_again(self, segments: list[Segment], wholes: dict, read: _Reader) -> tuple[float, bool]:
         """A candidate the model is not sure of, no wider than one digit, may have lost part of its strokes
         to the threshold where the light steps: it is measured again against the paper round it (see
@@ -331,9 +344,7 @@ class FramePipeline:
         moved = False
         for key, local in again.items():
             reading, first = read.interpretation((local,)), wholes[key]
-            # A candidate the first reading drops (no digit, or doubtful) comes back only as a sure digit.
-            surer = reading.score(nt) > first.score(nt)
-            if surer and (reading.score(nt) >= UNSURE or not self._dropped(first.predictions[0])):
+            if self._stands(reading, first):
                 moved |= local.box.h < SHRUNK * first.segments[0].box.h
                 wholes[key] = reading
         return measuring_s, moved
