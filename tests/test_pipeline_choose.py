@@ -3,7 +3,7 @@
 import numpy as np
 
 from device.classify import Prediction
-from device.pipeline import Interpretation, choose
+from device.pipeline import FramePipeline, Interpretation, choose
 from device.reading import Box
 from device.segment import Segment
 
@@ -229,3 +229,20 @@ def test_a_candidate_is_cut_only_as_far_as_the_model_is_unsure_of_it_whole():
     for score in (SURE_OF_ONE_NOT_A_PAIR - 0.1, UNSURE - 0.2):
         assert plan_cuts(pair, read_whole(pair, score), settings, NONE_THRESHOLD).readings
     assert not plan_cuts(stroke, read_whole(stroke, UNSURE - 0.2), settings, NONE_THRESHOLD).readings
+
+
+def test_a_second_measure_stands_only_where_it_reads_surer():
+    """The second measure of a candidate (against the paper round it) replaces the first reading only where
+    it is surer; it makes a shown 1 surer but never makes a 1 (a lost faint bar leaves a 7's stem, read as
+    a sure 1); and a candidate the first reading drops comes back only as a sure digit."""
+    pipeline = FramePipeline(classifier=None)
+    unsure_nine, sure_nine = option(Prediction(9, 0.55, 0.05)), option(Prediction(9, 0.97, 0.01))
+    assert pipeline._stands(sure_nine, unsure_nine)
+    assert not pipeline._stands(unsure_nine, sure_nine)
+    seven, sure_one = option(Prediction(7, 0.88, 0.02)), option(Prediction(1, 0.97, 0.0))
+    assert not pipeline._stands(sure_one, seven)
+    assert pipeline._stands(sure_one, option(Prediction(1, 0.6, 0.1)))
+    dropped = option(Prediction(4, 0.3, 0.66))  # unsure, and half thought no digit: not shown
+    assert not pipeline._stands(option(Prediction(4, 0.75, 0.15)), dropped)  # 0.64: no sure digit
+    assert pipeline._stands(option(Prediction(4, 0.95, 0.02)), dropped)
+    assert not pipeline._stands(sure_one, dropped)

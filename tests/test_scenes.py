@@ -140,6 +140,30 @@ def test_the_first_digit_of_a_line_by_the_pages_edge_is_read(pipeline, mnist_sam
     assert looked > without
 
 
+def test_a_digit_measured_again_against_the_paper_round_it_is_read(pipeline, mnist_sample, monkeypatch):
+    """Where the light steps (the sheet's edge on a desk, the shade at its border), part of a digit's strokes
+    falls under the threshold and it reads as another digit, unsure, or no digit. The pipeline measures a
+    candidate it is unsure of again against the paper round it (``ink_against_the_paper_round_it``).
+    Measured: 205 digits right on these 40 pages, 200 without; blank cluttered frames read nothing either
+    way (24 of 24)."""
+    import device.pipeline
+
+    def blank_frames_read_as_nothing() -> int:
+        rng = np.random.default_rng(11)
+        kinds = ("texture", "ruled", "grid", "shadow")
+        frames = [render_scene(kinds[i % 4], [[]], [[]], rng, blank=True).frame for i in range(24)]
+        return sum(not pipeline.process(frame).digits for frame in frames)
+
+    again = edge_digits_on_a_desk_right(pipeline, mnist_sample, seed=11, pages=40)
+    blank_again = blank_frames_read_as_nothing()
+    monkeypatch.setattr(device.pipeline, "ink_against_the_paper_round_it", lambda segment: None)
+    once = edge_digits_on_a_desk_right(pipeline, mnist_sample, seed=11, pages=40)
+    blank_once = blank_frames_read_as_nothing()
+    print("digits right, measured again / once:", again, once, "blank:", blank_again, blank_once)
+    assert again > once
+    assert blank_again >= max(blank_once, 22)
+
+
 def test_a_digit_in_a_bay_of_the_pages_outline_is_read(pipeline, mnist_sample, monkeypatch):
     """A digit written 3-16 px from the edge of a sheet on a desk: its strokes, and the strip of paper
     between them and the edge, are too busy to pass for paper, so the paper found bends round it and the

@@ -34,7 +34,27 @@ MARGIN = 0.3
 DISC_STROKES = 3.0
 # Ink counts from this share of the candidate's strong ink (the 90th percentile of its own pixels).
 INK_SHARE = 0.5
+# The paper is measured at a size where the digit is at most this tall (px): fine enough to follow a step
+# of the light, and the cost stays bounded for a digit written large.
+PAPER_HEIGHT = 48
 PAD = 2  # px of padding round an ink crop, as ``crop_ink`` leaves
+
+
+def paper_round(region: np.ndarray, stroke: float, height: int) -> np.ndarray:
+    """The paper of ``region`` (float32) under strokes ``stroke`` px wide of a digit ``height`` px tall:
+    closed by a disc of ``DISC_STROKES`` strokes, at a size where the digit is at most ``PAPER_HEIGHT`` px
+    tall (a closing's cost grows with its disc's area: a digit written large, with a thick pen, took
+    100 ms at full size), and scaled back."""
+    scale = min(1.0, PAPER_HEIGHT / max(1, height))
+    rows, cols = region.shape
+    small = region
+    if scale < 1:
+        size = (max(1, round(cols * scale)), max(1, round(rows * scale)))
+        small = cv2.resize(region, size, interpolation=cv2.INTER_AREA)
+    disc = max(5, 2 * round(DISC_STROKES * max(1.0, stroke * scale) / 2) + 1)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (disc, disc))
+    closed = cv2.morphologyEx(small, cv2.MORPH_CLOSE, kernel)
+    return closed if scale == 1 else cv2.resize(closed, (cols, rows), interpolation=cv2.INTER_LINEAR)
 
 
 def ink_against_the_paper_round_it(segment: Segment) -> Segment | None:
@@ -50,9 +70,7 @@ def ink_against_the_paper_round_it(segment: Segment) -> Segment | None:
     x0, y0 = max(0, x - margin), max(0, y - margin)
     x1, y1 = min(cols, x + w + margin), min(rows, y + h + margin)
     region = ink_surface(work, around.dark)[y0:y1, x0:x1].astype(np.float32)
-    disc = max(5, 2 * round(DISC_STROKES * max(1.0, stroke_width(segment.ink)) / 2) + 1)
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (disc, disc))
-    paper = cv2.morphologyEx(region, cv2.MORPH_CLOSE, kernel)
+    paper = paper_round(region, stroke_width(segment.ink), h)
     strength = np.clip((paper - region) / np.maximum(paper, 24.0), 0.0, 1.0)
     own = np.zeros(region.shape, bool)
     own[y - y0 : y - y0 + h, x - x0 : x - x0 + w] = segment.ink > 0
