@@ -14,7 +14,8 @@ RING = (60, 60)  # the centre of the ring ("0") drawn on each surface, 24 px acr
 
 def surface_with_a_step(step_at: int, lit: int = 210, shaded: int = 95) -> np.ndarray:
     """A 120x120 surface lit at ``lit`` left of column ``step_at`` and shaded to ``shaded`` right of it
-    (a hard shadow's rim, a few px soft), with a ring written across the step at 0.45 of the paper under each stroke."""
+    (a hard shadow's rim, a few px soft), with a ring written across the step at 0.45 of the paper under
+    each stroke."""
     paper = np.full((120, 120), lit, np.float32)
     paper[:, step_at:] = shaded
     paper = cv2.blur(paper, (5, 1))  # a rim a few px soft
