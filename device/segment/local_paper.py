@@ -69,7 +69,7 @@ def ink_against_the_paper_round_it(segment: Segment) -> Segment | None:
     margin = max(3, round(MARGIN * h))
     x0, y0 = max(0, x - margin), max(0, y - margin)
     x1, y1 = min(cols, x + w + margin), min(rows, y + h + margin)
-    region = ink_surface(work, around.dark)[y0:y1, x0:x1].astype(np.float32)
+    region = ink_surface(work, around.dark, slice(y0, y1), slice(x0, x1)).astype(np.float32)
     paper = paper_round(region, stroke_width(segment.ink), h)
     strength = np.clip((paper - region) / np.maximum(paper, 24.0), 0.0, 1.0)
     own = np.zeros(region.shape, bool)

@@ -340,10 +340,12 @@ def _paper_around(values: np.ndarray, bare: np.ndarray) -> tuple[np.ndarray, np.
     return total / np.maximum(bare_around, 1), bare_around, tiles_around
 
 
-def ink_surface(work: WorkImage, dark: bool) -> np.ndarray:
-    """What the ink is measured on (uint8, ink darker than the paper): the ink channel for dark ink, the
-    grey turned over for chalk on a board."""
-    return work.ink_source if dark else 255 - work.grey
+def ink_surface(
+    work: WorkImage, dark: bool, rows: slice = slice(None), cols: slice = slice(None)
+) -> np.ndarray:
+    """What the ink is measured on (uint8, ink darker than the paper; in a box, where ``rows`` and ``cols``
+    say): the ink channel for dark ink, the grey turned over for chalk on a board."""
+    return work.ink_source[rows, cols] if dark else 255 - work.grey[rows, cols]
 
 
 def find_ink(work: WorkImage, dark: bool, settings: SegmentSettings) -> InkImage:
