@@ -327,18 +327,18 @@ class FramePipeline:
         return shown or second.score(nt) >= SURE_PART
 
     def _measure_again(self, segments: list[Segment], wholes: dict, read: _Reader) -> tuple[float, bool]:
-        """A candidate the model is not sure of, no wider than one digit, may have lost part of its strokes
-        to the threshold where the light steps: it is measured again against the paper round it (see
-        :func:`~device.segment.ink_against_the_paper_round_it`) and read again, all such in one invoke, and
-        the surer reading stands (in ``wholes``). Returns the seconds the measuring took (segmentation's
-        work), and whether a reading that stands is of a box much shorter than its candidate's (the
-        candidate held more than its digit, a shadow's wedge: its line is found again)."""
+        """A candidate the model is not sure of, no wider than one digit (``max_aspect``), may have lost part
+        of its strokes to the threshold where the light steps: it is measured again against the paper round
+        it (see :func:`~device.segment.ink_against_the_paper_round_it`) and read again, all such in one
+        invoke, and the surer reading stands (in ``wholes``). Returns the seconds the measuring took
+        (segmentation's work), and whether a reading that stands is of a box much shorter than its
+        candidate's (the candidate held more than its digit, a shadow's wedge: its line is found again)."""
         nt = self.none_threshold
         t0 = time.perf_counter()
         again = {
             id(s): local
             for s in segments
-            if s.box.w < PAIR_ASPECT * s.box.h
+            if s.box.w <= self.settings.max_aspect * s.box.h
             and wholes[id(s)].score(nt) < SURE_OF_ONE_NOT_A_PAIR
             and (local := ink_against_the_paper_round_it(s)) is not None
         }
