@@ -425,11 +425,15 @@ class FramePipeline:
 
 
 class _Reader:
-    """Normalizes and classifies segments in batches, each distinct part once, and keeps what it found."""
+    """Normalizes and classifies segments in batches, each distinct part once, and keeps what it found.
+
+    Found by the segment's ``id``, with the segment itself kept: a segment read and then let go (a second
+    measure whose reading did not stand) would otherwise leave its id free for a new segment, which would
+    be taken as read already and given the other's prediction."""
 
     def __init__(self, classifier):
         self.classifier = classifier
-        self.found: dict[int, tuple[np.ndarray, Prediction]] = {}
+        self.found: dict[int, tuple[Segment, np.ndarray, Prediction]] = {}
         self.normalize_s = 0.0
 
     def classify(self, segments: list[Segment]) -> None:
@@ -443,10 +447,9 @@ class _Reader:
         self.normalize_s += time.perf_counter() - t0
         predictions = self.classifier.classify(normalized)
         for s, image, prediction in zip(new, normalized, predictions, strict=True):
-            self.found[id(s)] = (image, prediction)
+            self.found[id(s)] = (s, image, prediction)
 
     def interpretation(self, parts: tuple[Segment, ...]) -> Interpretation:
         """The parts as one reading, with what was found for each."""
-        return Interpretation(
-            parts, tuple(self.found[id(p)][0] for p in parts), tuple(self.found[id(p)][1] for p in parts)
-        )
+        found = [self.found[id(p)] for p in parts]
+        return Interpretation(parts, tuple(f[1] for f in found), tuple(f[2] for f in found))

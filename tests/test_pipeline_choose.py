@@ -246,3 +246,27 @@ def test_a_second_measure_stands_only_where_it_reads_surer():
     assert not pipeline._stands(option(Prediction(4, 0.75, 0.15)), dropped)  # 0.64: no sure digit
     assert pipeline._stands(option(Prediction(4, 0.95, 0.02)), dropped)
     assert not pipeline._stands(sure_one, dropped)
+
+
+def test_a_segment_read_and_let_go_leaves_no_reading_to_a_new_one():
+    """The reader finds what it read by the segment's id. A second measure whose reading does not stand is
+    let go; a segment made after it may take its memory, and so its id: it must still be read itself, not
+    be given the other's prediction."""
+    from device.pipeline import _Reader
+
+    class Counting:
+        def __init__(self):
+            self.digits = []
+
+        def classify(self, images):
+            self.digits += [int(image.sum() > 0) for image in images]
+            return [Prediction(int(image.sum() > 0), 0.9, 0.0) for image in images]
+
+    classifier = Counting()
+    read = _Reader(classifier)
+    for k in range(50):  # segments made and let go one after another, as the second measures are
+        segment = Segment(Box(0, 0, 10, 20), np.full((20, 10), 255 * (k % 2), np.uint8))
+        read.classify([segment])
+        assert read.interpretation((segment,)).predictions[0].digit == k % 2
+        del segment
+    assert len(classifier.digits) == 50
