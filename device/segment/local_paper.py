@@ -25,6 +25,7 @@ import numpy as np
 from device.normalize import stroke_width
 from device.segment.data import Segment
 from device.segment.paper import ink_surface
+from device.segment.stats import percentile
 
 # The margin round the box that the paper is measured in (of the candidate's height): the closing needs
 # paper beside a stroke at the box's side, and a stroke the threshold lost may reach well past the box (a
@@ -77,7 +78,7 @@ def ink_against_the_paper_round_it(segment: Segment) -> Segment | None:
     strength = np.clip((paper - region) / np.maximum(paper, 24.0), 0.0, 1.0)
     own = np.zeros(region.shape, bool)
     own[y - y0 : y - y0 + h, x - x0 : x - x0 + w] = segment.ink > 0
-    level = float(np.percentile(strength[own], 90))
+    level = percentile(strength[own], 90)
     if level <= 0:
         return None
     inked = (strength > INK_SHARE * level).view(np.uint8)
