@@ -98,10 +98,8 @@ def plain_page(work: WorkImage, settings: SegmentSettings) -> KeptPieces | None:
     found = find_pieces(traced, settings, min_extent=0.5 * min_h)
     if found.cut_short or len(found.pieces) > PLAIN_PIECES:
         return None
-    passing = cv2.findNonZero(ink.passing(1.0))
-    at = np.empty((0, 2), np.intp) if passing is None else passing.reshape(-1, 2)
-    seeds = set(np.flatnonzero(np.bincount(found.labels[at[:, 1], at[:, 0]])).tolist())
-    pieces = [p for p in found.pieces if not p.labels.isdisjoint(seeds)]
+    passing = ink.passing(1.0)
+    pieces = [p for p in found.pieces if passes_somewhere(p, passing, found.labels)]
     pieces = merge_pieces(pieces, typical_height(pieces, min_h))
     kept = keep_digits(pieces, ink, settings)
     if any(p.x <= 1 or p.y <= 1 or p.x + p.w >= w - 1 or p.y + p.h >= h - 1 for p in kept):
@@ -115,6 +113,13 @@ def plain_page(work: WorkImage, settings: SegmentSettings) -> KeptPieces | None:
     if faint_lines(ink, kept, settings):
         return None
     return KeptPieces(kept, ink, found.labels)
+
+
+def passes_somewhere(piece: Piece, passing: np.ndarray, labels: np.ndarray) -> bool:
+    """Whether any pixel of the piece passes the threshold (``passing``: uint8, 0 or 255). Looked at in the
+    piece's own box: a page holds a few dozen pieces, a small part of the frame."""
+    rows, cols = slice(piece.y, piece.y + piece.h), slice(piece.x, piece.x + piece.w)
+    return bool(passing[rows, cols][piece.pixels_in(labels[rows, cols])].any())
 
 
 def plain_ink(work: WorkImage, settings: SegmentSettings) -> PlainInk | None:
@@ -144,7 +149,7 @@ def plain_ink(work: WorkImage, settings: SegmentSettings) -> PlainInk | None:
     sigma = (p50 - p10) / 1.2816
     # Every tile counts for the noise, as in find_ink, which takes a page's inked tiles that the paper
     # encloses for paper.
-    noise = float(np.percentile(sigma, 25))
+    noise = percentile(sigma, 25)
     floor = max(settings.min_contrast, 5.0 * noise)
     # A tile inked over (by a large, thick digit) has a spread that is no noise: its threshold is capped
     # at heavy_ink, as find_ink caps such a tile's.
