@@ -3,6 +3,7 @@ touching digits, slanted and scattered lines, operators between digits, hard sha
 frame's edge (MNIST test digits, never trained on); and blank cluttered frames that must read as nothing.
 The full-size measurement is tools/bench_scenes.py (docs/benchmarks.md); this is a smaller sample of it."""
 
+import cv2
 import numpy as np
 import pytest
 
@@ -162,6 +163,53 @@ def test_a_digit_measured_again_against_the_paper_round_it_is_read(pipeline, mni
     print("digits right, measured again / once:", again, once, "blank:", blank_again, blank_once)
     assert again > once
     assert blank_again >= max(blank_once, 22)
+
+
+def test_a_small_frame_reads_as_the_same_page_at_640x480(pipeline, mnist_sample, monkeypatch):
+    """A low-resolution webcam (320x240) sees a page as a 640x480 one does, at half the size. The stages'
+    sizes in px are set for frames of 640-800 px: at 320x240 a sheet on a desk spans a few of the paper's
+    64-px tiles, each of them half desk, so no tile is bare paper and the desk's grain sets the threshold
+    (a sheet of legible digits read as nothing). A smaller frame is enlarged to 640 px first
+    (``SMALLEST_WORK``). Measured: 123 digits right on these pages at 320x240, as many as at 640x480, and
+    100 at its own size; 47 of the 48 blank frames read as nothing at 320x240 either way."""
+    import device.segment.paper
+
+    rng = np.random.default_rng(41)
+    start, pages = 0, []
+    for kind in KINDS:
+        for _ in range(2):
+            lines, texts, start = lines_of(mnist_sample, rng, start)
+            pages.append(render_scene(kind, lines, texts, rng))
+    blanks = [
+        render_scene(kind, [[]], [[]], rng, blank=True).frame
+        for kind in ("texture", "ruled", "grid", "shadow") * 12
+    ]
+
+    def small(frame: np.ndarray) -> np.ndarray:
+        return cv2.resize(frame, (320, 240), interpolation=cv2.INTER_AREA)
+
+    def digits_right(frames: list[np.ndarray]) -> int:
+        right = 0
+        for page, frame in zip(pages, frames, strict=True):
+            read = Reading(tuple(pipeline.process(frame).digits)).text.replace(" ", "")
+            truth = page.text.replace(" ", "")
+            right += max(0, len(truth) - edit_distance(read, truth))
+        return right
+
+    def blank_small_frames_read_as_nothing() -> int:
+        return sum(not pipeline.process(small(frame)).digits for frame in blanks)
+
+    full_size = digits_right([page.frame for page in pages])
+    enlarged = digits_right([small(page.frame) for page in pages])
+    blank_enlarged = blank_small_frames_read_as_nothing()
+    monkeypatch.setattr(device.segment.paper, "SMALLEST_WORK", 1)
+    as_it_is = digits_right([small(page.frame) for page in pages])
+    blank_as_it_is = blank_small_frames_read_as_nothing()
+    print("digits right, 640x480 / 320x240 enlarged / as it is:", full_size, enlarged, as_it_is)
+    print("blank 320x240 frames read as nothing, enlarged / as it is:", blank_enlarged, blank_as_it_is)
+    assert enlarged >= full_size - 4
+    assert enlarged >= as_it_is + 8
+    assert blank_enlarged >= max(blank_as_it_is, 46)
 
 
 def test_a_digit_in_a_bay_of_the_pages_outline_is_read(pipeline, mnist_sample, monkeypatch):

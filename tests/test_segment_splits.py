@@ -14,8 +14,8 @@ from device.pipeline import FramePipeline
 from device.reading import Reading
 from device.segment import (
     SegmentSettings,
+    WorkImage,
     has_a_neck,
-    prepare,
     propose_splits,
     seams,
     segment,
@@ -27,6 +27,13 @@ from tests.conftest import MODEL
 from tests.pages import stroke_digit
 
 SETTINGS = SegmentSettings()
+
+
+def blank_work(h: int, w: int) -> WorkImage:
+    """The working image of a blank frame at its own size (scale 1: a part's box is its place in the
+    crop's frame)."""
+    blank = np.full((h, w), 200, np.uint8)
+    return WorkImage(blank, blank, 1.0, (0, 0))
 
 
 def test_split_columns_cut_at_the_valley():
@@ -47,7 +54,7 @@ def test_uneven_touching_digits_are_cut_at_their_own_valleys():
     crop[:, 46:74] = 255
     crop[18:22, 8:14] = crop[18:22, 40:46] = 255  # touching by thin bridges
     assert valley_columns(crop, min_gap=8) == [10, 42]  # the middles of the two bridges
-    work = prepare(np.full((100, 100), 200, np.uint8), SETTINGS)
+    work = blank_work(100, 100)
     splits = propose_splits(crop, (0, 0, 76, 40), work, SETTINGS)
     bars = [(2, 8), (14, 40), (46, 74)]
 
@@ -70,7 +77,7 @@ def test_a_one_touching_its_neighbour_by_a_point_is_offered_apart():
     cv2.ellipse(crop, (19, 14), (8, 10), 0, 0, 360, 255, 4)  # a "9": its loop...
     cv2.line(crop, (26, 14), (24, 38), 255, 4)  # ...and its stem
     crop[30:32, 6:11] = 255  # the point where they touch
-    work = prepare(np.full((100, 100), 200, np.uint8), SETTINGS)
+    work = blank_work(100, 100)
     splits = propose_splits(crop, (0, 0, 30, 40), work, SETTINGS)
     assert any(len(split) == 2 and split[0].box.x + split[0].box.w <= 10 for split in splits), splits
     ring = np.zeros((40, 30), np.uint8)
@@ -87,7 +94,7 @@ def test_a_narrow_pair_of_slanted_ones_is_cut_between_them_only_when_asked():
     first, second = ((4, 38), (16, 2)), ((14, 38), (26, 2))
     for start, end in (first, second):
         cv2.line(crop, start, end, 255, 3)
-    work = prepare(np.full((100, 100), 200, np.uint8), SETTINGS)
+    work = blank_work(100, 100)
     assert propose_splits(crop, (0, 0, 30, 40), work, SETTINGS) == ()
     splits = propose_splits(crop, (0, 0, 30, 40), work, SETTINGS, cut_the_middle=True)
     strokes = [np.zeros_like(crop) for _ in range(2)]
@@ -142,7 +149,7 @@ def test_a_part_shared_by_several_splits_is_one_segment():
 
 
 def test_propose_splits_leaves_single_digits_alone():
-    work = prepare(np.full((100, 100), 200, np.uint8), SETTINGS)
+    work = blank_work(100, 100)
     assert propose_splits(np.full((40, 20), 255, np.uint8), (0, 0, 20, 40), work, SETTINGS) == ()
 
 
@@ -323,7 +330,7 @@ def test_two_digits_squeezed_into_a_square_are_read_as_two(mnist_sample):
 def test_a_squeezed_pair_is_cut_into_parts_as_tall_as_the_pair():
     """A candidate about as wide as tall is most often one wide digit: read as two, each part must be
     nearly its full height, so a digit's own short stroke is never offered as a digit of its own."""
-    work = prepare(np.full((100, 100), 200, np.uint8), SETTINGS)
+    work = blank_work(100, 100)
     ring = np.zeros((40, 40), np.uint8)
     cv2.ellipse(ring, (16, 20), (13, 17), 0, 0, 360, 255, 4)
     cv2.line(ring, (28, 14), (39, 12), 255, 4)  # a short tick on its right, a third of the height up
@@ -476,7 +483,7 @@ def test_a_long_row_of_touching_digits_is_offered_digit_by_digit():
     for index in range(6):
         cv2.ellipse(crop, (13 + 26 * index, 20), (10, 17), 0, 0, 360, 255, 3)
     crop[19:22, :] = 255  # joined along the middle
-    work = prepare(np.full((100, 200), 200, np.uint8), SETTINGS)
+    work = blank_work(100, 200)
     splits = propose_splits(crop, (0, 0, crop.shape[1], 40), work, SETTINGS)
     six = [split for split in splits if len(split) == 6]
     assert six, sorted({len(split) for split in splits})
@@ -518,7 +525,7 @@ def test_a_row_of_overlapping_digits_is_offered_cut_along_the_curves():
     overlap, so only cuts started at even spacing and curved round the rings give each ring whole."""
     rings, crop = overlapping_rings([(11, 11), (28, 25), (45, 11)])
     assert cv2.connectedComponents(crop)[0] == 2
-    work = prepare(np.full((100, 100), 200, np.uint8), SETTINGS)
+    work = blank_work(100, 100)
     splits = propose_splits(crop, (0, 0, crop.shape[1], crop.shape[0]), work, SETTINGS)
 
     def matches(part, ring):

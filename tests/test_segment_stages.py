@@ -34,6 +34,7 @@ from device.segment import (
     remove_rules,
     segment,
     segment_frame,
+    working_scale,
     writing_at_the_frame_side,
 )
 from device.segment.pieces import line_runs_on, nearest_rule_directions, stroke_axis
@@ -890,14 +891,15 @@ def test_a_bar_written_along_a_grid_line_is_kept_and_a_darker_stretch_of_the_lin
     cv2.line(page, (100, 140), (150, 140), 30, 5)  # the 7's bar, on the grid line y = 140
     cv2.line(page, (150, 140), (118, 215), 30, 5)
     cv2.line(page, (240, 300), (330, 300), 60, 2)  # a darker stretch of the line y = 300
-    work = prepare(page, SETTINGS)
-    ink = find_ink(work, True, SETTINGS)
+    at_its_size = SegmentSettings(work_size=400)  # not enlarged (see SMALLEST_WORK): px as drawn
+    work = prepare(page, at_its_size)
+    ink = find_ink(work, True, at_its_size)
     inked = ink_mask(ink)
     bar = (slice(138, 143), slice(104, 140))
     line = (slice(298, 303), slice(245, 325))
     assert inked[bar].mean() > 0.9 and inked[line].mean() > 0.3
-    without = remove_rules(inked, SETTINGS)
-    kept = remove_rules(inked, SETTINGS, strength=ink.ink)
+    without = remove_rules(inked, at_its_size)
+    kept = remove_rules(inked, at_its_size, strength=ink.ink)
     assert without[bar].mean() < 0.5  # what bridging across the line cannot restore
     assert kept[bar].mean() > 0.9
     assert kept[line].sum() == 0
@@ -1192,3 +1194,22 @@ def test_a_line_of_digits_brings_back_its_pieces_one_by_one():
     grown = grow_the_lines([digit], [next_along, far_off, beside, below])
     assert [p.labels for p in grown] == [digit.labels, beside.labels, next_along.labels]
     assert grow_the_lines([digit], [next_along, far_off]) == [digit]
+
+
+def test_a_frame_is_segmented_at_the_size_the_stages_are_set_for():
+    """Larger than ``work_size``: reduced to it. Smaller than 640 px: enlarged to 640 (the paper's tiles, the
+    closing discs and the smallest digit's floor are set in px for frames of 640-800 px), or to
+    ``work_size`` where that is smaller (set low to save time, it keeps small frames as they are). Boxes
+    come back in the frame's own px either way."""
+    assert working_scale(1600, 800) == 0.5
+    assert working_scale(700, 800) == working_scale(640, 800) == 1.0
+    assert working_scale(320, 800) == 2.0
+    assert working_scale(320, 400) == 1.25
+    assert working_scale(300, 300) == 1.0
+    frame = np.full((120, 160), 215, np.uint8)
+    cv2.line(frame, (60, 40), (60, 80), 40, 3)  # a "1"
+    cv2.circle(frame, (100, 60), 15, 40, 3)  # a "0"
+    assert prepare(frame, SETTINGS).grey.shape == (480, 640)
+    one, zero = (candidate.box for candidate in segment(frame, SETTINGS))
+    assert abs(one.x - 58) <= 2 and abs(one.y - 38) <= 2 and abs(one.h - 45) <= 3
+    assert abs(zero.x - 83) <= 2 and abs(zero.y - 43) <= 2 and abs(zero.w - 35) <= 3

@@ -2,8 +2,10 @@
 
 The stages, each a function on numpy arrays:
 
-1. ``prepare``: validate the frame, reduce it to the working size; the ink channel is the darkest colour
-   channel (coloured pens are dark in at least one channel, paper is bright in all).
+1. ``prepare``: validate the frame, bring it to the working size (reduced to ``work_size``; a frame
+   smaller than 640 px enlarged to it, the size the stages' px are set for: ``working_scale``); the ink
+   channel is the darkest colour channel (coloured pens are dark in at least one channel, paper is bright
+   in all).
 2. ``find_polarity``: dark ink on paper unless thin bright strokes clearly dominate (chalk on a board).
 3. ``find_ink``: ink strength against the local paper brightness, where the paper is (bright and smooth:
    desks, walls, sweaters and the frame's black bars are not paper; near the page's edge it is found to
@@ -86,6 +88,7 @@ from device.segment.paper import (
     paper_to_the_edge,
     prepare,
     to_grey,
+    working_scale,
     writing_at_the_frame_side,
 )
 from device.segment.pieces import (
@@ -194,6 +197,7 @@ __all__ = [
     "to_grey",
     "typical_height",
     "valley_columns",
+    "working_scale",
     "writing_at_the_frame_side",
     "written_on_rules",
 ]

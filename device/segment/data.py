@@ -15,7 +15,7 @@ class SegmentSettings:
     """Tuning of the segmentation; sizes are fractions of the frame unless they say px."""
 
     polarity: str = "auto"  # "auto", "dark" (ink on paper) or "light" (chalk on a board)
-    work_size: int = 800  # longer side the frame is reduced to before segmenting (px)
+    work_size: int = 800  # longer side the frame is reduced to before segmenting (px; see working_scale)
     heavy_ink: float = 0.5  # the highest threshold of a tile that is paper only through its neighbours
     min_contrast: float = 0.08  # ink must be this much darker (relative) than the paper around it
     min_height: float = 0.02  # digit height, fraction of the frame's shorter side
@@ -94,7 +94,7 @@ class Segmentation:
 
 @dataclass(frozen=True)
 class WorkImage:
-    """The frame reduced to the working size, and how to map back to frame pixels."""
+    """The frame at the working size (see ``working_scale``), and how to map back to frame pixels."""
 
     grey: np.ndarray  # uint8, blurred a little
     ink_source: np.ndarray  # uint8: grey, or the darkest colour channel for dark ink

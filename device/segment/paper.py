@@ -46,6 +46,21 @@ def _as_uint8(frame, grey: bool) -> np.ndarray:
     return frame
 
 
+# The stages' sizes in px (the paper's tiles, the closing discs, the smallest digit's floor) are set for
+# frames of 640-800 px. In a smaller frame (a low-resolution webcam, a region of interest, a crop) a sheet
+# spans only a few tiles, each of them half desk, so no tile is bare paper and the desk's grain sets the
+# threshold; and small digits fall under the px floors. Such a frame is enlarged to this size first.
+SMALLEST_WORK = 640
+
+
+def working_scale(longer_side: int, work_size: int) -> float:
+    """The scale a frame is segmented at: reduced to ``work_size`` where it is larger, enlarged to
+    ``SMALLEST_WORK`` (or ``work_size``, where that is smaller) where it is smaller, else as it is."""
+    if longer_side > work_size:
+        return work_size / longer_side
+    return max(1.0, min(SMALLEST_WORK, work_size) / longer_side)
+
+
 def prepare(frame, settings: SegmentSettings) -> WorkImage:
     """The frame (or its region of interest) at the working size: grey, and the ink channel."""
     image = _as_uint8(frame, grey=False)
@@ -56,10 +71,10 @@ def prepare(frame, settings: SegmentSettings) -> WorkImage:
         offset_x, offset_y = int(fx * W), int(fy * H)
         image = image[offset_y : offset_y + max(16, int(fh * H)), offset_x : offset_x + max(16, int(fw * W))]
     H, W = image.shape[:2]
-    scale = min(1.0, settings.work_size / max(H, W))
-    if scale < 1:
+    scale = working_scale(max(H, W), settings.work_size)
+    if scale != 1:
         size = (max(16, round(W * scale)), max(16, round(H * scale)))
-        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
     image = cv2.GaussianBlur(image, (3, 3), 0)
     if image.ndim == 3:
         grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
