@@ -269,6 +269,25 @@ def render_scene(
     return Scene(image, " ".join(texts), [], digit_map)
 
 
+def close_up(scene: Scene, margin: float = 0.25) -> Scene:
+    """The scene as a camera held close to the writing sees it: the frame cropped to the written digits
+    and ``margin`` of their extent round them (at the frame's aspect, inside the frame), enlarged back to
+    the frame's size. A webcam's fixed focus leaves such a view soft: a printed line several px wide and
+    blurred over several more."""
+    h, w = scene.frame.shape[:2]
+    ys, xs = np.nonzero(scene.digit_map)
+    if not len(ys):
+        raise ValueError("close_up needs a scene with digits written on it")
+    half_h = min(h, max(ys.max() - ys.min(), (xs.max() - xs.min()) * h / w) * (1 + margin)) / 2
+    half_w = half_h * w / h
+    y0 = int(np.clip((ys.min() + ys.max()) / 2 - half_h, 0, h - 2 * half_h))
+    x0 = int(np.clip((xs.min() + xs.max()) / 2 - half_w, 0, w - 2 * half_w))
+    y1, x1 = y0 + max(2, round(2 * half_h)), x0 + max(2, round(2 * half_w))
+    frame = cv2.resize(scene.frame[y0:y1, x0:x1], (w, h), interpolation=cv2.INTER_CUBIC)
+    digit_map = cv2.resize(scene.digit_map[y0:y1, x0:x1], (w, h), interpolation=cv2.INTER_NEAREST)
+    return Scene(frame, scene.text, [], digit_map)
+
+
 def edit_distance(a: str, b: str) -> int:
     """Levenshtein distance between two strings."""
     row = list(range(len(b) + 1))

@@ -93,13 +93,19 @@ def find_rules(
         )
     # A rule is a thin line: a pen stroke written large (a close-up of one digit) is long, straight and
     # parallel to another too, but far thicker.
+    thickness = np.zeros(len(segments), np.float32)
     if is_rule.any():
-        is_rule[is_rule] = _thickness(segments[is_rule], mask, size) <= RULE_THICKNESS * size
+        thickness[is_rule] = _thickness(segments[is_rule], mask, size)
+        is_rule &= thickness <= RULE_THICKNESS * size
     # Looked for in faint ink, the dark side of a step (a hard shadow's rim, where the background estimate
     # lags behind the step) is a band of ink along it: a line between that ink and the bare side would cut
-    # the band into pieces that no later stage knows for a rim. Only lines are wanted there.
+    # the band into pieces that no later stage knows for a rim. Only lines are wanted there. Beside a line
+    # of a ruled or squared page (one with a partner) is looked at beyond its own half width: seen close
+    # and soft, such a line is 10-15 px wide in faint ink, and 6 px from a segment along one of its edges
+    # is still the line itself. A shadow's rim has no partner.
     if lines_only and is_rule.any():
-        is_rule[is_rule] = ~_one_sided(segments[is_rule], mask)
+        beside = np.where(partner, np.maximum(SIDE_OFFSET, np.ceil(thickness / 2) + 3), SIDE_OFFSET)
+        is_rule[is_rule] = ~_one_sided(segments[is_rule], mask, beside[is_rule])
     # A rule runs on across the page: extend it to the frame's edges, so the short pieces of it that
     # the transform missed (between two crossings, near the edge) go too. The transform's angle is coarse
     # (a degree, at half resolution): extended across the page it can drift off the line by several px,
@@ -151,12 +157,18 @@ def _middle_points(segments: np.ndarray, count: int = 24) -> tuple[np.ndarray, .
     return x0 + (x1 - x0) * along, y0 + (y1 - y0) * along, -(y1 - y0) / length, (x1 - x0) / length
 
 
-def _one_sided(segments: np.ndarray, mask: np.ndarray, offset: int = 6) -> np.ndarray:
-    """Whether each segment is the edge of an inked area rather than a line: ``offset`` px to one side of
-    its middle 80 %, ink half the way or more, and clearly more than on the other side (a line has bare
-    paper on both sides, but for the lines and writing crossing it)."""
+SIDE_OFFSET = 6  # px beside a line where the paper is looked for (see ``_one_sided``)
+
+
+def _one_sided(
+    segments: np.ndarray, mask: np.ndarray, offset: np.ndarray | float = SIDE_OFFSET
+) -> np.ndarray:
+    """Whether each segment is the edge of an inked area rather than a line: ``offset`` px (one for all, or
+    one for each segment) to one side of its middle 80 %, ink half the way or more, and clearly more than
+    on the other side (a line has bare paper on both sides, but for the lines and writing crossing it)."""
     h, w = mask.shape
     px, py, nx, ny = _middle_points(segments)
+    offset = np.broadcast_to(np.asarray(offset, np.float32), (len(segments),))[:, None]
     shares = []
     for side in (offset, -offset):
         xs = np.clip(np.rint(px + nx * side).astype(np.intp), 0, w - 1)
