@@ -70,3 +70,18 @@ def test_only_readings_of_the_same_pages_compare():
         compare_readings(readings([], [], seed=3), readings([], []))
     with pytest.raises(ValueError, match="blank_frames"):
         compare_readings(readings([], ["", ""]), readings([], [""]))
+
+
+def test_pages_beside_the_benchmark_compare_where_both_runs_read_them():
+    """Small frames and close-ups came later than the desk pages: a readings file from before them is still
+    compared on what it has."""
+    old = readings([("grid", 0, "567", "567", 3)], [""])
+    new = {**readings([("grid", 0, "567", "567", 3)], [""]), "close": [["grid", 0, "12", "1", 1]]}
+    assert compare_readings(old, new) == [
+        "pages: 3 -> 3 digits right (+0)",
+        "desk: 0 -> 0 digits right (+0)",
+        "blank frames read as nothing: 1 -> 1 (+0)",
+    ]
+    both = {**new, "close": [["grid", 0, "12", "12", 2]]}
+    assert "close grid 0: truth '12', '1' -> '12' (+1)" in compare_readings(new, both)
+    assert "close: 1 -> 2 digits right (+1)" in compare_readings(new, both)

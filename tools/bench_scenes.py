@@ -34,7 +34,7 @@ from device.segment import SegmentSettings, plain_page, prepare, segment_frame
 from host.report import machine, write_section
 from host.synthetic import render
 from tools.bench import shipped_config
-from tools.scenes import KINDS, OUTCOMES, digits_right, follow_digits, render_scene
+from tools.scenes import KINDS, OUTCOMES, close_up, digits_right, follow_digits, render_scene
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -175,11 +175,13 @@ def check_same_pages(old: dict, new: dict) -> None:
 
 
 def compare_readings(old: dict, new: dict) -> list[str]:
-    """The pages, desk pages and blank frames that read otherwise in ``new`` than in ``old`` (both from
-    ``--readings``, of the same pages), with the digits each gained or lost, and the totals."""
+    """The pages, the pages beside the benchmark (desk, small frames, close-ups: those both runs read) and
+    blank frames that read otherwise in ``new`` than in ``old`` (both from ``--readings``, of the same
+    pages), with the digits each gained or lost, and the totals."""
     check_same_pages(old, new)
     out = []
-    for group in ("pages", "desk"):
+    groups = [group for group in ("pages", "desk", "small", "close") if group in old and group in new]
+    for group in groups:
         for (kind, index, truth, was, was_right), (_, _, _, now, now_right) in zip(
             old[group], new[group], strict=True
         ):
@@ -189,12 +191,25 @@ def compare_readings(old: dict, new: dict) -> list[str]:
     for index, (was, now) in enumerate(zip(old["blanks"], new["blanks"], strict=True)):
         if was != now:
             out.append(f"blank {index}: {was!r} -> {now!r}")
-    for group in ("pages", "desk"):
+    for group in groups:
         was, now = sum(page[4] for page in old[group]), sum(page[4] for page in new[group])
         out.append(f"{group}: {was} -> {now} digits right ({now - was:+d})")
     was, now = sum(not r for r in old["blanks"]), sum(not r for r in new["blanks"])
     out.append(f"blank frames read as nothing: {was} -> {now} ({now - was:+d})")
     return out
+
+
+def read_pages(pipeline: FramePipeline, pages, kept: list) -> tuple[int, int, int, int]:
+    """Read each (kind, frame, truth) of ``pages``, keeping what it read in ``kept`` as ``--readings`` keeps
+    a page: pages, digits, digits right and pages exact."""
+    count = total = right = exact = 0
+    for index, (kind, frame, truth) in enumerate(pages):
+        read = Reading(tuple(pipeline.process(frame).digits)).text
+        page_right = digits_right(read, truth)
+        kept.append([kind, index, truth, read, page_right])
+        count, total, right = count + 1, total + len(truth.replace(" ", "")), right + page_right
+        exact += read == truth
+    return count, total, right, exact
 
 
 def main() -> int:
@@ -236,6 +251,8 @@ def main() -> int:
         "pages": [],
         "blanks": [],
         "desk": [],
+        "small": [],
+        "close": [],
     }
     all_right = all_total = 0
     followed: dict[str, dict[str, int]] = {}
@@ -296,19 +313,42 @@ def main() -> int:
     profiled_ms, by_stage = stage_costs(clean_frames, full_settings)
     plain_profiled_ms, by_plain_stage = stage_costs(clean_frames, pipeline.settings, PLAIN_STAGES)
 
-    # Digits written at a sheet's very edge with the sheet on a desk (the "edge" pages put it there 3 times in
-    # 10): a stream of its own, so the pages above stay the same.
-    desk_rng = np.random.default_rng(args.seed + 1)
-    desk_right = desk_total = desk_exact = 0
-    for index in range(args.pages):
-        lines, labels = pool.lines(desk_rng)
-        page = render_scene("edge", lines, labels, desk_rng, on_surface=True)
-        read = Reading(tuple(pipeline.process(page.frame).digits)).text
-        page_right = digits_right(read, page.text)
-        readings["desk"].append(["edge", index, page.text, read, page_right])
-        desk_right += page_right
-        desk_total += len(page.text.replace(" ", ""))
-        desk_exact += read == page.text
+    # Beside the benchmark, each from a stream of its own (so the pages above stay the same): digits written
+    # at a sheet's very edge with the sheet on a desk (the "edge" pages put it there 3 times in 10); the
+    # benchmark's kinds of page seen by a low-resolution webcam (reduced to 320x240); and squared and ruled
+    # pages seen close (``close_up``: a webcam a hand's width from the page, its focus soft).
+    desk_rng, small_rng, close_rng = (np.random.default_rng(args.seed + k) for k in (1, 2, 3))
+
+    def desk_pages():
+        for _ in range(args.pages):
+            page = render_scene("edge", *pool.lines(desk_rng), desk_rng, on_surface=True)
+            yield "edge", page.frame, page.text
+
+    def small_frames():
+        for index in range(len(KINDS) * max(1, args.pages // 3)):
+            kind = KINDS[index % len(KINDS)]
+            page = render_scene(kind, *pool.lines(small_rng), small_rng)
+            yield kind, cv2.resize(page.frame, (320, 240), interpolation=cv2.INTER_AREA), page.text
+
+    def close_ups():
+        for index in range(2 * args.pages):
+            kind = ("grid", "ruled")[index % 2]
+            page = close_up(render_scene(kind, *pool.lines(close_rng), close_rng))
+            yield kind, page.frame, page.text
+
+    beside = {
+        group: read_pages(pipeline, pages, readings[group])
+        for group, pages in (("desk", desk_pages()), ("small", small_frames()), ("close", close_ups()))
+    }
+    beside_rows = []
+    for k, group, what in (
+        (1, "desk", "edge pages with the sheet always on a desk"),
+        (2, "small", "every kind, seen by a low-resolution webcam (reduced to 320x240)"),
+        (3, "close", "squared and ruled pages seen close (a webcam a hand's width away, soft)"),
+    ):
+        count, total, right, exact = beside[group]
+        share = 100 * right / max(total, 1)
+        beside_rows.append(f"| {what} | {args.seed + k} | {count} | {total} | {share:.1f} % | {exact} |")
     lines_out = [
         f"Model: {Path(args.model).name}; {args.pages} pages per kind, MNIST test digits; seed {args.seed}.",
         "",
@@ -339,9 +379,11 @@ def main() -> int:
         )
         + " |",
         "",
-        f"Beside the benchmark (not in **all**): edge pages with the sheet always on a desk (seed "
-        f"{args.seed + 1}): {args.pages} pages, {desk_total} digits, "
-        f"**{100 * desk_right / max(desk_total, 1):.1f} %** right, {desk_exact} pages exact.",
+        "Beside the benchmark (not in **all**), each from a stream of its own:",
+        "",
+        "| scenes | seed | pages | digits | digits right | pages exact |",
+        "|---|---:|---:|---:|---:|---:|",
+        *beside_rows,
         "",
         f"Blank cluttered frames (texture, ruled, squared, hard shadow; nothing written): **{empty} of "
         f"{args.blank}** read as nothing.",
