@@ -18,6 +18,7 @@ from device.segment import (
     SegmentSettings,
     along_the_frame_side,
     bays_of_the_page,
+    box_sides,
     dark_ink,
     faint_ink,
     find_ink,
@@ -34,6 +35,7 @@ from device.segment import (
     remove_rules,
     segment,
     segment_frame,
+    without_boxes,
     working_scale,
     writing_at_the_frame_side,
 )
@@ -1228,3 +1230,35 @@ def test_the_thick_lines_of_a_squared_page_seen_close_are_taken_out_whole():
         cv2.line(mask, (0, at), (639, at), 1, 7)
     left = remove_rules(mask, SETTINGS, faint=mask)
     assert left.sum() <= 0.05 * mask.sum()
+
+
+def test_the_printed_boxes_of_a_form_are_taken_out_and_what_is_written_in_them_stays():
+    """A row of boxes sharing their sides (a comb): a "1", a "0" and a "7" whose bar touches its box's top,
+    and an empty box. The boxes' sides are found and taken out; the three digits are pieces of their own,
+    each in its cell, and the empty box leaves nothing. A digit's loops (a 0's, an 8's) are no box."""
+    mask = np.zeros((200, 400), np.uint8)
+    cv2.rectangle(mask, (40, 50), (340, 130), 1, 2)
+    for x in (115, 190, 265):
+        cv2.line(mask, (x, 50), (x, 130), 1, 2)
+    cv2.line(mask, (78, 62), (76, 118), 1, 5)  # the 1
+    cv2.ellipse(mask, (152, 90), (18, 28), 0, 0, 360, 1, 5)  # the 0
+    cv2.line(mask, (205, 53), (250, 53), 1, 5)  # the 7's bar, on the box's top
+    cv2.line(mask, (250, 53), (222, 118), 1, 5)
+    found = find_pieces(mask, SETTINGS)
+    assert len(found.pieces) == 3  # the comb with the 7 touching it, the 1 and the 0 inside it
+    sides = box_sides(found.pieces, found.labels, min_h=9.6)
+    left = find_pieces(without_boxes(mask, sides), SETTINGS).pieces
+    digits = sorted((p.x, p.y, p.w, p.h) for p in left if p.h >= 20)
+    assert len(digits) == 3, digits
+    for (x, y, w, h), (cell_left, cell_right) in zip(
+        digits, ((40, 115), (115, 190), (190, 265)), strict=True
+    ):
+        assert cell_left < x and x + w < cell_right and y > 50 and y + h < 130
+    assert sum(p.area for p in left if p.h < 20) < 0.02 * mask.sum()  # what is left of the sides
+
+    loops = np.zeros((200, 400), np.uint8)
+    cv2.ellipse(loops, (80, 100), (25, 40), 0, 0, 360, 1, 6)  # a 0
+    cv2.circle(loops, (200, 75), 22, 1, 6)  # an 8
+    cv2.circle(loops, (200, 122), 26, 1, 6)
+    found = find_pieces(loops, SETTINGS)
+    assert box_sides(found.pieces, found.labels, min_h=9.6) == []

@@ -37,6 +37,11 @@ from tools.bench import shipped_config
 from tools.scenes import KINDS, OUTCOMES, close_up, digits_right, follow_digits, render_scene
 
 ROOT = Path(__file__).resolve().parent.parent
+# The kinds of page a form is written on, beside the benchmark (``render_scene(..., boxes=True)``): one
+# digit to a box leaves out touching digits and operators, and the printed boxes stand for a ruling.
+BOXED_KINDS = ("texture", "shadow", "glare", "edge", "scattered", "slant")
+# The pages read beside the benchmark (see ``main``), each from a stream of its own.
+BESIDE = ("desk", "small", "close", "boxes")
 
 
 def otsu_floor(frame: np.ndarray) -> None:
@@ -180,7 +185,7 @@ def compare_readings(old: dict, new: dict) -> list[str]:
     pages), with the digits each gained or lost, and the totals."""
     check_same_pages(old, new)
     out = []
-    groups = [group for group in ("pages", "desk", "small", "close") if group in old and group in new]
+    groups = [group for group in ("pages", *BESIDE) if group in old and group in new]
     for group in groups:
         for (kind, index, truth, was, was_right), (_, _, _, now, now_right) in zip(
             old[group], new[group], strict=True
@@ -250,9 +255,7 @@ def main() -> int:
         "blank_frames": args.blank,
         "pages": [],
         "blanks": [],
-        "desk": [],
-        "small": [],
-        "close": [],
+        **{group: [] for group in BESIDE},
     }
     all_right = all_total = 0
     followed: dict[str, dict[str, int]] = {}
@@ -315,9 +318,9 @@ def main() -> int:
 
     # Beside the benchmark, each from a stream of its own (so the pages above stay the same): digits written
     # at a sheet's very edge with the sheet on a desk (the "edge" pages put it there 3 times in 10); the
-    # benchmark's kinds of page seen by a low-resolution webcam (reduced to 320x240); and squared and ruled
-    # pages seen close (``close_up``: a webcam a hand's width from the page, its focus soft).
-    desk_rng, small_rng, close_rng = (np.random.default_rng(args.seed + k) for k in (1, 2, 3))
+    # benchmark's kinds of page seen by a low-resolution webcam (reduced to 320x240); squared and ruled
+    # pages seen close (``close_up``: a webcam a hand's width from the page, its focus soft); and forms.
+    desk_rng, small_rng, close_rng, boxes_rng = (np.random.default_rng(args.seed + k) for k in (1, 2, 3, 4))
 
     def desk_pages():
         for _ in range(args.pages):
@@ -336,15 +339,27 @@ def main() -> int:
             page = close_up(render_scene(kind, *pool.lines(close_rng), close_rng))
             yield kind, page.frame, page.text
 
+    def boxed_pages():
+        for index in range(2 * args.pages):
+            kind = BOXED_KINDS[index % len(BOXED_KINDS)]
+            page = render_scene(kind, *pool.lines(boxes_rng), boxes_rng, boxes=True)
+            yield kind, page.frame, page.text
+
     beside = {
         group: read_pages(pipeline, pages, readings[group])
-        for group, pages in (("desk", desk_pages()), ("small", small_frames()), ("close", close_ups()))
+        for group, pages in (
+            ("desk", desk_pages()),
+            ("small", small_frames()),
+            ("close", close_ups()),
+            ("boxes", boxed_pages()),
+        )
     }
     beside_rows = []
     for k, group, what in (
         (1, "desk", "edge pages with the sheet always on a desk"),
         (2, "small", "every kind, seen by a low-resolution webcam (reduced to 320x240)"),
         (3, "close", "squared and ruled pages seen close (a webcam a hand's width away, soft)"),
+        (4, "boxes", "a form: one digit to a printed box, a box or two left empty"),
     ):
         count, total, right, exact = beside[group]
         share = 100 * right / max(total, 1)

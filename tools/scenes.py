@@ -12,6 +12,8 @@ tests and ``tools/bench_scenes.py``; nothing here runs on the device.
 
 from __future__ import annotations
 
+import itertools
+
 import cv2
 import numpy as np
 
@@ -68,6 +70,48 @@ def rule_page(page: np.ndarray, rng: np.random.Generator, squared: bool) -> floa
         cv2.line(lines, (x, 0), (x, height - 1), darkness * 0.9, thickness)
     page *= lines
     return spacing
+
+
+def print_boxes(
+    page: np.ndarray, digit_map: np.ndarray, lines: list[list[int]], rng: np.random.Generator
+) -> None:
+    """Print the boxes of a form round digits written one to a box (``lines``: each line's digits, by their
+    numbers in ``digit_map``): for each line a row of boxes sharing their sides (a comb), or a box of its
+    own round each digit, and up to two empty boxes after the last. The box is a little larger than the
+    digit, its sides in the gaps between the digits; printed, it takes away a share of the light, as a
+    page's rules do."""
+    darkness = rng.uniform(0.35, 0.75)
+    thickness = int(rng.integers(1, 3))
+    comb = rng.random() < 0.5
+    shade = np.ones_like(page)
+    for numbers in lines:
+        boxes = []
+        for number in numbers:
+            ys, xs = np.nonzero(digit_map == number)
+            if len(ys):
+                boxes.append((xs.min(), ys.min(), xs.max(), ys.max()))
+        if not boxes:
+            continue
+        height = max(y1 - y0 for _, y0, _, y1 in boxes)
+        # A margin that keeps the rows of boxes clear of each other (the lines are 1.5 digits apart).
+        margin = height * rng.uniform(0.06, 0.12)
+        # The sides between two digits: in the middle of the gap between them. A field often has a box or
+        # two more than were filled in: empty, they must read as nothing.
+        between = [(a[2] + b[0]) / 2 for a, b in itertools.pairwise(boxes)]
+        lefts = [boxes[0][0] - margin, *between]
+        rights = [*between, boxes[-1][2] + margin]
+        cell = rights[-1] - lefts[-1]
+        for _ in range(int(rng.integers(0, 3))):
+            boxes.append(boxes[-1])
+            lefts.append(rights[-1])
+            rights.append(rights[-1] + cell)
+        for (_, y0, _, y1), left, right in zip(boxes, lefts, rights, strict=True):
+            middle = (y0 + y1) / 2
+            top, bottom = int(middle - height / 2 - margin), int(middle + height / 2 + margin)
+            if not comb:  # a box of its own: clear of its neighbours' by a few px
+                left, right = left + 2, right - 2
+            cv2.rectangle(shade, (int(left), top), (int(right), bottom), darkness, thickness)
+    page *= shade
 
 
 def operator_alpha(rng: np.random.Generator, size: int) -> np.ndarray:
@@ -174,9 +218,11 @@ def render_scene(
     height: int = 480,
     blank: bool = False,
     on_surface: bool | None = None,
+    boxes: bool = False,
 ) -> Scene:
     """A hard scene of one ``kind`` (see KINDS) with ``lines`` of digit images written on it; the sheet lies
-    on a textured surface always for "texture", else at random (``on_surface``: always, or never)."""
+    on a textured surface always for "texture", else at random (``on_surface``: always, or never).
+    ``boxes``: written one digit to a printed box (a form, a score sheet; see ``print_boxes``)."""
     if kind not in KINDS:
         raise ValueError(f"unknown scene kind {kind!r}, expected one of {KINDS}")
     # The sheet covers most of the frame, on a textured surface for "texture" (and sometimes otherwise).
@@ -240,6 +286,10 @@ def render_scene(
                 first_number=first,
             )
             texts.append("".join(str(d) for d in line_labels))
+    if boxes and not blank:
+        ends = np.cumsum([0, *(len(text) for text in texts)])
+        numbers = [list(range(first + 1, last + 1)) for first, last in itertools.pairwise(ends)]
+        print_boxes(sheet, sheet_digits, numbers, rng)
     if kind == "shadow":  # a hard shadow edge across the page (a hand, a phone, a lamp arm)
         yy, xx = np.mgrid[0:sheet_h, 0:sheet_w].astype(np.float32)
         angle = rng.uniform(0, 2 * np.pi)

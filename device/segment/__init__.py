@@ -14,8 +14,10 @@ The stages, each a function on numpy arrays:
 4. ``remove_rules``: long straight strokes (ruled and grid lines, printed boxes, paper and shadow edges;
    found whole, in pieces, or where evenly spaced lines should be; looked for in the ink at half its
    threshold, where a light printed grid is whole) are taken out of the ink mask, and the strokes they
-   crossed are bridged again; writing along a rule stays. ``textured_surroundings``
-   then takes from the paper what a tile is too coarse to see: texture beside the page's edge.
+   crossed are bridged again; writing along a rule stays. The printed boxes of a form (``box_sides``:
+   cells of paper framed by straight, thin sides) are taken out too, and what is written in them found
+   again on its own. ``textured_surroundings`` then takes from the paper what a tile is too coarse to see:
+   texture beside the page's edge.
 5. ``find_pieces`` -> ``merge_pieces`` -> ``keep_digits``: connected components (a bounded number), the
    pieces of one digit merged (a 5's flag, a 4 in two strokes), then filters: fill, edge sharpness (pen
    strokes have sharp edges, shadows do not); a stretch of a longer line or edge, a mark pressed along
@@ -48,7 +50,7 @@ over all of them. A frame whose clutter passes the cap is cut short, and says so
 service counts it.
 
 The modules: ``data`` (the settings and the records the stages pass), ``paper`` (stages 1-3), ``rules``
-(4), ``pieces`` (5, with the filters that tell a digit from a stretch of a line or an edge), ``line_ends``
+and ``boxes`` (4), ``pieces`` (5, with the filters that tell a digit from a stretch of a line or an edge), ``line_ends``
 (the end of 5), ``order`` (6), ``splits`` (7), ``local_paper`` (beside 7: a candidate the model is unsure
 of, its ink measured again against the paper round it) and ``plain`` (the short way); this module runs
 stages 1-6 in turn and re-exports every step.
@@ -59,6 +61,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from device.reading import Box
+from device.segment.boxes import box_sides, without_boxes
 from device.segment.data import (
     Cuttable,
     FoundPieces,
@@ -147,6 +150,7 @@ __all__ = [
     "background_of",
     "bays_of_the_page",
     "beyond_the_line_ends",
+    "box_sides",
     "candidates_in_order",
     "centre_on",
     "crop_ink",
@@ -197,6 +201,7 @@ __all__ = [
     "to_grey",
     "typical_height",
     "valley_columns",
+    "without_boxes",
     "working_scale",
     "writing_at_the_frame_side",
     "written_on_rules",
@@ -235,14 +240,20 @@ def scene_pieces(work: WorkImage, settings: SegmentSettings) -> KeptPieces:
     inked = ink_mask(ink)
     lines = page_rules(inked, settings, paper_extent(ink.paper), faint_ink(ink))
     mask = remove_rules(inked, settings, strength=ink.ink, rules=lines)
+    h, w = mask.shape
+    min_h = max(8.0, settings.min_height * min(h, w))
+    pieces, labels, cut_short = find_pieces(mask, settings)
+    # The printed boxes of a form: their sides out, as the rules are, and what is written in them found
+    # again on its own.
+    sides = box_sides(pieces, labels, min_h)
+    if sides:
+        mask = without_boxes(mask, sides)
+        pieces, labels, cut_short = find_pieces(mask, settings)
     rules = inked & ~mask
     on_the_page = ink
     ink = replace(ink, paper=ink.paper & ~textured_surroundings(ink, rules))
-    pieces, labels, cut_short = find_pieces(mask, settings)
     if not pieces:
         return KeptPieces([], ink, labels, cut_short, dark)
-    h, w = mask.shape
-    min_h = max(8.0, settings.min_height * min(h, w))
     # A piece as tall or as wide as the frame (the rim of a desk round a sheet that nearly fills it) is no
     # digit; left in, it would set the typical height and swallow every digit it surrounds when merged.
     pieces = [p for p in pieces if p.h <= settings.max_height * h and p.w <= settings.max_height * w]

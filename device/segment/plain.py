@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from device.segment.boxes import box_sides, framed
 from device.segment.data import KeptPieces, Piece, SegmentSettings, WorkImage
 from device.segment.paper import paper_level
 from device.segment.pieces import find_pieces, keep_digits, merge_pieces, typical_height
@@ -102,6 +103,11 @@ def plain_page(work: WorkImage, settings: SegmentSettings) -> KeptPieces | None:
     pieces = [p for p in found.pieces if passes_somewhere(p, passing, found.labels)]
     pieces = merge_pieces(pieces, typical_height(pieces, min_h))
     kept = keep_digits(pieces, ink, settings)
+    # A form's printed boxes round the digits (a box, framed; boxes in a row or a table, wider than a digit)
+    # are taken out in the full stages.
+    boxed = [p for p in kept if p.w > settings.max_aspect * p.h or framed(p, found.labels)]
+    if box_sides(boxed, found.labels, min_h):
+        return None
     if any(p.x <= 1 or p.y <= 1 or p.x + p.w >= w - 1 or p.y + p.h >= h - 1 for p in kept):
         return None
     # A long piece of ink that is no digit kept (a rule, a grid, a line glued to the digits it crosses), or

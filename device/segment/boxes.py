@@ -1,0 +1,245 @@
+"""Printed boxes: the cells of a form or a score sheet, one digit written in each.
+
+A box's sides are too short to pass for rules (a page's lines run across much of it), and a digit written
+in a box joins it, touching a side, or is merged with it as a piece it overlaps: the candidate is then the
+box, which the model calls no digit, or one digit read with a frame round it. A box encloses a cell of
+paper larger than the digit written in it: a hole in the piece's ink, at least a small digit tall, whose
+sides are straight (each along most of its length, ``STRAIGHT``; the digit may touch a side here and
+there) and thin (``THIN`` of the cell: a digit's loop is round, or drawn with a thicker stroke). Such a
+cell's four sides are taken out of the ink (``without_boxes``), each followed along its line as far as the
+ink runs on (into the boxes beside it, sharing their sides: a row of boxes, a table), and what is written
+in the box is found again as pieces of its own.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import cv2
+import numpy as np
+
+from device.segment.data import Piece
+
+Segment = tuple[float, float, float, float]  # x0, y0, x1, y1
+
+
+class BoxSide(NamedTuple):
+    """A side of a printed box: a segment (px), and how wide the printed line is."""
+
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+    width: int
+
+
+# A cell's side is straight where, along this share of it at least, the cell's paper ends within 1.5 px of
+# the line through its outermost points (a digit written in the box may touch a side along the rest).
+STRAIGHT = 0.8
+# More cells than this in one piece is squared paper, not a form: its lines are rules (and looking at each
+# cell would cost a frame's time).
+MOST_CELLS = 60
+# A box's side is nearly level or upright: a form is photographed nearly square (tan 10 degrees).
+LEVEL = 0.18
+# A printed line is at most this share of its cell's height wide (a digit's stroke is a fifth of its loop
+# or more; a printed line, blurred and traced, a sixth of a small cell).
+THIN = 0.2
+
+
+def box_sides(pieces: list[Piece], labels: np.ndarray, min_h: float) -> list[BoxSide]:
+    """The sides of the printed boxes among ``pieces`` (in the label image's px; see the module's text).
+    Only pieces at least 1.5 times ``min_h`` tall are looked at: a box holds a digit and a margin round it."""
+    sides = []
+    for piece in pieces:
+        if piece.h < 1.5 * min_h or piece.w < 0.5 * piece.h:
+            continue
+        own = piece.pixels_in(labels[piece.y : piece.y + piece.h, piece.x : piece.x + piece.w])
+        _count, holes, stats, _ = cv2.connectedComponentsWithStats((~own).view(np.uint8), connectivity=4)
+        h, w = own.shape
+        left, top, widths, heights = (stats[:, k] for k in range(4))
+        enclosed = (left > 0) & (top > 0) & (left + widths < w) & (top + heights < h)
+        cells = enclosed & (heights >= min_h) & (widths >= 0.5 * min_h)
+        cells[0] = False
+        if np.count_nonzero(cells) > MOST_CELLS:
+            continue  # squared paper, whose lines are rules
+        offset = (piece.x, piece.y, piece.x, piece.y)
+        for k in np.flatnonzero(cells):
+            x, y, cw, ch = (int(v) for v in stats[k, :4])
+            cell = holes[y : y + ch, x : x + cw] == k
+            # A box's cell reaches into the corners of its own box, three of them at least (a digit may
+            # sit in the fourth); a digit's loop, round or pointed, does not.
+            inset = max(1, min(ch, cw) // 8)
+            if cell[[inset, inset, -1 - inset, -1 - inset], [inset, -1 - inset, inset, -1 - inset]].sum() < 3:
+                continue
+            frame = cell_frame(cell, own, (x, y))
+            if frame is not None:
+                sides += [
+                    BoxSide(*(int(v) for v in np.add(followed(side, own, width), offset)), width + 2)
+                    for side, width in frame
+                ]
+    return sides
+
+
+def framed(piece: Piece, labels: np.ndarray, band: int = 3) -> bool:
+    """Whether two opposite sides of the piece's box are inked along 60 % of their length or more (within
+    ``band`` px of it): a box round a digit, or a row of boxes; a quick look before ``box_sides``, which
+    most digits fail (a 7's bar inks the top, but nothing inks the bottom as well)."""
+    own = piece.pixels_in(labels[piece.y : piece.y + piece.h, piece.x : piece.x + piece.w])
+    top, bottom = own[:band].any(axis=0).mean(), own[-band:].any(axis=0).mean()
+    left, right = own[:, :band].any(axis=1).mean(), own[:, -band:].any(axis=1).mean()
+    return min(top, bottom) >= 0.6 or min(left, right) >= 0.6
+
+
+def cell_frame(cell: np.ndarray, own: np.ndarray, at: tuple[int, int]) -> list[tuple[Segment, int]] | None:
+    """The four sides of a hole in a piece's ink (``cell``: the hole in its box, at ``at`` in ``own``) as
+    segments along the middle of the printed line beyond each, with the line's width; None where fewer than
+    three of them are straight, thin and nearly level or upright (the hole is no box's cell). A digit
+    written in the box may press along one side: that side is taken where its outermost points are."""
+    ch, cw = cell.shape
+    x, y = at
+    h, w = own.shape
+    size = max(ch, cw)
+    # Each side looked at as the top one, the cell and the ink turned so, and its segment turned back.
+    views = (
+        (cell, own, x, y, lambda c, r: (c, r)),
+        (cell[::-1], own[::-1], x, h - y - ch, lambda c, r: (c, h - 1 - r)),
+        (cell.T, own.T, y, x, lambda c, r: (r, c)),
+        (cell.T[::-1], own.T[::-1], y, w - x - cw, lambda c, r: (w - 1 - r, c)),
+    )
+    sides = []
+    for turned_cell, turned_own, left, top, back in views:
+        side = top_side(turned_cell, turned_own, left, top, size)
+        if side is None:
+            return None
+        sides.append((side, back))
+    printed = [side for side, _ in sides if side.printed]
+    if len(printed) < 3:
+        return None
+    width = int(np.median([side.width for side in printed]))
+    frame = []
+    for side, back in sides:
+        line_width = side.width if side.printed else width
+        middle = (line_width + 1) / 2  # beyond the cell's paper, to the middle of the printed line
+        c0, r0, c1, r1 = side.start[0], side.start[1] - middle, side.end[0], side.end[1] - middle
+        frame.append(((*back(c0, r0), *back(c1, r1)), line_width))
+    return frame
+
+
+class TopSide(NamedTuple):
+    """A cell's top side: where the cell's paper starts at its two ends (on the line through the outermost
+    points of each half), how wide the ink above it is, and whether that is a printed line."""
+
+    start: tuple[float, float]
+    end: tuple[float, float]
+    width: int
+    printed: bool
+
+
+def top_side(cell: np.ndarray, own: np.ndarray, x: int, y: int, size: int) -> TopSide | None:
+    """The top side of a cell (``cell``, at (``x``, ``y``) in ``own``); printed where the cell's paper starts
+    on a straight line along ``STRAIGHT`` of it, nearly level (within ``LEVEL``), with a run of ink above it
+    no wider than ``THIN`` of ``size``. None for a cell too narrow to have one."""
+    along = np.flatnonzero(cell.any(axis=0))
+    if len(along) < 2:
+        return None
+    depth = cell[:, along].argmax(axis=0)  # where the cell's paper starts, down each column
+    # The line through the outermost point of each half (a side may be turned a little).
+    half = len(along) // 2
+    i0, i1 = int(np.argmin(depth[:half])), half + int(np.argmin(depth[half:]))
+    slope = (depth[i1] - depth[i0]) / max(int(along[i1] - along[i0]), 1)
+    line = depth[i0] + slope * (along - along[i0])
+    on_line = np.abs(depth - line) <= 1.5
+    # The width of the ink above the paper, where the paper starts on the line.
+    reach = max(3, int(THIN * size) + 2)
+    rows = (y + depth - 1)[:, None] - np.arange(reach)[None, :]
+    ink = (rows >= 0) & own[np.maximum(rows, 0), (x + along)[:, None]]
+    runs = np.cumprod(ink, axis=1).sum(axis=1)
+    width = int(np.median(runs[on_line])) if on_line.any() else 0
+    printed = on_line.mean() >= STRAIGHT and abs(slope) <= LEVEL and 1 <= width <= THIN * size
+    return TopSide((x + along[0], y + line[0]), (x + along[-1], y + line[-1]), width, bool(printed))
+
+
+def followed(segment: np.ndarray, own: np.ndarray, width: int, gap: int = 3) -> tuple[int, int, int, int]:
+    """A segment of a line in ``own`` extended at both ends along its line as far as ink lies on it (within
+    half its ``width``), across gaps of up to ``gap`` px."""
+    h, w = own.shape
+    x0, y0, x1, y1 = (float(v) for v in segment)
+    length = max(np.hypot(x1 - x0, y1 - y0), 1.0)
+    dx, dy = (x1 - x0) / length, (y1 - y0) / length
+    reach = width // 2
+
+    def inked(t: float) -> bool | None:
+        x, y = x0 + dx * t, y0 + dy * t
+        if not (0 <= x < w and 0 <= y < h):
+            return None  # off the piece's box
+        for k in range(-reach, reach + 1):
+            xi, yi = round(x - dy * k), round(y + dx * k)
+            if 0 <= xi < w and 0 <= yi < h and own[yi, xi]:
+                return True
+        return False
+
+    ends = []
+    for start, step in ((0.0, -1.0), (length, 1.0)):
+        t, last, missed = start, start, 0
+        while missed <= gap:
+            t += step
+            found = inked(t)
+            if found is None:
+                break
+            if found:
+                last, missed = t, 0
+            else:
+                missed += 1
+        ends.append(last)
+    return (
+        round(x0 + dx * ends[0]),
+        round(y0 + dy * ends[0]),
+        round(x0 + dx * ends[1]),
+        round(y0 + dy * ends[1]),
+    )
+
+
+def line_width(own: np.ndarray, segments: np.ndarray) -> int:
+    """How wide the lines through the middles of ``segments`` are in ``own`` (px, the median of the runs of
+    ink across each, at its middle)."""
+    h, w = own.shape
+    runs = []
+    for x0, y0, x1, y1 in segments:
+        x, y = (x0 + x1) // 2, (y0 + y1) // 2
+        line = (
+            own[:, x] if abs(x1 - x0) >= abs(y1 - y0) else own[y, :]
+        )  # across the line: down, or along a row
+        at = y if abs(x1 - x0) >= abs(y1 - y0) else x
+        if not line[at]:
+            continue
+        start, stop = at, at
+        while start > 0 and line[start - 1]:
+            start -= 1
+        while stop < len(line) - 1 and line[stop + 1]:
+            stop += 1
+        runs.append(stop - start + 1)
+    return int(np.median(runs)) if runs else max(h, w)
+
+
+def cell_height(own: np.ndarray, min_h: float) -> float | None:
+    """The height of a box's cell: of the holes in a piece's ink (``own``, its box; a cell's paper, round or
+    beside the digit written in it), at least ``min_h`` tall. None where there is no such hole: no box."""
+    _count, _labels, stats, _ = cv2.connectedComponentsWithStats((~own).view(np.uint8), connectivity=4)
+    h, w = own.shape
+    x, y, cw, ch = (stats[1:, k] for k in range(4))
+    enclosed = (x > 0) & (y > 0) & (x + cw < w) & (y + ch < h)
+    holes = ch[enclosed & (ch >= min_h) & (cw >= 0.5 * min_h)]
+    if not len(holes):
+        return None
+    # Cells are the tallest holes (a digit's loops are smaller; two cells joined where boxes of two lines
+    # do not meet are taller): the median of those at least half as tall as the tallest.
+    return float(np.median(holes[holes >= 0.5 * holes.max()]))
+
+
+def without_boxes(mask: np.ndarray, sides: list[BoxSide]) -> np.ndarray:
+    """The ink mask with the boxes' sides taken out (where a digit touches a side, it loses as much of its
+    stroke as the side is wide)."""
+    cleaned = mask.copy()
+    for side in sides:
+        cv2.line(cleaned, (side.x0, side.y0), (side.x1, side.y1), 0, side.width)
+    return cleaned
