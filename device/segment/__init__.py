@@ -50,10 +50,10 @@ over all of them. A frame whose clutter passes the cap is cut short, and says so
 service counts it.
 
 The modules: ``data`` (the settings and the records the stages pass), ``paper`` (stages 1-3), ``rules``
-and ``boxes`` (4), ``pieces`` (5, with the filters that tell a digit from a stretch of a line or an edge), ``line_ends``
-(the end of 5), ``order`` (6), ``splits`` (7), ``local_paper`` (beside 7: a candidate the model is unsure
-of, its ink measured again against the paper round it) and ``plain`` (the short way); this module runs
-stages 1-6 in turn and re-exports every step.
+and ``boxes`` (4), ``pieces`` (5, with the filters that tell a digit from a stretch of a line or an
+edge), ``line_ends`` (the end of 5), ``order`` (6), ``splits`` (7), ``local_paper`` (beside 7: a
+candidate the model is unsure of, its ink measured again against the paper round it) and ``plain`` (the
+short way); this module runs stages 1-6 in turn and re-exports every step.
 """
 
 from __future__ import annotations
