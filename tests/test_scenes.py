@@ -32,6 +32,17 @@ def lines_of(sample, rng, start):
     return lines, texts, start
 
 
+def digits_right_on(pipeline, pages, frames=None) -> int:
+    """Digits read right on ``pages`` (scenes), seen in their own frames or in ``frames`` (the same pages
+    seen otherwise: smaller, say)."""
+    right = 0
+    for page, frame in zip(pages, frames or [page.frame for page in pages], strict=True):
+        read = Reading(tuple(pipeline.process(frame).digits)).text.replace(" ", "")
+        truth = page.text.replace(" ", "")
+        right += max(0, len(truth) - edit_distance(read, truth))
+    return right
+
+
 @pytest.mark.parametrize("squared", [False, True])
 def test_printed_lines_are_darker_than_the_paper_under_them(squared):
     """A printed line takes a share of the paper's light, in a shadow too: drawn at one grey level (the
@@ -92,14 +103,11 @@ def edge_digits_on_a_desk_right(pipeline, sample, seed: int, pages: int) -> int:
     """Digits read right on ``pages`` edge pages (lines starting a few px from the sheet's edge) with the
     sheet on a desk."""
     rng = np.random.default_rng(seed)
-    start, right = 0, 0
+    start, scenes = 0, []
     for _ in range(pages):
         lines, texts, start = lines_of(sample, rng, start)
-        scene = render_scene("edge", lines, texts, rng, on_surface=True)
-        read = Reading(tuple(pipeline.process(scene.frame).digits)).text.replace(" ", "")
-        truth = scene.text.replace(" ", "")
-        right += max(0, len(truth) - edit_distance(read, truth))
-    return right
+        scenes.append(render_scene("edge", lines, texts, rng, on_surface=True))
+    return digits_right_on(pipeline, scenes)
 
 
 def test_a_digit_written_close_to_the_pages_edge_on_a_desk_is_read(pipeline, mnist_sample, monkeypatch):
@@ -188,22 +196,14 @@ def test_a_small_frame_reads_as_the_same_page_at_640x480(pipeline, mnist_sample,
     def small(frame: np.ndarray) -> np.ndarray:
         return cv2.resize(frame, (320, 240), interpolation=cv2.INTER_AREA)
 
-    def digits_right(frames: list[np.ndarray]) -> int:
-        right = 0
-        for page, frame in zip(pages, frames, strict=True):
-            read = Reading(tuple(pipeline.process(frame).digits)).text.replace(" ", "")
-            truth = page.text.replace(" ", "")
-            right += max(0, len(truth) - edit_distance(read, truth))
-        return right
-
     def blank_small_frames_read_as_nothing() -> int:
         return sum(not pipeline.process(small(frame)).digits for frame in blanks)
 
-    full_size = digits_right([page.frame for page in pages])
-    enlarged = digits_right([small(page.frame) for page in pages])
+    full_size = digits_right_on(pipeline, pages)
+    enlarged = digits_right_on(pipeline, pages, [small(page.frame) for page in pages])
     blank_enlarged = blank_small_frames_read_as_nothing()
     monkeypatch.setattr(device.segment.paper, "SMALLEST_WORK", 1)
-    as_it_is = digits_right([small(page.frame) for page in pages])
+    as_it_is = digits_right_on(pipeline, pages, [small(page.frame) for page in pages])
     blank_as_it_is = blank_small_frames_read_as_nothing()
     print("digits right, 640x480 / 320x240 enlarged / as it is:", full_size, enlarged, as_it_is)
     print("blank 320x240 frames read as nothing, enlarged / as it is:", blank_enlarged, blank_as_it_is)
@@ -226,20 +226,12 @@ def test_squared_and_ruled_pages_seen_close_have_their_lines_taken_out(pipeline,
         lines, texts, start = lines_of(mnist_sample, rng, start)
         pages.append(close_up(render_scene(kind, lines, texts, rng)))
 
-    def digits_right() -> int:
-        right = 0
-        for page in pages:
-            read = Reading(tuple(pipeline.process(page.frame).digits)).text.replace(" ", "")
-            truth = page.text.replace(" ", "")
-            right += max(0, len(truth) - edit_distance(read, truth))
-        return right
-
-    beside_the_width = digits_right()
+    beside_the_width = digits_right_on(pipeline, pages)
     one_sided = device.segment.rules._one_sided
     monkeypatch.setattr(
         device.segment.rules, "_one_sided", lambda segments, mask, offset=6: one_sided(segments, mask)
     )
-    six_px = digits_right()
+    six_px = digits_right_on(pipeline, pages)
     print("digits right, beside each line's width / 6 px beside:", beside_the_width, six_px)
     assert beside_the_width >= six_px + 5
 
@@ -258,18 +250,10 @@ def test_digits_written_in_the_printed_boxes_of_a_form_are_read(pipeline, mnist_
         lines, texts, start = lines_of(mnist_sample, rng, start)
         pages.append(render_scene(kind, lines, texts, rng, boxes=True))
 
-    def digits_right() -> int:
-        right = 0
-        for page in pages:
-            read = Reading(tuple(pipeline.process(page.frame).digits)).text.replace(" ", "")
-            truth = page.text.replace(" ", "")
-            right += max(0, len(truth) - edit_distance(read, truth))
-        return right
-
-    boxes_out = digits_right()
+    boxes_out = digits_right_on(pipeline, pages)
     monkeypatch.setattr(device.segment, "box_sides", lambda pieces, labels, min_h: [])
     monkeypatch.setattr(device.segment.plain, "box_sides", lambda pieces, labels, min_h: [])
-    boxes_in = digits_right()
+    boxes_in = digits_right_on(pipeline, pages)
     print(
         "digits right, boxes taken out / left in:",
         boxes_out,
