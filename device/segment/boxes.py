@@ -3,12 +3,14 @@
 A box's sides are too short to pass for rules (a page's lines run across much of it), and a digit written
 in a box joins it, touching a side, or is merged with it as a piece it overlaps: the candidate is then the
 box, which the model calls no digit, or one digit read with a frame round it. A box encloses a cell of
-paper larger than the digit written in it: a hole in the piece's ink, at least a small digit tall, whose
-sides are straight (each along most of its length, ``STRAIGHT``; the digit may touch a side here and
-there) and thin (``THIN`` of the cell: a digit's loop is round, or drawn with a thicker stroke). Such a
-cell's four sides are taken out of the ink (``without_boxes``), each followed along its line as far as the
-ink runs on (into the boxes beside it, sharing their sides: a row of boxes, a table), and what is written
-in the box is found again as pieces of its own.
+paper larger than the digit written in it: a hole in the piece's ink, at least a small digit tall,
+reaching into three corners of its own box at least, three of whose sides are nearly level or upright
+(``LEVEL``), straight along most of their length (``STRAIGHT``; the digit may touch a side here and there)
+and thin (``THIN`` of the cell): a digit's loop is round or pointed, or drawn with a thicker stroke. Such a
+cell's four sides are taken out of the ink (``without_boxes``; the fourth where its outermost points are,
+a digit pressing on it), each followed along its line as far as the ink runs on (into the boxes beside
+it, sharing their sides: a row of boxes, a table), and what is written in the box is found again as pieces
+of its own.
 """
 
 from __future__ import annotations
@@ -159,7 +161,7 @@ def top_side(cell: np.ndarray, own: np.ndarray, x: int, y: int, size: int) -> To
     return TopSide((x + along[0], y + line[0]), (x + along[-1], y + line[-1]), width, bool(printed))
 
 
-def followed(segment: np.ndarray, own: np.ndarray, width: int, gap: int = 3) -> tuple[int, int, int, int]:
+def followed(segment: Segment, own: np.ndarray, width: int, gap: int = 3) -> tuple[int, int, int, int]:
     """A segment of a line in ``own`` extended at both ends along its line as far as ink lies on it (within
     half its ``width``), across gaps of up to ``gap`` px."""
     h, w = own.shape
@@ -197,43 +199,6 @@ def followed(segment: np.ndarray, own: np.ndarray, width: int, gap: int = 3) -> 
         round(x0 + dx * ends[1]),
         round(y0 + dy * ends[1]),
     )
-
-
-def line_width(own: np.ndarray, segments: np.ndarray) -> int:
-    """How wide the lines through the middles of ``segments`` are in ``own`` (px, the median of the runs of
-    ink across each, at its middle)."""
-    h, w = own.shape
-    runs = []
-    for x0, y0, x1, y1 in segments:
-        x, y = (x0 + x1) // 2, (y0 + y1) // 2
-        line = (
-            own[:, x] if abs(x1 - x0) >= abs(y1 - y0) else own[y, :]
-        )  # across the line: down, or along a row
-        at = y if abs(x1 - x0) >= abs(y1 - y0) else x
-        if not line[at]:
-            continue
-        start, stop = at, at
-        while start > 0 and line[start - 1]:
-            start -= 1
-        while stop < len(line) - 1 and line[stop + 1]:
-            stop += 1
-        runs.append(stop - start + 1)
-    return int(np.median(runs)) if runs else max(h, w)
-
-
-def cell_height(own: np.ndarray, min_h: float) -> float | None:
-    """The height of a box's cell: of the holes in a piece's ink (``own``, its box; a cell's paper, round or
-    beside the digit written in it), at least ``min_h`` tall. None where there is no such hole: no box."""
-    _count, _labels, stats, _ = cv2.connectedComponentsWithStats((~own).view(np.uint8), connectivity=4)
-    h, w = own.shape
-    x, y, cw, ch = (stats[1:, k] for k in range(4))
-    enclosed = (x > 0) & (y > 0) & (x + cw < w) & (y + ch < h)
-    holes = ch[enclosed & (ch >= min_h) & (cw >= 0.5 * min_h)]
-    if not len(holes):
-        return None
-    # Cells are the tallest holes (a digit's loops are smaller; two cells joined where boxes of two lines
-    # do not meet are taller): the median of those at least half as tall as the tallest.
-    return float(np.median(holes[holes >= 0.5 * holes.max()]))
 
 
 def without_boxes(mask: np.ndarray, sides: list[BoxSide]) -> np.ndarray:
