@@ -239,8 +239,10 @@ def test_squared_and_ruled_pages_seen_close_have_their_lines_taken_out(pipeline,
 def test_digits_written_in_the_printed_boxes_of_a_form_are_read(pipeline, mnist_sample, monkeypatch):
     """A form or a score sheet: one digit to a printed box, in a row of boxes sharing their sides or each in a
     box of its own, a box or two left empty. A digit joins the box it touches, or is merged with the box
-    round it, and the candidate was the box. The boxes' sides are taken out (``box_sides``). Measured: 72
-    of the 113 digits on these pages read right, 54 with the boxes left in."""
+    round it, and the candidate was the box. The boxes' sides are taken out (``box_sides``); where a long
+    row's top and bottom were found as rules, its sides are no 1s (``side_between_rules``). Measured: 80
+    of the 113 digits on these pages read right, 72 with those sides left standing, 54 with the boxes
+    left in."""
     import device.segment
     import device.segment.plain
 
@@ -251,17 +253,21 @@ def test_digits_written_in_the_printed_boxes_of_a_form_are_read(pipeline, mnist_
         pages.append(render_scene(kind, lines, texts, rng, boxes=True))
 
     boxes_out = digits_right_on(pipeline, pages)
+    monkeypatch.setattr(device.segment, "side_between_rules", lambda piece, strength, labels, rules: False)
+    sides_standing = digits_right_on(pipeline, pages)
     monkeypatch.setattr(device.segment, "box_sides", lambda pieces, labels, min_h: [])
     monkeypatch.setattr(device.segment.plain, "box_sides", lambda pieces, labels, min_h: [])
     boxes_in = digits_right_on(pipeline, pages)
+    total = sum(len(page.text.replace(" ", "")) for page in pages)
     print(
-        "digits right, boxes taken out / left in:",
+        "digits right, boxes taken out / sides standing / boxes in:",
         boxes_out,
+        sides_standing,
         boxes_in,
-        "of",
-        sum(len(p.text.replace(" ", "")) for p in pages),
+        total,
     )
-    assert boxes_out >= boxes_in + 10
+    assert boxes_out >= sides_standing + 4
+    assert sides_standing >= boxes_in + 10
 
 
 def test_a_digit_in_a_bay_of_the_pages_outline_is_read(pipeline, mnist_sample, monkeypatch):

@@ -61,7 +61,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from device.reading import Box
-from device.segment.boxes import box_sides, without_boxes
+from device.segment.boxes import box_sides, side_between_rules, without_boxes
 from device.segment.data import (
     Cuttable,
     FoundPieces,
@@ -106,6 +106,7 @@ from device.segment.pieces import (
     inside_a_dark_area,
     keep_digits,
     merge_pieces,
+    nearest_rule_directions,
     paper_around,
     part_of_a_longer_line,
     typical_height,
@@ -259,12 +260,17 @@ def scene_pieces(work: WorkImage, settings: SegmentSettings) -> KeptPieces:
     pieces = [p for p in pieces if p.h <= settings.max_height * h and p.w <= settings.max_height * w]
     pieces = merge_pieces(pieces, typical_height(pieces, min_h))
 
+    # Rules in one direction only (a ruled page, or the long rows of a form's boxes), not a squared page's
+    # grid, whose stretches between crossings a written 1 is cut into.
+    one_family = bool(lines) and len(nearest_rule_directions(lines, w / 2, h / 2)) == 1
+
     def no_digit(piece: Piece) -> bool:
         """A stretch of a line, the edge of something the frame cuts off, the rim of a dark area."""
         return (
             part_of_a_longer_line(piece, ink, labels, lines)
             or along_the_frame_side(piece, labels)
             or inside_a_dark_area(piece, ink, labels, rules)
+            or (one_family and side_between_rules(piece, ink.ink, labels, rules))
         )
 
     def in_the_surroundings(piece: Piece) -> bool:

@@ -46,6 +46,9 @@ LEVEL = 0.18
 # A printed line is at most this share of its cell's height wide (a digit's stroke is a fifth of its loop
 # or more; a printed line, blurred and traced, a sixth of a small cell).
 THIN = 0.2
+# A side of a box found as part of the rules is inked no more than this many times as strongly as they are
+# (printed alike); a written 1 on a ruled page is inked two times as strongly or more.
+PRINTED = 1.5
 
 
 def box_sides(pieces: list[Piece], labels: np.ndarray, min_h: float) -> list[BoxSide]:
@@ -208,3 +211,24 @@ def without_boxes(mask: np.ndarray, sides: list[BoxSide]) -> np.ndarray:
     for side in sides:
         cv2.line(cleaned, (side.x0, side.y0), (side.x1, side.y1), 0, side.width)
     return cleaned
+
+
+def side_between_rules(
+    piece: Piece, strength: np.ndarray, labels: np.ndarray, rules: np.ndarray, reach: int = 3
+) -> bool:
+    """A thin upright piece whose ends both meet rules taken out (within ``reach`` px above its top and below
+    its bottom) and whose ink is no stronger than theirs (``PRINTED`` of it): a side of a long row of boxes,
+    whose top and bottom were found as rules, not a 1 (written, it is far more strongly inked than the
+    printed lines it touches)."""
+    if piece.h < 3 * piece.w:
+        return False
+    h, w = rules.shape
+    cols = slice(max(0, piece.x - piece.w), min(w, piece.x + 2 * piece.w))
+    above = (slice(max(0, piece.y - reach), piece.y), cols)
+    below = (slice(piece.y + piece.h, min(h, piece.y + piece.h + reach)), cols)
+    if not (rules[above].any() and rules[below].any()):
+        return False
+    box = (slice(piece.y, piece.y + piece.h), slice(piece.x, piece.x + piece.w))
+    own = strength[box][piece.pixels_in(labels[box])]
+    printed = np.concatenate([strength[above][rules[above] > 0], strength[below][rules[below] > 0]])
+    return bool(own.size) and float(np.median(own)) <= PRINTED * float(np.median(printed))
