@@ -196,6 +196,7 @@ __all__ = [
     "seams",
     "segment",
     "segment_frame",
+    "side_between_rules",
     "split_columns",
     "split_readings",
     "textured_surroundings",
@@ -265,7 +266,8 @@ def scene_pieces(work: WorkImage, settings: SegmentSettings) -> KeptPieces:
     one_family = bool(lines) and len(nearest_rule_directions(lines, w / 2, h / 2)) == 1
 
     def no_digit(piece: Piece) -> bool:
-        """A stretch of a line, the edge of something the frame cuts off, the rim of a dark area."""
+        """A stretch of a line, the edge of something the frame cuts off, the rim of a dark area, a side of
+        a row of boxes whose top and bottom were taken for rules."""
         return (
             part_of_a_longer_line(piece, ink, labels, lines)
             or along_the_frame_side(piece, labels)
