@@ -2,8 +2,8 @@
 
 The segmenter proposes freely. Every candidate is normalized and classified in one batched invoke. One no
 wider than a digit that the model is not sure of is measured again against the paper round it (where the
-light steps, the first measure loses strokes) and read again, all such in one invoke; the surer reading
-stands. Those the model is still unsure of whole (any too wide for one digit, and those as wide as two
+light steps, the first measure loses strokes), and read without the printed lines along its sides (a box
+it is written in and touches), all such in one invoke; the surest reading stands. Those the model is still unsure of whole (any too wide for one digit, and those as wide as two
 squeezed digits that it is not quite sure of) are then cut, side by side as touching digits or, as tall as
 two lines, one above another, and all their parts are classified in one more invoke. Per candidate the more
 confident interpretation wins (a pair of confident digits beats one unsure wide blob; a digit the model is
@@ -32,6 +32,7 @@ from device.segment import (
     reading_order,
     segment_frame,
     split_readings,
+    without_straight_sides,
 )
 from device.segment.splits import PAIR_ASPECT, SQUARE_PART_HEIGHT, narrowest_part, point_valleys
 
@@ -328,27 +329,31 @@ class FramePipeline:
 
     def _measure_again(self, segments: list[Segment], wholes: dict, read: _Reader) -> tuple[float, bool]:
         """A candidate the model is not sure of, no wider than one digit (``max_aspect``), may have lost part
-        of its strokes to the threshold where the light steps: it is measured again against the paper round
-        it (see :func:`~device.segment.ink_against_the_paper_round_it`) and read again, all such in one
-        invoke, and the surer reading stands (in ``wholes``). Returns the seconds the measuring took
-        (segmentation's work), and whether a reading that stands is of a box much shorter than its
-        candidate's (the candidate held more than its digit, a shadow's wedge: its line is found again)."""
+        of its strokes to the threshold where the light steps, or hold a printed line along its side (a
+        box's, a rule's) that it touches: it is measured again against the paper round it (see
+        :func:`~device.segment.ink_against_the_paper_round_it`) and read without such lines (see
+        :func:`~device.segment.without_straight_sides`), all such in one invoke, and the surest reading
+        stands (in ``wholes``). Returns the seconds the measuring took (segmentation's work), and whether a
+        reading that stands is of a box much shorter than its candidate's (the candidate held more than its
+        digit, a shadow's wedge: its line is found again)."""
         nt = self.none_threshold
         t0 = time.perf_counter()
-        again = {
-            id(s): local
+        again = [
+            (id(s), second)
             for s in segments
             if s.box.w <= self.settings.max_aspect * s.box.h
             and wholes[id(s)].score(nt) < SURE_OF_ONE_NOT_A_PAIR
-            and (local := ink_against_the_paper_round_it(s)) is not None
-        }
+            for second in (ink_against_the_paper_round_it(s), without_straight_sides(s))
+            if second is not None
+        ]
         measuring_s = time.perf_counter() - t0
-        read.classify(list(again.values()))
+        read.classify([second for _key, second in again])
         moved = False
-        for key, local in again.items():
-            reading, first = read.interpretation((local,)), wholes[key]
-            if self._stands(reading, first):
-                moved |= local.box.h < SHRUNK * first.segments[0].box.h
+        firsts = {key: wholes[key] for key, _second in again}
+        for key, second in again:
+            reading = read.interpretation((second,))
+            if self._stands(reading, wholes[key]):
+                moved |= second.box.h < SHRUNK * firsts[key].segments[0].box.h
                 wholes[key] = reading
         return measuring_s, moved
 

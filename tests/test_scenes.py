@@ -240,9 +240,11 @@ def test_digits_written_in_the_printed_boxes_of_a_form_are_read(pipeline, mnist_
     """A form or a score sheet: one digit to a printed box, in a row of boxes sharing their sides or each in a
     box of its own, a box or two left empty. A digit joins the box it touches, or is merged with the box
     round it, and the candidate was the box. The boxes' sides are taken out (``box_sides``); where a long
-    row's top and bottom were found as rules, its sides are no 1s (``side_between_rules``). Measured: 80
-    of the 113 digits on these pages read right, 72 with those sides left standing, 54 with the boxes
-    left in."""
+    row's top and bottom were found as rules, its sides are no 1s (``side_between_rules``); a digit the
+    model is unsure of with a box's sides still along its own (it touches them) is read without them too
+    (``without_straight_sides``). Measured: 83 of the 113 digits on these pages read right, 80 without
+    that last, 72 with the sides between rules left standing too, 54 with the boxes left in."""
+    import device.pipeline
     import device.segment
     import device.segment.plain
 
@@ -253,6 +255,8 @@ def test_digits_written_in_the_printed_boxes_of_a_form_are_read(pipeline, mnist_
         pages.append(render_scene(kind, lines, texts, rng, boxes=True))
 
     boxes_out = digits_right_on(pipeline, pages)
+    monkeypatch.setattr(device.pipeline, "without_straight_sides", lambda segment: None)
+    touching_sides = digits_right_on(pipeline, pages)
     monkeypatch.setattr(device.segment, "side_between_rules", lambda piece, strength, labels, rules: False)
     sides_standing = digits_right_on(pipeline, pages)
     monkeypatch.setattr(device.segment, "box_sides", lambda pieces, labels, min_h: [])
@@ -260,13 +264,15 @@ def test_digits_written_in_the_printed_boxes_of_a_form_are_read(pipeline, mnist_
     boxes_in = digits_right_on(pipeline, pages)
     total = sum(len(page.text.replace(" ", "")) for page in pages)
     print(
-        "digits right, boxes taken out / sides standing / boxes in:",
+        "digits right, boxes taken out / not from a digit touching them / sides standing / boxes in:",
         boxes_out,
+        touching_sides,
         sides_standing,
         boxes_in,
         total,
     )
-    assert boxes_out >= sides_standing + 4
+    assert boxes_out >= touching_sides + 2
+    assert touching_sides >= sides_standing + 4
     assert sides_standing >= boxes_in + 10
 
 

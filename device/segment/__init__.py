@@ -51,9 +51,10 @@ service counts it.
 
 The modules: ``data`` (the settings and the records the stages pass), ``paper`` (stages 1-3), ``rules``
 and ``boxes`` (4), ``pieces`` (5, with the filters that tell a digit from a stretch of a line or an
-edge), ``line_ends`` (the end of 5), ``order`` (6), ``splits`` (7), ``local_paper`` (beside 7: a
-candidate the model is unsure of, its ink measured again against the paper round it) and ``plain`` (the
-short way); this module runs stages 1-6 in turn and re-exports every step.
+edge), ``line_ends`` (the end of 5), ``order`` (6), ``splits`` (7), ``local_paper`` and ``sides`` (beside
+7: a candidate the model is unsure of, its ink measured again against the paper round it, or without the
+printed lines along its sides) and ``plain`` (the short way); this module runs stages 1-6 in turn and
+re-exports every step.
 """
 
 from __future__ import annotations
@@ -122,6 +123,7 @@ from device.segment.rules import (
     textured_surroundings,
     written_on_rules,
 )
+from device.segment.sides import without_straight_sides
 from device.segment.splits import (
     MAX_SPLIT_PARTS,
     crop_ink,
@@ -204,6 +206,7 @@ __all__ = [
     "typical_height",
     "valley_columns",
     "without_boxes",
+    "without_straight_sides",
     "working_scale",
     "writing_at_the_frame_side",
     "written_on_rules",
