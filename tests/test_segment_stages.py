@@ -1266,3 +1266,26 @@ def test_the_printed_boxes_of_a_form_are_taken_out_and_what_is_written_in_them_s
     cv2.circle(loops, (200, 122), 26, 1, 6)
     found = find_pieces(loops, SETTINGS)
     assert box_sides(found.pieces, found.labels, min_h=9.6) == []
+
+
+def test_a_row_of_boxes_whose_top_went_as_a_rule_is_found_with_it():
+    """A long row of boxes printed in a straight line: its top was found as a rule and taken out, leaving the
+    row a comb open at the top, its cells open, a "1" pressing on its box's side and two empty boxes after
+    it: the candidates were the 1 in its frame and the empty boxes' sides, read as 1s. With the rule
+    looked at as the piece's own ink, the cells are closed again and their sides found; without, nothing
+    is."""
+    inked = np.zeros((200, 400), np.uint8)
+    cv2.rectangle(inked, (40, 50), (265, 130), 1, 2)
+    for x in (115, 190):
+        cv2.line(inked, (x, 50), (x, 130), 1, 2)
+    cv2.line(inked, (46, 60), (44, 120), 1, 5)  # the 1, on its box's left side
+    rule = np.zeros_like(inked)
+    rule[48:53, :] = inked[48:53, :]
+    mask = inked & ~rule
+    found = find_pieces(mask, SETTINGS)
+    assert len(found.pieces) == 1  # the comb and the 1
+    assert box_sides(found.pieces, found.labels, min_h=9.6) == []
+    sides = box_sides(found.pieces, found.labels, min_h=9.6, removed=rule)
+    left = [p for p in find_pieces(without_boxes(mask, sides), SETTINGS).pieces if p.h >= 20]
+    # The 1 alone (less the px of its stroke under the side), and no side standing.
+    assert len(left) == 1 and 42 <= left[0].x <= 46 and left[0].w <= 8 and left[0].h >= 55, left

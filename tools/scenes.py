@@ -77,9 +77,11 @@ def print_boxes(
 ) -> None:
     """Print the boxes of a form round digits written one to a box (``lines``: each line's digits, by their
     numbers in ``digit_map``): for each line a row of boxes sharing their sides (a comb), or a box of its
-    own round each digit, and up to two empty boxes after the last. The box is a little larger than the
-    digit, its sides in the gaps between the digits; printed, it takes away a share of the light, as a
-    page's rules do."""
+    own round each digit, and up to two empty boxes after the last. A form's boxes are printed in a
+    straight row (along the line's slope, where the page is seen slanted) and a digit is written in its
+    box, a little high or low in it, pressing on it where it is written larger or further off than the
+    box's margin allows. The box is a little larger than the line's tallest digit, its sides in the gaps
+    between the digits; printed, it takes away a share of the light, as a page's rules do."""
     darkness = rng.uniform(0.35, 0.75)
     thickness = int(rng.integers(1, 3))
     comb = rng.random() < 0.5
@@ -105,8 +107,12 @@ def print_boxes(
             boxes.append(boxes[-1])
             lefts.append(rights[-1])
             rights.append(rights[-1] + cell)
-        for (_, y0, _, y1), left, right in zip(boxes, lefts, rights, strict=True):
-            middle = (y0 + y1) / 2
+        # The row's middle along the line: a straight fit through its digits' middles.
+        centres = [(x0 + x1) / 2 for x0, _, x1, _ in boxes[: len(numbers)]]
+        middles = [(y0 + y1) / 2 for _, y0, _, y1 in boxes[: len(numbers)]]
+        slope, level = np.polyfit(centres, middles, 1) if len(set(centres)) > 1 else (0.0, middles[0])
+        for left, right in zip(lefts, rights, strict=True):
+            middle = level + slope * (left + right) / 2
             top, bottom = int(middle - height / 2 - margin), int(middle + height / 2 + margin)
             if not comb:  # a box of its own: clear of its neighbours' by a few px
                 left, right = left + 2, right - 2

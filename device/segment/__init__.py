@@ -248,9 +248,12 @@ def scene_pieces(work: WorkImage, settings: SegmentSettings) -> KeptPieces:
     h, w = mask.shape
     min_h = max(8.0, settings.min_height * min(h, w))
     pieces, labels, cut_short = find_pieces(mask, settings)
+    # Rules in one direction only (a ruled page, or the long rows of a form's boxes), not a squared page's
+    # grid, whose stretches between crossings a written 1 is cut into, and whose squares are no boxes.
+    one_family = bool(lines) and len(nearest_rule_directions(lines, w / 2, h / 2)) == 1
     # The printed boxes of a form: their sides out, as the rules are, and what is written in them found
     # again on its own.
-    sides = box_sides(pieces, labels, min_h)
+    sides = box_sides(pieces, labels, min_h, removed=(inked & ~mask) if one_family else None)
     if sides:
         mask = without_boxes(mask, sides)
         pieces, labels, cut_short = find_pieces(mask, settings)
@@ -263,10 +266,6 @@ def scene_pieces(work: WorkImage, settings: SegmentSettings) -> KeptPieces:
     # digit; left in, it would set the typical height and swallow every digit it surrounds when merged.
     pieces = [p for p in pieces if p.h <= settings.max_height * h and p.w <= settings.max_height * w]
     pieces = merge_pieces(pieces, typical_height(pieces, min_h))
-
-    # Rules in one direction only (a ruled page, or the long rows of a form's boxes), not a squared page's
-    # grid, whose stretches between crossings a written 1 is cut into.
-    one_family = bool(lines) and len(nearest_rule_directions(lines, w / 2, h / 2)) == 1
 
     def no_digit(piece: Piece) -> bool:
         """A stretch of a line, the edge of something the frame cuts off, the rim of a dark area, a side of

@@ -46,19 +46,42 @@ LEVEL = 0.18
 # A printed line is at most this share of its cell's height wide (a digit's stroke is a fifth of its loop
 # or more; a printed line, blurred and traced, a sixth of a small cell).
 THIN = 0.2
+# How far round a piece the rules taken out are looked at for a box's top or bottom (px): a printed line's
+# width and its blurred edge.
+REACH = 4
 # A side of a box found as part of the rules is inked no more than this many times as strongly as they are
 # (printed alike); a written 1 on a ruled page is inked two times as strongly or more.
 PRINTED = 1.5
 
 
-def box_sides(pieces: list[Piece], labels: np.ndarray, min_h: float) -> list[BoxSide]:
+def box_sides(
+    pieces: list[Piece], labels: np.ndarray, min_h: float, removed: np.ndarray | None = None
+) -> list[BoxSide]:
     """The sides of the printed boxes among ``pieces`` (in the label image's px; see the module's text).
-    Only pieces at least 1.5 times ``min_h`` tall are looked at: a box holds a digit and a margin round it."""
+    Only pieces at least 1.5 times ``min_h`` tall are looked at: a box holds a digit and a margin round it.
+
+    ``removed``: the rules taken out of the ink (uint8 0/1), where there were any. A row of boxes printed in
+    a straight line has its top and bottom found as rules, where they run on far enough, and its cells
+    go with them: each is left open at the top or the bottom, its sides standing, joined to a digit
+    pressing on them. A piece is looked at with the rules taken out within ``REACH`` px round its box, as
+    its own ink: they close such a cell again."""
     sides = []
+    rows, cols = labels.shape
     for piece in pieces:
         if piece.h < 1.5 * min_h or piece.w < 0.5 * piece.h:
             continue
-        own = piece.pixels_in(labels[piece.y : piece.y + piece.h, piece.x : piece.x + piece.w])
+        x0, y0 = piece.x, piece.y
+        x1, y1 = piece.x + piece.w, piece.y + piece.h
+        if removed is not None:
+            x0, y0, x1, y1 = (
+                max(0, x0 - REACH),
+                max(0, y0 - REACH),
+                min(cols, x1 + REACH),
+                min(rows, y1 + REACH),
+            )
+        own = piece.pixels_in(labels[y0:y1, x0:x1])
+        if removed is not None:
+            own |= removed[y0:y1, x0:x1] > 0
         _count, holes, stats, _ = cv2.connectedComponentsWithStats((~own).view(np.uint8), connectivity=4)
         h, w = own.shape
         left, top, widths, heights = (stats[:, k] for k in range(4))
@@ -67,7 +90,7 @@ def box_sides(pieces: list[Piece], labels: np.ndarray, min_h: float) -> list[Box
         cells[0] = False
         if np.count_nonzero(cells) > MOST_CELLS:
             continue  # squared paper, whose lines are rules
-        offset = (piece.x, piece.y, piece.x, piece.y)
+        offset = (x0, y0, x0, y0)
         for k in np.flatnonzero(cells):
             x, y, cw, ch = (int(v) for v in stats[k, :4])
             cell = holes[y : y + ch, x : x + cw] == k
