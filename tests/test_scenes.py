@@ -243,8 +243,8 @@ def test_digits_written_in_the_printed_boxes_of_a_form_are_read(pipeline, mnist_
     row's top and bottom are found as rules, and the cells they opened are closed again by them; the sides
     of a row left standing between rules are no 1s (``side_between_rules``); a digit the model is unsure
     of with a box's sides still along its own (it touches them) is read without them too
-    (``without_straight_sides``). Measured: 84 of the 113 digits on these pages read right, 83 without that
-    last, 75 with the cells left open too, 55 with the sides between rules left standing, 44 with the
+    (``without_straight_sides``). Measured: 88 of the 113 digits on these pages read right, 87 without that
+    last, 79 with the cells left open too, 55 with the sides between rules left standing, 44 with the
     boxes left in."""
     import device.pipeline
     import device.segment
@@ -284,7 +284,7 @@ def test_digits_written_in_the_printed_boxes_of_a_form_are_read(pipeline, mnist_
     )
     assert boxes_out >= touching_sides + 1
     assert touching_sides >= cells_open + 5
-    assert cells_open >= sides_standing + 10
+    assert cells_open >= sides_standing + 15
     assert sides_standing >= boxes_in + 6
 
 

@@ -35,6 +35,7 @@ from device.segment import (
     remove_rules,
     segment,
     segment_frame,
+    side_between_rules,
     without_boxes,
     working_scale,
     writing_at_the_frame_side,
@@ -1289,3 +1290,26 @@ def test_a_row_of_boxes_whose_top_went_as_a_rule_is_found_with_it():
     left = [p for p in find_pieces(without_boxes(mask, sides), SETTINGS).pieces if p.h >= 20]
     # The 1 alone (less the px of its stroke under the side), and no side standing.
     assert len(left) == 1 and 42 <= left[0].x <= 46 and left[0].w <= 8 and left[0].h >= 55, left
+
+
+@pytest.mark.parametrize("runs_into_the_rules", [False, True])
+def test_a_side_standing_between_two_rules_is_no_digit(runs_into_the_rules):
+    """A row of boxes whose top and bottom went as rules leaves its sides standing between them: thin
+    upright pieces, inked as lightly as the rules (printed alike), which read as 1s. Where the rules were
+    taken out the strokes that crossed them are bridged again, so a side may run on through a rule's band. A
+    written 1 there is inked far more strongly; a piece that stops short of a rule is none."""
+    rules = np.zeros((200, 300), np.uint8)
+    rules[48:52, :] = rules[128:132, :] = 1
+    strength = np.where(rules > 0, 0.35, 0.0).astype(np.float32)
+    top, bottom = (47, 133) if runs_into_the_rules else (52, 128)  # through the rules' bands, a px past
+    labels = np.zeros((200, 300), np.uint16)
+    labels[top:bottom, 100:104] = 1
+    side = Piece(100, top, 4, bottom - top, frozenset({1}), 4 * (bottom - top))
+    strength[top:bottom, 100:104] = 0.4
+    assert side_between_rules(side, strength, labels, rules)
+    strength[top:bottom, 100:104] = 0.9  # a written 1
+    assert not side_between_rules(side, strength, labels, rules)
+    strength[top:bottom, 100:104] = 0.4
+    labels[bottom - 12 : bottom, 100:104] = 0  # stops 12 px short of the bottom rule
+    short = Piece(100, top, 4, bottom - top - 12, frozenset({1}), 4 * (bottom - top - 12))
+    assert not side_between_rules(short, strength, labels, rules)

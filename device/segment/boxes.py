@@ -239,16 +239,18 @@ def without_boxes(mask: np.ndarray, sides: list[BoxSide]) -> np.ndarray:
 def side_between_rules(
     piece: Piece, strength: np.ndarray, labels: np.ndarray, rules: np.ndarray, reach: int = 3
 ) -> bool:
-    """A thin upright piece whose ends both meet rules taken out (within ``reach`` px above its top and below
-    its bottom) and whose ink is no stronger than theirs (``PRINTED`` of it): a side of a long row of boxes,
+    """A thin upright piece whose ends both meet rules taken out (within ``reach`` px of its top and of its
+    bottom) and whose ink is no stronger than theirs (``PRINTED`` of it): a side of a long row of boxes,
     whose top and bottom were found as rules, not a 1 (written, it is far more strongly inked than the
     printed lines it touches)."""
     if piece.h < 3 * piece.w:
         return False
     h, w = rules.shape
     cols = slice(max(0, piece.x - piece.w), min(w, piece.x + 2 * piece.w))
-    above = (slice(max(0, piece.y - reach), piece.y), cols)
-    below = (slice(piece.y + piece.h, min(h, piece.y + piece.h + reach)), cols)
+    # Within ``reach`` px of either end, the end's own rows too: where the rule was taken out, the strokes
+    # that crossed it are bridged again, and a side that met it runs on into its band.
+    above = (slice(max(0, piece.y - reach), piece.y + reach), cols)
+    below = (slice(piece.y + piece.h - reach, min(h, piece.y + piece.h + reach)), cols)
     if not (rules[above].any() and rules[below].any()):
         return False
     box = (slice(piece.y, piece.y + piece.h), slice(piece.x, piece.x + piece.w))
