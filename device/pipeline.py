@@ -36,7 +36,6 @@ from device.segment import (
     without_straight_sides,
 )
 from device.segment.splits import PAIR_ASPECT, SQUARE_PART_HEIGHT, narrowest_part, point_valleys
-from device.segment.stats import percentile
 
 
 @dataclass(frozen=True)
@@ -134,9 +133,6 @@ SURE_OF_ONE_NOT_TWO = 0.95
 # or more: a "1" touching its neighbour ("41", "17", "21") reads as that neighbour at 0.7-0.9. Below it, its
 # split wins where every part is surer than this and than the whole (see ``choose``).
 SURE_OF_ONE_NOT_A_PAIR = 0.9
-# A part of a split read as a 1, inked under this share of the strongest part, is a printed line, not a
-# digit (see ``with_a_printed_one``).
-PRINTED_ONE = 0.5
 # A candidate measured again whose ink fits a box under this share of its height held more than its digit.
 SHRUNK = 0.75
 
@@ -148,19 +144,6 @@ def without_a_lone_stroke(readings: list[Interpretation]) -> list[Interpretation
     its head reads as a digit and the stroke alone as a sure 1, surer than the whole. Where two lines'
     digits touch by a point, the neck tells; here nothing does, so a 1 is no evidence of a second line."""
     return [reading for reading in readings if all(p.digit != 1 for p in reading.predictions)]
-
-
-def with_a_printed_one(reading: Interpretation) -> bool:
-    """Whether a reading of a candidate as several digits has a part read as a 1 inked more lightly than
-    ``PRINTED_ONE`` of its strongest part: a printed line the digit touches (a side of its box, a stretch of
-    a rule), cut off it. One pen wrote the digits, so its parts are inked alike (a part's ink is measured
-    in the candidate's crop, against the same paper)."""
-    levels = [percentile(part.ink[part.ink > 0], 90) if part.ink.any() else 0.0 for part in reading.segments]
-    strongest = max(levels)
-    return any(
-        prediction.digit == 1 and level < PRINTED_ONE * strongest
-        for prediction, level in zip(reading.predictions, levels, strict=True)
-    )
 
 
 def choose(
@@ -404,7 +387,6 @@ class FramePipeline:
             parts = [read.interpretation(reading) for reading in plan.readings]
             if plan.no_neck:
                 parts = without_a_lone_stroke(parts)
-            parts = [reading for reading in parts if not with_a_printed_one(reading)]
             best = choose(
                 [wholes[id(candidate)], *parts],
                 nt,

@@ -3,7 +3,7 @@
 import numpy as np
 
 from device.classify import Prediction
-from device.pipeline import FramePipeline, Interpretation, choose, with_a_printed_one
+from device.pipeline import FramePipeline, Interpretation, choose
 from device.reading import Box
 from device.segment import Segment
 
@@ -270,23 +270,3 @@ def test_a_segment_read_and_let_go_leaves_no_reading_to_a_new_one():
         assert read.interpretation((segment,)).predictions[0].digit == k % 2
         del segment
     assert len(classifier.digits) == 50
-
-
-def test_a_one_inked_far_more_lightly_than_the_digit_beside_it_is_a_printed_line():
-    """A digit touching a side of its box (or a stretch of a rule) is cut into the side and the digit, and
-    the side reads as a sure 1. One pen wrote the digits, so their parts are inked alike; a printed line is
-    inked more lightly (and thinner): a part read as a 1 under half the strongest part's ink is no digit."""
-
-    def part(level: int, x: int) -> Segment:
-        ink = np.zeros((30, 12), np.uint8)
-        ink[2:28, 4:8] = level
-        return Segment(Box(x, 0, 12, 30), ink)
-
-    def reading(one_level: int, seven_level: int) -> Interpretation:
-        segments = (part(one_level, 0), part(seven_level, 12))
-        blank = np.zeros((28, 28), np.uint8)
-        return Interpretation(segments, (blank, blank), (sure(1), sure(7)))
-
-    assert with_a_printed_one(reading(one_level=90, seven_level=255))  # a box's side beside a 7
-    assert not with_a_printed_one(reading(one_level=200, seven_level=255))  # a written 1 beside it
-    assert not with_a_printed_one(reading(one_level=255, seven_level=90))  # a light 7: no 1 the lighter

@@ -243,10 +243,9 @@ def test_digits_written_in_the_printed_boxes_of_a_form_are_read(pipeline, mnist_
     row's top and bottom are found as rules, and the cells they opened are closed again by them; the sides
     of a row left standing between rules are no 1s (``side_between_rules``); a digit the model is unsure
     of with a box's sides still along its own (it touches them) is read without them too
-    (``without_straight_sides``); a side cut off a digit it touches is no 1 where it is inked far more
-    lightly than the digit (``with_a_printed_one``). Measured: 89 of the 113 digits on these pages read
-    right, 88 without that last, 87 without reading a digit without its box's sides too, 79 with the cells
-    left open too, 55 with the sides between rules left standing, 44 with the boxes left in."""
+    (``without_straight_sides``). Measured: 88 of the 113 digits on these pages read right, 87 without that
+    last, 79 with the cells left open too, 55 with the sides between rules left standing, 44 with the
+    boxes left in."""
     import device.pipeline
     import device.segment
     import device.segment.plain
@@ -258,8 +257,6 @@ def test_digits_written_in_the_printed_boxes_of_a_form_are_read(pipeline, mnist_
         pages.append(render_scene(kind, lines, texts, rng, boxes=True))
 
     boxes_out = digits_right_on(pipeline, pages)
-    monkeypatch.setattr(device.pipeline, "with_a_printed_one", lambda reading: False)
-    printed_ones = digits_right_on(pipeline, pages)
     monkeypatch.setattr(device.pipeline, "without_straight_sides", lambda segment: None)
     touching_sides = digits_right_on(pipeline, pages)
     box_sides = device.segment.box_sides
@@ -276,18 +273,16 @@ def test_digits_written_in_the_printed_boxes_of_a_form_are_read(pipeline, mnist_
     boxes_in = digits_right_on(pipeline, pages)
     total = sum(len(page.text.replace(" ", "")) for page in pages)
     print(
-        "digits right, boxes taken out / sides cut off a digit read as 1s / not from a digit touching them /"
-        " cells the rules opened / sides standing / boxes in:",
+        "digits right, boxes taken out / not from a digit touching them / cells the rules opened / sides"
+        " standing / boxes in:",
         boxes_out,
-        printed_ones,
         touching_sides,
         cells_open,
         sides_standing,
         boxes_in,
         total,
     )
-    assert boxes_out >= printed_ones + 1
-    assert printed_ones >= touching_sides + 1
+    assert boxes_out >= touching_sides + 1
     assert touching_sides >= cells_open + 5
     assert cells_open >= sides_standing + 15
     assert sides_standing >= boxes_in + 6
