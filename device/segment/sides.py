@@ -8,9 +8,10 @@ leaving its upright sides joined to the digit), the candidate is the digit in it
 calls no digit or reads unsure. The same holds for a digit touching a stretch of a rule or the margin line
 the rules left. Such a printed line runs straight along the candidate's side, across most of its width or
 height, thin, at its very edge: a row (or column) of the crop inked across ``COVER`` of it or more, among
-the outermost ``BAND`` of the crop and no thicker than ``THICK`` of it. A digit's own stroke seldom is all
-three at the side of its box (a 7's bar, a 5's flag and a 2's base are; read without them, they are
-reading as a 1 or unsure, and the pipeline keeps the surer reading and never lets a 1 appear this way).
+the outermost ``BAND`` of the crop and no thicker than ``THICK`` of it, on ``SIDES`` of the crop's sides at
+least. A digit's own stroke seldom is all of that (a 7's bar, a 5's flag and a 2's base may be; read
+without them, those digits read as a 1 or unsure, and the pipeline keeps the surer reading and never lets
+a new 1 appear this way).
 
 Here each such line is taken off the crop, and what is left, but for the stubs it leaves where strokes
 crossed it, is the candidate read again. The pipeline reads the candidate both ways and keeps the surer
