@@ -103,13 +103,14 @@ def print_boxes(
         lefts = [boxes[0][0] - margin, *between]
         rights = [*between, boxes[-1][2] + margin]
         cell = rights[-1] - lefts[-1]
+        written = len(boxes)
         for _ in range(int(rng.integers(0, 3))):
             boxes.append(boxes[-1])
             lefts.append(rights[-1])
             rights.append(rights[-1] + cell)
         # The row's middle along the line: a straight fit through its digits' middles.
-        centres = [(x0 + x1) / 2 for x0, _, x1, _ in boxes[: len(numbers)]]
-        middles = [(y0 + y1) / 2 for _, y0, _, y1 in boxes[: len(numbers)]]
+        centres = [(x0 + x1) / 2 for x0, _, x1, _ in boxes[:written]]
+        middles = [(y0 + y1) / 2 for _, y0, _, y1 in boxes[:written]]
         slope, level = np.polyfit(centres, middles, 1) if len(set(centres)) > 1 else (0.0, middles[0])
         for left, right in zip(lefts, rights, strict=True):
             middle = level + slope * (left + right) / 2
