@@ -64,6 +64,7 @@ from dataclasses import replace
 from device.reading import Box
 from device.segment.boxes import box_sides, side_between_rules, without_boxes
 from device.segment.data import (
+    CROP_PAD,
     Cuttable,
     FoundPieces,
     InkImage,
@@ -321,8 +322,8 @@ def candidates_in_order(kept: KeptPieces, work: WorkImage) -> list[Segment]:
     for piece in kept.pieces:
         crop = crop_ink(piece, kept.ink, kept.labels)
         box = work.to_frame(piece.x, piece.y, piece.w, piece.h)
-        # Crops carry 2 px of padding; cuts are made in the piece's own columns.
-        pad_x, pad_y = piece.x - max(0, piece.x - 2), piece.y - max(0, piece.y - 2)
+        # Crops carry their padding; cuts are made in the piece's own columns.
+        pad_x, pad_y = piece.x - max(0, piece.x - CROP_PAD), piece.y - max(0, piece.y - CROP_PAD)
         core = crop[pad_y : pad_y + piece.h, pad_x : pad_x + piece.w]
         place = (piece.x, piece.y, piece.w, piece.h)
         tall = len(heights) >= 3 and piece.h >= STACKED * typical_h and piece.w <= 1.3 * typical_h

@@ -9,6 +9,10 @@ import numpy as np
 
 from device.reading import Box
 
+# Px of padding round a candidate's ink crop (``crop_ink``), kept by every crop made from one: a stroke's
+# soft edge at the box's side stays in view.
+CROP_PAD = 2
+
 
 @dataclass(frozen=True)
 class SegmentSettings:

@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from device.normalize import stroke_width
-from device.segment.data import Segment
+from device.segment.data import CROP_PAD, Segment
 from device.segment.paper import ink_surface
 from device.segment.stats import percentile
 
@@ -41,7 +41,6 @@ INK_SHARE = 0.6
 # The paper is measured at a size where the digit is at most this tall (px): fine enough to follow a step
 # of the light, and the cost stays bounded for a digit written large.
 PAPER_HEIGHT = 48
-PAD = 2  # px of padding round an ink crop, as ``crop_ink`` leaves
 
 
 def paper_round(region: np.ndarray, stroke: float, height: int) -> np.ndarray:
@@ -93,8 +92,8 @@ def ink_against_the_paper_round_it(segment: Segment) -> Segment | None:
         # Ink that runs on to the margin's side is no digit's alone: a rule, a texture, the neighbours.
         return None
     # The ink's box, and its crop with the padding a crop has, within the region.
-    cx0, cy0 = max(0, bx - PAD), max(0, by - PAD)
-    cx1, cy1 = min(region.shape[1], bx + bw + PAD), min(region.shape[0], by + bh + PAD)
+    cx0, cy0 = max(0, bx - CROP_PAD), max(0, by - CROP_PAD)
+    cx1, cy1 = min(region.shape[1], bx + bw + CROP_PAD), min(region.shape[0], by + bh + CROP_PAD)
     crop = np.where(kept, strength, 0.0)[cy0:cy1, cx0:cx1] / level
     box = work.to_frame(x0 + bx, y0 + by, bw, bh, segment.box.line)
     ink = (np.clip(crop, 0.0, 1.0) * 255).astype(np.uint8)

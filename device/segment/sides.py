@@ -25,7 +25,7 @@ from dataclasses import replace
 import cv2
 import numpy as np
 
-from device.segment.data import Segment
+from device.segment.data import CROP_PAD, Segment
 from device.segment.stats import percentile
 
 # A row (or column) of the crop is part of a printed line where at least this share of it is strong ink
@@ -48,7 +48,6 @@ SIDES = 2
 # A candidate looked at is about as wide as tall (a box holds one digit), and at least this tall (px).
 ASPECT = (0.6, 1.7)
 SMALLEST = 12
-PAD = 2  # px of padding round an ink crop, as ``crop_ink`` leaves
 
 
 def side_rows(cover: np.ndarray, band: int, thick: int) -> int:
@@ -94,8 +93,8 @@ def without_straight_sides(segment: Segment) -> Segment | None:
     bx, by, bw, bh = cv2.boundingRect((kept > STRONG).view(np.uint8))
     if bh < 0.4 * (h - top - bottom):
         return None  # a stub, not a digit
-    x0, y0 = max(0, bx - PAD), max(0, by - PAD)
-    crop = kept[y0 : min(h, by + bh + PAD), x0 : min(w, bx + bw + PAD)]
+    x0, y0 = max(0, bx - CROP_PAD), max(0, by - CROP_PAD)
+    crop = kept[y0 : min(h, by + bh + CROP_PAD), x0 : min(w, bx + bw + CROP_PAD)]
     # Scaled so its strokes reach full strength again, as ``crop_ink`` scales a candidate's.
     level = percentile(crop[crop > 0], 90)
     crop = np.clip(crop.astype(np.float32) * (255.0 / level), 0, 255).astype(np.uint8)

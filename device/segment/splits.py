@@ -9,15 +9,14 @@ from dataclasses import replace
 import cv2
 import numpy as np
 
-from device.segment.data import InkInBoxes, Piece, Segment, SegmentSettings, WorkImage
+from device.segment.data import CROP_PAD, InkInBoxes, Piece, Segment, SegmentSettings, WorkImage
 
 
 def crop_ink(piece: Piece, ink: InkInBoxes, labels: np.ndarray) -> np.ndarray:
     """The piece's own ink (not its neighbours'), scaled so its strokes reach full strength (uint8)."""
     h, w = labels.shape
-    pad = 2
-    x0, y0 = max(0, piece.x - pad), max(0, piece.y - pad)
-    x1, y1 = min(w, piece.x + piece.w + pad), min(h, piece.y + piece.h + pad)
+    x0, y0 = max(0, piece.x - CROP_PAD), max(0, piece.y - CROP_PAD)
+    x1, y1 = min(w, piece.x + piece.w + CROP_PAD), min(h, piece.y + piece.h + CROP_PAD)
     own = piece.pixels_in(labels[y0:y1, x0:x1])
     # Grow the mask by a pixel so the soft edge of the strokes (below threshold) keeps its grey levels.
     grow = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
