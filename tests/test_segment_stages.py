@@ -1313,3 +1313,28 @@ def test_a_side_standing_between_two_rules_is_no_digit(runs_into_the_rules):
     labels[bottom - 12 : bottom, 100:104] = 0  # stops 12 px short of the bottom rule
     short = Piece(100, top, 4, bottom - top - 12, frozenset({1}), 4 * (bottom - top - 12))
     assert not side_between_rules(short, strength, labels, rules)
+
+
+def test_a_side_with_stubs_of_its_box_along_the_rules_is_no_digit():
+    """Where a row's top and bottom were taken out as rules, stubs of them beside the rules' bands are left
+    on the ends of a box's side (printed lines blur and tilt; a box's far side, printed too faintly to be
+    inked, leaves the side alone): the piece is as wide as the box, and read as a 1. Less what lies along
+    the rules, it is a thin upright stroke. A 7 whose bar lies along the upper rule is left a slanting
+    stroke, no side."""
+    rules = np.zeros((200, 300), np.uint8)
+    rules[48:52, :] = rules[128:132, :] = 1
+    strength = np.where(rules > 0, 0.35, 0.0).astype(np.float32)
+    side = np.zeros((200, 300), np.uint8)
+    side[52:128, 100:104] = 1
+    side[52:54, 70:104] = side[126:128, 70:104] = 1  # the stubs of the box's top and bottom
+    seven = np.zeros((200, 300), np.uint8)
+    seven[52:55, 70:104] = 1  # its bar along the upper rule
+    cv2.line(seven, (102, 55), (78, 127), 1, 4)
+    for shape, is_a_side in ((side, True), (seven, False)):
+        labels = shape.astype(np.uint16)
+        x, y, w, h = cv2.boundingRect(shape)
+        piece = Piece(x, y, w, h, frozenset({1}), int(shape.sum()))
+        assert h < 3 * w  # as wide as the box: no thin upright piece as it stands
+        strength[shape > 0] = 0.4  # printed as lightly as the rules
+        assert side_between_rules(piece, strength, labels, rules) is is_a_side
+        strength[shape > 0] = 0.0

@@ -242,8 +242,12 @@ def side_between_rules(
     """A thin upright piece whose ends both meet rules taken out (within ``reach`` px of its top and of its
     bottom) and whose ink is no stronger than theirs (``PRINTED`` of it): a side of a long row of boxes,
     whose top and bottom were found as rules, not a 1 (written, it is far more strongly inked than the
-    printed lines it touches)."""
-    if piece.h < 3 * piece.w:
+    printed lines it touches).
+
+    Thin and upright once the ink along the rules is set aside: where a rule is taken out, stubs of the
+    box's top and bottom that lay beside it are left on the side's ends (printed lines blur and tilt, so
+    a rule's band misses their edges), and they make the piece as wide as the box."""
+    if piece.h < 1.5 * piece.w:
         return False
     h, w = rules.shape
     cols = slice(max(0, piece.x - piece.w), min(w, piece.x + 2 * piece.w))
@@ -254,6 +258,23 @@ def side_between_rules(
     if not (rules[above].any() and rules[below].any()):
         return False
     box = (slice(piece.y, piece.y + piece.h), slice(piece.x, piece.x + piece.w))
-    own = strength[box][piece.pixels_in(labels[box])]
+    inked = piece.pixels_in(labels[box])
+    if piece.h < 3 * piece.w and not thin_between_its_ends(inked, rules, piece, reach):
+        return False
+    own = strength[box][inked]
     printed = np.concatenate([strength[above][rules[above] > 0], strength[below][rules[below] > 0]])
     return bool(own.size) and float(np.median(own)) <= PRINTED * float(np.median(printed))
+
+
+def thin_between_its_ends(inked: np.ndarray, rules: np.ndarray, piece: Piece, reach: int) -> bool:
+    """Whether a piece's ink (``inked``, in its box), less what lies within ``reach`` px above or below the
+    rules taken out, is at least three times as tall as it is wide: an upright stroke with stubs along the
+    rules at its ends."""
+    h = rules.shape[0]
+    top, bottom = max(0, piece.y - reach), min(h, piece.y + piece.h + reach)
+    near = rules[top:bottom, piece.x : piece.x + piece.w]
+    near = cv2.dilate(near.view(np.uint8), np.ones((2 * reach + 1, 1), np.uint8)) > 0
+    rows, cols = np.nonzero(inked & ~near[piece.y - top : piece.y - top + piece.h])
+    if rows.size == 0:
+        return False
+    return bool(np.ptp(rows) + 1 >= 3 * (np.ptp(cols) + 1))
