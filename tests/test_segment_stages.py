@@ -36,6 +36,7 @@ from device.segment import (
     segment,
     segment_frame,
     side_between_rules,
+    textured_surroundings,
     without_boxes,
     working_scale,
     writing_at_the_frame_side,
@@ -1338,3 +1339,35 @@ def test_a_side_with_stubs_of_its_box_along_the_rules_is_no_digit():
         strength[shape > 0] = 0.4  # printed as lightly as the rules
         assert side_between_rules(piece, strength, labels, rules) is is_a_side
         strength[shape > 0] = 0.0
+
+
+def _form_running_off_the_frame() -> np.ndarray:
+    """Three rows of printed boxes, each with a digit written in it, the first column cut by the frame's
+    left side (ink strength, float32)."""
+    ink = np.zeros((480, 640), np.uint8)
+    for row, y in enumerate((100, 190, 280)):
+        for col, x in enumerate(range(-20, 380, 62)):
+            cv2.rectangle(ink, (x, y), (x + 56, y + 84), 128, 2)
+            digit = str((row * 7 + col) % 10)
+            cv2.putText(ink, digit, (x + 10, y + 68), cv2.FONT_HERSHEY_SIMPLEX, 2.0, 230, 6)
+    return ink.astype(np.float32) / 255
+
+
+@pytest.mark.parametrize("scene", ["desk strip", "form"])
+def test_only_a_strip_along_the_frames_side_is_texture_beside_the_page(scene):
+    """Busy ink along much of the frame's side, where the tiles found paper: a strip of desk beside the
+    page, narrower than a tile, is texture; a form filled in and running on beyond the frame's side (its
+    digits' and boxes' busy halos joined into one block, reaching far into the frame) is writing."""
+    rng = np.random.default_rng(0)
+    if scene == "desk strip":
+        ink = np.zeros((480, 640), np.float32)
+        ink[:, :40] = rng.uniform(0, 0.5, (480, 40))
+    else:
+        ink = _form_running_off_the_frame()
+    ink = np.clip(ink + rng.normal(0, 0.01, ink.shape), 0, 1).astype(np.float32)
+    image = InkImage(ink, np.ones(ink.shape, bool), np.full(ink.shape, 0.2, np.float32), 0.01)
+    found = textured_surroundings(image, np.zeros(ink.shape, np.uint8))
+    if scene == "desk strip":
+        assert found[:, :30].mean() > 0.9 and not found[:, 100:].any()
+    else:
+        assert not found.any()

@@ -486,10 +486,14 @@ def textured_surroundings(ink: InkImage, rules: np.ndarray) -> np.ndarray:
     reached[labels[seeds & (busy > 0)]] = True
     # Texture beside the page runs along much of one of the frame's sides (in pieces, where its grain was
     # taken for rules); a digit at the edge (cut off by it, or just touching it) meets it for a digit's
-    # width only.
-    for side in (labels[0], labels[-1], labels[:, 0], labels[:, -1]):
+    # width only. What the tiles missed there is a strip narrower than a tile; a block of writing that runs
+    # on beyond the frame's side (rows of boxes, filled in, whose busy halos join) reaches far into it.
+    for inward in (labels, labels[::-1], labels.T, labels.T[::-1]):
+        side = inward[0]
         if np.count_nonzero(side) >= 0.4 * len(side):
-            reached[side] = True
+            for k in np.unique(side[side > 0]):
+                if strip_along_the_side(inward, k):
+                    reached[k] = True
     reached[0] = False
     if not reached.any():
         return np.zeros((h, w), bool)
@@ -499,3 +503,15 @@ def textured_surroundings(ink: InkImage, rules: np.ndarray) -> np.ndarray:
 
 
 _DISC_5 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
+# How far into the frame (half-resolution px) a strip of texture beside the page reaches along most of it:
+# the tiles (64 px at the working size, 32 here) find a wider one themselves, with some to spare.
+STRIP_DEPTH = 48
+
+
+def strip_along_the_side(inward: np.ndarray, label: int) -> bool:
+    """Whether the component ``label`` of a label image, where it meets the image's first row, reaches no
+    more than ``STRIP_DEPTH`` px down from it along half of that stretch at least (``inward``: the labels
+    turned so that the frame's side in question is row 0)."""
+    columns = np.flatnonzero(inward[0] == label)
+    depth = (inward[: STRIP_DEPTH + 1, columns] == label).all(axis=0)
+    return bool(np.count_nonzero(depth) <= 0.5 * len(columns))
