@@ -27,6 +27,7 @@ from device.segment import (
     grow_the_lines,
     in_line_with,
     ink_mask,
+    page_rules,
     paper_around,
     paper_extent,
     part_of_a_longer_line,
@@ -1371,3 +1372,23 @@ def test_only_a_strip_along_the_frames_side_is_texture_beside_the_page(scene):
         assert found[:, :30].mean() > 0.9 and not found[:, 100:].any()
     else:
         assert not found.any()
+
+
+def test_a_side_between_rules_is_no_digit_on_a_page_ruled_two_ways():
+    """A box's side standing between two rules is no 1 where the page's rules run two ways too (a margin
+    line, a table's column, rows of boxes printed at other slants): the check looks at the rules above and
+    below the side, which a second family leaves as they are. A written 1 between the same rules stays."""
+    page = np.full((480, 640, 3), 205, np.uint8)
+    for y in (100, 180, 260):
+        cv2.line(page, (0, y), (639, y), (125, 125, 125), 2)
+    cv2.line(page, (600, 0), (600, 479), (125, 125, 125), 2)  # the margin
+    for x in (200, 262):
+        cv2.line(page, (x, 100), (x, 180), (125, 125, 125), 2)  # printed, as light as the rules
+    cv2.line(page, (420, 112), (416, 170), (50, 50, 50), 5)  # written
+    page = cv2.GaussianBlur(page, (0, 0), 1.0)
+    work = prepare(page, SETTINGS)
+    ink = find_ink(work, True, SETTINGS)
+    rules = page_rules(ink_mask(ink), SETTINGS, paper_extent(ink.paper), faint_ink(ink))
+    assert len(nearest_rule_directions(rules, 320, 240)) == 2
+    boxes = [(s.box.x, s.box.w) for s in segment_frame(page, SETTINGS).segments]
+    assert len(boxes) == 1 and 405 <= boxes[0][0] <= 420 and boxes[0][1] <= 20, boxes

@@ -275,7 +275,9 @@ def scene_pieces(work: WorkImage, settings: SegmentSettings) -> KeptPieces:
             part_of_a_longer_line(piece, ink, labels, lines)
             or along_the_frame_side(piece, labels)
             or inside_a_dark_area(piece, ink, labels, rules)
-            or (one_family and side_between_rules(piece, ink.ink, labels, rules))
+            # On any page: it looks only at the rules at the piece's two ends, which a second family (a
+            # margin, a table's column, rows of boxes printed at other slants) leaves as they are.
+            or side_between_rules(piece, ink.ink, labels, rules)
         )
 
     def in_the_surroundings(piece: Piece) -> bool:
