@@ -42,7 +42,7 @@ from device.segment import (
     working_scale,
     writing_at_the_frame_side,
 )
-from device.segment.pieces import line_runs_on, nearest_rule_directions, stroke_axis
+from device.segment.pieces import line_runs_on, nearest_rule_directions, sharp_enough, stroke_axis
 from tests.conftest import MODEL
 from tests.pages import stroke_digit
 
@@ -1392,3 +1392,20 @@ def test_a_side_between_rules_is_no_digit_on_a_page_ruled_two_ways():
     assert len(nearest_rule_directions(rules, 320, 240)) == 2
     boxes = [(s.box.x, s.box.w) for s in segment_frame(page, SETTINGS).segments]
     assert len(boxes) == 1 and 405 <= boxes[0][0] <= 420 and boxes[0][1] <= 20, boxes
+
+
+def test_the_edge_bar_is_lowered_on_a_faint_page_for_steep_edges_only():
+    """A stroke's edge is as steep as its ink is strong: faint pencil strokes fall under ``min_edge``. On a
+    page whose darkest candidate is fainter than a pen's ink, the bar is lowered in step, for a candidate
+    whose edge is steep for its own ink; a soft smudge as faint is not, and on a page with a pen's ink the
+    bar stands."""
+
+    def piece(peak: float, edge: float) -> Piece:
+        p = Piece(0, 0, 10, 30, frozenset({1}), 100)
+        p.peak, p.edge = peak, edge
+        return p
+
+    pencil, smudge, pen = piece(0.12, 0.032), piece(0.12, 0.02), piece(0.6, 0.2)
+    assert sharp_enough([pencil, smudge], 0.005, SETTINGS) == [pencil]
+    assert sharp_enough([pencil, smudge, pen], 0.005, SETTINGS) == [pen]
+    assert sharp_enough([pencil], 0.02, SETTINGS) == []  # never below 2.5 times the noise

@@ -139,8 +139,7 @@ def keep_digits(
         p.peak = percentile(on, 90) if on.size else 0.0
         p.edge = edge_sharpness(crop)
         candidates.append(p)
-    min_edge = max(settings.min_edge, settings.min_edge_snr * ink.noise)
-    candidates = [p for p in candidates if p.edge >= min_edge]
+    candidates = sharp_enough(candidates, ink.noise, settings)
     if no_digit is not None:
         candidates = [p for p in candidates if not no_digit(p)]
     if not candidates:
@@ -153,6 +152,31 @@ def keep_digits(
         p
         for p in candidates
         if p.h >= settings.relative_height * typical_h and p.peak >= settings.relative_contrast * strongest
+    ]
+
+
+# Ink this strong (of the paper's brightness) is a pen's, whose strokes' edges are as sharp as ``min_edge``
+# asks. On a page whose darkest mark is fainter (pencil, a washed-out camera) the bar is lowered in step: an
+# edge's steepness scales with its ink's contrast.
+PEN_INK = 0.4
+# Where the bar is lowered, a stroke's edge must still be steep for its own ink: across it the ink rises by
+# this share of its strength per px at least. The grain of a desk beside a faint page, or a shadow's soft
+# rim, rises slowly for the little contrast it has.
+STEEP = 0.25
+
+
+def sharp_enough(candidates: Sequence[Piece], noise: float, settings: SegmentSettings) -> list[Piece]:
+    """The candidates whose edges (``edge``, see ``edge_sharpness``) are a stroke's: as sharp as
+    ``min_edge``, lowered on a page whose darkest candidate is fainter than a pen (``PEN_INK``) for those
+    whose edges are ``STEEP`` for their own ink (``peak``); well above the noise (``min_edge_snr`` times it)
+    either way."""
+    darkest = max((p.peak for p in candidates), default=PEN_INK)
+    floor = settings.min_edge_snr * noise
+    lowered = max(settings.min_edge * min(1.0, darkest / PEN_INK), floor)
+    return [
+        p
+        for p in candidates
+        if p.edge >= max(settings.min_edge, floor) or (p.edge >= lowered and p.edge >= STEEP * p.peak)
     ]
 
 
