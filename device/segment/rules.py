@@ -503,8 +503,8 @@ def textured_surroundings(ink: InkImage, rules: np.ndarray) -> np.ndarray:
 
 
 _DISC_5 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
-# How far into the frame (half-resolution px) a strip of texture beside the page reaches along most of it:
-# the tiles (64 px at the working size, 32 here) find a wider one themselves, with some to spare.
+# How far into the frame (half-resolution px) a strip of texture beside the page reaches along half of it
+# at least: the tiles (64 px at the working size, 32 here) find a wider one themselves, with some to spare.
 STRIP_DEPTH = 48
 
 
