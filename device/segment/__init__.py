@@ -250,7 +250,7 @@ def scene_pieces(work: WorkImage, settings: SegmentSettings) -> KeptPieces:
     min_h = max(8.0, settings.min_height * min(h, w))
     pieces, labels, cut_short = find_pieces(mask, settings)
     # Rules in one direction only (a ruled page, or the long rows of a form's boxes), not a squared page's
-    # grid, whose stretches between crossings a written 1 is cut into, and whose squares are no boxes.
+    # grid, whose squares are no boxes.
     one_family = bool(lines) and len(nearest_rule_directions(lines, w / 2, h / 2)) == 1
     # The printed boxes of a form: their sides out, as the rules are, and what is written in them found
     # again on its own.
