@@ -27,6 +27,7 @@ from device.segment import (
     grow_the_lines,
     in_line_with,
     ink_mask,
+    merge_pieces,
     page_rules,
     paper_around,
     paper_extent,
@@ -1409,3 +1410,17 @@ def test_the_edge_bar_is_lowered_on_a_faint_page_for_steep_edges_only():
     assert sharp_enough([pencil, smudge], 0.005, SETTINGS) == [pencil]
     assert sharp_enough([pencil, smudge, pen], 0.005, SETTINGS) == [pen]
     assert sharp_enough([pencil], 0.02, SETTINGS) == []  # never below 2.5 times the noise
+
+
+def test_a_thin_stroke_broken_by_faint_ink_is_merged_whole():
+    """A box's side, or a 1, whose ink was too faint for a few px: two thin upright pieces, one above the
+    other, across a short gap. On a slant the lower one sits a few px aside, so they overlap too little
+    for the merge, and each half read as a 1 (a side meets a rule at one end only). Two 1s side by side,
+    or one above another in two lines, stay apart."""
+
+    def thin(x, y, h=40):
+        return Piece(x, y, 4, h, frozenset({x * 1000 + y}), 4 * h)
+
+    assert len(merge_pieces([thin(100, 50), thin(103, 96)], typical_h=80)) == 1
+    assert len(merge_pieces([thin(100, 50), thin(110, 50)], typical_h=80)) == 2
+    assert len(merge_pieces([thin(100, 50), thin(101, 130)], typical_h=80)) == 2

@@ -58,7 +58,7 @@ def merge_pieces(pieces: list[Piece], typical_h: float) -> list[Piece]:
                 top = min(other.y, piece.y)
                 bottom = max(other.y + other.h, piece.y + piece.h)
                 if (
-                    overlap >= 0.5 * min(other.w, piece.w)
+                    (overlap >= 0.5 * min(other.w, piece.w) or one_stroke_broken(other, piece))
                     and bottom - top <= 1.3 * typical_h
                     and not (other.is_stroke_line(typical_h) or piece.is_stroke_line(typical_h))
                 ):
@@ -69,6 +69,24 @@ def merge_pieces(pieces: list[Piece], typical_h: float) -> list[Piece]:
                 result.append(piece)
         pieces = result
     return pieces
+
+
+# A thin upright stroke broken where its ink was faint for a moment: the two parts' facing ends are at
+# most this many px apart, up and down and side to side (a printed line or a 1 on a slant moves a px or
+# two sideways over its gap).
+BROKEN_GAP = 8
+
+
+def one_stroke_broken(a: Piece, b: Piece) -> bool:
+    """Whether two thin upright pieces, one above the other, continue one stroke across a short gap: a
+    box's side or a 1 whose ink was too faint in a stretch. Thin pieces side by side overlap too little
+    for the merge when the stroke slants."""
+    if not (a.h >= 3 * a.w and b.h >= 3 * b.w):
+        return False
+    upper, lower = (a, b) if a.y <= b.y else (b, a)
+    gap = lower.y - (upper.y + upper.h)
+    shift = abs((lower.x + lower.w / 2) - (upper.x + upper.w / 2))
+    return 0 <= gap <= BROKEN_GAP and shift <= BROKEN_GAP
 
 
 def edge_sharpness(crop_ink: np.ndarray, size: int = 32) -> float:
