@@ -40,8 +40,9 @@ def find_pieces(mask: np.ndarray, settings: SegmentSettings, min_extent: float =
 def merge_pieces(pieces: list[Piece], typical_h: float) -> list[Piece]:
     """Merge pieces of one digit (a 5's flag, a 4 or 7 written in two strokes).
 
-    Two pieces merge when they overlap horizontally by half the narrower one and their union is no taller
-    than a digit; stacked digits of two lines form a union far taller than one digit, so they stay apart.
+    Two pieces merge when they overlap horizontally by half the narrower one, or are one thin upright
+    stroke broken by faint ink (``one_stroke_broken``), and their union is no taller than a digit;
+    stacked digits of two lines form a union far taller than one digit, so they stay apart.
     A long flat piece (an underline, a paper edge, what is left of a rule) joins nothing: it would swallow
     every digit above it.
     A sweep over pieces sorted by x compares only pieces whose columns overlap.
