@@ -43,6 +43,7 @@ from device.segment import (
     working_scale,
     writing_at_the_frame_side,
 )
+from device.segment.paper import darkest_channel
 from device.segment.pieces import line_runs_on, nearest_rule_directions, sharp_enough, stroke_axis
 from tests.conftest import MODEL
 from tests.pages import stroke_digit
@@ -310,6 +311,13 @@ def test_coloured_ink_is_ink():
         cv2.line(img, (x, 150), (x + 40, 150), (90, 90, 230), 7)
         cv2.line(img, (x + 40, 150), (x + 16, 230), (90, 90, 230), 7)
     assert len(segment(img)) == 2
+
+
+def test_the_ink_channel_is_each_pixels_darkest_colour():
+    rng = np.random.default_rng(5)
+    for width in (16, 17, 641):  # any width, the first and last pixel of a row too
+        image = rng.integers(0, 256, (23, width, 3), dtype=np.uint8)
+        assert np.array_equal(darkest_channel(image), image.min(axis=2))
 
 
 def test_faint_blurred_strokes_stay_whole():
