@@ -38,6 +38,7 @@ from device.segment import (
     segment,
     segment_frame,
     side_between_rules,
+    sides_pressed_on,
     textured_surroundings,
     without_boxes,
     working_scale,
@@ -1349,6 +1350,49 @@ def test_a_side_with_stubs_of_its_box_along_the_rules_is_no_digit():
         strength[shape > 0] = 0.4  # printed as lightly as the rules
         assert side_between_rules(piece, strength, labels, rules) is is_a_side
         strength[shape > 0] = 0.0
+
+
+def test_a_side_a_digit_presses_on_is_taken_off_it():
+    """A row of boxes whose top and bottom were taken out as rules: a digit written in a box pressing on its
+    right side is one piece with that side (the box's left side, untouched, is a piece of its own, so the
+    box is no cell). The side runs straight down the piece's edge between the rules, inked as lightly as
+    they are: it is taken off. Not so a 1 written against the digit (inked two times as strongly), the
+    digit alone, the digit with no rules at its ends, nor a box whole round its digit."""
+    rules = np.zeros((200, 300), np.uint8)
+    rules[48:52, :] = rules[128:132, :] = 1
+    strength = np.where(rules > 0, 0.35, 0.0).astype(np.float32)
+
+    def piece_of(shape: np.ndarray, stroke_strength: float) -> tuple[Piece, np.ndarray, np.ndarray]:
+        x, y, w, h = cv2.boundingRect(shape)
+        ink = strength.copy()
+        ink[shape > 0] = np.maximum(ink[shape > 0], stroke_strength)
+        return Piece(x, y, w, h, frozenset({1}), int(shape.sum())), shape.astype(np.uint16), ink
+
+    nine = np.zeros((200, 300), np.uint8)
+    cv2.circle(nine, (110, 78), 14, 1, 5)
+    cv2.line(nine, (122, 80), (122, 118), 1, 5)
+    pressed = nine.copy()
+    pressed[52:128, 124:127] = 1  # the box's right side, touched by the 9's stem
+    piece, labels, ink = piece_of(pressed, 0.4)
+    found = sides_pressed_on([piece], ink, labels, rules, min_h=10)
+    assert len(found) == 1 and 124 <= found[0].x0 <= 126
+    assert found[0].y0 <= 52 and found[0].y1 >= 127  # from rule to rule
+
+    written_one = nine.copy()
+    written_one[52:128, 124:127] = 1
+    piece, labels, _ = piece_of(written_one, 0.4)
+    ink = strength.copy()
+    ink[nine > 0] = 0.4
+    ink[52:128, 124:127] = 0.9  # a 1 written against the 9, as strongly as a pen inks
+    assert sides_pressed_on([piece], ink, labels, rules, min_h=10) == []
+    piece, labels, ink = piece_of(nine, 0.4)
+    assert sides_pressed_on([piece], ink, labels, rules, min_h=10) == []
+    piece, labels, ink = piece_of(pressed, 0.4)
+    assert sides_pressed_on([piece], ink, labels, np.zeros_like(rules), min_h=10) == []
+    boxed = pressed.copy()
+    boxed[52:128, 88:91] = 1  # its left side too: a box whole round its digit
+    piece, labels, ink = piece_of(boxed, 0.4)
+    assert sides_pressed_on([piece], ink, labels, rules, min_h=10) == []
 
 
 def _form_running_off_the_frame() -> np.ndarray:

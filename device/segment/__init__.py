@@ -62,7 +62,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from device.reading import Box
-from device.segment.boxes import box_sides, side_between_rules, without_boxes
+from device.segment.boxes import box_sides, side_between_rules, sides_pressed_on, without_boxes
 from device.segment.data import (
     CROP_PAD,
     Cuttable,
@@ -200,6 +200,7 @@ __all__ = [
     "segment",
     "segment_frame",
     "side_between_rules",
+    "sides_pressed_on",
     "split_columns",
     "split_readings",
     "textured_surroundings",
@@ -255,6 +256,8 @@ def scene_pieces(work: WorkImage, settings: SegmentSettings) -> KeptPieces:
     # The printed boxes of a form: their sides out, as the rules are, and what is written in them found
     # again on its own.
     sides = box_sides(pieces, labels, min_h, removed=(inked & ~mask) if one_family else None)
+    if lines:
+        sides += sides_pressed_on(pieces, ink.ink, labels, inked & ~mask, min_h)
     if sides:
         mask = without_boxes(mask, sides)
         pieces, labels, cut_short = find_pieces(mask, settings)

@@ -278,3 +278,70 @@ def thin_between_its_ends(inked: np.ndarray, rules: np.ndarray, piece: Piece, re
     if rows.size == 0:
         return False
     return bool(np.ptp(rows) + 1 >= 3 * (np.ptp(cols) + 1))
+
+
+# A side joined to a digit runs down its piece's edge, inked along this share of the piece's height at
+# least in every column of it (a written stroke along a piece's edge slants or bends away before that).
+DOWN_THE_EDGE = 0.85
+# ...starting at most this many px in from the edge of the piece's box.
+EDGE_STUBS = 6
+
+
+def sides_pressed_on(
+    pieces: list[Piece],
+    strength: np.ndarray,
+    labels: np.ndarray,
+    rules: np.ndarray,
+    min_h: float,
+    reach: int = 3,
+) -> list[BoxSide]:
+    """The sides of a row of boxes, whose top and bottom were found as rules, that a digit written in a
+    box presses on: the piece is the digit and the side, and the box is no cell for ``box_sides`` (its
+    other side, which the digit does not touch, is a piece of its own). Read whole, it is the digit in
+    an unsure frame; cut, the side reads as a sure 1.
+
+    Such a side runs down the piece's left or right edge (see :func:`side_down_the_edge`), between rules
+    taken out (within ``reach`` px of the piece's top and bottom). A piece with one down each edge is a
+    box round its digit, whole: ``box_sides``' or the pipeline's to take off."""
+    sides = []
+    h = rules.shape[0]
+    for piece in pieces:
+        if piece.h < 1.5 * min_h or piece.w < 0.3 * piece.h:
+            continue  # no box holding a digit, or a side alone (side_between_rules' to judge)
+        cols = slice(piece.x, piece.x + piece.w)
+        above = (slice(max(0, piece.y - reach), piece.y + reach), cols)
+        below = (slice(piece.y + piece.h - reach, min(h, piece.y + piece.h + reach)), cols)
+        if not (rules[above].any() and rules[below].any()):
+            continue
+        printed = np.concatenate([strength[above][rules[above] > 0], strength[below][rules[below] > 0]])
+        box = (slice(piece.y, piece.y + piece.h), cols)
+        inked = piece.pixels_in(labels[box])
+        strong = float(np.median(printed)) * PRINTED
+        left = side_down_the_edge(inked, strength[box], strong)
+        right = side_down_the_edge(inked[:, ::-1], strength[box][:, ::-1], strong)
+        if left and right:
+            continue
+        for columns, first in ((left, 0), (right, piece.w - right)):
+            if columns:
+                x = piece.x + first + (columns - 1) // 2
+                sides.append(BoxSide(x, piece.y - reach, x, piece.y + piece.h + reach, columns + 2))
+    return sides
+
+
+def side_down_the_edge(inked: np.ndarray, strength: np.ndarray, strong: float) -> int:
+    """How many columns from the left of a piece's box (``inked``: its ink there) a printed line down its
+    edge takes; 0 where there is none. Every column of the line is inked along ``DOWN_THE_EDGE`` of the
+    height, the first up to ``EDGE_STUBS`` px in (the line's blurred edge is inked along less, and stubs
+    of the box's top and bottom may run on beyond it), and it is no wider than ``THIN`` of the height,
+    nor more strongly inked than ``strong``: a 1 written against a digit is inked two times as strongly
+    as a printed line or more, and seldom runs so straight."""
+    down = inked.mean(axis=0) >= DOWN_THE_EDGE
+    if not down[:EDGE_STUBS].any():
+        return 0
+    start = int(np.argmax(down[:EDGE_STUBS]))
+    run = down[start:]
+    columns = start + (int(np.argmin(run)) if not run.all() else len(run))
+    if columns > max(1, int(THIN * inked.shape[0])):
+        return 0
+    own = strength[:, :columns][inked[:, :columns]]
+    return columns if own.size and float(np.median(own)) <= strong else 0
