@@ -1327,6 +1327,26 @@ def test_a_side_standing_between_two_rules_is_no_digit(runs_into_the_rules):
     assert not side_between_rules(short, strength, labels, rules)
 
 
+def test_a_side_is_weighed_against_the_core_of_the_rules_at_its_ends():
+    """A rule's band, taken out, is wider than its printed line, and a side bridged into the band stops a few
+    px short of the line's core: near the side's ends lie only the rule's blurred edges. The side and the
+    rules are compared by their cores (the strongest px across each line): printed alike, they match, and
+    the side is no digit; a 1 written there is inked far more strongly than the rules' cores."""
+    rules = np.zeros((200, 300), np.uint8)
+    strength = np.zeros((200, 300), np.float32)
+    profile = (0.2, 0.4, 0.5, 0.4, 0.2, 0.1, 0.1)  # across a printed line, its core 2 px in
+    for band in (range(46, 53), range(134, 127, -1)):
+        for row, value in zip(band, profile, strict=True):
+            rules[row, :] = 1
+            strength[row, :] = value
+    labels = np.zeros((200, 300), np.uint16)
+    labels[53:128, 100:104] = 1
+    side = Piece(100, 53, 4, 75, frozenset({1}), 4 * 75)
+    for core, is_a_side in ((0.5, True), (0.9, False)):  # printed as the rules are; written
+        strength[53:128, 100:104] = (0.5 * core, core, core, 0.5 * core)
+        assert side_between_rules(side, strength, labels, rules) is is_a_side
+
+
 def test_a_side_with_stubs_of_its_box_along_the_rules_is_no_digit():
     """Where a row's top and bottom were taken out as rules, stubs of them beside the rules' bands are left
     on the ends of a box's side (printed lines blur and tilt; a box's far side, printed too faintly to be

@@ -261,9 +261,36 @@ def side_between_rules(
     inked = piece.pixels_in(labels[box])
     if piece.h < 3 * piece.w and not thin_between_its_ends(inked, rules, piece, reach):
         return False
-    own = strength[box][inked]
-    printed = np.concatenate([strength[above][rules[above] > 0], strength[below][rules[below] > 0]])
-    return bool(own.size) and float(np.median(own)) <= PRINTED * float(np.median(printed))
+    # The two lines' cores compared, px by px along each: a printed line blurs to a lower peak the thinner
+    # it is, and its blurred edge is most of its px.
+    own = np.where(inked, strength[box], 0).max(axis=1)
+    printed = printed_strength(piece, strength, rules, reach)
+    return printed > 0 and float(np.median(own)) <= PRINTED * printed
+
+
+def printed_strength(piece: Piece, strength: np.ndarray, rules: np.ndarray, reach: int) -> float:
+    """How strongly the rules taken out at a piece's two ends are printed: the median, over the columns
+    beside the piece (as far as it is wide either side, 6 px at least), of the strongest rule px in each
+    column within ``2 * reach`` px beyond either end (a rule's band lies round its core, so a piece
+    bridged into it stops a few px short of the core). Where a written stroke crossed a rule, its ink was
+    taken out with the rule's: the piece's own columns are left out. 0 where no rule lies beside."""
+    h, w = rules.shape
+    wide = max(piece.w, 6)
+    ends = (
+        slice(max(0, piece.y - 2 * reach), piece.y + reach),
+        slice(piece.y + piece.h - reach, min(h, piece.y + piece.h + 2 * reach)),
+    )
+    peaks = [
+        np.where(rules[rows, cols] > 0, strength[rows, cols], 0).max(axis=0, initial=0.0)
+        for rows in ends
+        for cols in (
+            slice(max(0, piece.x - wide), piece.x),
+            slice(piece.x + piece.w, min(w, piece.x + piece.w + wide)),
+        )
+    ]
+    peaks = np.concatenate(peaks)
+    peaks = peaks[peaks > 0]
+    return float(np.median(peaks)) if peaks.size else 0.0
 
 
 def thin_between_its_ends(inked: np.ndarray, rules: np.ndarray, piece: Piece, reach: int) -> bool:
@@ -313,10 +340,9 @@ def sides_pressed_on(
         below = (slice(piece.y + piece.h - reach, min(h, piece.y + piece.h + reach)), cols)
         if not (rules[above].any() and rules[below].any()):
             continue
-        printed = np.concatenate([strength[above][rules[above] > 0], strength[below][rules[below] > 0]])
         box = (slice(piece.y, piece.y + piece.h), cols)
         inked = piece.pixels_in(labels[box])
-        strong = float(np.median(printed)) * PRINTED
+        strong = PRINTED * printed_strength(piece, strength, rules, reach)
         left = side_down_the_edge(inked, strength[box], strong)
         right = side_down_the_edge(inked[:, ::-1], strength[box][:, ::-1], strong)
         if left and right:
@@ -343,5 +369,5 @@ def side_down_the_edge(inked: np.ndarray, strength: np.ndarray, strong: float) -
     columns = start + (int(np.argmin(run)) if not run.all() else len(run))
     if columns > max(1, int(THIN * inked.shape[0])):
         return 0
-    own = strength[:, :columns][inked[:, :columns]]
-    return columns if own.size and float(np.median(own)) <= strong else 0
+    own = np.where(inked[:, :columns], strength[:, :columns], 0).max(axis=1)  # its core, row by row
+    return columns if float(np.median(own)) <= strong else 0
