@@ -1,18 +1,21 @@
 """One frame through the stateless stages: segment -> normalize -> classify -> choose, with timings.
 
 The segmenter proposes freely. Every candidate is normalized and classified in one batched invoke. One no
-wider than a digit that the model is not sure of is measured again against the paper round it (where the light
-steps, the first measure loses strokes), and read without the printed lines along its sides (a box it is
-written in and touches), all such in one invoke; the surest reading stands. Those the model is still unsure of
-whole (any too wide for one digit, and those as wide as two squeezed digits that it is not quite sure of) are
-then cut, side by side as touching digits or, as tall as two lines, one above another, and all their parts are
-classified in one more invoke. Per candidate the more confident interpretation wins (a pair of confident
-digits beats one unsure wide blob; a digit the model is sure of is never cut), and what the model calls "not a
-digit" (texture, a line, an operator, a letter) is dropped: it never reaches the reading, the outputs or the
-vote. A digit still unsure, or a candidate called no digit but not surely, is read once more from a few views
-of it (a pixel off, turned a little), all such in a last invoke (most frames need none). Where a reading one
-above another won, or a candidate measured again shrank to its digit, the digits are put in reading order
-again.
+wider than a digit that the model is not sure of is measured again against the paper round it (where the
+light steps, the first measure loses strokes), and read without the printed lines along its sides (a box it
+is written in and touches), all such in one invoke; the surest reading stands. Two candidates the model is
+still unsure of or calls no digit, one above the other, may be one digit broken across its middle: they are
+read joined (one more invoke, where there are such), and the joined candidate stands for both where the
+model is sure of it. Those the model is still unsure of whole (any too wide for one digit, and those as wide
+as two squeezed digits that it is not quite sure of) are then cut, side by side as touching digits or, as
+tall as two lines, one above another, and all their parts are classified in one more invoke. Per candidate
+the more confident interpretation wins (a pair of confident digits beats one unsure wide blob; a digit the
+model is sure of is never cut), and what the model calls "not a digit" (texture, a line, an operator, a
+letter) is dropped: it never reaches the reading, the outputs or the vote. A digit still unsure, or a
+candidate called no digit but not surely, is read once more from a few views of it (a pixel off, turned a
+little), all such in a last invoke (most frames need none). Where a reading one above another won, a
+candidate measured again shrank to its digit, or two candidates were joined, the digits are put in reading
+order again.
 """
 
 from __future__ import annotations
@@ -29,7 +32,9 @@ from device.reading import Digit
 from device.segment import (
     Segment,
     SegmentSettings,
+    broken_in_two,
     ink_against_the_paper_round_it,
+    joined,
     reading_order,
     segment_frame,
     split_readings,
@@ -358,6 +363,40 @@ class FramePipeline:
                 wholes[key] = reading
         return measuring_s, moved
 
+    def _join_broken(
+        self, segments: list[Segment], wholes: dict, read: _Reader
+    ) -> tuple[list[Segment], float]:
+        """Two candidates the model is unsure of whole or calls no digit, one above the other, may be one
+        digit broken across its middle (see :mod:`device.segment.joins`): they are read joined, all such
+        in one invoke, and the joined candidate stands for both where the model is sure of it
+        (``SURE_PART``), the surest first. Returns the candidates, and the seconds the joining took
+        (segmentation's work)."""
+        nt = self.none_threshold
+        t0 = time.perf_counter()
+        unsure = [s for s in segments if wholes[id(s)].score(nt) < UNSURE]
+        pairs = [(a, b, j) for a, b in broken_in_two(unsure, self.settings.max_aspect) if (j := joined(a, b))]
+        joining_s = time.perf_counter() - t0
+        if not pairs:
+            return segments, joining_s
+        read.classify([j for _a, _b, j in pairs])
+        readings = sorted(
+            ((read.interpretation((j,)), a, b) for a, b, j in pairs), key=lambda r: -r[0].score(nt)
+        )
+        taken: set[int] = set()
+        stands_for: dict[int, Segment] = {}
+        for reading, a, b in readings:
+            if reading.score(nt) < SURE_PART or id(a) in taken or id(b) in taken:
+                continue
+            taken |= {id(a), id(b)}
+            j = reading.segments[0]
+            stands_for[id(a)] = j
+            wholes[id(j)] = reading
+        if not stands_for:
+            return segments, joining_s
+        return [
+            stands_for.get(id(s), s) for s in segments if id(s) in stands_for or id(s) not in taken
+        ], joining_s
+
     def process(self, frame) -> FrameResult:
         """Run one frame; raises FrameError for an unusable frame."""
         t0 = time.perf_counter()
@@ -370,6 +409,10 @@ class FramePipeline:
         nt = self.none_threshold
 
         measuring_s, moved = self._measure_again(segments, wholes, read)
+        count = len(segments)
+        segments, joining_s = self._join_broken(segments, wholes, read)
+        measuring_s += joining_s
+        moved |= len(segments) < count  # a joined candidate's halves were read on two lines
 
         # The candidates to cut (see ``plan_cuts``), and all their parts classified in one batch.
         t2 = time.perf_counter()

@@ -11,11 +11,15 @@ import pytest
 from device.classify import Classifier, Prediction
 from device.normalize import JITTER_SHIFTS, JITTER_TURNS
 from device.pipeline import FramePipeline
-from device.reading import Reading
+from device.reading import Box, Reading
 from device.segment import (
+    Segment,
     SegmentSettings,
+    Surroundings,
     WorkImage,
+    broken_in_two,
     has_a_neck,
+    joined,
     propose_splits,
     seams,
     segment,
@@ -632,3 +636,31 @@ def test_a_digit_with_a_long_stroke_is_not_read_as_two_lines():
     assert tall.cuttable.stacked and not tall.cuttable.necked
     digits = FramePipeline(StrokeReadsAsOne(Prediction(4, 0.72, 0.02))).process(img).digits
     assert Reading(tuple(digits)).text == "747"
+
+
+def _candidate(work, x: int, y: int, ink: np.ndarray) -> Segment:
+    """A candidate whose ink crop lies at (x, y) of the working image (scale 1: frame px alike)."""
+    h, w = ink.shape
+    return Segment(Box(x, y, w, h), ink, None, Surroundings(work, True, (x, y)))
+
+
+def test_two_candidates_one_above_the_other_are_offered_joined():
+    """A digit broken across its middle: two candidates one above the other, overlapping side to side,
+    the lower starting where the upper ends, are offered joined, their crops laid where they lie. Not
+    two side by side, one a line below, two that joined are wider than a digit, nor one that starts above
+    the other's middle."""
+    work = WorkImage(np.zeros((300, 400), np.uint8), np.zeros((300, 400), np.uint8), 1.0, (0, 0))
+    top, bottom = np.full((40, 30), 200, np.uint8), np.full((45, 36), 100, np.uint8)
+    upper, lower = _candidate(work, 100, 50, top), _candidate(work, 104, 93, bottom)
+    assert broken_in_two([lower, upper], max_aspect=1.5) == [(upper, lower)]
+    whole = joined(upper, lower)
+    assert whole.box == Box(100, 50, 40, 88)
+    assert whole.ink.shape == (88, 40)
+    assert (whole.ink[:40, :30] == 200).all() and (whole.ink[43:, 4:] == 100).all()
+    assert whole.surroundings.origin == (100, 50)
+    beside = _candidate(work, 140, 60, bottom)
+    line_below = _candidate(work, 104, 140, bottom)
+    wide = _candidate(work, 50, 93, np.full((45, 150), 100, np.uint8))
+    level = _candidate(work, 104, 60, bottom)  # starts above the upper's middle: no half below it
+    for other in (beside, line_below, wide, level):
+        assert broken_in_two([upper, other], max_aspect=1.5) == []

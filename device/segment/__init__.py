@@ -53,8 +53,9 @@ The modules: ``data`` (the settings and the records the stages pass), ``paper`` 
 and ``boxes`` (4), ``pieces`` (5, with the filters that tell a digit from a stretch of a line or an
 edge), ``line_ends`` (the end of 5), ``order`` (6), ``splits`` (7), ``local_paper`` and ``sides`` (beside
 7: a candidate the model is unsure of, its ink measured again against the paper round it, or without the
-printed lines along its sides) and ``plain`` (the short way); this module runs stages 1-6 in turn and
-re-exports every step.
+printed lines along its sides), ``joins`` (beside 7: two candidates the model is unsure of, one above the
+other, joined as one digit broken across its middle) and ``plain`` (the short way); this module runs
+stages 1-6 in turn and re-exports every step.
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ from device.segment.data import (
     Surroundings,
     WorkImage,
 )
+from device.segment.joins import broken_in_two, joined
 from device.segment.line_ends import beyond_the_line_ends
 from device.segment.local_paper import ink_against_the_paper_round_it
 from device.segment.order import reading_order
@@ -155,6 +157,7 @@ __all__ = [
     "bays_of_the_page",
     "beyond_the_line_ends",
     "box_sides",
+    "broken_in_two",
     "candidates_in_order",
     "centre_on",
     "crop_ink",
@@ -175,6 +178,7 @@ __all__ = [
     "ink_mask",
     "ink_surface",
     "inside_a_dark_area",
+    "joined",
     "keep_digits",
     "median",
     "merge_pieces",
