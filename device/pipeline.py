@@ -412,7 +412,7 @@ class FramePipeline:
         count = len(segments)
         segments, joining_s = self._join_broken(segments, wholes, read)
         measuring_s += joining_s
-        moved |= len(segments) < count  # a joined candidate's halves were read on two lines
+        moved |= len(segments) < count  # a joined candidate's halves may have been read on two lines
 
         # The candidates to cut (see ``plan_cuts``), and all their parts classified in one batch.
         t2 = time.perf_counter()

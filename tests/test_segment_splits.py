@@ -647,8 +647,8 @@ def _candidate(work, x: int, y: int, ink: np.ndarray) -> Segment:
 def test_two_candidates_one_above_the_other_are_offered_joined():
     """A digit broken across its middle: two candidates one above the other, overlapping side to side,
     the lower starting where the upper ends, are offered joined, their crops laid where they lie. Not
-    two side by side, one a line below, two that joined are wider than a digit, nor one that starts above
-    the other's middle."""
+    two side by side, one a line below, two that joined are wider than a digit, one that starts above the
+    other's middle, nor a mark inside the other's lower half."""
     work = WorkImage(np.zeros((300, 400), np.uint8), np.zeros((300, 400), np.uint8), 1.0, (0, 0))
     top, bottom = np.full((40, 30), 200, np.uint8), np.full((45, 36), 100, np.uint8)
     upper, lower = _candidate(work, 100, 50, top), _candidate(work, 104, 93, bottom)
@@ -658,9 +658,10 @@ def test_two_candidates_one_above_the_other_are_offered_joined():
     assert whole.ink.shape == (88, 40)
     assert (whole.ink[:40, :30] == 200).all() and (whole.ink[43:, 4:] == 100).all()
     assert whole.surroundings.origin == (100, 50)
-    beside = _candidate(work, 140, 60, bottom)
+    beside = _candidate(work, 140, 93, bottom)
     line_below = _candidate(work, 104, 140, bottom)
     wide = _candidate(work, 50, 93, np.full((45, 150), 100, np.uint8))
     level = _candidate(work, 104, 60, bottom)  # starts above the upper's middle: no half below it
-    for other in (beside, line_below, wide, level):
+    inside = _candidate(work, 104, 72, np.full((15, 20), 100, np.uint8))  # a mark in the upper's lower half
+    for other in (beside, line_below, wide, level, inside):
         assert broken_in_two([upper, other], max_aspect=1.5) == []

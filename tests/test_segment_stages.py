@@ -1376,8 +1376,9 @@ def test_a_side_a_digit_presses_on_is_taken_off_it():
     """A row of boxes whose top and bottom were taken out as rules: a digit written in a box pressing on its
     right side is one piece with that side (the box's left side, untouched, is a piece of its own, so the
     box is no cell). The side runs straight down the piece's edge between the rules, inked as lightly as
-    they are: it is taken off. Not so a 1 written against the digit (inked two times as strongly), the
-    digit alone, the digit with no rules at its ends, nor a box whole round its digit."""
+    they are: it is taken off. Not so a 1 written against the digit (inked two times as strongly), a 7
+    written from rule to rule (its stem slants off its edge), the digit with no rules at its ends, nor a
+    box whole round its digit."""
     rules = np.zeros((200, 300), np.uint8)
     rules[48:52, :] = rules[128:132, :] = 1
     strength = np.where(rules > 0, 0.35, 0.0).astype(np.float32)
@@ -1405,7 +1406,12 @@ def test_a_side_a_digit_presses_on_is_taken_off_it():
     ink[nine > 0] = 0.4
     ink[52:128, 124:127] = 0.9  # a 1 written against the 9, as strongly as a pen inks
     assert sides_pressed_on([piece], ink, labels, rules, min_h=10) == []
-    piece, labels, ink = piece_of(nine, 0.4)
+    seven = np.zeros((200, 300), np.uint8)  # from rule to rule, its bar's end and stem along its right edge
+    cv2.line(seven, (90, 54), (124, 54), 1, 5)
+    cv2.line(seven, (124, 54), (102, 127), 1, 5)
+    seven[:52] = seven[128:] = 0
+    piece, labels, ink = piece_of(seven, 0.4)
+    assert (piece.y, piece.y + piece.h) == (52, 128)
     assert sides_pressed_on([piece], ink, labels, rules, min_h=10) == []
     piece, labels, ink = piece_of(pressed, 0.4)
     assert sides_pressed_on([piece], ink, labels, np.zeros_like(rules), min_h=10) == []

@@ -14,10 +14,11 @@ The stages, each a function on numpy arrays:
 4. ``remove_rules``: long straight strokes (ruled and grid lines, printed boxes, paper and shadow edges;
    found whole, in pieces, or where evenly spaced lines should be; looked for in the ink at half its
    threshold, where a light printed grid is whole) are taken out of the ink mask, and the strokes they
-   crossed are bridged again; writing along a rule stays. The printed boxes of a form (``box_sides``:
-   cells of paper framed by straight, thin sides) are taken out too, and what is written in them found
-   again on its own. ``textured_surroundings`` then takes from the paper what a tile is too coarse to see:
-   texture beside the page's edge.
+   crossed are bridged again; writing along a rule stays. The printed boxes of a form (``box_sides``: cells of
+   paper framed by straight, thin sides) are taken out too, and what is written in them found again on its
+   own; so is a side a digit presses on, in a row whose top and bottom were taken as rules
+   (``sides_pressed_on``). ``textured_surroundings`` then takes from the paper what a tile is too coarse to
+   see: texture beside the page's edge.
 5. ``find_pieces`` -> ``merge_pieces`` -> ``keep_digits``: connected components (a bounded number), the
    pieces of one digit merged (a 5's flag, a 4 in two strokes), then filters: fill, edge sharpness (pen
    strokes have sharp edges, shadows do not); a stretch of a longer line or edge, a mark pressed along

@@ -263,17 +263,19 @@ def side_between_rules(
         return False
     # The two lines' cores compared, px by px along each: a printed line blurs to a lower peak the thinner
     # it is, and its blurred edge is most of its px.
-    own = np.where(inked, strength[box], 0).max(axis=1)
+    own = np.where(inked, strength[box], 0).max(axis=1)[
+        inked.any(axis=1)
+    ]  # rows a merged piece gaps in: none
     printed = printed_strength(piece, strength, rules, reach)
     return printed > 0 and float(np.median(own)) <= PRINTED * printed
 
 
 def printed_strength(piece: Piece, strength: np.ndarray, rules: np.ndarray, reach: int) -> float:
-    """How strongly the rules taken out at a piece's two ends are printed: the median, over the columns
-    beside the piece (as far as it is wide either side, 6 px at least), of the strongest rule px in each
-    column within ``2 * reach`` px beyond either end (a rule's band lies round its core, so a piece
-    bridged into it stops a few px short of the core). Where a written stroke crossed a rule, its ink was
-    taken out with the rule's: the piece's own columns are left out. 0 where no rule lies beside."""
+    """How strongly the rules taken out at a piece's two ends are printed: the median, over the columns beside
+    the piece (as far as it is wide either side, 6 px at least), of the strongest rule px in each column from
+    ``reach`` px inside either end to ``2 * reach`` px beyond it (a rule's band lies round its core, so a
+    piece bridged into it stops a few px short of the core). Where a written stroke crossed a rule, its ink
+    was taken out with the rule's: the piece's own columns are left out. 0 where no rule lies beside."""
     h, w = rules.shape
     wide = max(piece.w, 6)
     ends = (
@@ -310,7 +312,7 @@ def thin_between_its_ends(inked: np.ndarray, rules: np.ndarray, piece: Piece, re
 # A side joined to a digit runs down its piece's edge, inked along this share of the piece's height at
 # least in every column of it (a written stroke along a piece's edge slants or bends away before that).
 DOWN_THE_EDGE = 0.85
-# ...starting at most this many px in from the edge of the piece's box.
+# ...its first column among the outermost this many of the piece's box.
 EDGE_STUBS = 6
 
 
@@ -324,8 +326,8 @@ def sides_pressed_on(
 ) -> list[BoxSide]:
     """The sides of a row of boxes, whose top and bottom were found as rules, that a digit written in a
     box presses on: the piece is the digit and the side, and the box is no cell for ``box_sides`` (its
-    other side, which the digit does not touch, is a piece of its own). Read whole, it is the digit in
-    an unsure frame; cut, the side reads as a sure 1.
+    other side, which the digit does not touch, is a piece of its own). Read whole, the digit with the
+    side along it reads unsurely; cut, the side reads as a sure 1.
 
     Such a side runs down the piece's left or right edge (see :func:`side_down_the_edge`), between rules
     taken out (within ``reach`` px of the piece's top and bottom). A piece with one down each edge is a
@@ -342,7 +344,10 @@ def sides_pressed_on(
             continue
         box = (slice(piece.y, piece.y + piece.h), cols)
         inked = piece.pixels_in(labels[box])
-        strong = PRINTED * printed_strength(piece, strength, rules, reach)
+        printed = printed_strength(piece, strength, rules, reach)
+        if printed == 0:
+            continue  # no rule beside the piece to weigh a side against
+        strong = PRINTED * printed
         left = side_down_the_edge(inked, strength[box], strong)
         right = side_down_the_edge(inked[:, ::-1], strength[box][:, ::-1], strong)
         if left and right:
@@ -355,12 +360,12 @@ def sides_pressed_on(
 
 
 def side_down_the_edge(inked: np.ndarray, strength: np.ndarray, strong: float) -> int:
-    """How many columns from the left of a piece's box (``inked``: its ink there) a printed line down its
-    edge takes; 0 where there is none. Every column of the line is inked along ``DOWN_THE_EDGE`` of the
-    height, the first up to ``EDGE_STUBS`` px in (the line's blurred edge is inked along less, and stubs
-    of the box's top and bottom may run on beyond it), and it is no wider than ``THIN`` of the height,
-    nor more strongly inked than ``strong``: a 1 written against a digit is inked two times as strongly
-    as a printed line or more, and seldom runs so straight."""
+    """How many columns from the left of a piece's box (``inked``: its ink there) a printed line down its edge
+    takes; 0 where there is none. Every column of the line is inked along ``DOWN_THE_EDGE`` of the height, the
+    first among the outermost ``EDGE_STUBS`` (the line's blurred edge is inked along less, and stubs of the
+    box's top and bottom may run on beyond it), and it is no wider than ``THIN`` of the height, nor more
+    strongly inked than ``strong``: a 1 written against a digit is inked two times as strongly as a printed
+    line or more, and seldom runs so straight."""
     down = inked.mean(axis=0) >= DOWN_THE_EDGE
     if not down[:EDGE_STUBS].any():
         return 0

@@ -1,15 +1,15 @@
 """On demand, beside stage 7: two candidates one above the other, read joined as one digit broken across
-its middle, for candidates the model calls no digit.
+its middle, for candidates the model is unsure of or calls no digit.
 
 A thin stroke that fades for a few px (a pencil, a ballpoint running dry) or that a rule taken out crossed
 where it was too faint to be bridged again breaks a digit in two: a 3 into its two arcs, an 8 into its two
 loops, a 5 into its flag and its belly. Each half reads as no digit, and the digit is lost. The splits
-(``splits``) are the other way round: a candidate cut into digits the model reads more surely than the
-whole. Here two candidates that stand one above the other (``broken_in_two``: overlapping side to side
-by half the narrower, the lower starting below the upper's middle and at most ``GAP`` of the taller's
-height below its end, together no wider than a digit) are offered joined (``joined``), and the pipeline
-reads the joined candidate and keeps it where the model is sure of it: two halves of texture, of a rule
-or an operator ("=") read joined as no digit, or as an unsure one.
+(``splits``) are the other way round: a candidate cut into digits the model reads more surely than the whole.
+Here two candidates that stand one above the other (``broken_in_two``: overlapping side to side by half the
+narrower, the lower starting below the upper's middle and at most ``GAP`` of the taller's height below its
+end, and ending below the upper's end; together no wider than a digit) are offered joined (``joined``), each
+as it was first measured, and the pipeline reads the joined candidate and keeps it where the model is sure of
+it: two halves of texture, of a rule or an operator ("=") read joined as no digit, or as an unsure one.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from device.segment.data import Segment, Surroundings
 # The most the lower candidate starts below the upper's end, of the taller's height: a stroke faded for
 # a few px, not a line of writing below.
 GAP = 0.25
-# At most this many candidates are looked at in pairs (the largest): the cost stays bounded on a frame of
+# At most this many candidates are looked at in pairs (the tallest): the cost stays bounded on a frame of
 # clutter, where most candidates are no digit.
 MOST = 24
 
@@ -43,6 +43,7 @@ def broken_in_two(segments: list[Segment], max_aspect: float) -> list[tuple[Segm
         if (
             overlap >= 0.5 * min(u.w, v.w)
             and v.y >= u.y + u.h / 2
+            and v.y + v.h > u.y + u.h  # not a mark inside the upper's lower half
             and gap <= GAP * max(u.h, v.h)
             and union.w <= max_aspect * union.h
         ):

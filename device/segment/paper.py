@@ -46,8 +46,6 @@ def _as_uint8(frame, grey: bool) -> np.ndarray:
     return frame
 
 
-ROW_OF_3 = np.ones((1, 3), np.uint8)
-
 # The stages' sizes in px (the paper's tiles, the closing discs, the smallest digit's floor) are set for
 # frames of 640-800 px. In a smaller frame (a low-resolution webcam, a region of interest, a crop) a sheet
 # spans only a few tiles, each of them half desk, so no tile is bare paper and the desk's grain sets the
@@ -84,6 +82,10 @@ def prepare(frame, settings: SegmentSettings) -> WorkImage:
     else:
         grey = darkest = image
     return WorkImage(grey, darkest, scale, (offset_x, offset_y))
+
+
+# An erosion three values long along a row: the least of a pixel's three channel values, taken at its middle.
+ROW_OF_3 = np.ones((1, 3), np.uint8)
 
 
 def darkest_channel(image: np.ndarray) -> np.ndarray:
