@@ -508,10 +508,17 @@ _DISC_5 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
 STRIP_DEPTH = 48
 
 
+# A block of writing is busy along its strokes and quiet for a few px between them (the paper inside a
+# box's cell, between two rows): gaps up to this long (half-resolution px) down a column are part of it.
+_QUIET_GAP = np.ones((15, 1), np.uint8)
+
+
 def strip_along_the_side(inward: np.ndarray, label: int) -> bool:
     """Whether the component ``label`` of a label image, where it meets the image's first row, reaches no
     more than ``STRIP_DEPTH`` px down from it along half of that stretch at least (``inward``: the labels
-    turned so that the frame's side in question is row 0)."""
+    turned so that the frame's side in question is row 0), across quiet gaps of up to 15 px (``_QUIET_GAP``)
+    down each column."""
     columns = np.flatnonzero(inward[0] == label)
-    depth = (inward[: STRIP_DEPTH + 1, columns] == label).all(axis=0)
+    own = (inward[: STRIP_DEPTH + 1, columns] == label).view(np.uint8)
+    depth = cv2.morphologyEx(own, cv2.MORPH_CLOSE, _QUIET_GAP).all(axis=0)
     return bool(np.count_nonzero(depth) <= 0.5 * len(columns))
