@@ -263,11 +263,14 @@ def side_between_rules(
         return False
     # The two lines' cores compared, px by px along each: a printed line blurs to a lower peak the thinner
     # it is, and its blurred edge is most of its px.
-    own = np.where(inked, strength[box], 0).max(axis=1)[
-        inked.any(axis=1)
-    ]  # rows a merged piece gaps in: none
     printed = printed_strength(piece, strength, rules, reach)
-    return printed > 0 and float(np.median(own)) <= PRINTED * printed
+    return printed > 0 and float(np.median(core_by_row(inked, strength[box]))) <= PRINTED * printed
+
+
+def core_by_row(inked: np.ndarray, strength: np.ndarray) -> np.ndarray:
+    """The strongest ink of each row that holds any (``inked``: where it is; a merged piece may gap in a
+    row, which then has none): an upright line's core, row by row."""
+    return np.where(inked, strength, 0).max(axis=1)[inked.any(axis=1)]
 
 
 def printed_strength(piece: Piece, strength: np.ndarray, rules: np.ndarray, reach: int) -> float:
@@ -374,5 +377,6 @@ def side_down_the_edge(inked: np.ndarray, strength: np.ndarray, strong: float) -
     columns = start + (int(np.argmin(run)) if not run.all() else len(run))
     if columns > max(1, int(THIN * inked.shape[0])):
         return 0
-    own = np.where(inked[:, :columns], strength[:, :columns], 0).max(axis=1)  # its core, row by row
-    return columns if float(np.median(own)) <= strong else 0
+    return (
+        columns if float(np.median(core_by_row(inked[:, :columns], strength[:, :columns]))) <= strong else 0
+    )
