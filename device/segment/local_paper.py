@@ -24,7 +24,7 @@ import numpy as np
 
 from device.normalize import stroke_width
 from device.segment.data import CROP_PAD, Segment
-from device.segment.paper import ink_surface
+from device.segment.paper import ink_surface, reached_from
 from device.segment.stats import percentile
 
 # The margin round the box that the paper is measured in (of the candidate's height): the closing needs
@@ -80,10 +80,8 @@ def ink_against_the_paper_round_it(segment: Segment) -> Segment | None:
     level = percentile(strength[own], 90)
     if level <= 0:
         return None
-    inked = (strength > INK_SHARE * level).view(np.uint8)
-    _, labels = cv2.connectedComponents(inked, connectivity=8)
-    touched = np.unique(labels[own & (inked > 0)])
-    kept = np.isin(labels, touched[touched > 0])
+    inked = strength > INK_SHARE * level
+    kept = reached_from(inked, own & inked)
     found = cv2.boundingRect(kept.view(np.uint8))
     if found[2] == 0:
         return None
