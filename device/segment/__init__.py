@@ -80,7 +80,7 @@ from device.segment.data import (
 )
 from device.segment.joins import broken_in_two, joined
 from device.segment.line_ends import beyond_the_line_ends
-from device.segment.local_paper import ink_against_the_paper_round_it
+from device.segment.local_paper import ink_against_the_paper_round_it, lag_of_the_background
 from device.segment.order import reading_order
 from device.segment.paper import (
     background_of,
@@ -181,6 +181,7 @@ __all__ = [
     "inside_a_dark_area",
     "joined",
     "keep_digits",
+    "lag_of_the_background",
     "median",
     "merge_pieces",
     "page_rules",
@@ -278,7 +279,8 @@ def scene_pieces(work: WorkImage, settings: SegmentSettings) -> KeptPieces:
 
     def no_digit(piece: Piece) -> bool:
         """A stretch of a line, the edge of something the frame cuts off, the rim of a dark area, a side of
-        a row of boxes whose top and bottom were taken for rules."""
+        a row of boxes whose top and bottom were taken for rules, the background lagging behind a step of
+        the light."""
         return (
             part_of_a_longer_line(piece, ink, labels, lines)
             or along_the_frame_side(piece, labels)
@@ -286,6 +288,7 @@ def scene_pieces(work: WorkImage, settings: SegmentSettings) -> KeptPieces:
             # On any page: it looks only at the rules at the piece's two ends, which a second family (a
             # margin, a table's column, rows of boxes printed at other slants) leaves as they are.
             or side_between_rules(piece, ink.ink, labels, rules)
+            or (dark and lag_of_the_background(piece, ink, labels, work, min_h))
         )
 
     def in_the_surroundings(piece: Piece) -> bool:

@@ -23,8 +23,8 @@ import cv2
 import numpy as np
 
 from device.normalize import stroke_width
-from device.segment.data import CROP_PAD, Segment
-from device.segment.paper import ink_surface, reached_from
+from device.segment.data import CROP_PAD, InkImage, Piece, Segment, WorkImage
+from device.segment.paper import ink_surface, paper_level, reached_from
 from device.segment.stats import percentile
 
 # The margin round the box that the paper is measured in (of the candidate's height): the closing needs
@@ -96,3 +96,53 @@ def ink_against_the_paper_round_it(segment: Segment) -> Segment | None:
     box = work.to_frame(x0 + bx, y0 + by, bw, bh, segment.box.line)
     ink = (np.clip(crop, 0.0, 1.0) * 255).astype(np.uint8)
     return replace(segment, box=box, ink=ink, cuttable=None, surroundings=None)
+
+
+# A piece is by a step of the light where the frame's inkless surface (``paper_level``'s closing, at a
+# quarter of the working size) changes by this share of the brighter between points 8 px apart, within 8 px
+# of its box. Across a page's writing it changes by 0.01-0.06; across a hard shadow's rim by 0.2-0.45.
+STEP_OF_THE_LIGHT = 0.1
+# Where the light steps, the frame's smoothed background lags behind the step, and on its dark side a band
+# of paper reads as faint "ink" along it (a wedge, sharp on the step's side, fading away from it). Against
+# the inkless surface itself, which follows the step, that band is no ink: under this share of the piece's
+# own pixels pass the traced threshold there (``ink_mask``'s 0.75 of it). A digit, its strokes closed away
+# in that surface, keeps 0.8 of them or more on either side of a step.
+LAG_INKED = 0.25
+
+
+def by_a_step_of_the_light(piece: Piece, closed: np.ndarray, reach: int = 8) -> bool:
+    """Whether the light steps by ``STEP_OF_THE_LIGHT`` or more within ``reach`` px of the piece's box
+    (``closed``: the inkless surface at a quarter of the working size)."""
+    x0, y0 = max(0, piece.x - reach) // 4, max(0, piece.y - reach) // 4
+    x1, y1 = (piece.x + piece.w + reach) // 4 + 1, (piece.y + piece.h + reach) // 4 + 1
+    surface = closed[y0:y1, x0:x1].astype(np.float32)
+    for a, b in ((surface[:, 2:], surface[:, :-2]), (surface[2:], surface[:-2])):
+        if a.size and (np.abs(a - b) >= STEP_OF_THE_LIGHT * np.maximum(np.maximum(a, b), 1.0)).any():
+            return True
+    return False
+
+
+def lag_of_the_background(
+    piece: Piece, ink: InkImage, labels: np.ndarray, work: WorkImage, min_h: float
+) -> bool:
+    """A piece by a step of the light that is no ink against the inkless surface, unsmoothed: the frame's
+    background lagging behind the step (see ``LAG_INKED``), not a mark. Dark ink only (the inkless surface
+    is the ink channel's)."""
+    _level, closed, _disc = paper_level(work)
+    if not by_a_step_of_the_light(piece, closed):
+        return False
+    rows, cols = slice(piece.y, piece.y + piece.h), slice(piece.x, piece.x + piece.w)
+    # The surface under the piece's box, at the working size (as ``smoothed_back`` scales it, unsmoothed).
+    height, width = work.ink_source.shape
+    surface = cv2.resize(closed, (width, height), interpolation=cv2.INTER_LINEAR)[rows, cols].astype(
+        np.float32
+    )
+    own = piece.pixels_in(labels[rows, cols])
+    against = (surface - work.ink_source[rows, cols]) / np.maximum(surface, 24.0)
+    inked = own & (against > 0.75 * ink.threshold[rows, cols])
+    if not own.any() or np.count_nonzero(inked) >= LAG_INKED * np.count_nonzero(own):
+        return False
+    # A digit glued to the band (written by the step) is still ink there, whole: a stroke as tall as a
+    # small digit is no lag.
+    _count, _labels, stats, _ = cv2.connectedComponentsWithStats(inked.view(np.uint8), connectivity=8)
+    return not (stats[1:, cv2.CC_STAT_HEIGHT] >= min_h).any()
