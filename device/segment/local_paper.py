@@ -132,11 +132,11 @@ def lag_of_the_background(
     if not by_a_step_of_the_light(piece, closed):
         return False
     rows, cols = slice(piece.y, piece.y + piece.h), slice(piece.x, piece.x + piece.w)
-    # The surface under the piece's box, at the working size (as ``smoothed_back`` scales it, unsmoothed).
-    height, width = work.ink_source.shape
-    surface = cv2.resize(closed, (width, height), interpolation=cv2.INTER_LINEAR)[rows, cols].astype(
-        np.float32
-    )
+    # The surface at the working size (as ``smoothed_back`` scales it, unsmoothed), once a frame.
+    if "inkless" not in work.known:
+        height, width = work.ink_source.shape
+        work.known["inkless"] = cv2.resize(closed, (width, height), interpolation=cv2.INTER_LINEAR)
+    surface = work.known["inkless"][rows, cols].astype(np.float32)
     own = piece.pixels_in(labels[rows, cols])
     against = (surface - work.ink_source[rows, cols]) / np.maximum(surface, 24.0)
     inked = own & (against > 0.75 * ink.threshold[rows, cols])
