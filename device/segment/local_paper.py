@@ -1,5 +1,6 @@
 """On demand, beside stage 7: a candidate's ink measured again against the paper right round it, for a
-candidate the model is unsure of.
+candidate the model is unsure of; and in stage 5, a piece by a step of the light measured against the
+inkless surface itself (``lag_of_the_background``).
 
 Stage 3 measures ink against the frame's background: the ink channel with the strokes closed away, then
 smoothed over a sixth of the frame, so that the paper's noise and a page's texture do not make ink. Where
@@ -105,8 +106,9 @@ STEP_OF_THE_LIGHT = 0.1
 # Where the light steps, the frame's smoothed background lags behind the step, and on its dark side a band
 # of paper reads as faint "ink" along it (a wedge, sharp on the step's side, fading away from it). Against
 # the inkless surface itself, which follows the step, that band is no ink: under this share of the piece's
-# own pixels pass the traced threshold there (``ink_mask``'s 0.75 of it). A digit, its strokes closed away
-# in that surface, keeps 0.8 of them or more on either side of a step.
+# own pixels pass the traced threshold there (``ink_mask``'s 0.75 of it). A digit's strokes are closed away
+# in that surface: of 66 pieces by a step on 30 shadow pages, one kept none of its pixels (such a band), the
+# next fewest 0.34 of them, most 0.7 or more.
 LAG_INKED = 0.25
 
 
