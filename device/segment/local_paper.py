@@ -25,7 +25,7 @@ import numpy as np
 
 from device.normalize import stroke_width
 from device.segment.data import CROP_PAD, InkImage, Piece, Segment, WorkImage
-from device.segment.paper import ink_surface, paper_level, reached_from
+from device.segment.paper import ink_surface, paper_level, paper_step, reached_from
 from device.segment.stats import percentile
 
 # The margin round the box that the paper is measured in (of the candidate's height): the closing needs
@@ -117,11 +117,7 @@ def by_a_step_of_the_light(piece: Piece, closed: np.ndarray, reach: int = 8) -> 
     (``closed``: the inkless surface at a quarter of the working size)."""
     x0, y0 = max(0, piece.x - reach) // 4, max(0, piece.y - reach) // 4
     x1, y1 = (piece.x + piece.w + reach) // 4 + 1, (piece.y + piece.h + reach) // 4 + 1
-    surface = closed[y0:y1, x0:x1].astype(np.float32)
-    for a, b in ((surface[:, 2:], surface[:, :-2]), (surface[2:], surface[:-2])):
-        if a.size and (np.abs(a - b) >= STEP_OF_THE_LIGHT * np.maximum(np.maximum(a, b), 1.0)).any():
-            return True
-    return False
+    return paper_step(closed[y0:y1, x0:x1]) >= STEP_OF_THE_LIGHT
 
 
 def lag_of_the_background(

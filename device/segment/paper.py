@@ -182,6 +182,15 @@ def paper_level(work: WorkImage) -> tuple[np.ndarray, np.ndarray, int]:
     return work.known["paper"]
 
 
+def paper_step(closed: np.ndarray) -> float:
+    """The largest change of the paper's brightness between points 8 px apart (2 px of ``closed``, the
+    quarter-size surface with the ink closed away), as a share of the brighter."""
+    paper = closed.astype(np.float32)
+    across = np.abs(paper[:, 2:] - paper[:, :-2]) / np.maximum(np.maximum(paper[:, 2:], paper[:, :-2]), 1.0)
+    down = np.abs(paper[2:] - paper[:-2]) / np.maximum(np.maximum(paper[2:], paper[:-2]), 1.0)
+    return max(float(across.max(initial=0.0)), float(down.max(initial=0.0)))
+
+
 def ink_map(grey: np.ndarray, dark: bool) -> np.ndarray:
     """Relative ink strength in [0, 1]: how much darker (or lighter, for chalk) than the local background.
 

@@ -35,7 +35,7 @@ import numpy as np
 
 from device.segment.boxes import box_sides, framed
 from device.segment.data import KeptPieces, Piece, SegmentSettings, WorkImage
-from device.segment.paper import paper_level
+from device.segment.paper import paper_level, paper_step
 from device.segment.pieces import find_pieces, keep_digits, merge_pieces, typical_height
 from device.segment.stats import percentile, percentiles
 
@@ -171,15 +171,6 @@ def plain_ink(work: WorkImage, settings: SegmentSettings) -> PlainInk | None:
         np.clip(np.floor(grey), 0, 255).astype(np.uint8), (w, h), interpolation=cv2.INTER_LINEAR
     )
     return PlainInk(cv2.subtract(paper, source), level, grey, threshold, np.ones((h, w), bool), noise)
-
-
-def paper_step(closed: np.ndarray) -> float:
-    """The largest change of the paper's brightness between points 8 px apart (2 px of ``closed``, the
-    quarter-size surface with the ink closed away), as a share of the brighter."""
-    paper = closed.astype(np.float32)
-    across = np.abs(paper[:, 2:] - paper[:, :-2]) / np.maximum(np.maximum(paper[:, 2:], paper[:, :-2]), 1.0)
-    down = np.abs(paper[2:] - paper[:-2]) / np.maximum(np.maximum(paper[2:], paper[:-2]), 1.0)
-    return max(float(across.max(initial=0.0)), float(down.max(initial=0.0)))
 
 
 def faint_lines(ink: PlainInk, kept: list[Piece], settings: SegmentSettings) -> bool:
