@@ -49,6 +49,11 @@ class NegativeSet:
     def __len__(self) -> int:
         return len(self.kinds)
 
+    def without(self, kinds: tuple[str, ...]) -> NegativeSet:
+        """The same crops, less those of the kinds named."""
+        kept = ~np.isin(self.kinds, [KINDS.index(kind) for kind in kinds])
+        return NegativeSet(self.images[kept], self.kinds[kept])
+
 
 # --- drawing: each returns ink coverage in [0, 1] on a CANVAS x CANVAS sheet -------------------------------
 

@@ -56,6 +56,9 @@ class TrainSettings:
     )
     label_smoothing: float = 0.1
     none_head: bool = False  # "none" from a head of its own (host.model.build_model)
+    leave_out: tuple[str, ...] = ()  # kinds of negative (host.negatives.KINDS) generated but not trained on
+    none_weight: float = 1.0  # the loss weight of a generated negative against a digit's 1
+    ema: float = 0.0  # momentum of a moving average of the weights that replaces them at the end (0: none)
     notes: dict = field(default_factory=dict)
 
 
@@ -88,8 +91,10 @@ def compile_model(model, settings: TrainSettings, steps: int) -> None:
     schedule = keras.optimizers.schedules.CosineDecay(
         0.0, steps, warmup_target=settings.learning_rate, warmup_steps=min(500, steps // 10)
     )
+    # Keras keeps the average beside the weights and writes it over them when fit() ends.
+    averaged = {"use_ema": True, "ema_momentum": settings.ema} if settings.ema else {}
     model.compile(
-        optimizer=keras.optimizers.AdamW(schedule, weight_decay=settings.weight_decay),
+        optimizer=keras.optimizers.AdamW(schedule, weight_decay=settings.weight_decay, **averaged),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=settings.label_smoothing),
         metrics=["accuracy"],
         weighted_metrics=[],
@@ -148,9 +153,14 @@ def train(
     set_seeds(settings.seed)
     classes = settings.classes
     weights = None
+    if settings.none_weight != 1.0:
+        weights = np.where(train_data.labels == NONE_CLASS, settings.none_weight, 1.0).astype(np.float32)
     if extra is not None and len(extra):
         weights = np.concatenate(
-            [np.ones(len(train_data), np.float32), np.full(len(extra), settings.extra_weight, np.float32)]
+            [
+                np.ones(len(train_data), np.float32) if weights is None else weights,
+                np.full(len(extra), settings.extra_weight, np.float32),
+            ]
         )
         train_data = Dataset(
             np.concatenate([train_data.images, extra.images]),
@@ -316,6 +326,7 @@ def int_list(text: str, flag: str, parser: argparse.ArgumentParser) -> tuple[int
 
 def parse_args(argv=None) -> argparse.Namespace:
     from host.model import ARCHS
+    from host.negatives import KINDS as NEGATIVE_KINDS
 
     parser = argparse.ArgumentParser(
         prog="host-train",
@@ -407,6 +418,28 @@ def parse_args(argv=None) -> argparse.Namespace:
         action="store_true",
         help="'none' from a head of its own beside a softmax over the ten digits, not as an eleventh class",
     )
+    parser.add_argument(
+        "--leave-out",
+        default="",
+        metavar="KINDS",
+        help="kinds of generated negative not to train on, comma-separated (of: "
+        + ", ".join(NEGATIVE_KINDS)
+        + "); the others stay the same crops",
+    )
+    parser.add_argument(
+        "--none-weight",
+        type=float,
+        default=TrainSettings.none_weight,
+        help="how much one generated negative counts against one digit in the loss (default %(default)s)",
+    )
+    parser.add_argument(
+        "--ema",
+        type=float,
+        default=TrainSettings.ema,
+        metavar="MOMENTUM",
+        help="keep a moving average of the weights with this momentum (e.g. 0.999) and end with it instead "
+        "of the last weights (default %(default)s: none)",
+    )
     argv = list(sys.argv[1:] if argv is None else argv)
     config = parser.parse_known_args(argv)[0].config
     from_config = []
@@ -440,6 +473,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         bad("--label-smoothing", args.label_smoothing, "must be in [0, 1)")
     if args.none_head and (args.digits_only or args.arch != "cnn"):
         parser.error("--none-head: needs the cnn with its none class (not --digits-only or --arch mlp)")
+    args.leave_out = tuple(kind for kind in args.leave_out.split(",") if kind)
+    if unknown := [kind for kind in args.leave_out if kind not in NEGATIVE_KINDS]:
+        bad("--leave-out", ",".join(unknown), f"must name kinds of negative, of: {', '.join(NEGATIVE_KINDS)}")
+    if args.none_weight <= 0:
+        bad("--none-weight", args.none_weight, "must be positive")
+    if not 0 <= args.ema < 1:
+        bad("--ema", args.ema, "must be in [0, 1) (0: no average)")
     if args.learning_rate is not None and args.learning_rate <= 0:
         bad("--learning-rate", args.learning_rate, "must be positive")
     if args.hidden_units < 1:
@@ -466,11 +506,13 @@ def load_training_data(
     negatives_seed: int,
     extra_data: str | None = None,
     device_digits: int = 0,
+    leave_out: tuple[str, ...] = (),
 ):
     """MNIST training digits (the first ``limit``), split into training and validation with ``seed``, each
     with its share of ``device_digits`` (its own digits seen through the device's camera and crop path) and
     of ``negatives`` generated "not a digit" crops (label NONE_CLASS); custom digits from ``extra_data``
-    split 80/20 the same way. Returns (train, validation, extra or None, test, the generated NegativeSet or
+    split 80/20 the same way; the negatives of the kinds in ``leave_out`` are generated (so the others are the
+    same crops) but not kept. Returns (train, validation, extra or None, test, the generated NegativeSet or
     None); host-tune prepares its data with this too."""
     train_full, test = load_mnist(data_dir)
     if limit:
@@ -515,6 +557,7 @@ def load_training_data(
 
         # Pairs and pieces are cut from the training digits only, never from validation or test digits.
         generated = generate(negatives, negatives_seed, mnist_train.images, looks_like_a_digit=digit_screen())
+        generated = generated.without(leave_out)
         labels = np.full(len(generated), NONE_CLASS, np.uint8)
         neg_train, neg_val = split_validation(Dataset(generated.images, labels), validation_fraction, seed)
         train_data = Dataset(
@@ -525,7 +568,12 @@ def load_training_data(
             np.concatenate([val_data.images, neg_val.images]),
             np.concatenate([val_data.labels, neg_val.labels]),
         )
-        log.info("negatives: %d generated (seed %d)", len(generated), negatives_seed)
+        log.info(
+            "negatives: %d generated (seed %d)%s",
+            len(generated),
+            negatives_seed,
+            f", those of kind {', '.join(leave_out)} left out" if leave_out else "",
+        )
     return train_data, val_data, extra, test, generated
 
 
@@ -557,6 +605,9 @@ def run(args: argparse.Namespace) -> dict:
         device_digits=device_digits_for(args.device_digits, args.limit),
         label_smoothing=args.label_smoothing,
         none_head=args.none_head,
+        leave_out=args.leave_out,
+        none_weight=args.none_weight,
+        ema=args.ema,
         notes={"config": str(args.config)} if args.config else {},
     )
     train_data, val_data, extra, test, negatives = load_training_data(
@@ -568,6 +619,7 @@ def run(args: argparse.Namespace) -> dict:
         settings.negatives_seed,
         args.extra_data,
         device_digits=settings.device_digits,
+        leave_out=settings.leave_out,
     )
     if negatives is not None:
         grid_path = out.with_suffix(".negatives.png")

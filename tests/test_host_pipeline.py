@@ -262,3 +262,35 @@ def test_runs_go_to_their_own_folder_and_ship_replaces_the_shipped_model(tmp_pat
     assert (models / "digits.history.json").read_text() == "{}"
     assert "0.9900" in caplog.text and "0.9800" in caplog.text
     assert sorted(p.name for p in models.iterdir() if p.name.startswith(".")) == []
+
+
+def test_the_negatives_weight_the_average_of_the_weights_and_the_kinds_left_out_reach_training(mnist_sample):
+    """--none-weight weighs each negative in the loss, --ema ends on the weights' moving average, and
+    --leave-out drops one kind of negative while the others stay the same crops."""
+    from host.data import Dataset
+    from host.negatives import KINDS, generate
+    from host.train import NONE_CLASS, TrainSettings, parse_args, train
+
+    negatives = generate(120, seed=4, digits=mnist_sample["train_images"])
+    without_pieces = negatives.without(("piece",))
+    assert KINDS.index("piece") in negatives.kinds and KINDS.index("piece") not in without_pieces.kinds
+    others = negatives.kinds != KINDS.index("piece")
+    assert np.array_equal(without_pieces.images, negatives.images[others])
+
+    data = Dataset(
+        np.concatenate([mnist_sample["train_images"][:600], negatives.images]),
+        np.concatenate([mnist_sample["train_labels"][:600], np.full(len(negatives), NONE_CLASS, np.uint8)]),
+    )
+    none = Dataset(data.images[:0], data.labels[:0])
+    said_none = {}
+    for weight in (1.0, 0.01):
+        settings = TrainSettings(epochs=2, batch_size=32, validation_fraction=0, none_weight=weight, ema=0.9)
+        model, _ = train(data, none, settings, verbose=0)
+        said_none[weight] = model.predict(negatives.images[..., None] / 255.0, verbose=0)[:, NONE_CLASS].mean()
+        averages = model.optimizer._model_variables_moving_average
+        assert len(averages) == len(model.trainable_weights) > 0
+        assert all(np.array_equal(w.numpy(), a.numpy()) for w, a in zip(model.trainable_weights, averages))
+    assert said_none[0.01] < 0.5 * said_none[1.0], said_none
+
+    args = parse_args(["--leave-out", "piece,pair", "--none-weight", "0.5", "--ema", "0.999"])
+    assert (args.leave_out, args.none_weight, args.ema) == (("piece", "pair"), 0.5, 0.999)

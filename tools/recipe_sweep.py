@@ -17,7 +17,9 @@ does the same), and the random streams are JAX's.
 
 Other knobs beyond host-train's recipe: ``--elastic ALPHA`` adds Simard's elastic distortion to the warp,
 and ``--init models.npz`` starts from saved models (the same seeds) instead of fresh weights, for a
-fine-tune. Each result also counts the held-out negatives dropped as the pipeline decides.
+fine-tune. ``--leave-out KINDS`` drops kinds of negative from the training (as ``host-train --leave-out``)
+and ``--piece-weight W`` weighs the pieces of digits apart; both need data dumped with the negatives' kinds.
+Each result also counts the held-out negatives dropped as the pipeline decides, and rejected by kind.
 
 Distillation: ``train --save teacher.npz`` keeps the models it trained; a later ``train --teacher
 teacher.npz --distill W --temperature T`` adds their mean softened prediction on each augmented batch as a
@@ -78,14 +80,19 @@ class Recipe:
     elastic: float = 0.0  # Simard's elastic distortion: alpha, the scale of the smoothed field (0: none)
     elastic_sigma: float = 4.0  # and sigma, the width in px of the Gaussian that smooths it
     init: str = ""  # models saved by ``train --save`` (the same seeds) to start from, for a fine-tune
+    leave_out: tuple[str, ...] = ()  # kinds of negative (host.negatives.KINDS) left out of the training
+    piece_weight: float = 1.0  # the loss weight of a "piece" negative (a digit cut in two), times none_weight
 
 
 def dump(data_dir: str, out: str) -> None:
-    """Write host-train's training data (5 % of MNIST held out, seed 1234) and MNIST test to ``out``."""
+    """Write host-train's training data (5 % of MNIST held out, seed 1234) and MNIST test to ``out``, with
+    the kind of each negative (an index into host.negatives.KINDS; -1 for a digit)."""
+    from host.data import Dataset, split_validation
+    from host.negatives import KINDS
     from host.train import TrainSettings, load_training_data
 
     settings = TrainSettings()
-    train, held_out, _, test, _ = load_training_data(
+    train, held_out, _, test, generated = load_training_data(
         data_dir,
         None,
         settings.validation_fraction,
@@ -94,6 +101,19 @@ def dump(data_dir: str, out: str) -> None:
         settings.negatives_seed,
         device_digits=settings.device_digits,
     )
+    # load_training_data splits the negatives as it splits the digits (the same shuffle for the same
+    # length and seed) and puts them last, so their kinds split the same way line up with them.
+    kinds_train, kinds_held_out = split_validation(
+        Dataset(generated.kinds, generated.kinds), settings.validation_fraction, settings.seed
+    )
+
+    def kinds_of(data, negative_kinds) -> np.ndarray:
+        kinds = np.full(len(data.labels), -1, np.int8)
+        kinds[len(kinds) - len(negative_kinds.labels) :] = negative_kinds.labels
+        if not np.array_equal(kinds >= 0, data.labels == NONE):
+            raise SystemExit("dump: the negatives' kinds do not line up with the negatives")
+        return kinds
+
     np.savez_compressed(
         out,
         xtr=train.images,
@@ -102,6 +122,9 @@ def dump(data_dir: str, out: str) -> None:
         yva=held_out.labels,
         xte=test.images,
         yte=test.labels,
+        ktr=kinds_of(train, kinds_train),
+        kva=kinds_of(held_out, kinds_held_out),
+        kind_names=np.asarray(KINDS),
     )
 
 
@@ -210,10 +233,24 @@ def train(recipe: Recipe, data: dict, seeds: list[int], log=print, save: str | N
     import optax
 
     images, labels = data["xtr"], data["ytr"].astype(np.int32)
+    kinds, kind_names = data.get("ktr"), [str(name) for name in data.get("kind_names", ())]
+    unknown = sorted(set(recipe.leave_out) - set(kind_names))
+    if (recipe.leave_out or recipe.piece_weight != 1.0) and kinds is None:
+        raise SystemExit("--leave-out and --piece-weight need data dumped with the kinds of the negatives")
+    if unknown:
+        raise SystemExit(f"--leave-out {','.join(unknown)}: the kinds are {','.join(kind_names)}")
+    if kinds is None:
+        kinds = np.full(len(labels), -1, np.int8)
+    if recipe.leave_out:
+        kept = ~np.isin(kinds, [kind_names.index(kind) for kind in recipe.leave_out])
+        images, labels, kinds = images[kept], labels[kept], kinds[kept]
     if recipe.subset == "mnist":
-        images, labels = images[:MNIST_SPLIT], labels[:MNIST_SPLIT]
+        images, labels, kinds = images[:MNIST_SPLIT], labels[:MNIST_SPLIT], kinds[:MNIST_SPLIT]
     elif recipe.subset == "digits":
-        images, labels = images[labels != NONE], labels[labels != NONE]
+        images, labels, kinds = images[labels != NONE], labels[labels != NONE], kinds[labels != NONE]
+    weights = np.where(labels == NONE, recipe.none_weight, 1.0).astype(np.float32)
+    if "piece" in kind_names:
+        weights[kinds == kind_names.index("piece")] *= recipe.piece_weight
     steps_per_epoch = len(images) // recipe.batch_size
     total = steps_per_epoch * recipe.epochs
     warmup = min(500, total // 10)
@@ -277,10 +314,9 @@ def train(recipe: Recipe, data: dict, seeds: list[int], log=print, save: str | N
         clean = jax.random.uniform(k[6], (n, 1, 1, 1)) < recipe.clean_share
         return jnp.where(clean, x[..., None], g)
 
-    def loss_of(params, stats, x, y, key):
+    def loss_of(params, stats, x, y, weight, key):
         logits, new_stats = forward(params, stats, x, True, key)
         target = jax.nn.one_hot(y, CLASSES) * (1 - recipe.label_smoothing) + recipe.label_smoothing / CLASSES
-        weight = jnp.where(y == NONE, recipe.none_weight, 1.0)
         loss = -(target * jax.nn.log_softmax(logits)).sum(-1)
         if teacher_probabilities is not None:
             # Hinton's distillation: the teacher's softened prediction as a second target, its gradient
@@ -290,22 +326,22 @@ def train(recipe: Recipe, data: dict, seeds: list[int], log=print, save: str | N
             loss = (1 - recipe.distill) * loss + recipe.distill * recipe.temperature**2 * soft_loss
         return (weight * loss).mean(), new_stats
 
-    def step(state, batch, all_images, all_labels):
+    def step(state, batch, all_images, all_labels, all_weights):
         params, stats, opt_state, key, average = state
         key, k_augment, k_dropout = jax.random.split(key, 3)
         x = augment(all_images[batch].astype(jnp.float32) / 255.0, k_augment)
         (loss, stats), grads = jax.value_and_grad(loss_of, has_aux=True)(
-            params, stats, x, all_labels[batch], k_dropout
+            params, stats, x, all_labels[batch], all_weights[batch], k_dropout
         )
         updates, opt_state = optimizer.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
         average = jax.tree.map(lambda a, p: recipe.ema * a + (1 - recipe.ema) * p, average, params)
         return (params, stats, opt_state, key, average), loss
 
-    def epoch(state, batches, all_images, all_labels):
-        return jax.lax.scan(lambda s, b: step(s, b, all_images, all_labels), state, batches)
+    def epoch(state, batches, all_images, all_labels, all_weights):
+        return jax.lax.scan(lambda s, b: step(s, b, all_images, all_labels, all_weights), state, batches)
 
-    run_epoch = jax.jit(jax.vmap(epoch, in_axes=(0, 0, None, None)))
+    run_epoch = jax.jit(jax.vmap(epoch, in_axes=(0, 0, None, None, None)))
     if recipe.init:
         start = load_models(recipe.init)
         if start["seeds"] != list(seeds):
@@ -323,7 +359,7 @@ def train(recipe: Recipe, data: dict, seeds: list[int], log=print, save: str | N
         jnp.stack([jax.random.PRNGKey(1000 + s) for s in seeds]),
         params,
     )
-    all_images, all_labels = jnp.asarray(images), jnp.asarray(labels)
+    all_images, all_labels, all_weights = jnp.asarray(images), jnp.asarray(labels), jnp.asarray(weights)
     orders = [np.random.default_rng(seed) for seed in seeds]
     started = time.monotonic()
     for e in range(recipe.epochs):
@@ -333,7 +369,7 @@ def train(recipe: Recipe, data: dict, seeds: list[int], log=print, save: str | N
                 for o in orders
             ]
         )
-        state, losses = run_epoch(state, jnp.asarray(batches), all_images, all_labels)
+        state, losses = run_epoch(state, jnp.asarray(batches), all_images, all_labels, all_weights)
         if e == 0 or (e + 1) % 10 == 0:
             mean_loss = np.round(np.asarray(losses).mean(axis=1), 4).tolist()
             log(f"epoch {e + 1}: loss {mean_loss}, {time.monotonic() - started:.0f} s")
@@ -357,6 +393,14 @@ def train(recipe: Recipe, data: dict, seeds: list[int], log=print, save: str | N
     kept = test_probabilities[..., NONE] < 0.7
     as_pipeline = np.where(kept, test_probabilities[..., :NONE].argmax(-1), NONE)
     held_out_none = held_out_probabilities[:, ~digits, NONE] >= 0.7
+    by_kind = {}
+    if "kva" in data:
+        for k, kind in enumerate(kind_names):
+            of_kind = data["kva"] == k
+            by_kind[kind] = {
+                "rejected": (held_out[:, of_kind] == NONE).mean(1).tolist(),
+                "dropped_as_pipeline": (held_out_probabilities[:, of_kind, NONE] >= 0.7).mean(1).tolist(),
+            }
     return {
         "seconds": round(time.monotonic() - started, 1),
         "held_out_digits": (held_out[:, digits] == data["yva"][digits][None]).mean(1).tolist(),
@@ -366,6 +410,7 @@ def train(recipe: Recipe, data: dict, seeds: list[int], log=print, save: str | N
         "test_as_pipeline": (as_pipeline == data["yte"][None]).mean(1).tolist(),
         "test_dropped_as_pipeline": (~kept).mean(1).tolist(),
         "held_out_negatives_dropped_as_pipeline": held_out_none.mean(1).tolist(),
+        "held_out_negatives_by_kind": by_kind,
     }
 
 
@@ -458,11 +503,12 @@ def main(argv=None) -> int:
         dump(args.data_dir, args.out)
         return 0
     values = {
-        field: tuple(int(v) for v in getattr(args, field).split(","))
+        field: tuple(v for v in getattr(args, field).split(",") if v)
         if isinstance(default, tuple)
         else getattr(args, field)
         for field, default in asdict(Recipe()).items()
     }
+    values["widths"], values["convs"] = tuple(map(int, values["widths"])), tuple(map(int, values["convs"]))
     recipe = Recipe(**values)
     with np.load(args.data) as stored:
         data = dict(stored)
