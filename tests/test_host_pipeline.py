@@ -286,10 +286,12 @@ def test_the_negatives_weight_the_average_of_the_weights_and_the_kinds_left_out_
     for weight in (1.0, 0.01):
         settings = TrainSettings(epochs=2, batch_size=32, validation_fraction=0, none_weight=weight, ema=0.9)
         model, _ = train(data, none, settings, verbose=0)
-        said_none[weight] = model.predict(negatives.images[..., None] / 255.0, verbose=0)[:, NONE_CLASS].mean()
+        probabilities = model.predict(negatives.images[..., None] / 255.0, verbose=0)
+        said_none[weight] = probabilities[:, NONE_CLASS].mean()
         averages = model.optimizer._model_variables_moving_average
         assert len(averages) == len(model.trainable_weights) > 0
-        assert all(np.array_equal(w.numpy(), a.numpy()) for w, a in zip(model.trainable_weights, averages))
+        for weights, average in zip(model.trainable_weights, averages, strict=True):
+            assert np.array_equal(weights.numpy(), average.numpy())
     assert said_none[0.01] < 0.5 * said_none[1.0], said_none
 
     args = parse_args(["--leave-out", "piece,pair", "--none-weight", "0.5", "--ema", "0.999"])
