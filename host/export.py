@@ -29,6 +29,7 @@ from device.errors import DigitReaderError, ModelError
 from device.safeio import save_atomically
 from host.cli import run_command, stdout_chatter_hidden, summary
 from host.data import load_mnist
+from host.negatives import KINDS as NEGATIVE_KINDS
 from host.train import NEGATIVES_EVAL_SEED, NONE_CLASS, RUNS, history_path
 
 log = logging.getLogger(__name__)
@@ -155,7 +156,9 @@ def build_card(
             {
                 "generator": "host.negatives.generate (drawn, photographed, cut with device ink_map, "
                 "normalized with device normalize_digit)",
-                "kinds": ["texture", "line", "operator", "letter", "piece", "pair"],
+                "kinds": list(NEGATIVE_KINDS),
+                # Generated with the others (so those are the same crops) but not trained on.
+                "left_out_of_training": list((train_record.get("settings") or {}).get("leave_out") or ()),
                 "training_seed": (train_record.get("settings") or {}).get("negatives_seed"),
                 "training_count": (train_record.get("settings") or {}).get("negatives"),
                 "evaluation_seed": NEGATIVES_EVAL_SEED,

@@ -414,6 +414,21 @@ def train(recipe: Recipe, data: dict, seeds: list[int], log=print, save: str | N
     }
 
 
+def training_command(recipe: Recipe, seeds: list[int], models_path: str) -> str:
+    """The ``train`` command that trains ``recipe`` (its flags where they differ from the defaults)."""
+    flags = []
+    for field, value in asdict(recipe).items():
+        if value == getattr(Recipe(), field):
+            continue
+        flag = "--" + field.replace("_", "-")
+        if isinstance(value, bool):
+            flags.append(flag)
+        else:
+            flags += [flag, ",".join(map(str, value)) if isinstance(value, tuple | list) else str(value)]
+    start = "python -m tools.recipe_sweep train --data sweep.npz --seeds " + ",".join(map(str, seeds))
+    return " ".join([start, *flags, "--save", models_path])
+
+
 def to_keras(models_path: str, seed: int, out: str) -> None:
     """Write one saved model as host.model's Keras model (``out``, a .keras file), with a training record
     beside it that host-export puts on the model card. Refuses when the Keras model's probabilities on the
@@ -463,7 +478,8 @@ def to_keras(models_path: str, seed: int, out: str) -> None:
             "negatives_seed": defaults.negatives_seed,
             "device_digits": defaults.device_digits,
         },
-        "command": f"python -m tools.recipe_sweep to-keras --models {models_path} --seed {seed} --out {out}",
+        "command": f"{training_command(recipe, saved['seeds'], models_path)}; "
+        f"python -m tools.recipe_sweep to-keras --models {models_path} --seed {seed} --out {out}",
         "params": int(model.count_params()),
         "macs": count_macs(model),
     }
