@@ -179,6 +179,17 @@ def check_same_pages(old: dict, new: dict) -> None:
             raise ValueError(f"{key} {old.get(key)} against {new.get(key)}: only the same pages compare")
 
 
+def scene_rows(cluttered_ms: list[float], scene_ms: list[float], median_clean: float) -> list[str]:
+    """The cost table's rows for the textured pages and for all the hard-scene pages."""
+    return [
+        f"| {len(cluttered_ms)} textured-surface 640x480 | {np.median(cluttered_ms):.1f} ms | "
+        f"{max(cluttered_ms):.1f} ms (= {max(cluttered_ms) / median_clean:.1f} × the clean median) | |",
+        f"| {len(scene_ms)} hard-scene pages, all kinds (one run each, in the pipeline) | "
+        f"{np.median(scene_ms):.1f} ms | {max(scene_ms):.1f} ms (= {max(scene_ms) / median_clean:.1f} × "
+        "the clean median) | |",
+    ]
+
+
 def compare_readings(old: dict, new: dict) -> list[str]:
     """The pages, the pages beside the benchmark (desk, small frames, close-ups: those both runs read) and
     blank frames that read otherwise in ``new`` than in ``old`` (both from ``--readings``, of the same
@@ -412,11 +423,7 @@ def main() -> int:
         f"{median_clean:.1f} ms | {max(clean_ms):.1f} ms | {np.median(costs_ratio):.1f} × |",
         f"| the same 60, every frame through the full stages (`plain_pages = false`) | "
         f"{np.median(full_ms):.1f} ms | {max(full_ms):.1f} ms | {np.median(full_ratio):.1f} × |",
-        f"| {len(cluttered_ms)} textured-surface 640x480 | {np.median(cluttered_ms):.1f} ms | "
-        f"{max(cluttered_ms):.1f} ms (= {max(cluttered_ms) / median_clean:.1f} × the clean median) | |",
-        f"| {len(scene_ms)} hard-scene pages, all kinds (one run each, in the pipeline) | "
-        f"{np.median(scene_ms):.1f} ms | {max(scene_ms):.1f} ms (= {max(scene_ms) / median_clean:.1f} × "
-        "the clean median) | |",
+        *(scene_rows(cluttered_ms, scene_ms, median_clean) if scene_ms else []),  # none with --pages 0
         "",
         "Where a clean frame's segmentation time goes (the same 60 frames, under Python's profiler, which "
         "slows the stages that loop in Python most), the short way and the full stages:",
