@@ -264,7 +264,9 @@ def test_runs_go_to_their_own_folder_and_ship_replaces_the_shipped_model(tmp_pat
     assert sorted(p.name for p in models.iterdir() if p.name.startswith(".")) == []
 
 
-def test_the_negatives_weight_the_average_of_the_weights_and_the_kinds_left_out_reach_training(mnist_sample):
+def test_the_negatives_weight_the_average_of_the_weights_and_the_kinds_left_out_reach_training(
+    mnist_sample, capsys
+):
     """--none-weight weighs each negative in the loss, --ema ends on the weights' moving average, and
     --leave-out drops one kind of negative while the others stay the same crops."""
     from host.data import Dataset
@@ -296,3 +298,11 @@ def test_the_negatives_weight_the_average_of_the_weights_and_the_kinds_left_out_
 
     args = parse_args(["--leave-out", "piece,pair", "--none-weight", "0.5", "--ema", "0.999"])
     assert (args.leave_out, args.none_weight, args.ema) == (("piece", "pair"), 0.5, 0.999)
+    for flags, said in (
+        (["--leave-out", "piece,pice"], "--leave-out pice: must name kinds of negative"),
+        (["--none-weight", "0"], "--none-weight 0.0: must be positive"),
+        (["--ema", "1"], "--ema 1.0: must be in [0, 1)"),
+    ):
+        with pytest.raises(SystemExit):
+            parse_args(flags)
+        assert said in capsys.readouterr().err
