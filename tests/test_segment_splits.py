@@ -20,6 +20,7 @@ from device.segment import (
     broken_in_two,
     has_a_neck,
     joined,
+    propose_pen_strokes,
     propose_splits,
     seams,
     segment,
@@ -665,3 +666,73 @@ def test_two_candidates_one_above_the_other_are_offered_joined():
     inside = _candidate(work, 104, 72, np.full((15, 20), 100, np.uint8))  # a mark in the upper's lower half
     for other in (beside, line_below, wide, level, inside):
         assert broken_in_two([upper, other], max_aspect=1.5) == []
+
+
+def printed_comb(digit_strength: int = 255, box_strength: int = 100) -> np.ndarray:
+    """A candidate's crop (ink strength, 255 = its pen's): a row of three printed boxes sharing their sides,
+    fainter than the pen, each with a digit written larger than its box, crossing its top or bottom and
+    touching its sides, so that the boxes join the digits into one piece."""
+    crop = np.zeros((70, 160), np.uint8)
+    cv2.rectangle(crop, (0, 10), (159, 59), box_strength, 2)
+    for x in (53, 106):
+        cv2.line(crop, (x, 10), (x, 59), box_strength, 2)
+    cv2.line(crop, (26, 2), (27, 66), digit_strength, 5)  # a 1, crossing the top and the bottom
+    cv2.ellipse(crop, (80, 38), (22, 30), 0, 0, 360, digit_strength, 5)  # a 0, touching both sides
+    cv2.line(crop, (113, 4), (150, 4), digit_strength, 5)  # a 7, its bar above the box
+    cv2.line(crop, (150, 4), (124, 64), digit_strength, 5)
+    return crop
+
+
+def test_digits_in_printed_boxes_are_offered_as_their_pens_strokes_alone():
+    """Digits written larger than the faint printed boxes round them are one piece with the boxes. The
+    pen's ink alone is offered as a reading: the three digits, left to right, each without the box's
+    lines (where a digit crossed a side, the side went and the digit stayed whole)."""
+    crop = printed_comb()
+    (reading,) = propose_pen_strokes(crop, (10, 20, 160, 70), blank_work(200, 300))
+    assert len(reading) == 3
+    for part, (left, right) in zip(reading, ((21, 33), (52, 108), (108, 156)), strict=True):
+        assert left <= part.box.x - 10 and part.box.x - 10 + part.box.w <= right, part.box
+        assert part.box.h >= 55  # whole, not cut at the box's lines
+        # No printed line is left but the px beside the pen's strokes (a stroke's soft edge is kept).
+        beside_the_pen = cv2.dilate((part.ink == 255).view(np.uint8), np.ones((3, 3), np.uint8)) > 0
+        assert not ((part.ink > 0) & ~beside_the_pen).any()
+
+
+def test_a_soft_digit_or_one_as_dark_as_its_boxes_is_not_read_as_its_pens_strokes():
+    """A digit written soft has stretches fainter than the pen too, but they are its own curved strokes, no
+    printed line: its pen's ink alone (its broken strokes) is not offered. Nor is anything where the boxes
+    are printed as dark as the pen: there is no fainter ink to leave out."""
+    soft = np.zeros((70, 60), np.uint8)
+    cv2.ellipse(soft, (30, 35), (22, 30), 0, 0, 360, 110, 6)
+    for start in (0, 120, 240):
+        cv2.ellipse(soft, (30, 35), (22, 30), 0, start, start + 70, 255, 6)
+    work = blank_work(200, 300)
+    assert propose_pen_strokes(soft, (0, 0, 60, 70), work) == ()
+    assert propose_pen_strokes(printed_comb(box_strength=255), (0, 0, 160, 70), work) == ()
+
+
+def test_forms_read_better_with_the_pens_strokes_offered(mnist_sample, monkeypatch):
+    """Pages of forms (digits one to a printed box, the boxes printed light or dark, written on a comb or
+    in boxes of their own): more digits read right with the pen's strokes offered than without."""
+    import device.segment.splits as splits_module
+    from tools.scenes import digits_right, render_scene
+
+    images, labels = mnist_sample["test_images"], mnist_sample["test_labels"]
+    pipeline = FramePipeline(Classifier(MODEL))
+
+    def digits_read() -> int:
+        rng, right, used = np.random.default_rng(11), 0, 0
+        for _page in range(30):
+            lines, texts = [], []
+            for _line in range(int(rng.integers(1, 4))):
+                count = int(rng.integers(2, 7))
+                lines.append([images[(used + k) % len(images)] for k in range(count)])
+                texts.append([int(labels[(used + k) % len(images)]) for k in range(count)])
+                used += count
+            scene = render_scene("scattered", lines, texts, rng, boxes=True)
+            right += digits_right(Reading(tuple(pipeline.process(scene.frame).digits)).text, scene.text)
+        return right
+
+    offered = digits_read()
+    monkeypatch.setattr(splits_module, "propose_pen_strokes", lambda *args: ())
+    assert offered > digits_read()

@@ -38,8 +38,9 @@ The stages, each a function on numpy arrays:
    the pipeline asks for the cuts of those the model is unsure of whole (``propose_splits``: at the valleys
    of its ink profile and at even spacing, straight and curved round overlapping strokes;
    ``propose_stacked``, for a candidate as tall as two lines or with a neck, where its ink all but vanishes
-   across its middle (``has_a_neck``): that one even when the model reads it whole, though not surely),
-   and the classifier decides which reading is more confident.
+   across its middle (``has_a_neck``): that one even when the model reads it whole, though not surely;
+   ``propose_pen_strokes``, for digits joined by fainter printed lines, a form's boxes round them: the
+   pen's ink alone), and the classifier decides which reading is more confident.
 
 A plain page (a sheet filling the frame, smoothly lit, nothing printed on it: ``plain``) takes a short
 way from 1 to 6: the ink measured as in 3 without looking for the paper's edge or texture, no rules to
@@ -132,6 +133,8 @@ from device.segment.splits import (
     MAX_SPLIT_PARTS,
     crop_ink,
     has_a_neck,
+    printed_line,
+    propose_pen_strokes,
     propose_splits,
     propose_stacked,
     seams,
@@ -195,6 +198,8 @@ __all__ = [
     "plain_ink",
     "plain_page",
     "prepare",
+    "printed_line",
+    "propose_pen_strokes",
     "propose_splits",
     "propose_stacked",
     "reading_order",

@@ -11,6 +11,9 @@ import numpy as np
 
 from device.segment.data import CROP_PAD, InkInBoxes, Piece, Segment, SegmentSettings, WorkImage
 
+ROUND_3 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
+ROUND_5 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
+
 
 def crop_ink(piece: Piece, ink: InkInBoxes, labels: np.ndarray) -> np.ndarray:
     """The piece's own ink (not its neighbours'), scaled so its strokes reach full strength (uint8)."""
@@ -19,8 +22,7 @@ def crop_ink(piece: Piece, ink: InkInBoxes, labels: np.ndarray) -> np.ndarray:
     x1, y1 = min(w, piece.x + piece.w + CROP_PAD), min(h, piece.y + piece.h + CROP_PAD)
     own = piece.pixels_in(labels[y0:y1, x0:x1])
     # Grow the mask by a pixel so the soft edge of the strokes (below threshold) keeps its grey levels.
-    grow = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
-    own = cv2.dilate(own.astype(np.uint8), grow).astype(bool)
+    own = cv2.dilate(own.astype(np.uint8), ROUND_3).astype(bool)
     crop = np.where(own, ink.strength(slice(y0, y1), slice(x0, x1)), 0.0)
     level = piece.peak or 1.0
     return (np.clip(crop / level, 0.0, 1.0) * 255).astype(np.uint8)
@@ -316,6 +318,86 @@ def propose_stacked(crop: np.ndarray, box: tuple[int, int, int, int], work: Work
     return tuple(readings.values())
 
 
+# The pen's ink is this share of a candidate's strong ink or more (its crop is scaled so that the 90th
+# percentile of its ink is full strength): one pen wrote the digits, as ``ink_against_the_paper_round_it``
+# takes it. A form's boxes, a grid or a ruling are printed lighter than that so that writing stands out
+# (``written_on_rules`` takes the same view of a page's rules).
+PEN_SHARE = 0.6
+# A form is photographed nearly square: its printed lines are nearly level or upright (tan 10 degrees, as
+# ``device.segment.boxes`` takes its boxes' sides).
+LEVEL = 0.18
+# A part of the pen's ink under this share of the tallest part's height is a fleck (a corner of a printed
+# box, dark where two lines cross), not a digit.
+FLECK = 0.4
+
+
+def propose_pen_strokes(crop: np.ndarray, box: tuple[int, int, int, int], work: WorkImage) -> tuple:
+    """A candidate read as its pen's strokes alone, without the fainter ink that joins them: digits written
+    in a row of printed boxes (a form, a score sheet), whose sides join them into one piece that the model
+    calls no digit. Its ink of ``PEN_SHARE`` or more, in groups sharing columns (one digit's strokes), each
+    a part, left to right. Offered only where the fainter ink holds a printed line as long as the tallest
+    part is tall (see ``printed_line``): a digit written faint or soft has fainter stretches too, and its
+    pen's ink alone is its broken strokes; and not where only one part is left, the candidate's own height
+    (the candidate read whole again).
+
+    Fainter ink is dropped, not cut round: where a digit crosses a box's side, the side goes and the digit
+    stays whole."""
+    x, y = box[:2]
+    inked = crop > 0
+    pen = crop >= round(PEN_SHARE * 255)
+    if not pen.any():
+        return ()
+    _count, _labels, stats, _ = cv2.connectedComponentsWithStats(pen.view(np.uint8), connectivity=8)
+    groups: list[list[int]] = []  # left, top, right, bottom
+    for left, top, width, height, _area in sorted(stats[1:].tolist()):
+        right, bottom = left + width, top + height
+        last = groups[-1] if groups else None
+        if last and min(last[2], right) - max(last[0], left) >= 0.5 * min(last[2] - last[0], width):
+            last[:] = [min(last[0], left), min(last[1], top), max(last[2], right), max(last[3], bottom)]
+        else:
+            groups.append([left, top, right, bottom])
+    tallest = max(bottom - top for _l, top, _r, bottom in groups)
+    # The fainter ink, away from the pen's strokes and their soft edges, must be printed lines.
+    fainter = inked & ~cv2.dilate(pen.view(np.uint8), ROUND_5).view(bool)
+    if not printed_line(fainter, crop.shape[0]):
+        return ()
+    groups = [g for g in groups if g[3] - g[1] >= FLECK * tallest]
+    if len(groups) == 1 and groups[0][3] - groups[0][1] >= 0.9 * crop.shape[0]:
+        return ()
+    # Each part keeps the soft edge of its strokes (a px round the pen's ink), as ``crop_ink`` keeps it.
+    kept = cv2.dilate(pen.view(np.uint8), ROUND_3).view(bool)
+    parts = []
+    rows, cols = crop.shape
+    for left, top, right, bottom in groups:
+        near = slice(max(0, top - 1), min(rows, bottom + 1)), slice(max(0, left - 1), min(cols, right + 1))
+        ink = np.where(kept[near], crop[near], 0).astype(np.uint8)
+        part = _trimmed(ink, x + near[1].start, y + near[0].start, work)
+        if part is None:
+            return ()
+        parts.append(part)
+    return (tuple(parts),)
+
+
+def printed_line(ink: np.ndarray, length: int) -> bool:
+    """Whether ``ink`` (bool) holds a straight line at least ``length`` px long, nearly level or upright
+    (``LEVEL``), across gaps of up to a quarter of that (where the digits written on it crossed it): a
+    printed box's side, top or bottom. A digit's own strokes are curved, or slanted, or shorter than the
+    digit is tall."""
+    found = cv2.HoughLinesP(
+        ink.view(np.uint8),
+        1,
+        np.pi / 180,
+        threshold=max(2, length // 2),
+        minLineLength=length,
+        maxLineGap=max(2, length // 4),
+    )
+    if found is None:
+        return False
+    x0, y0, x1, y1 = found.reshape(-1, 4).T
+    dx, dy = np.abs(x1 - x0), np.abs(y1 - y0)
+    return bool((np.minimum(dx, dy) <= LEVEL * np.maximum(dx, dy)).any())
+
+
 def split_readings(
     candidate: Segment, settings: SegmentSettings, cut_the_middle: bool = False, across_only: bool = False
 ) -> tuple[tuple[Segment, ...], ...]:
@@ -335,6 +417,7 @@ def split_readings(
         readings = propose_stacked(cut.core, cut.box, cut.work)
     else:  # side by side (none for a candidate under half as wide as tall), and one above another
         readings = propose_splits(cut.core, cut.box, cut.work, settings, cut_the_middle)
+        readings += propose_pen_strokes(cut.core, cut.box, cut.work)
         if cut.may_be_two_lines:
             readings += propose_stacked(cut.core, cut.box, cut.work)
     on_line: dict[int, Segment] = {}
