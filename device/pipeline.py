@@ -1,21 +1,21 @@
 """One frame through the stateless stages: segment -> normalize -> classify -> choose, with timings.
 
 The segmenter proposes freely. Every candidate is normalized and classified in one batched invoke. One no
-wider than a digit that the model is not sure of is measured again against the paper round it (where the
-light steps, the first measure loses strokes), and read without the printed lines along its sides (a box it
-is written in and touches), all such in one invoke; the surest reading stands. Two candidates the model is
-still unsure of or calls no digit, one above the other, may be one digit broken across its middle: they are
-read joined (one more invoke, where there are such), and the joined candidate stands for both where the
-model is sure of it. Those the model is still unsure of whole (any too wide for one digit, and those as wide
-as two squeezed digits that it is not quite sure of) are then cut, side by side as touching digits or, as
-tall as two lines, one above another, and all their parts are classified in one more invoke. Per candidate
-the more confident interpretation wins (a pair of confident digits beats one unsure wide blob; a digit the
-model is sure of is never cut), and what the model calls "not a digit" (texture, a line, an operator, a
-letter) is dropped: it never reaches the reading, the outputs or the vote. A digit still unsure, or a
-candidate called no digit but not surely, is read once more from a few views of it (a pixel off, turned a
-little), all such in a last invoke (most frames need none). Where a reading one above another won, a
-candidate measured again shrank to its digit, or two candidates were joined, the digits are put in reading
-order again.
+wider than a digit that the model is not sure of is measured again against the paper round it (where the light
+steps, the first measure loses strokes), and read without the printed lines along its sides (a box it is
+written in and touches), all such in one invoke; the surest reading stands. Two candidates the model is still
+unsure of or calls no digit, one above the other, may be one digit broken across its middle: they are read
+joined (one more invoke, where there are such), and the joined candidate stands for both where the model is
+sure of it. Those the model is still unsure of whole (any too wide for one digit, and those as wide as two
+squeezed digits that it is not quite sure of) are then cut, side by side as touching digits or, as tall as two
+lines, one above another, or, joined by fainter printed lines (a form's boxes), as their pen's strokes alone,
+and all their parts are classified in one more invoke. Per candidate the more confident interpretation wins (a
+pair of confident digits beats one unsure wide blob; a digit the model is sure of is never cut), and what the
+model calls "not a digit" (texture, a line, an operator, a letter) is dropped: it never reaches the reading,
+the outputs or the vote. A digit still unsure, or a candidate called no digit but not surely, is read once
+more from a few views of it (a pixel off, turned a little), all such in a last invoke (most frames need none).
+Where a reading one above another won, a candidate measured again shrank to its digit, or two candidates were
+joined, the digits are put in reading order again.
 """
 
 from __future__ import annotations
