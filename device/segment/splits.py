@@ -335,10 +335,10 @@ def propose_pen_strokes(crop: np.ndarray, box: tuple[int, int, int, int], work: 
     """A candidate read as its pen's strokes alone, without the fainter ink that joins them: digits written
     in a row of printed boxes (a form, a score sheet), whose sides join them into one piece that the model
     calls no digit. Its ink of ``PEN_SHARE`` or more, in groups sharing columns (one digit's strokes), each
-    a part, left to right. Offered only where the fainter ink holds a printed line as long as the tallest
-    part is tall (see ``printed_line``): a digit written faint or soft has fainter stretches too, and its
-    pen's ink alone is its broken strokes; and not where only one part is left, the candidate's own height
-    (the candidate read whole again).
+    a part, left to right. Offered only where the fainter ink, away from the pen's strokes, holds a printed
+    line as long as the candidate is tall (see ``printed_line``): a digit written faint or soft has fainter
+    stretches too, and its pen's ink alone is its broken strokes; and not where only one part is left, the
+    candidate's own height (the candidate read whole again).
 
     Fainter ink is dropped, not cut round: where a digit crosses a box's side, the side goes and the digit
     stays whole."""
