@@ -347,6 +347,11 @@ def propose_pen_strokes(crop: np.ndarray, box: tuple[int, int, int, int], work: 
     pen = crop >= round(PEN_SHARE * 255)
     if not pen.any():
         return ()
+    # The fainter ink, away from the pen's strokes and their soft edges, must be printed lines: most
+    # candidates asked about have none, and are let go before their strokes are grouped.
+    fainter = inked & ~cv2.dilate(pen.view(np.uint8), ROUND_5).view(bool)
+    if not printed_line(fainter, crop.shape[0]):
+        return ()
     _count, _labels, stats, _ = cv2.connectedComponentsWithStats(pen.view(np.uint8), connectivity=8)
     groups: list[list[int]] = []  # left, top, right, bottom
     for left, top, width, height, _area in sorted(stats[1:].tolist()):
@@ -357,10 +362,6 @@ def propose_pen_strokes(crop: np.ndarray, box: tuple[int, int, int, int], work: 
         else:
             groups.append([left, top, right, bottom])
     tallest = max(bottom - top for _l, top, _r, bottom in groups)
-    # The fainter ink, away from the pen's strokes and their soft edges, must be printed lines.
-    fainter = inked & ~cv2.dilate(pen.view(np.uint8), ROUND_5).view(bool)
-    if not printed_line(fainter, crop.shape[0]):
-        return ()
     groups = [g for g in groups if g[3] - g[1] >= FLECK * tallest]
     if len(groups) == 1 and groups[0][3] - groups[0][1] >= 0.9 * crop.shape[0]:
         return ()
