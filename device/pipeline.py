@@ -421,11 +421,12 @@ class FramePipeline:
         read.classify([part for plan in plans.values() for reading in plan.readings for part in reading])
 
         result = FrameResult([], [], [], rejected=[], cut_short=segmentation.cut_short)
-        stacked = False
+        stacked = left_out = False
         chosen: list[ChosenPart] = []
         for candidate in segments:
             plan = plans[id(candidate)]
             if plan.too_wide and not plan.readings:
+                left_out = True
                 continue  # wider than a digit, and no way to read it as several
             parts = [read.interpretation(reading) for reading in plan.readings]
             if plan.no_neck:
@@ -460,9 +461,11 @@ class FramePipeline:
             )
             result.normalized.append(part.normalized)
             result.segments.append(part.segment)
-        if stacked or moved:
+        if stacked or moved or left_out or result.rejected:
             # Two lines' digits read from one candidate, or a digit read apart from the shadow it was
-            # found with: each goes to its own line.
+            # found with: each goes to its own line. A candidate left out (no digit: a form's box round a
+            # digit, found beside the digit it frames) may have taken the place in a line that a digit
+            # read should have: the digits read are put in order among themselves.
             reorder(result)
         t4 = time.perf_counter()
         result.timings = {

@@ -270,3 +270,47 @@ def test_a_segment_read_and_let_go_leaves_no_reading_to_a_new_one():
         assert read.interpretation((segment,)).predictions[0].digit == k % 2
         del segment
     assert len(classifier.digits) == 50
+
+
+def test_the_reading_order_is_of_the_digits_read_not_of_the_candidates_dropped(monkeypatch):
+    """A form's box round a digit is a candidate of its own beside the digit it frames (the digit's ink is
+    found again in it), and it takes the place in the line that the digit would have: the digit, lying in
+    the box, is put on a line of its own. When the model drops the box as no digit, the digits read are put
+    in order again among themselves, as one line."""
+    import cv2
+
+    import device.pipeline as pipeline_module
+    from device.normalize import normalize_digit
+    from device.reading import Reading
+    from device.segment import Segmentation
+
+    def crop(h: int, w: int, draw) -> np.ndarray:
+        ink = np.zeros((h, w), np.uint8)
+        draw(ink)
+        return ink
+
+    frame_box = crop(187, 183, lambda ink: cv2.rectangle(ink, (2, 2), (180, 184), 255, 3))
+    eight = crop(146, 113, lambda ink: [cv2.circle(ink, (56, y), 32, 255, 8) for y in (38, 106)])
+    two_strokes = np.array([[10, 30], [48, 5], [80, 40], [10, 128], [90, 128]])
+    two = crop(135, 97, lambda ink: cv2.polylines(ink, [two_strokes], False, 255, 8))
+    # In the order, and with the lines, that the candidates take among themselves: the box and the 2 in a
+    # line, the 8 inside the box below it.
+    segments = [
+        Segment(Box(78, 157, 183, 187, line=0), frame_box),
+        Segment(Box(235, 158, 133, 174, line=0), two),
+        Segment(Box(92, 182, 113, 146, line=1), eight),
+    ]
+    readings = {
+        normalize_digit(frame_box).tobytes(): Prediction(0, 0.01, 0.99),
+        normalize_digit(eight).tobytes(): Prediction(8, 0.97, 0.0),
+        normalize_digit(two).tobytes(): Prediction(2, 0.96, 0.0),
+    }
+
+    class ByImage:
+        def classify(self, images):
+            return [readings[image.tobytes()] for image in images]
+
+    monkeypatch.setattr(pipeline_module, "segment_frame", lambda frame, settings: Segmentation(segments))
+    result = FramePipeline(ByImage()).process(np.full((480, 640), 200, np.uint8))
+    assert [d.value for d in result.digits] == [8, 2]
+    assert Reading(tuple(result.digits)).text == "82"
