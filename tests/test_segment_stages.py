@@ -1182,7 +1182,8 @@ def test_loosely_written_rows_are_read_row_by_row():
 def test_a_loosely_written_line_is_read_as_one_line():
     """One line of digits written loosely (each a little high or low): the slope read from a few
     neighbours is mostly noise, and measured along it the heights part the line in two (260 of 300 such
-    lines were read as one line, in order); read level too, the reading with fewer lines wins (281)."""
+    lines were read as one line, in order); read level too, the reading with fewer lines wins (281); and
+    a chain whose last digit wanders off joins the next chain where the two lie level as a whole (294)."""
     rng = np.random.default_rng(0)
     right = 0
     for _ in range(300):
@@ -1190,7 +1191,7 @@ def test_a_loosely_written_line_is_read_as_one_line():
         where = {(b.x, b.y, b.w, b.h): place for b, place in zip(boxes, truth, strict=True)}
         ordered = reading_order([boxes[i] for i in rng.permutation(len(boxes))])
         right += [where[(b.x, b.y, b.w, b.h)] for b in ordered] == truth and {b.line for b in ordered} == {0}
-    assert right >= 275, right
+    assert right >= 290, right
 
 
 def test_a_slanted_line_is_not_cut_into_rows_side_by_side():

@@ -114,10 +114,14 @@ def lines_along(layout: Layout, slope: float) -> list[list[int]]:
     ends = np.array([chain[-1] for chain in chains])
     starts = np.array([chain[0] for chain in chains])
     gap = x[starts][None, :] - (x[ends] + w[ends])[:, None]
-    beside = (gap > -0.5 * np.minimum(w[ends][:, None], w[starts][None, :])) & (
-        np.abs(level[starts][None, :] - level[ends][:, None])
-        <= 0.5 * np.maximum(h[ends][:, None], h[starts][None, :])
+    # At the same height: the one's end and the other's start, or the two chains as a whole (their median
+    # heights: a digit written a little high or low at a chain's end is no line's end bending away).
+    middles = np.array([median(level[chain]) for chain in chains])
+    tolerance = 0.5 * np.maximum(h[ends][:, None], h[starts][None, :])
+    level_with = (np.abs(level[starts][None, :] - level[ends][:, None]) <= tolerance) | (
+        np.abs(middles[None, :] - middles[:, None]) <= tolerance
     )
+    beside = (gap > -0.5 * np.minimum(w[ends][:, None], w[starts][None, :])) & level_with
     np.fill_diagonal(beside, False)
     follower, leader = [-1] * len(chains), [-1] * len(chains)
     for a, b in np.argwhere(beside)[np.argsort(gap[beside], kind="stable")]:
