@@ -26,7 +26,9 @@ The stages, each a function on numpy arrays:
    its own axis and along the page's rules where it lies); and last, relative to the candidates left:
    height and contrast. A piece amid what is no paper (its centre, or half the ring round it: grain left
    between the texture found beside the page) is no digit, unless it stands in a line of the digits kept
-   (``in_line_with``: a digit written a few px from the page's edge, which that texture took in). Last,
+   (``in_line_with``: a digit written a few px from the page's edge, which that texture took in), or in a
+   line of its own where a page's next line stands (``grow_the_lines``: a whole line written from that
+   edge). Last,
    beside the first and the last digit of each line, where the paper found ends, the ink is looked at
    again against that digit's own (``beyond_the_line_ends``): a line written from the page's very edge
    loses its first digit to the threshold or the shade there.
@@ -312,7 +314,7 @@ def scene_pieces(work: WorkImage, settings: SegmentSettings) -> KeptPieces:
         also = keep_digits(
             reached + kept, on_the_page, settings, inked, lambda p: id(p) not in checked and no_digit(p)
         )
-        kept = grow_the_lines(kept, [p for p in also if id(p) not in checked])
+        kept = grow_the_lines(kept, [p for p in also if id(p) not in checked], labels.shape)
     if kept and not on_the_page.paper.all():
         # Where a line meets the page's edge, its first or last digit (see ``beyond_the_line_ends``),
         # checked as every candidate is: sharp-edged, no stretch of a line, no edge, no rim.

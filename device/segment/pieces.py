@@ -538,14 +538,64 @@ def in_line_with(piece: Piece, digits: Sequence[Piece]) -> bool:
     return False
 
 
-def grow_the_lines(digits: Sequence[Piece], waiting: Sequence[Piece]) -> list[Piece]:
+# A line of the waiting pieces' own (see ``grow_the_lines``): this many pieces at least.
+A_LINE_OF_ITS_OWN = 3
+# ...within this many digit heights above or below the digits, where a page's next line is written.
+NEXT_LINE = 2.5
+
+
+def grow_the_lines(digits: Sequence[Piece], waiting: Sequence[Piece], shape: tuple[int, int]) -> list[Piece]:
     """The ``digits``, and those of the ``waiting`` pieces that stand in a line of them (``in_line_with``),
-    one by one: a piece taken in brings in its neighbour further along the line."""
+    one by one: a piece taken in brings in its neighbour further along the line.
+
+    A whole line written from the page's edge may have no digit among ``digits`` to stand in: then
+    ``A_LINE_OF_ITS_OWN`` waiting pieces or more in a line of one another make one, where they stand as a
+    page's next line does (within ``NEXT_LINE`` digit heights above or below the digits, starting from near
+    their left side, no further right than their right side, and reaching past their left side), each as
+    tall as the digits (0.6 to 1.6 times their median), one of them at least half as wide as tall (a line
+    of texture beside the page is grain, strokes alike), and none against the frame's side (``shape``: a
+    strip of desk cut by the frame's edge is no line written)."""
     digits, waiting = list(digits), list(waiting)
     while found := [p for p in waiting if in_line_with(p, digits)]:
         digits += found
         waiting = [p for p in waiting if not any(p is f for f in found)]
+    if not digits:
+        return digits
+    height = median([d.h for d in digits])
+    top = min(d.y for d in digits) - NEXT_LINE * height
+    bottom = max(d.y + d.h for d in digits) + NEXT_LINE * height
+    left, right = min(d.x for d in digits), max(d.x + d.w for d in digits)
+    rows, cols = shape
+    placed = [
+        p
+        for p in waiting
+        if 0.6 * height <= p.h <= 1.6 * height
+        and top <= p.y
+        and p.y + p.h <= bottom
+        and left - 2 * height <= p.x <= right
+        and p.x > 1
+        and p.y > 1
+        and p.x + p.w < cols - 1
+        and p.y + p.h < rows - 1
+    ]
+    for first in placed:
+        line = _line_of(first, placed)
+        if (
+            len(line) >= A_LINE_OF_ITS_OWN
+            and any(p.w >= 0.5 * p.h for p in line)
+            and max(p.x + p.w for p in line) >= left
+        ):
+            return grow_the_lines(digits + line, [p for p in waiting if not any(p is q for q in line)], shape)
     return digits
+
+
+def _line_of(first: Piece, pieces: Sequence[Piece]) -> list[Piece]:
+    """``first`` and those of ``pieces`` that stand in a line with it, one by one."""
+    line, rest = [first], [p for p in pieces if p is not first]
+    while found := [p for p in rest if in_line_with(p, line)]:
+        line += found
+        rest = [p for p in rest if not any(p is f for f in found)]
+    return line
 
 
 def centre_on(paper: np.ndarray, piece: Piece) -> bool:
