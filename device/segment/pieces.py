@@ -555,10 +555,7 @@ def grow_the_lines(digits: Sequence[Piece], waiting: Sequence[Piece], shape: tup
     tall as the digits (0.6 to 1.6 times their median), one of them at least half as wide as tall (a line
     of texture beside the page is grain, strokes alike), and none against the frame's side (``shape``: a
     strip of desk cut by the frame's edge is no line written)."""
-    digits, waiting = list(digits), list(waiting)
-    while found := [p for p in waiting if in_line_with(p, digits)]:
-        digits += found
-        waiting = [p for p in waiting if not any(p is f for f in found)]
+    digits, waiting = _grown(digits, waiting)
     if not digits:
         return digits
     height = median([d.h for d in digits])
@@ -579,7 +576,7 @@ def grow_the_lines(digits: Sequence[Piece], waiting: Sequence[Piece], shape: tup
         and p.y + p.h < rows - 1
     ]
     for first in placed:
-        line = _line_of(first, placed)
+        line, _rest = _grown([first], [p for p in placed if p is not first])
         if (
             len(line) >= A_LINE_OF_ITS_OWN
             and any(p.w >= 0.5 * p.h for p in line)
@@ -589,13 +586,13 @@ def grow_the_lines(digits: Sequence[Piece], waiting: Sequence[Piece], shape: tup
     return digits
 
 
-def _line_of(first: Piece, pieces: Sequence[Piece]) -> list[Piece]:
-    """``first`` and those of ``pieces`` that stand in a line with it, one by one."""
-    line, rest = [first], [p for p in pieces if p is not first]
+def _grown(line: Sequence[Piece], pieces: Sequence[Piece]) -> tuple[list[Piece], list[Piece]]:
+    """``line`` and those of ``pieces`` that stand in a line of it, one by one; and the pieces left."""
+    line, rest = list(line), list(pieces)
     while found := [p for p in rest if in_line_with(p, line)]:
         line += found
         rest = [p for p in rest if not any(p is f for f in found)]
-    return line
+    return line, rest
 
 
 def centre_on(paper: np.ndarray, piece: Piece) -> bool:
