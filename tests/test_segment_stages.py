@@ -1246,9 +1246,33 @@ def test_a_line_of_digits_brings_back_its_pieces_one_by_one():
     next_along = Piece(120, 51, 24, 39, frozenset({3}), 300)  # beside that one only
     far_off = Piece(20, 50, 24, 40, frozenset({4}), 300)
     below = Piece(160, 150, 22, 38, frozenset({5}), 300)
-    grown = grow_the_lines([digit], [next_along, far_off, beside, below])
+    grown = grow_the_lines([digit], [next_along, far_off, beside, below], (480, 640))
     assert [p.labels for p in grown] == [digit.labels, beside.labels, next_along.labels]
-    assert grow_the_lines([digit], [next_along, far_off]) == [digit]
+    assert grow_the_lines([digit], [next_along, far_off], (480, 640)) == [digit]
+
+
+def test_a_line_of_its_own_is_brought_back_where_a_pages_next_line_stands():
+    """Three pieces in a line of one another, none standing in a line of the digits, are brought back as a
+    line of their own where a page's next line stands (below the digits, from their left side), each as
+    tall as the digits and one of them wider than a stroke; not as a row of strokes alike (grain), not far
+    from the writing, not against the frame's side, and not two alone."""
+    digits = [Piece(100 + 40 * k, 100, 24, 40, frozenset({k + 1}), 300) for k in range(4)]
+
+    def line(y: int, widths=(22, 9, 24), x: int = 80) -> list[Piece]:
+        pieces = []
+        for k, w in enumerate(widths):
+            pieces.append(Piece(x, y, w, 38, frozenset({10 + k}), 200))
+            x += w + 14
+        return pieces
+
+    def brought_back(waiting: list[Piece], shape=(480, 640)) -> int:
+        return len(grow_the_lines(digits, waiting, shape)) - len(digits)
+
+    assert brought_back(line(160)) == 3  # the next line, written from the page's edge
+    assert brought_back(line(160, widths=(8, 9, 7))) == 0  # strokes alike: grain
+    assert brought_back(line(160, widths=(22, 9))) == 0  # two pieces are no line
+    assert brought_back(line(300)) == 0  # far below the writing
+    assert brought_back(line(160), shape=(199, 640)) == 0  # against the frame's bottom
 
 
 def test_a_frame_is_segmented_at_the_size_the_stages_are_set_for():
