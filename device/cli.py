@@ -309,6 +309,7 @@ def main(argv=None) -> int:
         )
         args = parse_args(argv)
         # SIGTERM/SIGHUP before the loop installs its handlers: the same quiet exit as Ctrl-C.
+        sys.unraisablehook = _quiet_about_interrupts
         for signum in (signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, _interrupt)
         signal.signal(signal.SIGINT, _interrupt)
@@ -357,6 +358,8 @@ def _interruptible(function, *args):
     worker.start()
     try:
         while worker.is_alive():
+            if _STOP.is_set():  # a signal whose interrupt something swallowed (see _quiet_about_interrupts)
+                raise KeyboardInterrupt
             worker.join(0.1)
     except KeyboardInterrupt:
         sys.stderr.flush()
@@ -372,6 +375,16 @@ _STOP = threading.Event()
 def _interrupt(signum, _frame):
     _STOP.set()
     raise KeyboardInterrupt
+
+
+def _quiet_about_interrupts(unraisable) -> None:
+    """``sys.unraisablehook``: a signal's interrupt that lands in code Python cannot raise from (a weak
+    reference's callback, which the import machinery uses) is swallowed there and printed as "Exception
+    ignored in" with a traceback. It is a stop all the same (``_STOP`` is set, and heeded), so nothing is
+    printed of it; anything else unraisable is printed as Python prints it."""
+    if isinstance(unraisable.exc_value, KeyboardInterrupt):
+        return
+    sys.__unraisablehook__(unraisable)
 
 
 def _silence_stdout() -> None:

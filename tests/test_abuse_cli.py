@@ -130,6 +130,33 @@ def test_sighup_stops_like_sigterm_with_outputs_off(video, signum, tmp_path):
     assert "stopped after" in stderr and "Traceback" not in stderr
 
 
+def test_an_interrupt_swallowed_in_a_callback_is_a_quiet_stop(tmp_path):
+    """Ctrl-C landing while the import machinery runs a weak reference's callback cannot be raised there:
+    Python swallows it and prints "Exception ignored in" with a traceback (a start-up race CI met). The CLI's
+    ``sys.unraisablehook`` says nothing of such an interrupt (the signal handler has set the stop, which
+    is heeded), and prints anything else unraisable as Python does."""
+    config = tmp_path / "reader.toml"
+    config.write_text("")
+    program = (
+        "import sys, weakref\n"
+        "import device.cli as cli\n"
+        f"assert cli.main(['--check-config', {str(config)!r}]) == 0\n"  # main installs the hook
+        "assert sys.unraisablehook is cli._quiet_about_interrupts\n"
+        "class Thing: pass\n"
+        "def interrupted(_ref): raise KeyboardInterrupt\n"
+        "def failed(_ref): raise ValueError('kept')\n"
+        "a, b = Thing(), Thing()\n"
+        "refs = [weakref.ref(a, interrupted), weakref.ref(b, failed)]\n"
+        "del a\n"
+        "print('went on', flush=True)\n"
+        "del b\n"
+    )
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.endswith(": ok\nwent on\n")
+    assert "KeyboardInterrupt" not in done.stderr
+    assert "ValueError: kept" in done.stderr
+
+
 @pytest.mark.parametrize("delay", [0.3, 0.8, 1.5])
 def test_sigint_during_once_ends_it(tmp_path, delay):
     image = tmp_path / "big.png"
