@@ -562,7 +562,6 @@ def grow_the_lines(digits: Sequence[Piece], waiting: Sequence[Piece], shape: tup
     top = min(d.y for d in digits) - NEXT_LINE * height
     bottom = max(d.y + d.h for d in digits) + NEXT_LINE * height
     left, right = min(d.x for d in digits), max(d.x + d.w for d in digits)
-    rows, cols = shape
     placed = [
         p
         for p in waiting
@@ -570,10 +569,7 @@ def grow_the_lines(digits: Sequence[Piece], waiting: Sequence[Piece], shape: tup
         and top <= p.y
         and p.y + p.h <= bottom
         and left - 2 * height <= p.x <= right
-        and p.x > 1
-        and p.y > 1
-        and p.x + p.w < cols - 1
-        and p.y + p.h < rows - 1
+        and not against_the_frame(p, shape)
     ]
     for first in placed:
         line, _rest = _grown([first], [p for p in placed if p is not first])
@@ -584,6 +580,12 @@ def grow_the_lines(digits: Sequence[Piece], waiting: Sequence[Piece], shape: tup
         ):
             return grow_the_lines(digits + line, [p for p in waiting if not any(p is q for q in line)], shape)
     return digits
+
+
+def against_the_frame(piece: Piece, shape: tuple[int, int]) -> bool:
+    """The piece's box comes within a px of the frame's side (``shape``: the frame's rows and columns)."""
+    rows, cols = shape
+    return piece.x <= 1 or piece.y <= 1 or piece.x + piece.w >= cols - 1 or piece.y + piece.h >= rows - 1
 
 
 def _grown(line: Sequence[Piece], pieces: Sequence[Piece]) -> tuple[list[Piece], list[Piece]]:

@@ -36,7 +36,7 @@ import numpy as np
 from device.segment.boxes import box_sides, framed
 from device.segment.data import KeptPieces, Piece, SegmentSettings, WorkImage
 from device.segment.paper import paper_level, paper_step
-from device.segment.pieces import find_pieces, keep_digits, merge_pieces, typical_height
+from device.segment.pieces import against_the_frame, find_pieces, keep_digits, merge_pieces, typical_height
 from device.segment.stats import percentile, percentiles
 
 # The most the paper's brightness changes between points 8 px apart, as a share of the brighter: soft
@@ -108,7 +108,7 @@ def plain_page(work: WorkImage, settings: SegmentSettings) -> KeptPieces | None:
     boxed = [p for p in kept if p.w > settings.max_aspect * p.h or framed(p, found.labels)]
     if box_sides(boxed, found.labels, min_h):
         return None
-    if any(p.x <= 1 or p.y <= 1 or p.x + p.w >= w - 1 or p.y + p.h >= h - 1 for p in kept):
+    if any(against_the_frame(p, (h, w)) for p in kept):
         return None
     # A long piece of ink that is no digit kept (a rule, a grid, a line glued to the digits it crosses), or
     # long faint ink away from the writing (a light grid or ruling), needs the full stages.
