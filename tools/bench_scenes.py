@@ -184,7 +184,7 @@ def scene_rows(cluttered_ms: list[float], scene_ms: list[float], median_clean: f
     return [
         f"| {len(cluttered_ms)} textured-surface 640x480 | {np.median(cluttered_ms):.1f} ms | "
         f"{max(cluttered_ms):.1f} ms (= {max(cluttered_ms) / median_clean:.1f} × the clean median) | |",
-        f"| {len(scene_ms)} hard-scene pages, all kinds (one run each, in the pipeline) | "
+        f"| {len(scene_ms)} hard-scene pages, all kinds (best of 3, in the pipeline) | "
         f"{np.median(scene_ms):.1f} ms | {max(scene_ms):.1f} ms (= {max(scene_ms) / median_clean:.1f} × "
         "the clean median) | |",
     ]
@@ -277,7 +277,8 @@ def main() -> int:
             lines, labels = pool.lines(rng)
             page = render_scene(kind, lines, labels, rng)
             result = pipeline.process(page.frame)
-            scene_ms.append(result.timings["segment"] * 1000)
+            # Best of three, as every other frame here: one run alone times the machine's hiccups too.
+            scene_ms.append(min(result.timings["segment"], segmentation_s(pipeline, page.frame, 2)) * 1000)
             read = Reading(tuple(result.digits)).text
             page_right = digits_right(read, page.text)
             readings["pages"].append([kind, index, page.text, read, page_right])
