@@ -1562,3 +1562,21 @@ def test_a_thin_stroke_broken_by_faint_ink_is_merged_whole():
     assert len(merge_pieces([thin(100, 50), thin(103, 96)], typical_h=80)) == 1
     assert len(merge_pieces([thin(100, 50), thin(110, 50)], typical_h=80)) == 2
     assert len(merge_pieces([thin(100, 50), thin(101, 130)], typical_h=80)) == 2
+
+
+def test_a_lines_thickness_is_its_own_run_of_ink_and_the_frame_ends_it():
+    """A rule's thickness is the run of ink across it through its middle: a neighbouring line with paper
+    between adds nothing, a stroke crossing it thickens it only where it crosses, and beyond the frame is
+    no ink (a line along the frame's top edge is as thick as what the frame shows of it)."""
+    from device.segment.rules import _thickness
+
+    mask = np.zeros((200, 400), np.uint8)
+    mask[0:4] = 1  # along the top edge, 4 px of it in the frame
+    mask[60:66] = 1  # 6 px
+    mask[70:72] = 1  # a neighbour 4 px below it
+    mask[120:123] = 1  # 3 px...
+    mask[100:150, 200:210] = 1  # ...crossed by a stroke
+    segments = np.array([[0, 1, 399, 1], [0, 62, 399, 62], [0, 121, 399, 121]], np.float32)
+    assert _thickness(segments, mask, 400).tolist() == [4.0, 6.0, 3.0]
+    # Seen from far outside the frame, a line's points are paper: no run of ink at all.
+    assert _thickness(np.array([[0, -60, 399, -60]], np.float32), mask, 400).tolist() == [0.0]
