@@ -256,6 +256,12 @@ BAY_SHAPE = 0.2
 # (at half resolution: past the strip of the page's own border that the paper found leaves out) is darker
 # than the page.
 BAY_DIM_BEYOND, BAY_RIM = 0.5, 8
+# A bay lit only where the surface is closed over strokes (see ``paper_to_the_edge``) is this deep or more
+# (px at half resolution; digits are 12-40 px tall there).
+PACKED_DEPTH = 12
+# The surface closed over this square (half resolution: 18 px at the working size), across a pen's stroke,
+# a printed line and the few px of paper between them.
+_STROKES = cv2.getStructuringElement(cv2.MORPH_RECT, (9, 9))
 # The outline is taken after an opening this wide (px at half resolution), which cuts off the thin tongues
 # of paper found in surroundings as bright as the page...
 TONGUE = 15
@@ -264,9 +270,11 @@ TONGUE = 15
 PAGE_SHARE = 0.05
 
 
-def bays_of_the_page(paper: np.ndarray, bright: np.ndarray) -> np.ndarray:
+def bays_of_the_page(paper: np.ndarray, bright: np.ndarray, lit: np.ndarray | None = None) -> np.ndarray:
     """The bays in the outline of each page in ``paper`` (uint8 0/1, half resolution) that belong to the
-    page, as uint8 0/1. ``bright`` (bool) is where the surface is as bright as the paper beside it.
+    page, as uint8 0/1. ``bright`` (bool) is where the surface is as bright as the paper beside it; ``lit``
+    (bool, where given), where it is as bright once closed over strokes: a bay lit there alone counts when
+    it is ``PACKED_DEPTH`` deep.
 
     A sheet is convex: where its outline bends in, something lies on the page at its edge, most often a
     digit written a few px from the edge, whose strokes, and the strip of paper between them and the edge,
@@ -290,15 +298,20 @@ def bays_of_the_page(paper: np.ndarray, bright: np.ndarray) -> np.ndarray:
         return np.zeros_like(bays)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(bays, connectivity=4, ltype=label_type(bays))
     inside = bays.view(bool)
-    lit = np.bincount(labels[inside], weights=bright[inside], minlength=count)
-    keep = lit >= BAY_LIT * stats[:, cv2.CC_STAT_AREA]
+    area = stats[:, cv2.CC_STAT_AREA]
+    lit_by_median = np.bincount(labels[inside], weights=bright[inside], minlength=count) >= BAY_LIT * area
+    keep = lit_by_median.copy()
+    if lit is not None:
+        keep |= np.bincount(labels[inside], weights=lit.view(bool)[inside], minlength=count) >= BAY_LIT * area
     keep[0] = False
     for bay in np.flatnonzero(keep):
         x, y, w, h = stats[bay, :4]
         own = labels[y : y + h, x : x + w] == bay
         ys, xs = np.nonzero(own)
         _, sides, _ = cv2.minAreaRect(np.column_stack([xs, ys]).astype(np.float32))
-        deep = depth[y : y + h, x : x + w][own].max() >= BAY_DEPTH
+        # Lit only between strokes, a bay is a block of writing packed close, as deep as its digits are
+        # tall; slivers of a desk's grain beside the page, closed over, are as bright, but shallow.
+        deep = depth[y : y + h, x : x + w][own].max() >= (BAY_DEPTH if lit_by_median[bay] else PACKED_DEPTH)
         keep[bay] = deep and min(sides) >= BAY_SHAPE * max(sides)
     if keep.any():
         # Each pixel beyond the hull takes the bay it is near (the highest-numbered, where two are near).
@@ -345,7 +358,11 @@ def paper_to_the_edge(
     grown = np.where(zone, bright & quiet, core).astype(np.uint8)
     joined_paper = reached_from(grown, core & (grown > 0), connectivity=4)
     grown_paper = (joined_paper | enclosed_by(joined_paper)).astype(np.uint8)
-    grown_paper |= bays_of_the_page(grown_paper, bright)
+    # Between the strokes of writing packed close (a row of boxes filled in), the paper is a few px wide
+    # and the median leaves it dark: a bay is lit where the surface, closed over strokes, is as bright.
+    closed = cv2.morphologyEx(smooth, cv2.MORPH_CLOSE, _STROKES)
+    lit = closed >= settings.edge_brightness * np.where(paper_level > 0, paper_level, page_level)
+    grown_paper |= bays_of_the_page(grown_paper, bright, lit)
     square = cv2.getStructuringElement(cv2.MORPH_RECT, (5, 5))
     grown_paper = np.where(zone, cv2.erode(grown_paper, square) > 0, grown_paper > 0)
     # The edge is sure where the paper meets darker surroundings (texture as bright as the page is left to

@@ -364,10 +364,10 @@ def rule_fragments(
     size = max(extent or (w, h))
     half = cv2.resize(mask, (max(1, w // 2), max(1, h // 2)), interpolation=cv2.INTER_AREA)
     length = max(10, int(settings.rule_length * size) // 4)  # half a rule, half resolution
-    # Angles a degree apart, as for the rules themselves: the fragments kept lie within 1.5 degrees of a
-    # rule anyway, and the transform's cost grows with the angles it tries (half a degree took twice as
-    # long on a squared page).
-    found = cv2.HoughLinesP(half, 1, np.pi / 180, threshold=length // 2, minLineLength=length, maxLineGap=2)
+    # Angles half a degree apart, though it costs twice the time of whole degrees on a squared page: at
+    # whole degrees, fewer fragments are found along the middle and the edges of a thick line seen close,
+    # and more of it stays (of a squared page's 7-px lines, 6.5 % of the ink against 1.6 %).
+    found = cv2.HoughLinesP(half, 1, np.pi / 360, threshold=length // 2, minLineLength=length, maxLineGap=2)
     if found is None:
         return []
     segments = found.reshape(-1, 4)[:1000].astype(np.float32) * 2
