@@ -1275,6 +1275,21 @@ def test_a_line_of_its_own_is_brought_back_where_a_pages_next_line_stands():
     assert brought_back(line(160), shape=(199, 640)) == 0  # against the frame's bottom
 
 
+def test_pieces_against_the_frames_side_are_never_brought_back_in_a_line():
+    """The texture beside a page runs along the frame's side: a strip of desk between the page's top and the
+    frame's, cut by the frame's edge, is a row of pieces level with one another. Where one of them passed
+    for a digit, the rest stood in a line of it and were brought back: a blank sheet on a desk read "9111".
+    A piece against the frame's side is never taken in; a line just inside the frame still is."""
+    digits = [Piece(300, 1, 24, 38, frozenset({1}), 300)]
+
+    def row(y: int) -> list[Piece]:
+        return [Piece(200 + 34 * k, y, 20, 36, frozenset({10 + k}), 200) for k in range(3)]
+
+    assert len(grow_the_lines(digits, row(0), (480, 640))) == 1  # the strip along the frame's top
+    inside = [Piece(300, 8, 24, 38, frozenset({1}), 300)]
+    assert len(grow_the_lines(inside, row(6), (480, 640))) == 4  # a line written just inside the frame
+
+
 def test_a_frame_is_segmented_at_the_size_the_stages_are_set_for():
     """Larger than ``work_size``: reduced to it. Smaller than 640 px: enlarged to 640 (the paper's tiles, the
     closing discs and the smallest digit's floor are set in px for frames of 640-800 px), or to

@@ -552,9 +552,13 @@ def grow_the_lines(digits: Sequence[Piece], waiting: Sequence[Piece], shape: tup
     ``A_LINE_OF_ITS_OWN`` waiting pieces or more in a line of one another make one, where they stand as a
     page's next line does (within ``NEXT_LINE`` digit heights above or below the digits, starting from near
     their left side, no further right than their right side, and reaching past their left side), each as
-    tall as the digits (0.6 to 1.6 times their median), one of them at least half as wide as tall (a line
-    of texture beside the page is grain, strokes alike), and none against the frame's side (``shape``: a
-    strip of desk cut by the frame's edge is no line written)."""
+    tall as the digits (0.6 to 1.6 times their median), and one of them at least half as wide as tall (a
+    line of texture beside the page is grain, strokes alike).
+
+    A waiting piece against the frame's side (``shape``) is never taken in: the texture beside the page
+    runs along the frame's side, and a strip of desk that the frame's edge cuts is no line written, even
+    where one piece of it passed for a digit."""
+    waiting = [p for p in waiting if not against_the_frame(p, shape)]
     digits, waiting = _grown(digits, waiting)
     if not digits:
         return digits
@@ -569,7 +573,6 @@ def grow_the_lines(digits: Sequence[Piece], waiting: Sequence[Piece], shape: tup
         and top <= p.y
         and p.y + p.h <= bottom
         and left - 2 * height <= p.x <= right
-        and not against_the_frame(p, shape)
     ]
     for first in placed:
         line, _rest = _grown([first], [p for p in placed if p is not first])
