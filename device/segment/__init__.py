@@ -104,7 +104,6 @@ from device.segment.paper import (
 )
 from device.segment.pieces import (
     SURROUNDED_BY_PAPER,
-    against_the_frame,
     along_the_frame_side,
     centre_on,
     edge_sharpness,
@@ -159,7 +158,6 @@ __all__ = [
     "Segmentation",
     "Surroundings",
     "WorkImage",
-    "against_the_frame",
     "along_the_frame_side",
     "background_of",
     "bays_of_the_page",
