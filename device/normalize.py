@@ -98,6 +98,17 @@ def normalize_digit(ink: np.ndarray, min_stroke: float | None = MIN_STROKE) -> n
     )
 
 
+def turned(ink: np.ndarray, degrees: float) -> np.ndarray:
+    """An ink crop turned by ``degrees`` about its centre (counter-clockwise as seen, OpenCV's sense), on a
+    square canvas as wide as its diagonal, so that no corner of it is cut off."""
+    h, w = ink.shape
+    side = int(np.ceil(np.hypot(h, w))) + 2
+    top, left = (side - h) // 2, (side - w) // 2
+    canvas = cv2.copyMakeBorder(ink, top, side - h - top, left, side - w - left, cv2.BORDER_CONSTANT, value=0)
+    turn = cv2.getRotationMatrix2D(((side - 1) / 2.0, (side - 1) / 2.0), degrees, 1.0)
+    return cv2.warpAffine(canvas, turn, (side, side), flags=cv2.INTER_LINEAR)
+
+
 # How a digit comes out with its crop a pixel off, or the page turned a little: the views an unsure digit
 # is read again from (see ``device.pipeline``).
 JITTER_SHIFTS = ((1, 0), (-1, 0), (0, 1), (0, -1))

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from device.classify import Prediction
-from device.normalize import jittered, normalize_digit
+from device.normalize import jittered, normalize_digit, turned
 from device.reading import Digit
 from device.segment import (
     Segment,
@@ -40,6 +40,7 @@ from device.segment import (
     split_readings,
     without_straight_sides,
 )
+from device.segment.order import writing_angle
 from device.segment.splits import PAIR_ASPECT, SQUARE_PART_HEIGHT, narrowest_part, point_valleys
 
 
@@ -118,6 +119,11 @@ class Interpretation:
         )
 
 
+def digit_probability(prediction: Prediction) -> float:
+    """How likely the candidate is its likeliest digit: of the ten, and a single digit at all."""
+    return prediction.confidence * (1.0 - prediction.none)
+
+
 def rejected(prediction: Prediction, none_threshold: float) -> bool:
     """The model says "not a digit" with at least ``none_threshold`` probability."""
     return prediction.none >= none_threshold
@@ -140,6 +146,11 @@ SURE_OF_ONE_NOT_TWO = 0.95
 SURE_OF_ONE_NOT_A_PAIR = 0.9
 # A candidate measured again whose ink fits a box under this share of its height held more than its digit.
 SHRUNK = 0.75
+# A page turned (a sheet lying askew on a desk, a camera held at an angle) turns its digits with its lines,
+# past what the model learned to read (a few degrees of a writer's own slant). Where the writing's lines
+# run at this angle or more (degrees), each candidate is also read turned back by it, and the surer of the
+# two readings kept: a writer who keeps the digits upright along a rising line reads surer as written.
+TURNED_WRITING = 5.0
 
 
 def without_a_lone_stroke(readings: list[Interpretation]) -> list[Interpretation]:
@@ -403,7 +414,8 @@ class FramePipeline:
         segmentation = segment_frame(frame, self.settings)
         segments = segmentation.segments
         t1 = time.perf_counter()
-        read = _Reader(self.classifier)
+        angle = writing_angle([s.box for s in segments])
+        read = _Reader(self.classifier, level_by=angle if abs(angle) >= TURNED_WRITING else 0.0)
         read.classify(segments)
         wholes = {id(s): read.interpretation((s,)) for s in segments}
         nt = self.none_threshold
@@ -483,22 +495,31 @@ class _Reader:
     measure whose reading did not stand) would otherwise leave its id free for a new segment, which would
     be taken as read already and given the other's prediction."""
 
-    def __init__(self, classifier):
+    def __init__(self, classifier, level_by: float = 0.0):
         self.classifier = classifier
+        self.level_by = level_by  # degrees: each segment is also read turned by this (see TURNED_WRITING)
         self.found: dict[int, tuple[Segment, np.ndarray, Prediction]] = {}
         self.normalize_s = 0.0
 
     def classify(self, segments: list[Segment]) -> None:
         """Normalize and classify, in one invoke, the segments not read yet (a part that several splits
-        share is one Segment object)."""
+        share is one Segment object); on turned writing, each as it is and levelled, the surer kept."""
         new = list({id(s): s for s in segments if id(s) not in self.found}.values())
         if not new:
             return
         t0 = time.perf_counter()
         normalized = [normalize_digit(s.ink) for s in new]
+        if self.level_by:
+            normalized += [normalize_digit(turned(s.ink, self.level_by)) for s in new]
         self.normalize_s += time.perf_counter() - t0
         predictions = self.classifier.classify(normalized)
-        for s, image, prediction in zip(new, normalized, predictions, strict=True):
+        count = len(new)
+        for k, s in enumerate(new):
+            views = [(normalized[k], predictions[k])]
+            if self.level_by:
+                views.append((normalized[count + k], predictions[count + k]))
+            # As written where the two are as sure (max keeps the first).
+            image, prediction = max(views, key=lambda view: digit_probability(view[1]))
             self.found[id(s)] = (s, image, prediction)
 
     def interpretation(self, parts: tuple[Segment, ...]) -> Interpretation:

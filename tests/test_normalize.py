@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from device.normalize import center_of_mass, normalize_digit, stroke_width, to_model_input
+from device.normalize import center_of_mass, normalize_digit, stroke_width, to_model_input, turned
 
 
 def bar(h=100, w=30, thickness=12):
@@ -85,3 +85,18 @@ def test_empty_and_bad_input():
         normalize_digit(np.zeros((0, 5), np.uint8))
     batch = to_model_input([np.full((28, 28), 255, np.uint8)] * 2)
     assert batch.shape == (2, 28, 28, 1) and batch.max() == 1.0
+
+
+def test_a_crop_turned_keeps_all_of_its_ink_and_turns_as_opencv_does():
+    """A bar along a crop's whole width, turned a quarter: it stands upright, none of it cut off by the
+    crop's own corners (the canvas is as wide as its diagonal). Turned by -30 degrees (clockwise, as seen),
+    a level bar rises to the left: its left end ends up higher in the image."""
+    bar = np.zeros((10, 40), np.uint8)
+    bar[4:6, :] = 255
+    upright = turned(bar, 90)
+    ys, xs = np.nonzero(upright > 127)
+    assert np.ptp(ys) >= 36 and np.ptp(xs) <= 3
+    assert upright.astype(np.float64).sum() == pytest.approx(bar.astype(np.float64).sum(), rel=0.05)
+    clockwise = turned(bar, -30)
+    ys, xs = np.nonzero(clockwise > 127)
+    assert ys[np.argmin(xs)] < ys[np.argmax(xs)] - 15  # the left end higher (rows count down)

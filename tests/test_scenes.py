@@ -600,3 +600,36 @@ def test_a_form_running_off_the_frames_side_is_no_texture(pipeline, mnist_sample
         busy_all_the_way,
     )
     assert across_gaps >= busy_all_the_way + 4
+
+
+
+# Kinds of page whose candidates are found whole when the sheet lies turned: on touching, scattered,
+# shadowed and edge pages turned that far, more digits are lost in segmentation than misread (see the
+# benchmark's turned sheets).
+FOUND_WHOLE = ("texture", "ruled", "grid", "glare", "slant")
+
+
+def turned_sheets_right(pipeline, sample, seed: int, pages: int) -> int:
+    """Digits read right on ``pages`` sheets lying turned 18-28 degrees, either way, on a desk."""
+    rng = np.random.default_rng(seed)
+    start, scenes = 0, []
+    for index in range(pages):
+        lines, texts, start = lines_of(sample, rng, start)
+        turn = float(rng.uniform(18, 28) * rng.choice([-1, 1]))
+        scenes.append(render_scene(FOUND_WHOLE[index % len(FOUND_WHOLE)], lines, texts, rng, turn=turn))
+    return digits_right_on(pipeline, scenes)
+
+
+def test_the_digits_of_a_sheet_lying_turned_are_read_levelled(pipeline, mnist_sample, monkeypatch):
+    """A sheet put down askew under a camera turns its digits with its lines, past the few degrees of a
+    writer's own slant the model learned. Where the writing runs at ``TURNED_WRITING`` or more, each
+    candidate is also read turned back by the writing's angle, and the surer reading is kept (digits
+    written upright along a rising line read surer as written). Measured at stop 42: 359 of 380 digits
+    right levelled, 347 as written (seed 5: 296 and 288 of 321)."""
+    import device.pipeline
+
+    levelled = turned_sheets_right(pipeline, mnist_sample, seed=9, pages=60)
+    monkeypatch.setattr(device.pipeline, "TURNED_WRITING", 360.0)
+    as_written = turned_sheets_right(pipeline, mnist_sample, seed=9, pages=60)
+    print("digits right on turned sheets, levelled / as written:", levelled, as_written)
+    assert levelled >= as_written + 6

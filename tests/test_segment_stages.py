@@ -675,6 +675,19 @@ def test_slanted_line_is_read_in_order():
     assert boxes[-1].y < below[0].y
 
 
+def test_the_writings_angle_levels_a_crop_with_its_line():
+    """A line rising 25 px per 60 (22.6 degrees): its angle, in OpenCV's sense, turns a crop of it level;
+    a level line has none, and one box alone gives none."""
+    from device.segment.order import writing_angle
+
+    rising = [Box(100 + 60 * i, 300 - 25 * i, 40, 60) for i in range(6)]
+    assert writing_angle(rising) == pytest.approx(-np.degrees(np.arctan(25 / 60)), abs=0.5)
+    falling = [Box(100 + 60 * i, 100 + 25 * i, 40, 60) for i in range(6)]
+    assert writing_angle(falling) == pytest.approx(np.degrees(np.arctan(25 / 60)), abs=0.5)
+    assert writing_angle([Box(100 + 60 * i, 300, 40, 60) for i in range(6)]) == 0.0
+    assert writing_angle(rising[:1]) == 0.0
+
+
 def test_scattered_layout_keeps_rows():
     rng = np.random.default_rng(1)
     rows = [

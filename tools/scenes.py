@@ -216,6 +216,25 @@ def write_line(
     return x
 
 
+def lay_turned(
+    surface_image: np.ndarray, sheet: np.ndarray, sheet_digits: np.ndarray, turn: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The sheet (and its digit map) laid on the surface turned by ``turn`` degrees about the frame's
+    centre, scaled down so that its corners stay in view."""
+    height, width = surface_image.shape[:2]
+    sheet_h, sheet_w = sheet.shape[:2]
+    c, s = abs(np.cos(np.radians(turn))), abs(np.sin(np.radians(turn)))
+    scale = min(1.0, 0.96 * width / (sheet_w * c + sheet_h * s), 0.96 * height / (sheet_w * s + sheet_h * c))
+    place = cv2.getRotationMatrix2D((sheet_w / 2, sheet_h / 2), turn, scale)
+    place[:, 2] += ((width - sheet_w) / 2, (height - sheet_h) / 2)
+    size = (width, height)
+    laid = cv2.warpAffine(sheet.astype(np.float32), place, size, flags=cv2.INTER_LINEAR)
+    cover = cv2.warpAffine(np.ones(sheet.shape, np.float32), place, size, flags=cv2.INTER_LINEAR)
+    frame = surface_image * (1 - cover) + laid
+    digit_map = cv2.warpAffine(sheet_digits, place, size, flags=cv2.INTER_NEAREST)
+    return frame, digit_map
+
+
 def render_scene(
     kind: str,
     lines: list[list[np.ndarray]],
@@ -226,10 +245,13 @@ def render_scene(
     blank: bool = False,
     on_surface: bool | None = None,
     boxes: bool = False,
+    turn: float = 0.0,
 ) -> Scene:
     """A hard scene of one ``kind`` (see KINDS) with ``lines`` of digit images written on it; the sheet lies
     on a textured surface always for "texture", else at random (``on_surface``: always, or never).
-    ``boxes``: written one digit to a printed box (a form, a score sheet; see ``print_boxes``)."""
+    ``boxes``: written one digit to a printed box (a form, a score sheet; see ``print_boxes``).
+    ``turn``: the sheet lies turned by this many degrees (counter-clockwise as seen) on the surface, made
+    smaller so that all of it stays in view (a sheet put down askew under a camera)."""
     if kind not in KINDS:
         raise ValueError(f"unknown scene kind {kind!r}, expected one of {KINDS}")
     # The sheet covers most of the frame, on a textured surface for "texture" (and sometimes otherwise).
@@ -312,10 +334,13 @@ def render_scene(
         radius = rng.uniform(0.1, 0.25) * max(sheet_w, sheet_h)
         glow = np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * radius**2))
         sheet = sheet + (255 - sheet) * 0.6 * glow
-    y0, x0 = int(margin * height), int(margin * width)
-    frame[y0 : y0 + sheet_h, x0 : x0 + sheet_w] = sheet
-    digit_map = np.zeros((height, width), np.uint16)
-    digit_map[y0 : y0 + sheet_h, x0 : x0 + sheet_w] = sheet_digits
+    if turn:
+        frame, digit_map = lay_turned(frame, sheet, sheet_digits, turn)
+    else:
+        y0, x0 = int(margin * height), int(margin * width)
+        frame[y0 : y0 + sheet_h, x0 : x0 + sheet_w] = sheet
+        digit_map = np.zeros((height, width), np.uint16)
+        digit_map[y0 : y0 + sheet_h, x0 : x0 + sheet_w] = sheet_digits
     # On a surface the sheet lies at an angle; else the camera looks at it a little off square. The digit
     # map goes through the same warp (its border stays empty: reflected, it would repeat digits).
     tilt = camera_tilt(rng, width, height, 0.04 if on_surface else 0.03)

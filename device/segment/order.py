@@ -64,6 +64,14 @@ def reading_order(boxes: list[Box]) -> list[Box]:
     return _numbered(boxes, lines)
 
 
+def writing_angle(boxes: list[Box]) -> float:
+    """The angle of the writing's lines (degrees, OpenCV's sense: a crop turned by it is levelled with its
+    line) from their slope (see :func:`writing_slope`); 0 for fewer than two boxes."""
+    if len(boxes) < 2:
+        return 0.0
+    return float(np.degrees(np.arctan(writing_slope(Layout.of(boxes)))))
+
+
 def writing_slope(layout: Layout) -> float:
     """The median rise from each box to its nearest neighbour ahead (one at most 0.6 of the taller's
     height higher or lower), clipped to +-0.5."""
