@@ -602,7 +602,6 @@ def test_a_form_running_off_the_frames_side_is_no_texture(pipeline, mnist_sample
     assert across_gaps >= busy_all_the_way + 4
 
 
-
 # Kinds of page whose candidates are found whole when the sheet lies turned: on touching, scattered,
 # shadowed and edge pages turned that far, more digits are lost in segmentation than misread (see the
 # benchmark's turned sheets).

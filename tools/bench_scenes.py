@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # digit to a box leaves out touching digits and operators, and the printed boxes stand for a ruling.
 BOXED_KINDS = ("texture", "shadow", "glare", "edge", "scattered", "slant")
 # The pages read beside the benchmark (see ``main``), each from a stream of its own.
-BESIDE = ("desk", "small", "close", "boxes")
+BESIDE = ("desk", "small", "close", "boxes", "turned")
 
 
 def otsu_floor(frame: np.ndarray) -> None:
@@ -331,8 +331,11 @@ def main() -> int:
     # Beside the benchmark, each from a stream of its own (so the pages above stay the same): digits written
     # at a sheet's very edge with the sheet on a desk (the "edge" pages put it there 3 times in 10); the
     # benchmark's kinds of page seen by a low-resolution webcam (reduced to 320x240); squared and ruled
-    # pages seen close (``close_up``: a webcam a hand's width from the page, its focus soft); and forms.
-    desk_rng, small_rng, close_rng, boxes_rng = (np.random.default_rng(args.seed + k) for k in (1, 2, 3, 4))
+    # pages seen close (``close_up``: a webcam a hand's width from the page, its focus soft); forms; and
+    # every kind of page on a sheet lying turned on a desk (put down askew under a camera).
+    desk_rng, small_rng, close_rng, boxes_rng, turned_rng = (
+        np.random.default_rng(args.seed + k) for k in (1, 2, 3, 4, 5)
+    )
 
     def desk_pages():
         for _ in range(args.pages):
@@ -357,6 +360,13 @@ def main() -> int:
             page = render_scene(kind, *pool.lines(boxes_rng), boxes_rng, boxes=True)
             yield kind, page.frame, page.text
 
+    def turned_sheets():
+        for index in range(len(KINDS) * max(1, args.pages // 3)):
+            kind = KINDS[index % len(KINDS)]
+            turn = float(turned_rng.uniform(10, 30) * turned_rng.choice([-1, 1]))
+            page = render_scene(kind, *pool.lines(turned_rng), turned_rng, turn=turn)
+            yield kind, page.frame, page.text
+
     beside = {
         group: read_pages(pipeline, pages, readings[group])
         for group, pages in (
@@ -364,6 +374,7 @@ def main() -> int:
             ("small", small_frames()),
             ("close", close_ups()),
             ("boxes", boxed_pages()),
+            ("turned", turned_sheets()),
         )
     }
     beside_rows = []
@@ -372,6 +383,7 @@ def main() -> int:
         (2, "small", "every kind, seen by a low-resolution webcam (reduced to 320x240)"),
         (3, "close", "squared and ruled pages seen close (a webcam a hand's width away, soft)"),
         (4, "boxes", "a form: one digit to a printed box, a box or two left empty"),
+        (5, "turned", "every kind, on a sheet lying turned 10-30 degrees either way on a desk"),
     ):
         count, total, right, exact = beside[group]
         share = 100 * right / max(total, 1)
