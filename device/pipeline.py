@@ -414,7 +414,8 @@ class FramePipeline:
         segmentation = segment_frame(frame, self.settings)
         segments = segmentation.segments
         t1 = time.perf_counter()
-        angle = writing_angle([s.box for s in segments])
+        # A candidate as tall as two lines (their digits touching) stands between them, no part of either.
+        angle = writing_angle([s.box for s in segments if s.cuttable is None or not s.cuttable.stacked])
         read = _Reader(self.classifier, level_by=angle if abs(angle) >= TURNED_WRITING else 0.0)
         read.classify(segments)
         wholes = {id(s): read.interpretation((s,)) for s in segments}

@@ -54,22 +54,28 @@ def reading_order(boxes: list[Box]) -> list[Box]:
     """
     if not boxes:
         return []
-    layout = Layout.of(boxes)
+    lines, _slope = lines_and_slope(Layout.of(boxes))
+    return _numbered(boxes, lines)
+
+
+def lines_and_slope(layout: Layout) -> tuple[list[list[int]], float]:
+    """The lines (see :func:`lines_along`) along the writing's slope, and that slope; read level (slope 0)
+    where that gives fewer lines."""
     slope = writing_slope(layout)
     lines = lines_along(layout, slope)
     if slope:
         level = lines_along(layout, 0.0)
         if len(level) < len(lines):
-            lines = level
-    return _numbered(boxes, lines)
+            return level, 0.0
+    return lines, slope
 
 
 def writing_angle(boxes: list[Box]) -> float:
     """The angle of the writing's lines (degrees, OpenCV's sense: a crop turned by it is levelled with its
-    line) from their slope (see :func:`writing_slope`); 0 for fewer than two boxes."""
+    line) from the slope they are read along (see :func:`reading_order`); 0 for fewer than two boxes."""
     if len(boxes) < 2:
         return 0.0
-    return float(np.degrees(np.arctan(writing_slope(Layout.of(boxes)))))
+    return float(np.degrees(np.arctan(lines_and_slope(Layout.of(boxes))[1])))
 
 
 def writing_slope(layout: Layout) -> float:
