@@ -417,8 +417,8 @@ class FramePipeline:
         segments = segmentation.segments
         t1 = time.perf_counter()
         # A candidate as tall as two lines (their digits touching) stands between them, no part of either.
-        angle = writing_angle([s.box for s in segments if s.cuttable is None or not s.cuttable.stacked])
-        read = _Reader(self.classifier, level_by=angle if abs(angle) >= TURNED_WRITING else 0.0)
+        upright = [s.box for s in segments if s.cuttable is None or not s.cuttable.stacked]
+        read = _Reader(self.classifier, level_by=writing_angle(upright, least=TURNED_WRITING))
         read.classify(segments)
         wholes = {id(s): read.interpretation((s,)) for s in segments}
         nt = self.none_threshold

@@ -686,6 +686,9 @@ def test_the_writings_angle_levels_a_crop_with_its_line():
     assert writing_angle(falling) == pytest.approx(np.degrees(np.arctan(25 / 60)), abs=0.5)
     assert writing_angle([Box(100 + 60 * i, 300, 40, 60) for i in range(6)]) == 0.0
     assert writing_angle(rising[:1]) == 0.0
+    # Under ``least`` degrees either way, none: the turn is not worth levelling.
+    assert writing_angle(rising, least=30.0) == 0.0
+    assert writing_angle(rising, least=20.0) == pytest.approx(writing_angle(rising))
 
 
 def test_scattered_layout_keeps_rows():

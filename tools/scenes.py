@@ -219,8 +219,8 @@ def write_line(
 def lay_turned(
     surface_image: np.ndarray, sheet: np.ndarray, sheet_digits: np.ndarray, turn: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The sheet (and its digit map) laid on the surface turned by ``turn`` degrees about the frame's
-    centre, scaled down so that its corners stay in view."""
+    """The sheet (and its digit map) laid on the surface at the frame's centre, turned by ``turn`` degrees
+    about its own centre and scaled down so that its corners stay in view."""
     height, width = surface_image.shape[:2]
     sheet_h, sheet_w = sheet.shape[:2]
     c, s = abs(np.cos(np.radians(turn))), abs(np.sin(np.radians(turn)))

@@ -70,12 +70,20 @@ def lines_and_slope(layout: Layout) -> tuple[list[list[int]], float]:
     return lines, slope
 
 
-def writing_angle(boxes: list[Box]) -> float:
+def writing_angle(boxes: list[Box], least: float = 0.0) -> float:
     """The angle of the writing's lines (degrees, OpenCV's sense: a crop turned by it is levelled with its
-    line) from the slope they are read along (see :func:`reading_order`); 0 for fewer than two boxes."""
+    line) from the slope they are read along (see :func:`reading_order`); 0 for fewer than two boxes, and
+    where it is under ``least`` degrees either way.
+
+    Reading the lines, to check the slope, costs several times measuring it; a slope already under
+    ``least`` is never checked (the check can only level it), which is every frame of level writing."""
     if len(boxes) < 2:
         return 0.0
-    return float(np.degrees(np.arctan(lines_and_slope(Layout.of(boxes))[1])))
+    layout = Layout.of(boxes)
+    if abs(np.degrees(np.arctan(writing_slope(layout)))) < least:
+        return 0.0
+    angle = float(np.degrees(np.arctan(lines_and_slope(layout)[1])))
+    return angle if abs(angle) >= least else 0.0
 
 
 def writing_slope(layout: Layout) -> float:
